@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test suite: notebook tests (nbdev-test) then the pytest integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+nbdev-test --n-workers "${NBDEV_WORKERS:-2}" --timing
+set +e
+python -m pytest -q tests "$@"
+rc=$?
+set -e
+if [ $rc -eq 5 ]; then echo "pytest: no integration tests collected"; rc=0; fi
+exit $rc
