@@ -41,6 +41,7 @@ def test_outputs(run1):
     out, r = run1
     assert 'broken.npz' in r.stderr                                              # named, skipped, not fatal
     assert 'broken.npz' in next(iter(json.loads((out / 'simbrain_failed.json').read_text())))
+    assert 'broken.npz' in next(iter(json.loads((out / 'simbrain.json').read_text())['failed']))
     s = json.loads((out / 'simbrain.json').read_text())
     assert [c['clip_id'] for c in s['clips']] == ['life01', 'life02']
     for sub in (0, 1):
