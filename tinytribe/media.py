@@ -529,7 +529,7 @@ def words_for(media_path, transcripts=None, asr: bool = True, asr_model=None,
 def demo_dir() -> Path:
     "Folder of the bundled demo clip, its word timings and licence."
     import importlib.resources
-    return Path(str(importlib.resources.files('tinytribe'))) / 'data' / 'demo'
+    return Path(str(importlib.resources.files('tinytribe'))) / 'assets' / 'demo'
 
 def demo_clip() -> Path:
     "The bundled demo clip (video + espeak-ng narration)."

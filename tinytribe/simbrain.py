@@ -90,7 +90,7 @@ class RestNoise:
     the real run's few effective degrees of freedom made every vertex's noise move together)."""
     def __init__(self):
         from importlib.resources import files
-        d = Path(str(files('tinytribe'))) / 'data' / 'rest_bold'
+        d = Path(str(files('tinytribe'))) / 'assets' / 'rest_bold'
         P = np.load(d / 'rest_fsa5_schaefer400_T652.npy').astype(np.float64)            # (652, 400)
         V = np.load(d / 'rest_fsa5_vertices_first100TR_float16.npy').astype(np.float64)  # (100, 20484)
         self.labels = spaces.load_atlas('schaefer_400')

@@ -31,7 +31,7 @@ def space_size(name: str) -> int:
 def atlas_dir() -> Path:
     "Folder of the packaged atlas files."
     from importlib.resources import files
-    return Path(str(files('tinytribe'))) / 'data' / 'atlas'
+    return Path(str(files('tinytribe'))) / 'assets' / 'atlas'
 
 # %% ../nbs/02_spaces.ipynb #1b1fc2ed
 @functools.lru_cache(maxsize=None)
