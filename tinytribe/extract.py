@@ -162,22 +162,6 @@ def clip_ids(paths: Sequence[Path]) -> dict:
     return {k: ids[k] for k in sorted(ids, key=lambda k: paths.index(ids[k]))}
 
 # %% ../nbs/12_extract.ipynb #99e37ab6
-def _break_dead_local_claims(manifest: Manifest) -> list:
-    "Remove claims held by processes of this machine that no longer exist (a killed job); returns their keys."
-    host, broken = socket.gethostname(), []
-    for p in (manifest.root / 'claims').glob('*.claim'):
-        try: c = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError): continue
-        parts = str(c.get('worker', '')).split(':')
-        if len(parts) < 2 or parts[0] != host or not parts[1].isdigit(): continue
-        pid = int(parts[1])
-        if pid == os.getpid(): continue
-        try: os.kill(pid, 0); continue                # alive
-        except ProcessLookupError: pass
-        except PermissionError: continue              # alive, another user's
-        with contextlib.suppress(FileNotFoundError): p.unlink(); broken.append(p.stem)
-    return broken
-
 def _worker_name(worker_id: str | None) -> str:
     "Manifest worker name `host:pid:tag`, so a dead local worker's claims can be recognised."
     import uuid
@@ -193,7 +177,6 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
     cfg = cfg or ExtractConfig()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     man = Manifest(out / 'manifest', worker=_worker_name(worker_id), lease_s=cfg.lease_s)
-    _break_dead_local_claims(man)
     items = clip_ids(find_media(media_or_dirs))
     deadline = deadline or Deadline(hours=budget_hours)
     if not man.todo(items, retry_failed=retry_failed):

@@ -11,7 +11,7 @@ from typing import Protocol, Iterable, Callable, Any, runtime_checkable
 import numpy as np
 from .core import TRGrid, STEP_S, hrf_kernel, bin_steps
 from .store import (ArtifactError, save_arrays, load_arrays, read_meta, safe_key, Manifest, Deadline,
-                             run_items, BatchReport, file_sha256, now_iso, write_json)
+                             run_items, BatchReport, file_sha256, now_iso, write_json, remove_dead_temp_files)
 
 # %% auto #0
 __all__ = ['FSA5_HEMI', 'FSA4_HEMI', 'SEGMENT_KIND', 'SEGMENT_VERSION', 'SEG_LEN', 'space_size', 'fsaverage4_index', 'project',
@@ -535,45 +535,6 @@ class AdaptiveDeadline(Deadline):
     def reserve_s(self) -> float: return self.safety * max(self.times) if self.times else 0.0
     def reached(self, margin_s: float = 0.0) -> bool: return self.left() <= margin_s + self.reserve_s
 
-def _break_dead_local_claims(manifest: Manifest) -> list[str]:
-    "Release claims made on this host by processes that no longer exist (a killed earlier run)."
-    import socket
-    out, host = [], socket.gethostname()
-    for p in sorted((manifest.root/'claims').glob('*.claim')):
-        try: info = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError): continue
-        parts = str(info.get('worker', '')).split(':')
-        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit(): continue
-        pid = int(parts[1])
-        if pid == os.getpid() or not _pid_dead(pid): continue
-        with contextlib.suppress(FileNotFoundError): p.unlink(); out.append(p.stem)
-    return out
-
-def _pid_dead(pid: int) -> bool:
-    try: os.kill(pid, 0); return False
-    except ProcessLookupError: return True
-    except PermissionError: return False
-
-def _remove_dead_temp_files(out_dir) -> list[str]:
-    "Delete `atomic_write` temporaries (`.NAME.PID.XXXXXXXX.tmp`) left by processes of this host that were killed."
-    import re
-    gone = []
-    for p in Path(out_dir).glob('.*.tmp'):
-        m = re.match(r'^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$', p.name)
-        if m and int(m.group(1)) != os.getpid() and _pid_dead(int(m.group(1))):
-            with contextlib.suppress(FileNotFoundError): p.unlink(); gone.append(p.name)
-    return gone
-
-@contextlib.contextmanager
-def _heartbeat(manifest: Manifest, key: str, every_s: float):
-    import threading
-    stop = threading.Event()
-    def beat():
-        while not stop.wait(every_s): manifest.renew(key)
-    t = threading.Thread(target=beat, daemon=True); t.start()
-    try: yield
-    finally: stop.set(); t.join(timeout=5)
-
 def crop_features(f, start_s: float, end_s: float):
     "The features of `[start_s, end_s)` as a clip of its own (times restart at 0; words shifted)."
     from tinytribe.featfile import ClipFeatures, MODALITIES
@@ -637,8 +598,7 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
             if cid not in files: raise ValueError(f"selected clip {cid!r} has no feature file in {features_dir}")
             items[f"{cid}@{float(s):.3f}"] = (cid, float(s), float(e))
     manifest = Manifest(out_dir/'manifest', lease_s=lease_s)
-    _break_dead_local_claims(manifest)
-    _remove_dead_temp_files(out_dir)
+    remove_dead_temp_files(out_dir)            # left by a killed earlier run (its claims free themselves)
     if not isinstance(deadline, Deadline): deadline = Deadline(hours=deadline)
     dl = AdaptiveDeadline(deadline, safety)
     if hasattr(teacher, 'load'): teacher.load()
@@ -647,7 +607,7 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
     def work(key, item):
         t0 = time.time()
         cid, s, e = item
-        with _heartbeat(manifest, key, max(1.0, lease_s / 3)), tempfile_dir() as tmp:
+        with manifest.heartbeat(key), tempfile_dir() as tmp:
             f = load_features(files[cid])
             media = find_media(f, media_dir)
             sha = f.meta.get('source_sha256') or (file_sha256(media) if media is not None else None)
