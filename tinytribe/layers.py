@@ -170,13 +170,23 @@ class MoEFFN(nn.Module):
         else:
             # unbalanced routing: one matmul pair per expert on its own slice (no padding waste)
             xs = xf.index_select(0, tok)                        # (BN·k,d)
-            outs, s0 = [], 0
-            for e, n in enumerate(cnt.tolist()):
-                if n == 0: continue
-                h = F.gelu(torch.addmm(self.b1[e], xs[s0:s0 + n], self.w1[e]))
-                outs.append(torch.addmm(self.b2[e], h, self.w2[e]))
-                s0 += n
-            y = torch.zeros_like(xf).index_add_(0, tok, (torch.cat(outs, 0) * w[:, None]).to(xf.dtype))
+            if not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
+                # inference: each expert writes into its rows of one buffer (no list, no cat, no extra copies)
+                ys, s0 = torch.empty_like(xs), 0
+                for e, n in enumerate(cnt.tolist()):
+                    if n == 0: continue
+                    h = F.gelu(torch.addmm(self.b1[e], xs[s0:s0 + n], self.w1[e]))
+                    torch.addmm(self.b2[e], h, self.w2[e], out=ys[s0:s0 + n])
+                    s0 += n
+                y = torch.zeros_like(xf).index_add_(0, tok, ys.mul_(w[:, None]))
+            else:
+                outs, s0 = [], 0
+                for e, n in enumerate(cnt.tolist()):
+                    if n == 0: continue
+                    h = F.gelu(torch.addmm(self.b1[e], xs[s0:s0 + n], self.w1[e]))
+                    outs.append(torch.addmm(self.b2[e], h, self.w2[e]))
+                    s0 += n
+                y = torch.zeros_like(xf).index_add_(0, tok, (torch.cat(outs, 0) * w[:, None]).to(xf.dtype))
         return self.drop(y.view(B, N, d)), {'lb': lb, 'z': z}
 
 # %% ../nbs/30_layers.ipynb #411177fd
