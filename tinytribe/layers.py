@@ -130,6 +130,42 @@ class MoEFFN(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.pad_slack = 1.25    # use the padded batched path while padding adds < 25% work
 
+    def _pair_view(self, p: torch.Tensor, e1: int, e2: int | None) -> torch.Tensor:
+        "Experts e1 < e2 of a stacked parameter (E,...) as a (2,...) view without copying (e2 None: (1,...))."
+        if e2 is None: return p[e1:e1 + 1]
+        if not p.is_contiguous(): return p[[e1, e2]]
+        return p.as_strided((2, *p.shape[1:]), ((e2 - e1) * p.stride(0), *p.stride()[1:]), p.storage_offset() + e1 * p.stride(0))
+
+    def _paired_experts(self, xf: torch.Tensor, tok: torch.Tensor, w: torch.Tensor, cnt: list[int]) -> torch.Tensor:
+        """Inference dispatch for unbalanced routing: experts sorted by load are paired, and each pair runs as
+        one batched matmul pair padded to its larger expert (a batch of 2 splits across threads, which runs small
+        expert matmuls faster than splitting each matmul). tok/w: token and weight of each expert-sorted pair."""
+        BN, d = xf.shape
+        starts = np.concatenate([[0], np.cumsum(cnt)[:-1]]).tolist()
+        order = sorted((e for e in range(self.E) if cnt[e] > 0), key=lambda e: -cnt[e])
+        groups = [sorted(order[i:i + 2]) for i in range(0, len(order), 2)]
+        sizes = [len(g) * max(cnt[e] for e in g) for g in groups]
+        src = torch.full((sum(sizes),), BN, dtype=torch.long, device=xf.device)      # padding -> a zero row
+        wpad = torch.zeros(sum(sizes), dtype=xf.dtype, device=xf.device)
+        off = 0
+        for g, sz in zip(groups, sizes):
+            C = sz // len(g)
+            for i, e in enumerate(g):
+                src[off + i * C:off + i * C + cnt[e]] = tok[starts[e]:starts[e] + cnt[e]]
+                wpad[off + i * C:off + i * C + cnt[e]] = w[starts[e]:starts[e] + cnt[e]]
+            off += sz
+        xp = torch.cat([xf, xf.new_zeros(1, d)]).index_select(0, src)               # (rows,d)
+        yp = torch.empty_like(xp)
+        off = 0
+        for g, sz in zip(groups, sizes):
+            C, e2 = sz // len(g), (g[1] if len(g) > 1 else None)
+            h = F.gelu(torch.baddbmm(self._pair_view(self.b1, g[0], e2)[:, None], xp[off:off + sz].view(-1, C, d),
+                                     self._pair_view(self.w1, g[0], e2)))                  # (g,C,f)
+            torch.baddbmm(self._pair_view(self.b2, g[0], e2)[:, None], h, self._pair_view(self.w2, g[0], e2),
+                          out=yp[off:off + sz].view(-1, C, d))
+            off += sz
+        return xf.new_zeros(BN + 1, d).index_add_(0, src, yp.mul_(wpad[:, None]))[:-1]
+
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         "x (B,N,d), valid (B,N) bool -> (y (B,N,d), {'lb': load-balance loss, 'z': z-loss})"
         B, N, d = x.shape
@@ -171,14 +207,7 @@ class MoEFFN(nn.Module):
             # unbalanced routing: one matmul pair per expert on its own slice (no padding waste)
             xs = xf.index_select(0, tok)                        # (BN·k,d)
             if not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
-                # inference: each expert writes into its rows of one buffer (no list, no cat, no extra copies)
-                ys, s0 = torch.empty_like(xs), 0
-                for e, n in enumerate(cnt.tolist()):
-                    if n == 0: continue
-                    h = F.gelu(torch.addmm(self.b1[e], xs[s0:s0 + n], self.w1[e]))
-                    torch.addmm(self.b2[e], h, self.w2[e], out=ys[s0:s0 + n])
-                    s0 += n
-                y = torch.zeros_like(xf).index_add_(0, tok, ys.mul_(w[:, None]))
+                y = self._paired_experts(xf, tok, w, cnt.tolist())
             else:
                 outs, s0 = [], 0
                 for e, n in enumerate(cnt.tolist()):
