@@ -138,33 +138,39 @@ class MoEFFN(nn.Module):
 
     def _paired_experts(self, xf: torch.Tensor, tok: torch.Tensor, w: torch.Tensor, cnt: list[int]) -> torch.Tensor:
         """Inference dispatch for unbalanced routing: experts sorted by load are paired, and each pair runs as
-        one batched matmul pair padded to its larger expert (a batch of 2 splits across threads, which runs small
+        one batched matmul pair padded to its busier expert (a batch of 2 splits across threads, which runs small
         expert matmuls faster than splitting each matmul). tok/w: token and weight of each expert-sorted pair."""
         BN, d = xf.shape
+        f = self.w1.shape[-1]
         starts = np.concatenate([[0], np.cumsum(cnt)[:-1]]).tolist()
         order = sorted((e for e in range(self.E) if cnt[e] > 0), key=lambda e: -cnt[e])
         groups = [sorted(order[i:i + 2]) for i in range(0, len(order), 2)]
         sizes = [len(g) * max(cnt[e] for e in g) for g in groups]
-        src = torch.full((sum(sizes),), BN, dtype=torch.long, device=xf.device)      # padding -> a zero row
+        # padding rows read token 0 with weight 0, and their outputs land in a spare row BN that is dropped
+        src = torch.zeros(sum(sizes), dtype=torch.long, device=xf.device)
+        dst = torch.full((sum(sizes),), BN, dtype=torch.long, device=xf.device)
         wpad = torch.zeros(sum(sizes), dtype=xf.dtype, device=xf.device)
         off = 0
         for g, sz in zip(groups, sizes):
             C = sz // len(g)
             for i, e in enumerate(g):
-                src[off + i * C:off + i * C + cnt[e]] = tok[starts[e]:starts[e] + cnt[e]]
-                wpad[off + i * C:off + i * C + cnt[e]] = w[starts[e]:starts[e] + cnt[e]]
+                a, s = off + i * C, slice(starts[e], starts[e] + cnt[e])
+                src[a:a + cnt[e]] = tok[s]; dst[a:a + cnt[e]] = tok[s]; wpad[a:a + cnt[e]] = w[s]
             off += sz
-        xp = torch.cat([xf, xf.new_zeros(1, d)]).index_select(0, src)               # (rows,d)
+        xp = xf.index_select(0, src)                                                  # (rows,d)
         yp = torch.empty_like(xp)
+        hbuf = xf.new_empty(max(sizes) * f)                                           # reused by every pair
         off = 0
         for g, sz in zip(groups, sizes):
             C, e2 = sz // len(g), (g[1] if len(g) > 1 else None)
-            h = F.gelu(torch.baddbmm(self._pair_view(self.b1, g[0], e2)[:, None], xp[off:off + sz].view(-1, C, d),
-                                     self._pair_view(self.w1, g[0], e2)))                  # (g,C,f)
+            h = hbuf[:sz * f].view(-1, C, f)                                          # (g,C,f)
+            torch.baddbmm(self._pair_view(self.b1, g[0], e2)[:, None], xp[off:off + sz].view(-1, C, d),
+                          self._pair_view(self.w1, g[0], e2), out=h)
+            torch._C._nn.gelu_(h)                                                     # = F.gelu, in place
             torch.baddbmm(self._pair_view(self.b2, g[0], e2)[:, None], h, self._pair_view(self.w2, g[0], e2),
                           out=yp[off:off + sz].view(-1, C, d))
             off += sz
-        return xf.new_zeros(BN + 1, d).index_add_(0, src, yp.mul_(wpad[:, None]))[:-1]
+        return xf.new_zeros(BN + 1, d).index_add_(0, dst, yp.mul_(wpad[:, None]))[:-1]
 
     def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         "x (B,N,d), valid (B,N) bool -> (y (B,N,d), {'lb': load-balance loss, 'z': z-loss})"
