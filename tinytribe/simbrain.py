@@ -12,11 +12,12 @@ import scipy.sparse as sp
 from .core import STEP_S, TRGrid, double_gamma_hrf, step_times, bin_steps
 from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso
 from . import spaces
+from .teacher import teacher_grid      # TRIBE v2's grid: the teacher view uses the same rows as the cache
 
 # %% auto #0
 __all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'MODALITIES', 'SimBrainConfig', 'RestNoise', 'SimBrain', 'clip_inputs', 'fmri_grid',
-           'teacher_grid', 'analytic_ceiling', 'split_half_ceiling', 'simulate_clip', 'teacher_view', 'run_key',
-           'fmri_paths', 'write_dataset', 'describe', 'simbrain_cli']
+           'analytic_ceiling', 'split_half_ceiling', 'simulate_clip', 'teacher_view', 'run_key', 'fmri_paths',
+           'write_dataset', 'describe', 'simbrain_cli']
 
 # %% ../nbs/21_simbrain.ipynb #6bcffa0c
 SIMBRAIN_VERSION = '1'
@@ -318,11 +319,6 @@ def clip_inputs(clip) -> tuple[dict, dict, float, str]:
 def fmri_grid(duration_s: float, tr_s: float = 1.49) -> TRGrid:
     "The fMRI TR grid of a clip: the TRs acquired while it plays."
     return TRGrid.covering(duration_s, tr_s)
-
-def teacher_grid(duration_s: float, tr_s: float = 1.0, offset_s: float = 5.0) -> TRGrid:
-    """TRIBE v2's grid for a clip: one row per `tr_s` of stimulus (a partial last one counts, as TRIBE v2 predicts one
-    row per 1-s segment), row k = BOLD at k·tr_s + offset_s. The same rule as `tinytribe.teacher.teacher_grid`."""
-    return TRGrid(tr_s=tr_s, n=int(math.ceil(duration_s / tr_s - 1e-6)), offset_s=offset_s)
 
 def analytic_ceiling(s2, n2, n_repeats: int = 1) -> np.ndarray:
     "Expected correlation of the true signal with the mean of `n_repeats` noisy repeats: √(s²/(s²+n²/k)); 0 where s² = 0."

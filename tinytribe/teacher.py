@@ -14,45 +14,20 @@ from .store import (ArtifactError, save_arrays, load_arrays, read_meta, safe_key
                              run_items, BatchReport, file_sha256, now_iso, write_json, remove_dead_temp_files)
 
 # %% auto #0
-__all__ = ['FSA5_HEMI', 'FSA4_HEMI', 'SEGMENT_KIND', 'SEGMENT_VERSION', 'SEG_LEN', 'space_size', 'fsaverage4_index', 'project',
-           'segment_name', 'TeacherSegment', 'save_segment', 'load_segment', 'split_segments', 'describe_segment',
-           'describe', 'fusion_name', 'FusionCapture', 'capture_fusion', 'TeacherOutput', 'Teacher', 'teacher_grid',
-           'LinearHRFTeacher', 'assemble_rows', 'TribeV2Config', 'TribeV2Teacher', 'SimBrainTeacher', 'feature_files',
-           'candidate_windows', 'select_diverse', 'AdaptiveDeadline', 'crop_features', 'crop_media', 'find_media',
-           'cache_teacher', 'tempfile_dir', 'teacher_cache_cli', 'dry_run_features', 'pick_dry_run_teacher', 'dry_run']
+__all__ = ['SEGMENT_KIND', 'SEGMENT_VERSION', 'SEG_LEN', 'project', 'segment_name', 'TeacherSegment', 'save_segment',
+           'load_segment', 'split_segments', 'describe_segment', 'describe', 'fusion_name', 'FusionCapture',
+           'capture_fusion', 'TeacherOutput', 'Teacher', 'teacher_grid', 'LinearHRFTeacher', 'assemble_rows',
+           'TribeV2Config', 'TribeV2Teacher', 'SimBrainTeacher', 'feature_files', 'candidate_windows', 'select_diverse',
+           'AdaptiveDeadline', 'crop_features', 'crop_media', 'find_media', 'cache_teacher', 'tempfile_dir',
+           'teacher_cache_cli', 'dry_run_features', 'pick_dry_run_teacher', 'dry_run']
 
 # %% ../nbs/20_teacher.ipynb #77390b7c
-FSA5_HEMI = 10242
-FSA4_HEMI = 2562
-_LOCAL_SIZES = {'fsaverage5': 2 * FSA5_HEMI, 'fsaverage4': 2 * FSA4_HEMI}
-
-def _spaces_module():
-    try:
-        import tinytribe.spaces as sp
-        return sp
-    except ImportError:
-        return None
-
-def space_size(space: str) -> int:
-    "Number of columns of a prediction in `space` (fsaverage5/4 known here; parcel spaces from `tinytribe.spaces`)."
-    if space in _LOCAL_SIZES: return _LOCAL_SIZES[space]
-    sp = _spaces_module()
-    if sp is None: raise ValueError(f"unknown output space {space!r} (tinytribe.spaces is not available)")
-    return int(sp.space_size(space))
-
-def fsaverage4_index() -> np.ndarray:
-    "Columns of an fsaverage5 array that form fsaverage4: the first 2562 vertices of each hemisphere."
-    return np.r_[0:FSA4_HEMI, FSA5_HEMI:FSA5_HEMI + FSA4_HEMI]
+from .spaces import (space_size, vertex_to_space, fsaverage4_indices as fsaverage4_index,
+                              N_HEMI as FSA5_HEMI, N_HEMI_FSA4 as FSA4_HEMI)
 
 def project(pred: np.ndarray, space: str) -> np.ndarray:
-    "Project fsaverage5 values `(..., 20484)` to `space` (fsaverage5, fsaverage4, or a parcel space of `tinytribe.spaces`)."
-    pred = np.asarray(pred)
-    if pred.shape[-1] != 2 * FSA5_HEMI: raise ValueError(f"expected fsaverage5 values (..., 20484), got {pred.shape}")
-    if space == 'fsaverage5': return pred
-    if space == 'fsaverage4': return pred[..., fsaverage4_index()]
-    sp = _spaces_module()
-    if sp is None: raise ValueError(f"projection to {space!r} needs tinytribe.spaces, which is not available")
-    return np.asarray(sp.vertex_to_space(pred, space))
+    "Project fsaverage5 values `(..., 20484)` to `space` (`tinytribe.spaces.vertex_to_space`), as a numpy array."
+    return np.asarray(vertex_to_space(np.asarray(pred), space))
 
 # %% ../nbs/20_teacher.ipynb #43431cb6
 SEGMENT_KIND = 'teacher_segment'
