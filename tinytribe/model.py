@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import STEP_S, TRGrid
+from .spaces import SPACE_SIZES
 from .layers import (Projector, MotionConv, ModalityEmbeddings, MoEBlock, GatedPooling, HRFConv,
                               OutputHead, token_times, attention_mask, tr_pool_weights, as_grid)
 
@@ -21,7 +22,7 @@ __all__ = ['MODALITIES', 'SPACES', 'PRESETS', 'TinyTribeConfig', 'get_config', '
 
 # %% ../nbs/31_model.ipynb #bda5a704
 MODALITIES = ('text', 'audio', 'video')
-SPACES = {'fsaverage5': 20484, 'fsaverage4': 5124, 'schaefer400': 400, 'schaefer1000': 1000}
+SPACES = SPACE_SIZES                # output spaces and their sizes (tinytribe.spaces)
 
 @dataclass
 class TinyTribeConfig:
