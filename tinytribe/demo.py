@@ -44,8 +44,8 @@ def run_demo(out='runs/demo', steps: int = 60, video_backbone: str = 'efficientn
 
 def demo_cli(argv: list[str] | None = None) -> int:
     "`tinytribe demo [--out DIR] [--steps N]`"
-    ap = argparse.ArgumentParser(prog='tinytribe demo', description=__doc__ or
-                                 'The whole pipeline on the bundled clip: extract, simbrain, Phase 1 (tiny).')
+    ap = argparse.ArgumentParser(prog='tinytribe demo',
+                                 description='The whole pipeline on the bundled clip: extract, simbrain, Phase 1 (tiny).')
     ap.add_argument('--out', default='runs/demo', help='output folder (default: runs/demo)')
     ap.add_argument('--steps', type=int, default=60, help='Phase 1 training steps')
     ap.add_argument('--video-backbone', default='efficientnet_lite0', choices=['efficientnet_lite0', 'mobilevit_s'])
