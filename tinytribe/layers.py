@@ -13,7 +13,8 @@ from .core import hrf_kernel, TRGrid
 
 # %% auto #0
 __all__ = ['Projector', 'MotionConv', 'ModalityEmbeddings', 'DecayBias', 'token_times', 'attention_mask', 'MultiHeadAttention',
-           'MoEFFN', 'MoEBlock', 'GatedPooling', 'HRFConv', 'FiLM', 'tr_pool_weights', 'as_grid', 'OutputHead']
+           'plan_expert_jobs', 'MoEFFN', 'MoEBlock', 'GatedPooling', 'HRFConv', 'FiLM', 'tr_pool_weights', 'as_grid',
+           'OutputHead']
 
 # %% ../nbs/30_layers.ipynb #5fcd7831
 class Projector(nn.Module):
@@ -113,6 +114,24 @@ class MultiHeadAttention(nn.Module):
         return self.drop(self.out(y.transpose(1, 2).reshape(B, N, d)))
 
 # %% ../nbs/30_layers.ipynb #80327b63
+def plan_expert_jobs(counts: list[int], job_rows: int = 24) -> list[tuple[int, int | None, int]]:
+    """Group experts into jobs for CPU inference. A job is one batched matmul of two equal slots (a batch of 2
+    splits across two threads): two experts padded to the busier one `(e1, e2, rows)`, or one expert cut in two
+    halves `(e, None, rows)`. Experts are sorted by load and a DP chooses pair-or-split to minimise
+    `job_rows · jobs + Σ slot rows` (`job_rows`: a job's fixed cost in rows, measured on 2 threads)."""
+    es = sorted((e for e, n in enumerate(counts) if n > 0), key=lambda e: -counts[e])
+    n = len(es)
+    cost, pick = [0.0] * (n + 2), [''] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        split = cost[i + 1] + job_rows + (counts[es[i]] + 1) // 2
+        pair = cost[i + 2] + job_rows + counts[es[i]] if i + 1 < n else math.inf
+        cost[i], pick[i] = (split, 'split') if split <= pair else (pair, 'pair')
+    jobs, i = [], 0
+    while i < n:
+        if pick[i] == 'split': jobs.append((es[i], None, (counts[es[i]] + 1) // 2)); i += 1
+        else: jobs.append((min(es[i], es[i + 1]), max(es[i], es[i + 1]), counts[es[i]])); i += 2
+    return jobs
+
 class MoEFFN(nn.Module):
     """Mixture of `n_experts` GELU FFNs (d→d_ffn→d), top-k routing with a temperature, Switch load-balance
     loss and router z-loss over valid tokens. Experts start as one FFN plus N(0, init_noise) noise each."""
@@ -128,73 +147,74 @@ class MoEFFN(nn.Module):
         self.w2 = nn.Parameter(stack(base2.weight.t()) + init_noise * torch.randn(n_experts, d_ffn, d))   # (E,f,d)
         self.b2 = nn.Parameter(stack(base2.bias) + init_noise * torch.randn(n_experts, d))                # (E,d)
         self.drop = nn.Dropout(dropout)
-        self.pad_slack = 1.25    # use the padded batched path while padding adds < 25% work
+        self.pad_slack = 1.25    # training: the padded batched path while padding adds < 25% work
 
-    def _pair_view(self, p: torch.Tensor, e1: int, e2: int | None) -> torch.Tensor:
-        "Experts e1 < e2 of a stacked parameter (E,...) as a (2,...) view without copying (e2 None: (1,...))."
-        if e2 is None: return p[e1:e1 + 1]
-        if not p.is_contiguous(): return p[[e1, e2]]
+    def _two(self, p: torch.Tensor, e1: int, e2: int | None) -> torch.Tensor:
+        "Experts e1 < e2 of a stacked parameter (E,...) as a (2,...) view without copying; e2 None: e1 twice."
+        if e2 is None: return p[e1].expand(2, *p.shape[1:])
         return p.as_strided((2, *p.shape[1:]), ((e2 - e1) * p.stride(0), *p.stride()[1:]), p.storage_offset() + e1 * p.stride(0))
 
-    def _paired_experts(self, xf: torch.Tensor, tok: torch.Tensor, w: torch.Tensor, cnt: list[int]) -> torch.Tensor:
-        """Inference dispatch for unbalanced routing: experts sorted by load are paired, and each pair runs as
-        one batched matmul pair padded to its busier expert (a batch of 2 splits across threads, which runs small
-        expert matmuls faster than splitting each matmul). tok/w: token and weight of each expert-sorted pair."""
-        BN, d = xf.shape
-        f = self.w1.shape[-1]
-        starts = np.concatenate([[0], np.cumsum(cnt)[:-1]]).tolist()
-        order = sorted((e for e in range(self.E) if cnt[e] > 0), key=lambda e: -cnt[e])
-        groups = [sorted(order[i:i + 2]) for i in range(0, len(order), 2)]
-        sizes = [len(g) * max(cnt[e] for e in g) for g in groups]
-        # padding rows read token 0 with weight 0, and their outputs land in a spare row BN that is dropped
-        src = torch.zeros(sum(sizes), dtype=torch.long, device=xf.device)
-        dst = torch.full((sum(sizes),), BN, dtype=torch.long, device=xf.device)
-        wpad = torch.zeros(sum(sizes), dtype=xf.dtype, device=xf.device)
-        off = 0
-        for g, sz in zip(groups, sizes):
-            C = sz // len(g)
-            for i, e in enumerate(g):
-                a, s = off + i * C, slice(starts[e], starts[e] + cnt[e])
-                src[a:a + cnt[e]] = tok[s]; dst[a:a + cnt[e]] = tok[s]; wpad[a:a + cnt[e]] = w[s]
-            off += sz
-        xp = xf.index_select(0, src)                                                  # (rows,d)
-        yp = torch.empty_like(xp)
-        hbuf = xf.new_empty(max(sizes) * f)                                           # reused by every pair
-        off = 0
-        for g, sz in zip(groups, sizes):
-            C, e2 = sz // len(g), (g[1] if len(g) > 1 else None)
-            h = hbuf[:sz * f].view(-1, C, f)                                          # (g,C,f)
-            torch.baddbmm(self._pair_view(self.b1, g[0], e2)[:, None], xp[off:off + sz].view(-1, C, d),
-                          self._pair_view(self.w1, g[0], e2), out=h)
-            torch._C._nn.gelu_(h)                                                     # = F.gelu, in place
-            torch.baddbmm(self._pair_view(self.b2, g[0], e2)[:, None], h, self._pair_view(self.w2, g[0], e2),
-                          out=yp[off:off + sz].view(-1, C, d))
-            off += sz
-        return xf.new_zeros(BN + 1, d).index_add_(0, dst, yp.mul_(wpad[:, None]))[:-1]
-
-    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-        "x (B,N,d), valid (B,N) bool -> (y (B,N,d), {'lb': load-balance loss, 'z': z-loss})"
-        B, N, d = x.shape
-        xf = x.reshape(-1, d)                                   # (BN,d)
-        logits = self.router(xf) / self.temperature             # (BN,E)
+    def _losses(self, logits: torch.Tensor, topi: torch.Tensor, valid: torch.Tensor | None) -> dict:
+        "Switch load-balance loss and router z-loss over valid tokens. logits (BN,E), topi (BN,k), valid (BN,)"
         probs = logits.softmax(-1)
-        topv, topi = probs.topk(self.k, dim=-1)                 # (BN,k)
-        topv = topv / topv.sum(-1, keepdim=True)
-        # losses over valid tokens only
-        vf = torch.ones(xf.shape[0], dtype=torch.bool, device=x.device) if valid is None else valid.reshape(-1)
-        nv = vf.sum().clamp(min=1)
-        vw = vf.to(probs.dtype)
-        counts = torch.zeros(self.E, device=x.device, dtype=probs.dtype).index_add_(
+        vw = torch.ones_like(logits[:, 0]) if valid is None else valid.reshape(-1).to(logits.dtype)
+        nv = vw.sum().clamp(min=1)
+        counts = torch.zeros(self.E, device=logits.device, dtype=logits.dtype).index_add_(
             0, topi.reshape(-1), vw.repeat_interleave(self.k))
         frac = counts / (nv * self.k)                           # share of assignments per expert
         pmean = (probs * vw[:, None]).sum(0) / nv               # mean router probability per expert
-        lb = self.E * (frac * pmean).sum()
-        z = (torch.logsumexp(logits, -1) ** 2 * vw).sum() / nv
-        # dispatch: sort the (token, slot) pairs by expert; each expert's pairs are a contiguous run
+        return {'lb': self.E * (frac * pmean).sum(), 'z': (torch.logsumexp(logits, -1) ** 2 * vw).sum() / nv}
+
+    def _infer_cpu(self, xf: torch.Tensor, topi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Inference dispatch on CPU. xf (BN,d), topi/w (BN,k) -> y (BN,d). The (token, choice) pairs are sorted
+        by expert and laid out in the slots of `plan_expert_jobs`; each job runs as two batched matmuls, then
+        every token gathers its k rows, weighted, and the second bias is added as `weights @ b2`."""
+        BN, d = xf.shape
+        f = self.w1.shape[-1]
+        fe = topi.reshape(-1).numpy()                           # expert of each pair (P,) = (BN·k,)
+        order = np.argsort(fe, kind='stable')                   # pairs sorted by expert
+        cnt = np.bincount(fe, minlength=self.E)
+        start = np.cumsum(cnt) - cnt
+        jobs = plan_expert_jobs(cnt.tolist())
+        shift, off = np.zeros(self.E, dtype=np.int64), 0        # slot row of pair = its sorted index + shift[e]
+        for e1, e2, C in jobs:                                  # a job holds rows [off, off + 2C): slot 0, slot 1
+            shift[e1] = off - start[e1]                         # a split expert fills slot 0 then slot 1
+            if e2 is not None: shift[e2] = off + C - start[e2]
+            off += 2 * C
+        row = shift[fe[order]] + np.arange(fe.size)             # slot row of each sorted pair
+        src = np.zeros(off, dtype=np.int64); src[row] = order // self.k   # padding rows read token 0
+        pos = np.empty_like(row); pos[order] = row              # slot row of pair (token t, choice j) at t·k + j
+        xs = xf.index_select(0, torch.from_numpy(src))          # (R,d)
+        ys = xf.new_empty(off, d)
+        hbuf = xf.new_empty(2 * max(C for *_, C in jobs) * f)   # reused by every job
+        off = 0
+        for e1, e2, C in jobs:
+            h = hbuf[:2 * C * f].view(2, C, f)
+            torch.baddbmm(self._two(self.b1, e1, e2)[:, None], xs[off:off + 2 * C].view(2, C, d), self._two(self.w1, e1, e2), out=h)
+            torch._C._nn.gelu_(h)                               # = F.gelu, in place
+            torch.bmm(h, self._two(self.w2, e1, e2), out=ys[off:off + 2 * C].view(2, C, d))
+            off += 2 * C
+        g = ys.index_select(0, torch.from_numpy(pos)).view(BN, self.k, d)
+        y = g[:, 0] * w[:, :1]
+        for j in range(1, self.k): y.addcmul_(g[:, j], w[:, j:j + 1])
+        return y.addmm_(xf.new_zeros(BN, self.E).scatter_(1, topi, w), self.b2)   # + Σ_j w_j · b2[e_j]
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, aux: bool = True) -> tuple[torch.Tensor, dict | None]:
+        "x (B,N,d), valid (B,N) bool -> (y (B,N,d), {'lb': load-balance loss, 'z': z-loss}, or None when not `aux`)"
+        B, N, d = x.shape
+        xf = x.reshape(-1, d)                                   # (BN,d)
+        logits = self.router(xf) / self.temperature             # (BN,E)
+        topl, topi = logits.topk(self.k, dim=-1)                # (BN,k)
+        w = topl.softmax(-1)                                    # = the top-k probabilities renormalised to sum 1
+        stats = self._losses(logits, topi, valid) if aux else None
+        if (not torch.is_grad_enabled() and x.device.type == 'cpu' and x.dtype == self.w1.dtype
+                and not torch.is_autocast_enabled('cpu')):
+            return self.drop(self._infer_cpu(xf, topi, w).view(B, N, d)), stats
+        # training (and GPU): sort the (token, slot) pairs by expert; each expert's pairs are a contiguous run
         flat_e = topi.reshape(-1)                               # (BN·k,)
         order = flat_e.argsort(stable=True)
         tok = order // self.k                                   # token of each sorted pair
-        w = topv.reshape(-1)[order]                             # its routing weight
+        ws = w.reshape(-1)[order]                               # its routing weight
         cnt = torch.bincount(flat_e, minlength=self.E)          # pairs per expert
         C = int(cnt.max())
         if C * self.E <= self.pad_slack * flat_e.numel():
@@ -204,7 +224,7 @@ class MoEFFN(nn.Module):
             slot = e_sorted * C + torch.arange(order.numel(), device=x.device) - start[e_sorted]
             src = torch.full((self.E * C,), xf.shape[0], dtype=torch.long, device=x.device)  # pad -> zero row
             src[slot] = tok
-            wpad = torch.zeros(self.E * C, dtype=x.dtype, device=x.device); wpad[slot] = w
+            wpad = torch.zeros(self.E * C, dtype=ws.dtype, device=x.device); wpad[slot] = ws
             xs = torch.cat([xf, xf.new_zeros(1, d)]).index_select(0, src).view(self.E, C, d)
             h = F.gelu(torch.baddbmm(self.b1[:, None], xs, self.w1))                  # (E,C,f)
             ys = (torch.baddbmm(self.b2[:, None], h, self.w2).view(-1, d) * wpad[:, None]).to(xf.dtype)
@@ -212,19 +232,16 @@ class MoEFFN(nn.Module):
         else:
             # unbalanced routing: one matmul pair per expert on its own slice (no padding waste)
             xs = xf.index_select(0, tok)                        # (BN·k,d)
-            if not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type):
-                y = self._paired_experts(xf, tok, w, cnt.tolist())
-            else:
-                outs, s0 = [], 0
-                for e, n in enumerate(cnt.tolist()):
-                    if n == 0: continue
-                    h = F.gelu(torch.addmm(self.b1[e], xs[s0:s0 + n], self.w1[e]))
-                    outs.append(torch.addmm(self.b2[e], h, self.w2[e]))
-                    s0 += n
-                y = torch.zeros_like(xf).index_add_(0, tok, (torch.cat(outs, 0) * w[:, None]).to(xf.dtype))
-        return self.drop(y.view(B, N, d)), {'lb': lb, 'z': z}
+            outs, s0 = [], 0
+            for e, n in enumerate(cnt.tolist()):
+                if n == 0: continue
+                h = F.gelu(torch.addmm(self.b1[e], xs[s0:s0 + n], self.w1[e]))
+                outs.append(torch.addmm(self.b2[e], h, self.w2[e]))
+                s0 += n
+            y = torch.zeros_like(xf).index_add_(0, tok, (torch.cat(outs, 0) * ws[:, None]).to(xf.dtype))
+        return self.drop(y.view(B, N, d)), stats
 
-# %% ../nbs/30_layers.ipynb #411177fd
+# %% ../nbs/30_layers.ipynb #c93f0e28
 class MoEBlock(nn.Module):
     """Pre-LN transformer block: `x + attn(LN(x)) (+ decay bias)`, then `+ MoE(LN(.))`. Stochastic depth drops
     the whole residual update per sample with prob `drop_path`, but the layer always runs and returns its aux."""
@@ -239,14 +256,14 @@ class MoEBlock(nn.Module):
         self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, dist: torch.Tensor | None,
-                valid: torch.Tensor | None) -> tuple[torch.Tensor, dict]:
-        "x (B,N,d), mask (B,1,N,N) or None, dist |t_i-t_j| (B,1,N,N), valid (B,N) -> (x (B,N,d), router losses)"
+                valid: torch.Tensor | None, aux: bool = True) -> tuple[torch.Tensor, dict | None]:
+        "x (B,N,d), mask (B,1,N,N) or None, dist |t_i-t_j| (B,1,N,N), valid (B,N) -> (x (B,N,d), router losses or None)"
         m = mask
         if self.decay is not None:
             bias = self.decay(dist)
             m = bias if m is None else m + bias
         h = x + self.attn(self.ln1(x), m)
-        f, stats = self.moe(self.ln2(h), valid)
+        f, stats = self.moe(self.ln2(h), valid, aux)
         h = h + f
         if self.training and self.drop_path > 0:
             keep = 1.0 - self.drop_path

@@ -109,7 +109,7 @@ class Encoded:
 class TribeOutput:
     "Output of `TinyTribe.forward`."
     pred: torch.Tensor      # (B,n_tr,n_out), or (B,T,n_out) when grid is None
-    aux_loss: torch.Tensor  # scalar router loss summed over layers
+    aux_loss: torch.Tensor | None  # scalar router loss summed over layers (None when run with aux=False)
     hidden: torch.Tensor    # (B,T,3,d) fused tokens after the final LayerNorm
     pooled: torch.Tensor    # (B,T,d) after gated pooling and the HRF convolution
     present: torch.Tensor   # (B,T,3) bool, after modality dropout
@@ -193,8 +193,8 @@ class TinyTribe(nn.Module):
 
     # ---- stage 4 ---------------------------------------------------------------------------
     def fuse(self, tokens: torch.Tensor, present: torch.Tensor, causal: bool = False,
-             step_times: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        "tokens (B,T,3,d), present (B,T,3) -> (hidden (B,T,3,d) after the final LN, aux loss scalar)"
+             step_times: torch.Tensor | None = None, aux: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        "tokens (B,T,3,d), present (B,T,3) -> (hidden (B,T,3,d) after the final LN, aux loss scalar or None if not `aux`)"
         B, T, M, d = tokens.shape
         x = tokens.reshape(B, T * M, d)                                  # interleaved t1 a1 v1 t2 ...
         valid = present.reshape(B, T * M)
@@ -204,11 +204,11 @@ class TinyTribe(nn.Module):
             if step_times is None: step_times = default_step_times(B, T, self.config.step_s, tokens.device)
             tt = token_times(step_times.to(tokens.device, tokens.dtype), M)
             dist = (tt[:, :, None] - tt[:, None, :]).abs()[:, None]      # (B,1,N,N) seconds
-        aux = tokens.new_zeros(())
+        loss = tokens.new_zeros(()) if aux else None
         for blk in self.blocks:
-            x, st = blk(x, mask, dist, valid)
-            aux = aux + self.config.lb_weight * st['lb'] + self.config.z_weight * st['z']
-        return self.final_norm(x).view(B, T, M, d), aux
+            x, st = blk(x, mask, dist, valid, aux)
+            if aux: loss = loss + self.config.lb_weight * st['lb'] + self.config.z_weight * st['z']
+        return self.final_norm(x).view(B, T, M, d), loss
 
     # ---- stages 5-7 ------------------------------------------------------------------------
     def readout(self, hidden: torch.Tensor, present: torch.Tensor, step_times: torch.Tensor | None = None,
@@ -226,16 +226,39 @@ class TinyTribe(nn.Module):
 
     def forward(self, feats: dict, masks: dict | None = None, step_times: torch.Tensor | None = None,
                 subject: torch.Tensor | None = None, grid=None, causal: bool = False,
-                modality_dropout: float | None = None) -> TribeOutput:
-        "Full pass: encode -> fuse -> readout. See `TribeOutput`."
+                modality_dropout: float | None = None, aux: bool = True) -> TribeOutput:
+        "Full pass: encode -> fuse -> readout. See `TribeOutput`; `aux=False` skips the router losses."
         enc = self.encode(feats, masks, modality_dropout)
         B, T = enc.present.shape[:2]
         if step_times is None: step_times = default_step_times(B, T, self.config.step_s, enc.tokens.device)
         if step_times.shape != (B, T): raise ValueError(f"step_times has shape {tuple(step_times.shape)}, expected ({B}, {T})")
-        hidden, aux = self.fuse(enc.tokens, enc.present, causal, step_times)
+        hidden, aux_loss = self.fuse(enc.tokens, enc.present, causal, step_times, aux)
         pred, pooled, tr_valid = self.readout(hidden, enc.present, step_times, subject, grid, enc.step_valid)
-        return TribeOutput(pred=pred, aux_loss=aux, hidden=hidden, pooled=pooled, present=enc.present,
+        return TribeOutput(pred=pred, aux_loss=aux_loss, hidden=hidden, pooled=pooled, present=enc.present,
                            proj=enc.proj, tr_valid=tr_valid)
+
+    def predict(self, feats: dict, masks: dict | None = None, step_times=None, subject=None, grid=None) -> torch.Tensor:
+        """Brain responses for inference: eval mode (restored afterwards), `torch.inference_mode`, no router
+        losses. Arguments as in `forward`, but numpy or torch, and one clip may come unbatched: features (T,D),
+        masks and step_times (T,), subject an int -> pred (n_tr,n_out) (or (T,n_out) when grid is None);
+        batched inputs give (B,n_tr,n_out). Float32 on the model's device."""
+        dev = self.embed.mask_token.device
+        as_t = lambda a, dt=None: torch.as_tensor(a, device=dev, dtype=dt)
+        feats = {m: as_t(x, torch.float32) for m, x in feats.items()}
+        single = any(x.ndim == 2 for x in feats.values())
+        one = lambda x: x[None] if single else x
+        feats = {m: one(x) for m, x in feats.items()}
+        masks = None if masks is None else {m: one(as_t(x, torch.bool)) for m, x in masks.items()}
+        if step_times is not None: step_times = one(as_t(step_times, torch.float32))
+        if subject is not None: subject = as_t(subject, torch.long).reshape(-1)
+        was = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                pred = self(feats, masks, step_times, subject, grid, aux=False).pred.float()
+        finally:
+            self.train(was)
+        return pred[0] if single else pred
 
     # ---- utilities -------------------------------------------------------------------------
     def set_router_temperature(self, t: float) -> None:

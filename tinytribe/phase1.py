@@ -232,7 +232,7 @@ class Phase1Task(nn.Module):
         # (T) the next-step target: non-causal, no dropout, no gradient
         with torch.no_grad():
             was = m.training; m.eval()
-            hid_t, _ = m.fuse(enc.tokens.detach(), present, causal=False, step_times=st)
+            hid_t, _ = m.fuse(enc.tokens.detach(), present, causal=False, step_times=st, aux=False)
             m.train(was)
         # (B) masked modalities + swapped chunks, non-causal
         keep = draw_modality_mask(present, hp.p_mask).to(present.device)     # (B,3)

@@ -38,8 +38,23 @@ def pct_to_nb(src: Path) -> Path:
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}}
     dst = src.with_name(src.name.replace('.pct.py', '.ipynb'))
+    if dst.exists(): _keep_ids(nbformat.read(str(dst), as_version=4), nb)
     nbformat.write(nb, str(dst))
     return dst
+
+
+def _keep_ids(old, new) -> None:
+    "Give new cells the ids of the old notebook's cells: same source first, then same position (small diffs)."
+    by_src = {}
+    for c in old.cells: by_src.setdefault(c.source, c.get('id'))
+    used = set()
+    for c in new.cells:
+        i = by_src.get(c.source)
+        if i and i not in used: c['id'] = i; used.add(i)
+    for i, c in enumerate(new.cells):
+        if c['id'] in used: continue
+        j = old.cells[i].get('id') if i < len(old.cells) else None
+        if j and j not in used: c['id'] = j; used.add(j)
 
 
 def nb_to_pct(src: Path) -> Path:
