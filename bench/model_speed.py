@@ -21,6 +21,12 @@ user gets without tuning). The JSON also carries the same measurement under OMP_
 (`passive_omp_policy`, threads sleep at every barrier), which is kinder to other jobs on a shared
 machine but charges a thread wake-up to every parallel op, so it penalises the model with more,
 shorter ops (the student) more than the one with fewer, longer ones.
+Two figures explain the ratio. `gmac`: the multiply-accumulates each forward executes, counted by
+`torch.utils.flop_counter` (the CPU flash-attention kernel counted as its two matmuls). `matmul_floor`:
+every matmul-like call of one forward (linear, matmul, bmm, einsum, attention, convolution) is recorded
+with its very tensors and replayed alone, so the floor is what a forward would cost if everything else
+(norms, activations, routing, copies) took no time; it is timed in the same alternation, and its ratio
+bounds what any implementation of these two architectures with these kernels can reach.
 Peak memory is measured in a fresh child process per model: the largest RSS increase over the RSS
 before the first forward, sampled every millisecond by a thread; weight bytes are listed apart.
 
@@ -117,6 +123,40 @@ def _probe(which: str) -> int:
                       'rss_after_build_mb': round(m.base / 2**20, 1)}))
     return 0
 
+def count_gmac(run) -> dict:
+    "Multiply-accumulates (1e9) of one forward, by op, from torch's FLOP counter."
+    from torch.utils.flop_counter import FlopCounterMode
+    mapping = {}
+    sdpa_cpu = getattr(torch.ops.aten, '_scaled_dot_product_flash_attention_for_cpu', None)
+    if sdpa_cpu is not None:   # not in torch's table: QK^T and PV, 2 FLOPs per multiply-add
+        mapping[sdpa_cpu] = lambda q, k, v, *a, out_shape=None, **kw: 2 * q[0] * q[1] * q[2] * k[2] * (q[3] + v[3])
+    fc = FlopCounterMode(display=False, custom_mapping=mapping)
+    with fc: run()
+    by_op = {str(k): round(v / 2e9, 4) for k, v in fc.get_flop_counts().get('Global', {}).items()}
+    return {'total': round(fc.get_total_flops() / 2e9, 4), 'by_op': by_op}
+
+
+MATMUL_OPS = ('mm', 'addmm', 'bmm', 'baddbmm', 'matmul', 'linear', 'einsum', 'scaled_dot_product_attention',
+              '_scaled_dot_product_flash_attention_for_cpu', 'convolution', 'conv1d')
+
+def record_matmuls(run):
+    """Run one forward and return a function that replays only its matmul-like calls, on the same tensors."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    heavy = {getattr(torch.ops.aten, n) for n in MATMUL_OPS if hasattr(torch.ops.aten, n)}
+    calls = []
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if func.overloadpacket in heavy: calls.append((func, args, kwargs))
+            return out
+    with Record(): run()
+    def replay():
+        for func, args, kwargs in calls: func(*args, **kwargs)
+    replay.n_calls = len(calls)
+    return replay
+
+
 def n_params(m) -> int: return sum(p.numel() for p in m.parameters())
 def weight_bytes(m) -> int: return sum(p.numel() * p.element_size() for p in m.parameters())
 
@@ -142,24 +182,30 @@ def main(argv=None) -> int:
     rounds = []
     with torch.inference_mode():
         ps, pt = srun(), trun()
-        assert ps.shape == (100, 20484), ps.shape
+        assert ps.shape == (1, 100, 20484), ps.shape
         assert pt.shape == (1, 20484, 100), pt.shape
-        for _ in range(a.warmup): srun(); trun()
+        gmac_s, gmac_t = count_gmac(srun), count_gmac(trun)
+        sfloor, tfloor = record_matmuls(srun), record_matmuls(trun)
+        for _ in range(a.warmup): srun(); trun(); sfloor(); tfloor()
         for r in range(a.rounds):
-            ts, tt = [], []
+            ts, tt, fs, ft = [], [], [], []
             for i in range(a.runs):
-                t0 = time.perf_counter(); srun(); ts.append(time.perf_counter() - t0)
-                t0 = time.perf_counter(); trun(); tt.append(time.perf_counter() - t0)
+                for fn, acc in ((srun, ts), (trun, tt), (sfloor, fs), (tfloor, ft)):
+                    t0 = time.perf_counter(); fn(); acc.append(time.perf_counter() - t0)
             ms = lambda x: 1000 * x / CLIP_S
             s_med, t_med = ms(statistics.median(ts)), ms(statistics.median(tt))
+            fs_med, ft_med = ms(statistics.median(fs)), ms(statistics.median(ft))
             rounds.append({'student_ms_per_s': round(s_med, 3), 'teacher_fusion_ms_per_s': round(t_med, 3),
                            'ratio': round(t_med / s_med, 3),
+                           'matmul_floor': {'student_ms_per_s': round(fs_med, 3), 'teacher_fusion_ms_per_s': round(ft_med, 3),
+                                            'ratio': round(ft_med / fs_med, 3)},
                            'student_ms_per_s_min': round(ms(min(ts)), 3), 'teacher_fusion_ms_per_s_min': round(ms(min(tt)), 3),
                            'ratio_min': round(min(tt) / min(ts), 3), 'load_avg': list(os.getloadavg()),
                            'student_runs_ms': [round(1000 * x, 2) for x in ts],
                            'teacher_runs_ms': [round(1000 * x, 2) for x in tt]})
             print(f"round {r}: student {s_med:.3f} ms/s, teacher {t_med:.3f} ms/s, ratio {t_med / s_med:.2f} "
-                  f"(min-based {min(tt) / min(ts):.2f}), load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+                  f"(min-based {min(tt) / min(ts):.2f}; matmul floor {fs_med:.3f} vs {ft_med:.3f}, ratio {ft_med / fs_med:.2f}), "
+                  f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     best = min(rounds, key=lambda r: r['student_ms_per_s'] + r['teacher_fusion_ms_per_s'])   # the quietest round
     s_med, t_med = best['student_ms_per_s'], best['teacher_fusion_ms_per_s']
     mem_s, mem_t = probe_memory('student', a.threads), probe_memory('teacher', a.threads)
@@ -168,6 +214,11 @@ def main(argv=None) -> int:
         'selection': f'quietest round (least student + teacher time) of {a.rounds}, each the median of {a.runs} alternating runs',
         'target': {'student_ms_per_s_max': 2.0, 'ratio_min': 3.0},
         'meets_target': bool(s_med <= 2.0 and t_med / s_med >= 3.0),
+        'gmac': {'student': gmac_s['total'], 'teacher_fusion': gmac_t['total'],
+                 'ratio': round(gmac_t['total'] / gmac_s['total'], 3),
+                 'student_by_op': gmac_s['by_op'], 'teacher_fusion_by_op': gmac_t['by_op']},
+        'ratio_over_gmac_ratio': round((t_med / s_med) / (gmac_t['total'] / gmac_s['total']), 3),
+        'matmul_floor_calls': {'student': sfloor.n_calls, 'teacher_fusion': tfloor.n_calls},
         'student_params': n_params(student), 'teacher_fusion_params': n_params(teacher),
         'student_active_params_per_token': student.count_parameters()['active_per_token'],
         'student_peak_rss_delta_mb': mem_s['peak_rss_delta_mb'], 'teacher_peak_rss_delta_mb': mem_t['peak_rss_delta_mb'],
@@ -192,7 +243,7 @@ def main(argv=None) -> int:
                 d = json.loads(out.read_text())
                 res['passive_omp_policy'] = {k: d[k] for k in ('student_ms_per_s', 'teacher_fusion_ms_per_s', 'ratio',
                                                              'student_ms_per_s_min', 'teacher_fusion_ms_per_s_min',
-                                                             'ratio_min', 'load_avg', 'omp_wait_policy', 'rounds')}
+                                                             'ratio_min', 'matmul_floor', 'load_avg', 'omp_wait_policy')}
             else:
                 res['passive_omp_policy'] = {'error': r.stderr[-1000:]}
     write_json(a.out, res)
