@@ -17,6 +17,7 @@ COMMANDS = {
     'teacher-cache': ('tinytribe.teacher', 'teacher_cache_cli', 'cache teacher predictions and hidden states (resumable)'),
     'simbrain':      ('tinytribe.simbrain', 'simbrain_cli', 'write an in-silico brain data set for testing'),
     'train':         ('tinytribe.engine', 'train_cli', 'train a phase (1: self-supervised, 2: distillation, 3: fMRI)'),
+    'predict':       ('tinytribe.predict', 'predict_cli', 'feature files -> predicted responses per TR, with brain maps (resumable)'),
     'inspect':       ('tinytribe.inspect', 'inspect_cli', 'describe any tinytribe artifact (file or folder)'),
     'demo':          ('tinytribe.demo', 'demo_cli', 'the whole pipeline on the bundled clip (a few CPU minutes)'),
 }

@@ -211,14 +211,17 @@ class TinyTribe(nn.Module):
         return self.final_norm(x).view(B, T, M, d), loss
 
     # ---- stages 5-7 ------------------------------------------------------------------------
+    def pool_steps(self, hidden: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        "hidden (B,T,3,d) -> the per-step representation the head reads (B,T,d): gated pooling, then the HRF conv."
+        return self.hrf(self.gated_pool(hidden, present)[0])
+
     def readout(self, hidden: torch.Tensor, present: torch.Tensor, step_times: torch.Tensor | None = None,
                 subject: torch.Tensor | None = None, grid=None, step_valid: torch.Tensor | None = None):
         """hidden (B,T,3,d) -> (pred (B,n_tr,n_out), pooled (B,T,d), tr_valid (B,n_tr)); `grid` a TRGrid or
         (tr_s, offset_s, n_tr); `grid=None` -> per-step pred (B,T,n_out) and tr_valid = step_valid (B,T)."""
         B, T = hidden.shape[:2]
         if step_valid is None: step_valid = present.any(-1)
-        pooled, _ = self.gated_pool(hidden, present)                     # (B,T,d)
-        pooled = self.hrf(pooled)
+        pooled = self.pool_steps(hidden, present)                        # (B,T,d)
         if grid is None: return self.head(pooled, subject), pooled, step_valid
         if step_times is None: step_times = default_step_times(B, T, self.config.step_s, hidden.device)
         W, tr_valid = tr_pool_weights(step_times.to(hidden.device), step_valid, *as_grid(grid))
