@@ -22,7 +22,8 @@ WORKER = textwrap.dedent("""
     cfg = TrainConfig(steps=12, batch_size=8, lr=1e-2, ckpt_every=100, log_every=1, progress=False, seed=1,
                       schedule='onecycle', warmup_frac=0.2, find_unused_parameters=False)
     rep = Trainer(task, FeatureSegments(fd, seg_steps=10, stride=5), cfg, out).fit()
-    print('REPORT', rep['world_size'], rep['step'])
+    import os
+    if int(os.environ.get('RANK', '0')) == 0: sys.stdout.write(f"REPORT {rep['world_size']} {rep['step']}\\n")   # one writer: ranks share stdout
 """)
 ENTRY = "import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))"
 
