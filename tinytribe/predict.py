@@ -16,7 +16,7 @@ from .store import save_arrays, load_arrays, read_meta, ArtifactError, now_iso, 
 
 # %% auto #0
 __all__ = ['PREDICTION_KIND', 'Prediction', 'clip_grid', 'window_starts', 'predict_clip', 'save_prediction', 'load_prediction',
-           'describe_prediction', 'plot_prediction', 'predict_files', 'predict_cli']
+           'describe_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli']
 
 # %% ../nbs/60_predict.ipynb #1a9157c2
 PREDICTION_KIND = 'prediction'
@@ -128,27 +128,61 @@ def plot_prediction(p: Prediction, title: str | None = None):
     return plot_surface(sd, space=p.space, cmap='hot', symmetric=False, vmin=0.0,
                         title=title or f"{p.clip_id}: predicted response s.d. over {int(p.tr_valid.sum())} TRs ({p.space})")
 
-def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: float = 0.0, subject: int = 0,
-                  window_s: float = 100.0, warmup_s: float = 16.0, plot: bool = False, retry_failed: bool = False,
-                  progress: bool = True, model=None):
-    """Predict every feature file under `sources` (files and/or folders) into `out_dir/<clip_id>.npz` (and `.png` brain
-    maps with `plot`), resumably: done clips are skipped, failures recorded with reasons in `out_dir/manifest/`."""
+def video_backbone_for(video_dim: int) -> str:
+    "The video backbone whose features a model with `video_dim` inputs was trained on."
+    from tinytribe.backbones import VIDEO_MODELS
+    by_dim = {dim: name for name, (_, _, dim) in VIDEO_MODELS.items()}
+    if video_dim not in by_dim:
+        raise ValueError(f"no known video backbone gives {video_dim}-d features (known: {by_dim}); "
+                         f"extract the features yourself and pass the feature files")
+    return by_dim[video_dim]
+
+def _sources(sources) -> tuple[list[Path], list[Path]]:
+    "Feature files and media files named by `sources`: .npz files, other files (media), folders (both, recursively)."
     from tinytribe.data import feature_files
-    from tinytribe.model import TinyTribe
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    files = []
+    from tinytribe.extract import find_media
+    feats, media = [], []
     for s in ([sources] if isinstance(sources, (str, Path)) else sources):
         s = Path(s)
         if not s.exists(): raise FileNotFoundError(f"{s}: no such file or folder")
-        files += [s] if s.is_file() else feature_files(s)
-    items = {f.stem: f for f in files}
+        if s.is_dir(): feats += feature_files(s); media += find_media([s])
+        elif s.suffix.lower() == '.npz': feats.append(s)
+        else: media.append(s)                   # not media after all: extraction records it failed, with the reason
+    return feats, media
+
+def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: float = 0.0, subject: int = 0,
+                  window_s: float = 100.0, warmup_s: float = 16.0, plot: bool = False, retry_failed: bool = False,
+                  progress: bool = True, model=None, video_backbone: str | None = None, transcripts=None,
+                  asr: bool = True, video_weights=None) -> dict:
+    """Predict every clip under `sources` into `out_dir/<clip_id>.npz` (and `.png` brain maps with `plot`), resumably:
+    done clips are skipped, failures recorded with reasons in `out_dir/manifest/`. Sources are feature files, media
+    files, or folders of either; media are first extracted into `out_dir/features/` (resumable too) with the video
+    backbone the model was trained on (`video_backbone` overrides).
+    -> {'predict': BatchReport, 'extract': BatchReport or None}"""
+    from tinytribe.model import TinyTribe
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    state = {'model': model}
+    def get_model():
+        if state['model'] is None: state['model'] = TinyTribe.from_pretrained(model_dir).eval()
+        return state['model']
+    feats, media = _sources(sources)
+    items = {f.stem: f for f in feats}
+    extraction = None
+    if media:
+        from tinytribe.extract import extract, clip_ids, ExtractConfig
+        from tinytribe.data import feature_files
+        media = [q for k, q in clip_ids(media).items() if k not in items]   # a given feature file wins over extraction
+        if media:
+            video = video_backbone or video_backbone_for(get_model().config.video_dim)
+            extraction = extract(media, out / 'features', transcripts=transcripts, cfg=ExtractConfig(video=video, asr=asr),
+                                 paths={'video': video_weights} if video_weights else None, progress=progress)
+            for f in feature_files(out / 'features'): items.setdefault(f.stem, f)
     man = Manifest(out / 'manifest')
-    if model is None and man.todo(items, retry_failed=retry_failed):
-        model = TinyTribe.from_pretrained(model_dir).eval()
 
     def one(key, path):
         clip = load_features(path)
-        p = predict_clip(model, clip, tr_s=tr_s, offset_s=offset_s, subject=subject, window_s=window_s, warmup_s=warmup_s)
+        p = predict_clip(get_model(), clip, tr_s=tr_s, offset_s=offset_s, subject=subject, window_s=window_s,
+                         warmup_s=warmup_s)
         p.meta['model'] = str(model_dir)
         save_prediction(out / f"{key}.npz", p)
         if plot:
@@ -158,33 +192,44 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
             (out / f".{key}.png.tmp.png").replace(out / f"{key}.png")
         return {'file': f"{key}.npz", 'n_tr': p.grid.n, 'n_windows': p.meta['n_windows'], 'source': str(path)}
 
-    return run_items(items, one, man, retry_failed=retry_failed, progress=progress, desc='predict')
+    return {'predict': run_items(items, one, man, retry_failed=retry_failed, progress=progress, desc='predict'),
+            'extract': extraction}
 
 def predict_cli(argv: list[str]) -> int:
-    "`tinytribe predict --model DIR FEATURES... --out DIR`: predicted responses of every clip, resumable."
+    "`tinytribe predict SOURCES... --model DIR --out DIR`: predicted responses of every clip, resumable."
     ap = argparse.ArgumentParser(prog='tinytribe predict',
-                                 description='Feature files -> predicted responses per TR (one .npz per clip, optional brain maps).')
-    ap.add_argument('features', nargs='+', help='feature files (.npz from tinytribe extract) and/or folders of them')
+                                 description='Feature files or media -> predicted responses per TR (one .npz per clip, optional brain maps).')
+    ap.add_argument('sources', nargs='+', help='feature files (.npz from tinytribe extract), media files, and/or folders of them')
     ap.add_argument('--model', required=True, help='a saved model folder (save_pretrained: config.json + model.safetensors)')
-    ap.add_argument('--out', required=True, help='output folder: <clip_id>.npz per clip, plus manifest/')
+    ap.add_argument('--out', required=True, help='output folder: <clip_id>.npz per clip, manifest/ (and features/ for media)')
     ap.add_argument('--tr', type=float, default=1.49, help='TR in seconds (default 1.49, CNeuroMod)')
     ap.add_argument('--offset', type=float, default=0.0, help='time of the first TR window start in seconds')
     ap.add_argument('--subject', type=int, default=0, help='FiLM row: 0 = the average subject')
     ap.add_argument('--window-s', type=float, default=100.0); ap.add_argument('--warmup-s', type=float, default=16.0)
     ap.add_argument('--plot', action='store_true', help='also write <clip_id>.png: the s.d. of the prediction on the brain')
+    ap.add_argument('--video-backbone', default=None, choices=['mobilevit_s', 'efficientnet_lite0'],
+                    help="media only: the video backbone (default: the one matching the model's video width)")
+    ap.add_argument('--video-weights', default=None, help='media only: video backbone weights (file or folder)')
+    ap.add_argument('--transcripts', default=None, help='media only: a transcript file or a folder of them (matched by stem)')
+    ap.add_argument('--no-asr', action='store_true', help='media only: never run ASR')
     ap.add_argument('--threads', type=int, default=None, help='CPU threads for torch')
     ap.add_argument('--retry-failed', action='store_true')
     ap.add_argument('--json', action='store_true', help='print the summary as JSON')
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     try:
-        rep = predict_files(a.model, a.features, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
-                            window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed)
+        reps = predict_files(a.model, a.sources, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
+                             window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed,
+                             video_backbone=a.video_backbone, transcripts=a.transcripts, asr=not a.no_asr,
+                             video_weights=a.video_weights)
     except (FileNotFoundError, ArtifactError, ValueError) as e:
         print(f"tinytribe predict: {e}", file=sys.stderr); return 2
-    res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': rep.failed,
-           'total_done': Manifest(Path(a.out) / 'manifest').summary()['done']}
+    rep, ext = reps['predict'], reps['extract']
+    failed = {**({f"extract {k}": v for k, v in ext.failed.items()} if ext else {}), **rep.failed}
+    res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': failed,
+           'extracted_now': len(ext.done) if ext else 0, 'total_done': Manifest(Path(a.out) / 'manifest').summary()['done']}
     print(json.dumps(res, indent=1) if a.json else
-          f"predicted {res['done_now']} clip(s), skipped {res['skipped']}, failed {len(rep.failed)}; {res['total_done']} done in {a.out}")
-    for k, why in rep.failed.items(): print(f"  failed {k}: {why}", file=sys.stderr)
-    return 1 if rep.failed else 0
+          f"predicted {res['done_now']} clip(s) ({res['extracted_now']} extracted from media), skipped {res['skipped']}, "
+          f"failed {len(failed)}; {res['total_done']} done in {a.out}")
+    for k, why in failed.items(): print(f"  failed {k}: {why}", file=sys.stderr)
+    return 1 if failed else 0
