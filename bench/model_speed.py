@@ -31,6 +31,7 @@ Peak memory is measured in a fresh child process per model: the largest RSS incr
 before the first forward, sampled every millisecond by a thread; weight bytes are listed apart.
 
     python bench/model_speed.py [--runs 15] [--out bench/results/model_speed.json]
+    python bench/model_speed.py --student d_ffn=896 proj_hidden=512 --out bench/results/model_speed_variant.json
 """
 from __future__ import annotations
 import argparse, json, os, platform, statistics, sys, threading, time
@@ -72,9 +73,9 @@ class PeakRSS:
     def delta(self) -> int: return self.peak - self.base
 
 
-def build_student():
+def build_student(overrides: dict | None = None):
     torch.manual_seed(0)
-    model = TinyTribe(get_config('full', space='fsaverage5')).eval()
+    model = TinyTribe(get_config('full', space='fsaverage5', **(overrides or {}))).eval()
     T = int(CLIP_S * HZ)
     cfg = model.config
     feats = {m: torch.randn(1, T, cfg.dims[m]) for m in ('text', 'audio', 'video')}
@@ -106,17 +107,17 @@ def build_teacher():
     return model, run
 
 
-def probe_memory(which: str, threads: int) -> dict:
+def probe_memory(which: str, threads: int, student: list | None = None) -> dict:
     "In a fresh process: RSS increase during the first forward (the working memory a forward needs)."
     import subprocess
     r = subprocess.run([sys.executable, __file__, '--_probe', which, '--threads', str(threads),
-                        '--omp-wait-policy', _POLICY],
+                        '--omp-wait-policy', _POLICY, '--student', *(student or [])],
                        capture_output=True, text=True, timeout=600)
     if r.returncode != 0: raise RuntimeError(f"memory probe {which} failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-def _probe(which: str) -> int:
-    model, run = (build_student if which == 'student' else build_teacher)()
+def _probe(which: str, overrides: dict | None = None) -> int:
+    model, run = build_student(overrides) if which == 'student' else build_teacher()
     import gc; gc.collect()
     with torch.inference_mode(), PeakRSS() as m: run()
     print(json.dumps({'peak_rss_delta_mb': round(m.delta / 2**20, 1),
@@ -172,12 +173,16 @@ def main(argv=None) -> int:
                     help='OpenMP wait policy (set before torch loads; an OMP_WAIT_POLICY in the environment wins)')
     ap.add_argument('--no-passive-run', action='store_true',
                     help='skip the second measurement under OMP_WAIT_POLICY=PASSIVE')
+    ap.add_argument('--student', nargs='*', default=[], metavar='KEY=VALUE',
+                    help="config overrides of the student (e.g. d_ffn=896 proj_hidden=512) to measure a variant of the "
+                         "design; the default is the spec's full preset")
     ap.add_argument('--_probe', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    if a._probe: return _probe(a._probe)
+    overrides = {k: json.loads(v) for k, v in (kv.split('=', 1) for kv in a.student)}
+    if a._probe: return _probe(a._probe, overrides)
 
-    student, srun = build_student()
+    student, srun = build_student(overrides)
     teacher, trun = build_teacher()
     rounds = []
     with torch.inference_mode():
@@ -208,7 +213,7 @@ def main(argv=None) -> int:
                   f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     best = min(rounds, key=lambda r: r['student_ms_per_s'] + r['teacher_fusion_ms_per_s'])   # the quietest round
     s_med, t_med = best['student_ms_per_s'], best['teacher_fusion_ms_per_s']
-    mem_s, mem_t = probe_memory('student', a.threads), probe_memory('teacher', a.threads)
+    mem_s, mem_t = probe_memory('student', a.threads, a.student), probe_memory('teacher', a.threads)
     res = {
         **{k: v for k, v in best.items() if not k.endswith('_runs_ms')},
         'selection': f'quietest round (least student + teacher time) of {a.rounds}, each the median of {a.runs} alternating runs',
@@ -219,6 +224,7 @@ def main(argv=None) -> int:
                  'student_by_op': gmac_s['by_op'], 'teacher_fusion_by_op': gmac_t['by_op']},
         'ratio_over_gmac_ratio': round((t_med / s_med) / (gmac_t['total'] / gmac_s['total']), 3),
         'matmul_floor_calls': {'student': sfloor.n_calls, 'teacher_fusion': tfloor.n_calls},
+        'student_config_overrides': overrides,
         'student_params': n_params(student), 'teacher_fusion_params': n_params(teacher),
         'student_active_params_per_token': student.count_parameters()['active_per_token'],
         'student_peak_rss_delta_mb': mem_s['peak_rss_delta_mb'], 'teacher_peak_rss_delta_mb': mem_t['peak_rss_delta_mb'],
@@ -238,7 +244,7 @@ def main(argv=None) -> int:
             out = Path(td) / 'passive.json'
             r = subprocess.run([sys.executable, __file__, '--omp-wait-policy', 'passive', '--runs', str(a.runs),
                                 '--rounds', str(a.rounds), '--warmup', str(a.warmup), '--threads', str(a.threads),
-                                '--out', str(out)], capture_output=True, text=True, timeout=3000)
+                                '--out', str(out), '--student', *a.student], capture_output=True, text=True, timeout=3000)
             if r.returncode == 0:
                 d = json.loads(out.read_text())
                 res['passive_omp_policy'] = {k: d[k] for k in ('student_ms_per_s', 'teacher_fusion_ms_per_s', 'ratio',
