@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_model.ipynb #cf8df001
 from __future__ import annotations
-import argparse, dataclasses, json, math, sys
+import argparse, contextlib, dataclasses, json, math, sys
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -254,14 +254,19 @@ class TinyTribe(nn.Module):
         masks = None if masks is None else {m: one(as_t(x, torch.bool)) for m, x in masks.items()}
         if step_times is not None: step_times = one(as_t(step_times, torch.float32))
         if subject is not None: subject = as_t(subject, torch.long).reshape(-1)
+        with self.inference():
+            pred = self(feats, masks, step_times, subject, grid, aux=False).pred.float()
+        return pred[0] if single else pred
+
+    @contextlib.contextmanager
+    def inference(self):
+        "Eval mode under `torch.inference_mode` for the block; the training mode is restored afterwards."
         was = self.training
         self.eval()
         try:
-            with torch.inference_mode():
-                pred = self(feats, masks, step_times, subject, grid, aux=False).pred.float()
+            with torch.inference_mode(): yield self
         finally:
             self.train(was)
-        return pred[0] if single else pred
 
     # ---- utilities -------------------------------------------------------------------------
     def set_router_temperature(self, t: float) -> None:

@@ -15,7 +15,7 @@ from .layers import tr_pool_weights
 from .store import save_arrays, load_arrays, read_meta, ArtifactError, now_iso, Manifest, run_items, write_json
 
 # %% auto #0
-__all__ = ['PREDICTION_KIND', 'Prediction', 'clip_grid', 'window_starts', 'predict_clip', 'save_prediction', 'load_prediction',
+__all__ = ['PREDICTION_KIND', 'Prediction', 'window_starts', 'predict_clip', 'save_prediction', 'load_prediction',
            'describe_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli']
 
 # %% ../nbs/60_predict.ipynb #1a9157c2
@@ -30,11 +30,6 @@ class Prediction:
     space: str
     tr_valid: np.ndarray      # (n_tr,) bool: the TR's window holds a step with some modality present
     meta: dict = field(default_factory=dict)
-
-def clip_grid(duration_s: float, tr_s: float = 1.49, offset_s: float = 0.0) -> TRGrid:
-    "The TRs whose window `[k·tr_s + offset_s, (k+1)·tr_s + offset_s)` starts inside the clip."
-    if tr_s <= 0: raise ValueError(f"tr_s must be > 0, got {tr_s}")
-    return TRGrid(tr_s=float(tr_s), n=max(0, math.ceil((duration_s - offset_s) / tr_s - 1e-9)), offset_s=float(offset_s))
 
 def window_starts(T: int, W: int, U: int) -> list[tuple[int, int]]:
     """Windows of W steps over T steps, each overlapping the previous by U steps of context, the last one ending
@@ -55,7 +50,7 @@ def _inputs(clip: ClipFeatures, a: int, b: int, dev) -> tuple[dict, dict]:
 
 def predict_clip(model, clip: ClipFeatures, tr_s: float = 1.49, offset_s: float = 0.0, subject: int = 0,
                  window_s: float = 100.0, warmup_s: float = 16.0, n_tr: int | None = None) -> Prediction:
-    """Predicted responses of one clip on the TR grid `clip_grid(clip.duration_s, tr_s, offset_s)` (or `n_tr` TRs, e.g.
+    """Predicted responses of one clip on the TR grid `TRGrid.covering(clip.duration_s, tr_s, offset_s)` (or `n_tr` TRs, e.g.
     an fMRI run's length), running the model in windows of `window_s` seconds that overlap by `warmup_s` (see the
     introduction). Eval mode, no autograd."""
     cfg = model.config
@@ -64,33 +59,28 @@ def predict_clip(model, clip: ClipFeatures, tr_s: float = 1.49, offset_s: float 
         if clip.mask(m).any() and clip.dims[m] != cfg.dims[m]:
             raise ValueError(f"{clip.clip_id}: {m} features have {clip.dims[m]} dims, the model wants {cfg.dims[m]} "
                              f"(extracted with another backbone?)")
-    grid = clip_grid(clip.duration_s, tr_s, offset_s)
-    if n_tr is not None: grid = TRGrid(tr_s=grid.tr_s, n=int(n_tr), offset_s=grid.offset_s)
+    if tr_s <= 0: raise ValueError(f"tr_s must be > 0, got {tr_s}")
+    grid = TRGrid.covering(clip.duration_s, float(tr_s), float(offset_s)) if n_tr is None else TRGrid(float(tr_s), int(n_tr), float(offset_s))
     T = clip.n_steps
     W = max(1, min(int(round(window_s / cfg.step_s)), cfg.max_T))
     U = int(round(warmup_s / cfg.step_s))
     dev = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            pooled = torch.zeros(1, T, cfg.d_model, device=dev)
-            step_valid = torch.zeros(1, T, dtype=torch.bool, device=dev)
-            wins = window_starts(T, W, U)
-            for i, (a, keep) in enumerate(wins):
-                b = min(a + W, T)
-                stop = wins[i + 1][1] if i + 1 < len(wins) else T
-                feats, masks = _inputs(clip, a, b, dev)
-                if not feats: continue                                   # nothing present in this window
-                enc = model.encode(feats, masks)
-                hidden, _ = model.fuse(enc.tokens, enc.present, aux=False)
-                pooled[:, keep:stop] = model.pool_steps(hidden, enc.present)[:, keep - a:stop - a]
-                step_valid[:, keep:stop] = enc.step_valid[:, keep - a:stop - a]
-            times = torch.as_tensor(clip.times, device=dev)[None]
-            Wp, tr_valid = tr_pool_weights(times, step_valid, grid.tr_s, grid.offset_s, grid.n)
-            pred = model.head(pooled, torch.tensor([int(subject)], device=dev), Wp)[0]   # (n_tr, n_out)
-    finally:
-        model.train(was)
+    with model.inference():
+        pooled = torch.zeros(1, T, cfg.d_model, device=dev)
+        step_valid = torch.zeros(1, T, dtype=torch.bool, device=dev)
+        wins = window_starts(T, W, U)
+        for i, (a, keep) in enumerate(wins):
+            b = min(a + W, T)
+            stop = wins[i + 1][1] if i + 1 < len(wins) else T
+            feats, masks = _inputs(clip, a, b, dev)
+            if not feats: continue                                       # nothing present in this window
+            enc = model.encode(feats, masks)
+            hidden, _ = model.fuse(enc.tokens, enc.present, aux=False)
+            pooled[:, keep:stop] = model.pool_steps(hidden, enc.present)[:, keep - a:stop - a]
+            step_valid[:, keep:stop] = enc.step_valid[:, keep - a:stop - a]
+        times = torch.as_tensor(clip.times, device=dev)[None]
+        Wp, tr_valid = tr_pool_weights(times, step_valid, grid.tr_s, grid.offset_s, grid.n)
+        pred = model.head(pooled, torch.tensor([int(subject)], device=dev), Wp)[0]       # (n_tr, n_out)
     meta = {'clip_id': clip.clip_id, 'subject': int(subject), 'window_s': float(window_s), 'warmup_s': float(warmup_s),
             'n_windows': len(wins), 'modalities': clip.modalities, 'features_meta': clip.meta}
     return Prediction(clip.clip_id, pred.float().cpu().numpy(), grid, cfg.space, tr_valid[0].cpu().numpy(), meta)
