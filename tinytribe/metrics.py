@@ -8,13 +8,14 @@ import math, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-from .core import TRGrid, bin_steps
+from .core import TRGrid, bin_steps, step_times, resample_grid
 from . import spaces
 
 # %% auto #0
 __all__ = ['ROI_LABELS', 'valid_rows', 'CorrStats', 'pearson_r', 'summarise', 'roi_columns', 'roi_summary', 'Ceiling',
            'spearman_brown', 'RepeatStats', 'noise_ceiling', 'ceiling_from_analytic', 'find_analytic_ceiling',
-           'fraction_of_ceiling', 'normalised_r', 'agreement', 'map_similarity']
+           'fraction_of_ceiling', 'normalised_r', 'agreement', 'map_similarity', 'tr_features', 'fir', 'RidgeConfig',
+           'RidgeBaseline', 'on_grid', 'mean_repeats', 'score_runs', 'headline']
 
 # %% ../nbs/50_metrics.ipynb #31105d80
 def valid_rows(target, valid=None) -> np.ndarray:
@@ -282,3 +283,175 @@ def map_similarity(r_a, r_b) -> float:
     a, b = np.asarray(r_a, np.float64), np.asarray(r_b, np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     return float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float('nan')
+
+# %% ../nbs/50_metrics.ipynb #1bbfc282
+def tr_features(clip, grid: TRGrid) -> dict:
+    "Each modality's features (T, D) of `clip` averaged over its present steps in each TR window of `grid`: {m: (n, D)}."
+    rows = bin_steps(step_times(clip.n_steps, clip.step_s), grid)
+    out = {}
+    for m in ('text', 'audio', 'video'):
+        x, on = np.asarray(clip.feature(m), np.float32), np.asarray(clip.mask(m), bool)
+        keep = (rows >= 0) & on
+        acc = np.zeros((grid.n, x.shape[1]), np.float64)
+        cnt = np.zeros(grid.n)
+        np.add.at(acc, rows[keep], x[keep])
+        np.add.at(cnt, rows[keep], 1)
+        out[m] = (acc / np.maximum(cnt, 1)[:, None]).astype(np.float32)
+    return out
+
+def fir(x, delays=range(7)) -> np.ndarray:
+    "Delayed copies of `x` (n, D) side by side (n, D·len(delays)): block j is x shifted down by delays[j] rows, zeros above."
+    x = np.asarray(x)
+    out = np.zeros((x.shape[0], x.shape[1] * len(delays)), x.dtype)
+    for j, d in enumerate(delays):
+        if d < x.shape[0]: out[d:, j * x.shape[1]:(j + 1) * x.shape[1]] = x[:x.shape[0] - d]
+    return out
+
+# %% ../nbs/50_metrics.ipynb #fa181eb7
+@dataclass
+class RidgeConfig:
+    "The banded ridge baseline's knobs."
+    delays: tuple = (0, 1, 2, 3, 4, 5, 6)      # FIR delays in TRs
+    alphas: tuple = tuple(np.logspace(-1, 7, 17).tolist())
+    n_iter: int = 20                           # random-search draws of the band weights
+    n_folds: int = 5                           # CV folds over training clips (contiguous blocks if one clip)
+    targets_batch: int = 2048
+    seed: int = 0
+
+class RidgeBaseline:
+    """Banded ridge with FIR delays over the three modalities (himalaya), fitted on training clips only.
+    `fit(items)` with items `(clip_features, grid, Y (n, C), valid (n,))`; `predict(clip, grid)` -> (n, C)."""
+    def __init__(self, cfg: RidgeConfig | None = None):
+        self.cfg = cfg or RidgeConfig()
+        self.train_clips, self.model, self.info = [], None, {}
+
+    def design(self, clip, grid: TRGrid) -> np.ndarray:
+        f = tr_features(clip, grid)
+        return np.concatenate([fir(f[m], self.cfg.delays) for m in ('text', 'audio', 'video')], 1)
+
+    def _cv(self, groups: np.ndarray) -> list:
+        ids = np.unique(groups)
+        if len(ids) >= 2:
+            folds = np.array_split(ids, min(self.cfg.n_folds, len(ids)))
+            return [(np.flatnonzero(~np.isin(groups, f)), np.flatnonzero(np.isin(groups, f))) for f in folds]
+        idx = np.arange(len(groups))
+        return [(np.setdiff1d(idx, b), b) for b in np.array_split(idx, self.cfg.n_folds)]
+
+    def fit(self, items, exclude=()) -> 'RidgeBaseline':
+        "Fit on `items`; raises if any item's clip is in `exclude` (the scored clips)."
+        import time
+        # himalaya and scikit-learn: optional, only the baseline needs them
+        from himalaya.backend import set_backend
+        from himalaya.kernel_ridge import MultipleKernelRidgeCV, ColumnKernelizer, Kernelizer
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        ids = [it[0].clip_id for it in items]
+        leak = sorted(set(ids) & set(exclude))
+        if leak: raise ValueError(f"ridge baseline asked to train on scored clips {leak[:5]}: the split leaks")
+        if not items: raise ValueError("ridge baseline: no training clips")
+        t0 = time.perf_counter()
+        Xs, Ys, gs = [], [], []
+        for k, (clip, grid, Y, valid) in enumerate(items):
+            ok = valid_rows(Y, valid)
+            X = self.design(clip, grid)[ok]
+            y = np.asarray(Y, np.float64)[ok]
+            y = (y - y.mean(0)) / np.where(y.std(0) > 0, y.std(0), 1)          # runs z-scored, as fMRI usually is
+            Xs.append(X); Ys.append(y.astype(np.float32)); gs.append(np.full(len(X), k))
+        X, Y, groups = np.concatenate(Xs), np.concatenate(Ys), np.concatenate(gs)
+        if len(X) < 2 * self.cfg.n_folds: raise ValueError(f"ridge baseline: only {len(X)} training TRs")
+        set_backend('numpy', on_error='raise')
+        widths = [clip_dims * len(self.cfg.delays) for clip_dims in self._dims(items[0][0])]
+        edges = np.cumsum([0] + widths)
+        ck = ColumnKernelizer([(m, make_pipeline(StandardScaler(), Kernelizer(kernel='linear')), slice(int(a), int(b)))
+                               for m, a, b in zip(('text', 'audio', 'video'), edges[:-1], edges[1:])])
+        c = self.cfg
+        mkr = MultipleKernelRidgeCV(kernels='precomputed', solver='random_search', cv=self._cv(groups), random_state=c.seed,
+                                    solver_params=dict(n_iter=c.n_iter, alphas=np.asarray(c.alphas), progress_bar=False,
+                                                       n_targets_batch=c.targets_batch, n_alphas_batch=5,
+                                                       n_targets_batch_refit=c.targets_batch))
+        self.model = make_pipeline(ck, mkr)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            self.model.fit(X.astype(np.float32), Y)
+        self.train_clips = ids
+        w = np.exp(np.asarray(mkr.deltas_, np.float64))                      # (3, C) band weights / α per target
+        share = (w / w.sum(0, keepdims=True)).mean(1)
+        self.info = {'n_train_trs': int(len(X)), 'n_train_clips': len(ids), 'n_features': int(X.shape[1]),
+                     'fit_s': time.perf_counter() - t0, 'delays_tr': list(c.delays),
+                     'band_weight_share': {m: float(v) for m, v in zip(('text', 'audio', 'video'), share)}}
+        return self
+
+    @staticmethod
+    def _dims(clip) -> list: return [clip.dims[m] for m in ('text', 'audio', 'video')]
+
+    def predict(self, clip, grid: TRGrid) -> np.ndarray:
+        "Predicted responses (grid.n, C) of `clip` on `grid`; refuses a training clip (that would not be a test)."
+        if self.model is None: raise ValueError("ridge baseline not fitted")
+        if clip.clip_id in self.train_clips: raise ValueError(f"ridge baseline: {clip.clip_id!r} was a training clip")
+        return np.asarray(self.model.predict(self.design(clip, grid).astype(np.float32)), np.float32)
+
+# %% ../nbs/50_metrics.ipynb #6df83709
+def on_grid(pred, grid: TRGrid, valid, target_grid: TRGrid) -> tuple[np.ndarray, np.ndarray]:
+    "A prediction `(pred, grid, valid)` on `target_grid`: (values, valid)."
+    pred = np.asarray(pred)
+    valid = np.ones(grid.n, bool) if valid is None else np.asarray(valid, bool)
+    if grid == target_grid: return pred, valid
+    out, ok = resample_grid(pred, grid, target_grid)
+    vv, _ = resample_grid(valid.astype(np.float32)[:, None], grid, target_grid)
+    ok &= np.nan_to_num(vv[:, 0]) > 0.999
+    return np.nan_to_num(out), ok
+
+def mean_repeats(runs) -> dict:
+    "Runs (FmriRun-like) grouped by clip -> {clip_id: (mean data (n, C), valid (n,), grid, stacked repeats (R, n, C))}."
+    by = {}
+    for r in runs: by.setdefault(r.clip_id, []).append(r)
+    out = {}
+    for cid, rs in by.items():
+        n = min(r.grid.n for r in rs)
+        X = np.stack([np.asarray(r.data[:n], np.float32) for r in rs])
+        ok = np.logical_and.reduce([valid_rows(r.data[:n], r.valid[:n]) for r in rs])
+        out[cid] = (X.mean(0), ok, TRGrid(rs[0].grid.tr_s, n, rs[0].grid.offset_s), X)
+    return out
+
+def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20) -> dict:
+    """One subject: pooled r per column, per-clip r, the noise ceiling (from repeats when clips were repeated,
+    else None; `analytic` one-repeat ceiling (C,) if known), and summaries. Clips without a prediction are an error."""
+    grouped = mean_repeats(runs)
+    missing = sorted(set(grouped) - set(predictions))
+    if missing: raise ValueError(f"no prediction for clips {missing[:5]}")
+    cs, per_clip, st = CorrStats(), {}, RepeatStats(n_blocks=n_blocks)
+    ks = []
+    for cid, (Y, ok, grid, X) in grouped.items():
+        p, pv = on_grid(*predictions[cid], grid)
+        per_clip[cid] = cs.add(p, Y, ok & pv)
+        if len(X) >= 2:
+            st.add(X, ok)
+            ks.append(len(X))
+    r = cs.r()
+    out = {'r': r, 'per_clip': per_clip, 'n_trs': int(cs.n), 'clips': sorted(grouped), 'space': space,
+           'r_summary': summarise(r), 'ceiling': None, 'ceiling_source': None}
+    k = min(ks) if ks else 1
+    if st.clips:
+        cl = noise_ceiling(st, n_repeats=k)
+        out |= {'ceiling': cl.ceiling, 'ceiling_source': 'repeats', 'ceiling_info': cl.summary}
+    if analytic is not None:
+        out['ceiling_analytic'] = ceiling_from_analytic(analytic, k)
+        if out['ceiling'] is None: out |= {'ceiling': out['ceiling_analytic'], 'ceiling_source': 'analytic'}
+    out['n_repeats_target'] = k
+    return out
+
+def headline(r, ceiling, space: str) -> dict:
+    "r_mean, noise_ceiling_mean (√ of the mean ceiling²), fraction_of_ceiling, overall and per ROI."
+    def three(cols):
+        rr = np.asarray(r, np.float64)[cols]
+        d = {'r_mean': float(np.nanmean(rr)) if np.isfinite(rr).any() else None, 'noise_ceiling_mean': None, 'fraction_of_ceiling': None}
+        if ceiling is not None:
+            c = np.asarray(ceiling, np.float64)[cols]
+            d['noise_ceiling_mean'] = float(np.sqrt(np.nanmean(c ** 2)))
+            d['fraction_of_ceiling'] = fraction_of_ceiling(rr, c)
+        return d
+    out = three(np.arange(len(r)))
+    out['r_median'] = float(np.nanmedian(r))
+    try: out['rois'] = {n: three(c) for n, c in roi_columns(space).items()}
+    except ValueError: out['rois'] = {}
+    return out
