@@ -414,44 +414,48 @@ def mean_repeats(runs) -> dict:
     return out
 
 def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20) -> dict:
-    """One subject: pooled r per column, per-clip r, the noise ceiling (from repeats when clips were repeated,
-    else None; `analytic` one-repeat ceiling (C,) if known), and summaries. Clips without a prediction are an error."""
+    """One subject: pooled r per column over every run (each repeat on its own), per-clip r, the one-repeat
+    reliability ρ and ceiling √ρ (from repeats when clips were repeated, else from `analytic`, a one-repeat
+    ceiling (C,), if known), and summaries. Clips without a prediction are an error."""
     grouped = mean_repeats(runs)
     missing = sorted(set(grouped) - set(predictions))
     if missing: raise ValueError(f"no prediction for clips {missing[:5]}")
     cs, per_clip, st = CorrStats(), {}, RepeatStats(n_blocks=n_blocks)
-    ks = []
-    for cid, (Y, ok, grid, X) in grouped.items():
+    for cid, (_, ok, grid, X) in grouped.items():
         p, pv = on_grid(*predictions[cid], grid)
-        per_clip[cid] = cs.add(p, Y, ok & pv)
-        if len(X) >= 2:
-            st.add(X, ok)
-            ks.append(len(X))
+        one = CorrStats()
+        for x in X:
+            cs.add(p, x, ok & pv)
+            one.add(p, x, ok & pv)
+        per_clip[cid] = one.r()
+        if len(X) >= 2: st.add(X, ok)
     r = cs.r()
     out = {'r': r, 'per_clip': per_clip, 'n_trs': int(cs.n), 'clips': sorted(grouped), 'space': space,
-           'r_summary': summarise(r), 'ceiling': None, 'ceiling_source': None}
-    k = min(ks) if ks else 1
+           'r_summary': summarise(r), 'rho': None, 'ceiling': None, 'ceiling_source': None, 'n_repeats_target': 1}
     if st.clips:
-        cl = noise_ceiling(st, n_repeats=k)
-        out |= {'ceiling': cl.ceiling, 'ceiling_source': 'repeats', 'ceiling_info': cl.summary}
+        cl = noise_ceiling(st, n_repeats=1)
+        out |= {'rho': cl.rho1, 'ceiling': cl.ceiling, 'ceiling_source': 'repeats', 'ceiling_info': cl.summary}
     if analytic is not None:
-        out['ceiling_analytic'] = ceiling_from_analytic(analytic, k)
-        if out['ceiling'] is None: out |= {'ceiling': out['ceiling_analytic'], 'ceiling_source': 'analytic'}
-    out['n_repeats_target'] = k
+        a = np.asarray(analytic, np.float64)
+        out['ceiling_analytic'] = a
+        if out['rho'] is None: out |= {'rho': a ** 2, 'ceiling': a, 'ceiling_source': 'analytic'}
     return out
 
-def headline(r, ceiling, space: str) -> dict:
-    "r_mean, noise_ceiling_mean (√ of the mean ceiling²), fraction_of_ceiling, overall and per ROI."
+def headline(r, rho, space: str) -> dict:
+    "r_mean, r_median, noise_ceiling_mean (√ mean ρ), fraction_of_ceiling (mean r·|r| / mean ρ), overall and per ROI."
     def three(cols):
         rr = np.asarray(r, np.float64)[cols]
         d = {'r_mean': float(np.nanmean(rr)) if np.isfinite(rr).any() else None, 'noise_ceiling_mean': None, 'fraction_of_ceiling': None}
-        if ceiling is not None:
-            c = np.asarray(ceiling, np.float64)[cols]
-            d['noise_ceiling_mean'] = float(np.sqrt(np.nanmean(c ** 2)))
-            d['fraction_of_ceiling'] = fraction_of_ceiling(rr, c)
+        if rho is not None:
+            q = np.asarray(rho, np.float64)[cols]
+            ok = np.isfinite(q) & np.isfinite(rr)
+            if ok.any():
+                m = float(q[ok].mean())
+                d['noise_ceiling_mean'] = math.sqrt(max(m, 0.0))
+                d['fraction_of_ceiling'] = float((rr[ok] * np.abs(rr[ok])).mean() / m) if m > 0 else None
         return d
     out = three(np.arange(len(r)))
-    out['r_median'] = float(np.nanmedian(r))
+    out['r_median'] = float(np.nanmedian(r)) if np.isfinite(r).any() else None
     try: out['rois'] = {n: three(c) for n, c in roi_columns(space).items()}
     except ValueError: out['rois'] = {}
     return out
