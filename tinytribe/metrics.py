@@ -12,10 +12,10 @@ from .core import TRGrid, bin_steps, step_times, resample_grid
 from . import spaces
 
 # %% auto #0
-__all__ = ['ROI_LABELS', 'valid_rows', 'CorrStats', 'pearson_r', 'summarise', 'roi_columns', 'roi_summary', 'Ceiling',
-           'spearman_brown', 'RepeatStats', 'noise_ceiling', 'ceiling_from_analytic', 'find_analytic_ceiling',
-           'fraction_of_ceiling', 'normalised_r', 'agreement', 'map_similarity', 'tr_features', 'fir', 'RidgeConfig',
-           'RidgeBaseline', 'on_grid', 'mean_repeats', 'score_runs', 'headline']
+__all__ = ['ROI_LABELS', 'valid_rows', 'CorrStats', 'pearson_r', 'BlockCorr', 'summarise', 'roi_columns', 'roi_summary',
+           'Ceiling', 'spearman_brown', 'RepeatStats', 'noise_ceiling', 'ceiling_from_analytic',
+           'find_analytic_ceiling', 'fraction_of_ceiling', 'normalised_r', 'agreement', 'map_similarity', 'tr_features',
+           'fir', 'RidgeConfig', 'RidgeBaseline', 'on_grid', 'mean_repeats', 'score_runs', 'headline']
 
 # %% ../nbs/50_metrics.ipynb #31105d80
 def valid_rows(target, valid=None) -> np.ndarray:
@@ -71,6 +71,51 @@ def _r(xy, xx, yy) -> np.ndarray:
 def pearson_r(pred, target, valid=None) -> np.ndarray:
     "Pearson r per column of `pred` and `target` (n, C) over the valid rows (see `valid_rows`); NaN for constant columns."
     return CorrStats().add(pred, target, valid)
+
+# %% ../nbs/50_metrics.ipynb #3c59d76b
+class BlockCorr:
+    "Pooled per-column r over runs (each demeaned) and its leave-one-block-out values (see above)."
+    def __init__(self, block_trs: int = 20):
+        self.block_trs, self.n = int(block_trs), 0
+        self.T = None                                  # (3, C) pooled centred sums xy, xx, yy
+        self.delta = {}                                # block key -> (3, C) what leaving it out removes
+
+    def add(self, pred, target, valid=None, key=None) -> np.ndarray:
+        "Add one run of clip `key`; returns the run's own r."
+        pred, target = np.asarray(pred), np.asarray(target)
+        if pred.shape != target.shape: raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+        rows = np.flatnonzero(valid_rows(target, valid) & np.isfinite(pred).all(1))
+        C = target.shape[1]
+        if self.T is None: self.T = np.zeros((3, C))
+        if self.T.shape[1] != C: raise ValueError(f"run has {C} columns, earlier runs {self.T.shape[1]}")
+        S = np.zeros((3, C))
+        if len(rows) < 2: return np.full(C, np.nan)
+        mx = pred[rows].mean(0, dtype=np.float64)
+        my = target[rows].mean(0, dtype=np.float64)
+        n, parts = len(rows), []
+        for k in np.unique(rows // self.block_trs):
+            rb = rows[rows // self.block_trs == k]
+            x = pred[rb].astype(np.float64) - mx
+            y = target[rb].astype(np.float64) - my
+            b = np.stack([(x * y).sum(0), (x * x).sum(0), (y * y).sum(0)])
+            S += b
+            a = np.stack([x.sum(0), y.sum(0)])
+            n2 = n - len(rb)
+            adj = np.stack([a[0] * a[1], a[0] ** 2, a[1] ** 2]) / n2 if n2 > 0 else 0.0
+            parts.append(((key, int(k)), b + adj))
+        for kk, d in parts: self.delta[kk] = self.delta.get(kk, 0.0) + d
+        self.T += S
+        self.n += n
+        return _r(*S)
+
+    def r(self) -> np.ndarray:
+        if self.T is None: raise ValueError("no runs added")
+        return _r(*self.T)
+
+    def r_loo(self, keys=None) -> np.ndarray:
+        "(B, C) pooled r with each block in `keys` (default all) left out; a key never added leaves nothing out."
+        keys = list(self.delta) if keys is None else list(keys)
+        return np.stack([_r(*(self.T - self.delta.get(k, 0.0))) for k in keys])
 
 # %% ../nbs/50_metrics.ipynb #0934c7df
 def summarise(values) -> dict:
@@ -143,7 +188,7 @@ def spearman_brown(rho1, k: float) -> np.ndarray:
     den = 1 + (k - 1) * rho1
     return np.where(np.abs(den) > 1e-12, k * rho1 / np.where(np.abs(den) > 1e-12, den, 1), np.nan)
 
-# %% ../nbs/50_metrics.ipynb #ec034905
+# %% ../nbs/50_metrics.ipynb #ce19cd9f
 class RepeatStats:
     "Block sums of repeated runs for the reliability ρ of one repeat and its block jackknife (see above)."
     def __init__(self, block_trs: int | None = None, n_blocks: int = 20):
@@ -151,8 +196,9 @@ class RepeatStats:
         self.clips = []               # per clip: dict of per-block arrays
         self.R = set()
 
-    def add(self, runs, valid=None):
-        "`runs` (R >= 2, n, C): the repeats of one clip; `valid` (n,) or (R, n) rows to use (all repeats must be valid)."
+    def add(self, runs, valid=None, key=None):
+        """`runs` (R >= 2, n, C): the repeats of one clip; `valid` (n,) or (R, n) rows to use (all repeats must be
+        valid). Blocks are chunks of `block_trs` TRs by TR index, named `(key, k)` (key defaults to the clip's number)."""
         x = np.asarray(runs)
         if x.ndim != 3 or x.shape[0] < 2: raise ValueError(f"need (repeats >= 2, time, column) runs, got shape {x.shape}")
         R, n, C = x.shape
@@ -161,14 +207,19 @@ class RepeatStats:
         rows = np.flatnonzero(ok)
         if len(rows) < 2: return self
         bt = self.block_trs or max(2, int(math.ceil(n / max(1, self.n_blocks // 2))))
-        blocks = []
-        for a in range(0, len(rows), bt):
-            xb = x[:, rows[a:a + bt]].astype(np.float64)
+        key = len(self.clips) if key is None else key
+        blocks, keys = [], []
+        for k in np.unique(rows // bt):
+            xb = x[:, rows[rows // bt == k]].astype(np.float64)
             tot = xb.sum(0)
             blocks.append({'n': xb.shape[1], 's': xb.sum(1), 'q': (xb * xb).sum((0, 1)), 'p': (tot * tot).sum(0)})
-        self.clips.append({'R': R, 'blocks': blocks})
+            keys.append((key, int(k)))
+        self.clips.append({'R': R, 'blocks': blocks, 'keys': keys})
         self.R.add(R)
         return self
+
+    @property
+    def block_keys(self) -> list: return [k for c in self.clips for k in c['keys']]
 
     @staticmethod
     def _parts(R, n, s, q, p):
@@ -390,7 +441,7 @@ class RidgeBaseline:
         if clip.clip_id in self.train_clips: raise ValueError(f"ridge baseline: {clip.clip_id!r} was a training clip")
         return np.asarray(self.model.predict(self.design(clip, grid).astype(np.float32)), np.float32)
 
-# %% ../nbs/50_metrics.ipynb #6df83709
+# %% ../nbs/50_metrics.ipynb #6ab7f96d
 def on_grid(pred, grid: TRGrid, valid, target_grid: TRGrid) -> tuple[np.ndarray, np.ndarray]:
     "A prediction `(pred, grid, valid)` on `target_grid`: (values, valid)."
     pred = np.asarray(pred)
@@ -416,43 +467,72 @@ def mean_repeats(runs) -> dict:
 def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20) -> dict:
     """One subject: pooled r per column over every run (each repeat on its own), per-clip r, the one-repeat
     reliability ρ and ceiling √ρ (from repeats when clips were repeated, else from `analytic`, a one-repeat
-    ceiling (C,), if known), and summaries. Clips without a prediction are an error."""
+    ceiling (C,), if known), and the leave-one-block-out values `headline` jackknifes. Clips without a
+    prediction are an error."""
     grouped = mean_repeats(runs)
     missing = sorted(set(grouped) - set(predictions))
     if missing: raise ValueError(f"no prediction for clips {missing[:5]}")
-    cs, per_clip, st = CorrStats(), {}, RepeatStats(n_blocks=n_blocks)
+    bt = max(5, int(math.ceil(sum(g[2].n for g in grouped.values()) / n_blocks)))
+    bc, per_clip, st = BlockCorr(bt), {}, RepeatStats(block_trs=bt)
     for cid, (_, ok, grid, X) in grouped.items():
         p, pv = on_grid(*predictions[cid], grid)
         one = CorrStats()
         for x in X:
-            cs.add(p, x, ok & pv)
+            bc.add(p, x, ok & pv, key=cid)
             one.add(p, x, ok & pv)
         per_clip[cid] = one.r()
-        if len(X) >= 2: st.add(X, ok)
-    r = cs.r()
-    out = {'r': r, 'per_clip': per_clip, 'n_trs': int(cs.n), 'clips': sorted(grouped), 'space': space,
-           'r_summary': summarise(r), 'rho': None, 'ceiling': None, 'ceiling_source': None, 'n_repeats_target': 1}
+        if len(X) >= 2: st.add(X, ok, key=cid)
+    r = bc.r()
+    keys = sorted(set(bc.delta) | set(st.block_keys))
+    out = {'r': r, 'per_clip': per_clip, 'n_trs': int(bc.n), 'clips': sorted(grouped), 'space': space,
+           'r_summary': summarise(r), 'rho': None, 'ceiling': None, 'ceiling_source': None, 'n_repeats_target': 1,
+           'jack': {'keys': keys, 'r_loo': bc.r_loo(keys), 'rho_raw': None, 'rho_loo': None}}
     if st.clips:
         cl = noise_ceiling(st, n_repeats=1)
+        raw, loo, _ = st.reliability()
+        pos = {k: i for i, k in enumerate(st.block_keys)}
+        out['jack'] |= {'rho_raw': raw, 'rho_loo': np.stack([loo[pos[k]] if k in pos else raw for k in keys])}
         out |= {'rho': cl.rho1, 'ceiling': cl.ceiling, 'ceiling_source': 'repeats', 'ceiling_info': cl.summary}
     if analytic is not None:
         a = np.asarray(analytic, np.float64)
         out['ceiling_analytic'] = a
-        if out['rho'] is None: out |= {'rho': a ** 2, 'ceiling': a, 'ceiling_source': 'analytic'}
+        if out['rho'] is None:
+            out |= {'rho': a ** 2, 'ceiling': a, 'ceiling_source': 'analytic'}
+            out['jack'] |= {'rho_raw': a ** 2, 'rho_loo': np.broadcast_to(a ** 2, (len(keys), len(a)))}
     return out
 
-def headline(r, rho, space: str) -> dict:
-    "r_mean, r_median, noise_ceiling_mean (√ mean ρ), fraction_of_ceiling (mean r·|r| / mean ρ), overall and per ROI."
+def _three(r, rho):
+    "r_mean, noise_ceiling_mean, fraction_of_ceiling of columns r (.., C), rho (.., C) (rows: jackknife replicates)."
+    r, rho = np.atleast_2d(r), None if rho is None else np.atleast_2d(rho)
+    ok = np.isfinite(r) if rho is None else np.isfinite(r) & np.isfinite(rho)
+    n = ok.sum(1)
+    rm = np.where(n > 0, np.where(ok, r, 0).sum(1) / np.maximum(n, 1), np.nan)
+    if rho is None: return rm, None, None
+    m = np.where(n > 0, np.where(ok, rho, 0).sum(1) / np.maximum(n, 1), np.nan)
+    num = np.where(ok, r * np.abs(r), 0).sum(1) / np.maximum(n, 1)
+    return rm, np.sqrt(np.clip(m, 0, None)), np.where(m > 0, num / np.where(m > 0, m, 1), np.nan)
+
+def headline(r, rho, space: str, jack: dict | None = None) -> dict:
+    """r_mean, r_median, noise_ceiling_mean (√ mean ρ), fraction_of_ceiling (mean r·|r| / mean ρ), overall and per
+    ROI. With `jack` (from `score_runs`) the ceiling and fraction are block-jackknife bias-corrected and every
+    number gets a standard error `*_se` (r·|r| over short data is biased up by r's sampling variance)."""
+    r = np.asarray(r, np.float64)
     def three(cols):
-        rr = np.asarray(r, np.float64)[cols]
-        d = {'r_mean': float(np.nanmean(rr)) if np.isfinite(rr).any() else None, 'noise_ceiling_mean': None, 'fraction_of_ceiling': None}
-        if rho is not None:
-            q = np.asarray(rho, np.float64)[cols]
-            ok = np.isfinite(q) & np.isfinite(rr)
-            if ok.any():
-                m = float(q[ok].mean())
-                d['noise_ceiling_mean'] = math.sqrt(max(m, 0.0))
-                d['fraction_of_ceiling'] = float((rr[ok] * np.abs(rr[ok])).mean() / m) if m > 0 else None
+        if jack is None or jack.get('r_loo') is None or len(jack['keys']) < 3:
+            v = _three(r[cols], None if rho is None else np.asarray(rho, np.float64)[cols])
+            return {k: (None if x is None or not np.isfinite(x[0]) else float(x[0]))
+                    for k, x in zip(('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling'), v)}
+        rr = jack['rho_raw']
+        full = _three(r[cols], None if rr is None else rr[cols])
+        loo = _three(jack['r_loo'][:, cols], None if rr is None else jack['rho_loo'][:, cols])
+        d = {}
+        for k, f, l in zip(('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling'), full, loo):
+            if f is None or not np.isfinite(f[0]):
+                d[k] = None
+                continue
+            est, se = _jack(f[0], l[np.isfinite(l)][:, None])
+            d[k] = float(f[0]) if k == 'r_mean' else float(est[0])
+            d[f"{k}_se"] = float(se[0])
         return d
     out = three(np.arange(len(r)))
     out['r_median'] = float(np.nanmedian(r)) if np.isfinite(r).any() else None

@@ -165,7 +165,7 @@ def _versions() -> dict:
 # %% ../nbs/51_report.ipynb #6d6e70d0
 def _combine(per_sub: dict, space: str) -> dict:
     "Headline numbers over subjects (means of per-subject numbers) and the mean maps."
-    subs = {s: headline(v['r'], v['rho'], space) for s, v in per_sub.items()}
+    subs = {s: headline(v['r'], v['rho'], space, v['jack']) for s, v in per_sub.items()}
     def mean_of(get):
         vals = [get(h) for h in subs.values()]
         vals = [v for v in vals if v is not None]
