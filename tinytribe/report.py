@@ -268,7 +268,8 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
     s0 = next(iter(first))
     res['example'] = {'subject': s0, 'data': mean_repeats([r for r in runs if r.subject == s0 and r.clip_id in split['val']]),
                       'preds': {n: {c: v for (nn, c, g, sj), v in cache.items() if nn == n and sj in (None, s0)} for n in srcs},
-                      'clips': {c: clips[c] for c in split['val'] if c in clips}}
+                      'clips': {c: clips[c] for c in split['val'] if c in clips},
+                      'teacher': {c: v for (nn, c, g, sj), v in cache.items() if srcs_t is not None and nn == srcs_t.name}}
     res['provenance'] = {'models': {n: {'kind': m.kind, 'space': m.space, **{k: v for k, v in m.meta.items() if k != 'config'}}
                                     for n, m in srcs.items()},
                          'features': str(features), 'fmri': str(fmri), 'layout': runs[0].provenance.get('layout'),
@@ -341,9 +342,10 @@ def fig_ceiling_map(ceiling, space: str, title: str):
                                cmap='hot', vmin=0, vmax=1, symmetric=False)
 
 def _z(x, ok):
+    "z-scores over the rows `ok`; constant columns (the medial wall) become NaN, shown as background."
     x = np.asarray(x, np.float64)
     mu, sd = x[ok].mean(0), x[ok].std(0)
-    return (x - mu) / np.where(sd > 0, sd, 1)
+    return np.where(sd > 1e-12, (x - mu) / np.where(sd > 1e-12, sd, 1), np.nan)
 
 def fig_snapshot(values, space: str, title: str):
     "One TR's response map in per-column z-scores (symmetric scale, clipped at 3)."
@@ -405,15 +407,15 @@ def fig_r_vs_ceiling(r, ceiling, space: str, title: str):
     fig.tight_layout()
     return fig
 
-def fig_timecourses(measured, preds: dict, ok, grid: TRGrid, space: str, title: str):
-    "Measured and predicted ROI-mean time courses (z-scored) of one clip, one panel per ROI."
+def fig_timecourses(measured, preds: dict, ok, grid: TRGrid, space: str, title: str, measured_label: str = 'measured'):
+    "Measured and predicted ROI-mean time courses (z-scored) of one clip, one panel per ROI; r of each in the legend."
     _, plt = _plt()
     rc = roi_columns(space)
-    fig, axes = plt.subplots(len(rc), 1, figsize=(10, 1.35 * len(rc) + 0.6), sharex=True)
+    fig, axes = plt.subplots(len(rc), 1, figsize=(11, 1.35 * len(rc) + 0.6), sharex=True)
     t = grid.times
     for ax, (n, c) in zip(axes, rc.items()):
         y = np.asarray(measured, np.float64)[:, c].mean(1)
-        ax.plot(t[ok], _z(y[:, None], ok)[ok, 0], color='k', lw=1.3, label='measured')
+        ax.plot(t[ok], _z(y[:, None], ok)[ok, 0], color='k', lw=1.6, label=measured_label)
         for i, (name, p) in enumerate(preds.items()):
             pp, pv = p
             q = ok & pv
@@ -421,7 +423,7 @@ def fig_timecourses(measured, preds: dict, ok, grid: TRGrid, space: str, title: 
             rr = np.corrcoef(y[q], yp[q])[0, 1] if q.sum() > 2 and yp[q].std() > 0 else float('nan')
             ax.plot(t[q], _z(yp[:, None], q)[q, 0], lw=1, color=plt.get_cmap('tab10')(i), label=f"{name} (r={rr:.2f})")
         ax.set_ylabel(ROI_LABELS[n], rotation=0, ha='right', va='center', fontsize=8)
-        ax.legend(fontsize=6, loc='upper right', ncols=len(preds) + 1, frameon=False)
+        ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(1.0, 1.0), frameon=False)
         ax.tick_params(labelsize=7)
     axes[-1].set_xlabel('BOLD time from clip start (s)')
     fig.suptitle(f"{title}\nROI-mean response, z-score over the clip")
@@ -464,7 +466,7 @@ def fig_gates(gates: dict, title: str):
     ax.set_xlim(0, 1)
     ax.set_xlabel('modality-gate weight (share, sums to 1)')
     ax.set_title(f"{title}\ngates weighted by each ROI's predicted response")
-    ax.legend(loc='lower right', fontsize=8, ncols=3)
+    ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -472,7 +474,7 @@ def fig_experts(shares, title: str):
     "Heat map of the share of each modality's tokens routed to each expert, per MoE layer."
     _, plt = _plt()
     L, M, E = shares.shape
-    fig, axes = plt.subplots(1, L, figsize=(3.2 * L + 1, 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, L, figsize=(3.2 * L + 1.5, 3.2), squeeze=False, layout='constrained')
     for l, ax in enumerate(axes[0]):
         im = ax.imshow(shares[l], vmin=0, vmax=max(float(shares.max()), 1e-6), cmap='magma', aspect='auto')
         ax.set_yticks(range(3), ['text', 'audio', 'video'], fontsize=8)
@@ -574,10 +576,14 @@ def draw_figures(res: dict, out: Path, run_dirs: dict | None = None) -> list[tup
     cid = max(ex['data'], key=lambda c: ex['data'][c][2].n)                 # the longest scored clip
     Y, ok, grid, _ = ex['data'][cid]
     preds = {n: on_grid(*ex['preds'][n][cid], grid) for n in res['models'] if cid in ex['preds'][n]}
+    shown = dict(preds)
     if res['ridge'] is not None:
         rp = res['ridge']['per_subject'][ex['subject']]['pred'][cid]
-        preds['ridge'] = on_grid(*rp, grid)
-    add(fig_timecourses(Y, preds, ok, grid, space, f"{cid}, {ex['subject']}: measured and predicted"),
+        shown['ridge'] = on_grid(*rp, grid)
+    if res['teacher'] is not None and cid in ex.get('teacher', {}): shown['teacher'] = on_grid(*ex['teacher'][cid], grid)
+    k_rep = len(ex['data'][cid][3])
+    add(fig_timecourses(Y, shown, ok, grid, space, f"{cid}, {ex['subject']}: measured and predicted",
+                        'measured' + (f" (mean of {k_rep} repeats)" if k_rep > 1 else '')),
         'timecourses.png', 'ROI time courses')
     p0, v0 = preds[first]
     q = ok & v0
@@ -586,7 +592,8 @@ def draw_figures(res: dict, out: Path, run_dirs: dict | None = None) -> list[tup
     drive = np.abs(zp[:, roi_all]).mean(1)
     for j, k in enumerate(sorted(np.argsort(-np.where(q, drive, -1))[:2])):
         t = grid.times[k]
-        add(fig_snapshot(zy[k], space, f"{cid}, {ex['subject']}: measured at {t:.1f} s"), f"measured_t{j}.png", f"measured at {t:.1f} s")
+        add(fig_snapshot(zy[k], space, f"{cid}, {ex['subject']}: measured at {t:.1f} s" + (f" (mean of {k_rep} repeats)" if k_rep > 1 else '')),
+            f"measured_t{j}.png", f"measured at {t:.1f} s")
         add(fig_snapshot(zp[k], space, f"{cid}: {first} predicted at {t:.1f} s"), f"predicted_t{j}.png", f"predicted at {t:.1f} s")
     for i, (n, m) in enumerate(res['models'].items()):
         src = m['source']
