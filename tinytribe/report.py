@@ -504,7 +504,8 @@ def fig_hrf(kern, step_s: float, title: str):
     return fig
 
 # %% ../nbs/51_report.ipynb #824c5ebe
-def summarise_prediction(pred, grid: TRGrid, space: str, valid=None, gates: dict | None = None, top: int = 3) -> str:
+def summarise_prediction(pred, grid: TRGrid, space: str, valid=None, gates: dict | None = None, top: int = 3,
+                         clip_id: str = '') -> str:
     "A short plain-language summary of one clip's predicted response (see above)."
     pred = np.asarray(pred, np.float64)
     ok = np.ones(len(pred), bool) if valid is None else np.asarray(valid, bool)
@@ -512,7 +513,7 @@ def summarise_prediction(pred, grid: TRGrid, space: str, valid=None, gates: dict
     sd = {n: float(pred[ok][:, c].mean(1).std()) for n, c in rc.items()}
     order = sorted(sd, key=sd.get, reverse=True)
     base = np.median(list(sd.values())) or 1e-12
-    lines = [f"Over {grid.n} TRs ({grid.n * grid.tr_s:.0f} s), the predicted response moves most in "
+    lines = [(f"On {clip_id}, over" if clip_id else 'Over') + f" {grid.n} TRs ({grid.n * grid.tr_s:.0f} s), the predicted response moves most in "
              + ', '.join(f"{ROI_LABELS[n]} ({sd[n] / base:.1f}× the median ROI)" for n in order[:top]) + '.']
     for n in order[:top]:
         y = pred[:, rc[n]].mean(1)
@@ -602,12 +603,12 @@ def draw_figures(res: dict, out: Path, run_dirs: dict | None = None) -> list[tup
         gates = roi_gates(it['gates_tr'], p0 if n == first else preds[n][0], space)
         m['internals'] = {'roi_gates': {r: g.tolist() for r, g in gates.items()},
                           'expert_shares': it['expert_shares'].tolist()}
-        m['summary_text'] = summarise_prediction(preds[n][0], grid, space, preds[n][1], gates)
+        m['summary_text'] = summarise_prediction(preds[n][0], grid, space, preds[n][1], gates, clip_id=cid)
         add(fig_gates(gates, f"{n} on {cid}: modality gates per ROI"), f"gates_{i}.png", f"{n}: modality gates per ROI")
         add(fig_experts(it['expert_shares'], f"{n} on {cid}"), f"experts_{i}.png", f"{n}: expert token shares")
         add(fig_hrf(it['hrf'], it['step_s'], f"{n}"), f"hrf_{i}.png", f"{n}: learned HRF kernels")
     for n, m in res['models'].items():
-        m.setdefault('summary_text', summarise_prediction(preds[n][0], grid, space, preds[n][1]))
+        m.setdefault('summary_text', summarise_prediction(preds[n][0], grid, space, preds[n][1], clip_id=cid))
     for i, (n, d) in enumerate((run_dirs or {}).items()):
         from tinytribe.engine import read_metrics
         rows_m = read_metrics(d)
@@ -721,6 +722,8 @@ def evaluate_cli(argv: list[str]) -> int:
     ap.add_argument('--split', default=None, help="'algonauts', 'all', clips to score (comma-separated) or a JSON file "
                     "{train, val}; default algonauts when the ids allow, else the last quarter of the clips")
     ap.add_argument('--baseline', default='ridge', choices=['ridge', 'none'])
+    ap.add_argument('--ridge-iter', type=int, default=RidgeConfig.n_iter, help='random-search draws of the band weights '
+                    f"(default {RidgeConfig.n_iter}; fewer is faster)")
     ap.add_argument('--space', default=None, help='fMRI space to load (default: the data set\'s)')
     ap.add_argument('--subjects', default=None, help='comma-separated subjects (default all)')
     ap.add_argument('--run-dir', action='append', default=[], help='training run folder (metrics.jsonl) for learning curves; once per model')
@@ -732,7 +735,7 @@ def evaluate_cli(argv: list[str]) -> int:
         seen[n] = seen.get(n, 0) + 1
         names.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
     cfg = EvalConfig(split=a.split, baseline=None if a.baseline == 'none' or a.split == 'all' else 'ridge', space=a.space,
-                     subjects=a.subjects.split(',') if a.subjects else None)
+                     subjects=a.subjects.split(',') if a.subjects else None, ridge=RidgeConfig(n_iter=a.ridge_iter))
     try:
         res = evaluate(dict(zip(names, a.models)), a.features, a.fmri, a.teacher, cfg)
         rep = write_report(res, a.out, dict(zip(names, a.run_dir)))
