@@ -13,7 +13,8 @@ from . import spaces
 from .store import ArtifactError, load_arrays, read_meta, write_json, atomic_write, now_iso
 from .featfile import load_features, FEATURES_KIND
 from .metrics import (RidgeBaseline, RidgeConfig, ROI_LABELS, score_runs, headline, mean_repeats, on_grid,
-                               agreement, map_similarity, normalised_r, find_analytic_ceiling, roi_columns, valid_rows)
+                               agreement, map_similarity, normalised_r, find_analytic_ceiling, roi_columns, valid_rows,
+                               summarise)
 
 # %% auto #0
 __all__ = ['R_THRESHOLD', 'HEAD_KEYS', 'ModelSource', 'tinytribe_source', 'predictions_source', 'model_source', 'teacher_source',
@@ -180,6 +181,13 @@ def _combine(per_sub: dict, space: str) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)                 # columns with no signal in any subject stay NaN
         out['r_map'] = np.nanmean(np.stack([v['r'] for v in per_sub.values()]), 0)
+        clips = sorted({c for v in per_sub.values() for c in v['per_clip']})
+        out['clips'] = {c: float(np.nanmean([np.nanmean(v['per_clip'][c]) for v in per_sub.values() if c in v['per_clip']]))
+                        for c in clips}                                   # per-run (clip) mean r, mean over subjects
+    out['r_distribution'] = summarise(out['r_map'])
+    for k in ('fraction_of_ceiling_se', 'noise_ceiling_mean_se', 'r_mean_se'):
+        se = [h.get(k) for h in subs.values() if h.get(k) is not None]
+        if se: out[k] = float(np.sqrt(np.sum(np.square(se)))) / len(se)   # s.e. of the mean over subjects
     return out
 
 def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None) -> dict:
@@ -534,7 +542,8 @@ def summarise_prediction(pred, grid: TRGrid, space: str, valid=None, gates: dict
 HEAD_KEYS = ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')
 
 def _head(d: dict) -> dict:
-    return {k: d.get(k) for k in HEAD_KEYS} | {'rois': d['rois'], 'subjects': d['subjects']}
+    return ({k: d.get(k) for k in HEAD_KEYS} | {k: d[k] for k in ('fraction_of_ceiling_se', 'noise_ceiling_mean_se') if k in d}
+            | {'rois': d['rois'], 'subjects': d['subjects'], 'clips': d.get('clips', {}), 'r_distribution': d.get('r_distribution')})
 
 def _save(fig, path: Path) -> str:
     _, plt = _plt()
@@ -652,7 +661,10 @@ def report_html(rep: dict, figs: list, out: Path) -> str:
     if rep['ridge']: rows.append(('ridge baseline', rep['ridge']))
     if rep['teacher']: rows.append(('teacher', rep['teacher']))
     t = ['<table><tr><th></th><th>r mean</th><th>r median</th><th>noise ceiling</th><th>fraction of ceiling</th></tr>']
-    t += [f"<tr><td>{e(n)}</td>" + ''.join(f"<td>{_fmt(m.get(k))}</td>" for k in HEAD_KEYS) + '</tr>' for n, m in rows]
+    def cell(m, k):
+        se = m.get(f"{k}_se")
+        return f"<td>{_fmt(m.get(k))}" + (f" ± {se:.3f}" if se is not None else '') + '</td>'
+    t += [f"<tr><td>{e(n)}</td>" + ''.join(cell(m, k) for k in HEAD_KEYS) + '</tr>' for n, m in rows]
     t.append('</table>')
     r = ['<table><tr><th>ROI</th>' + ''.join(f"<th>{e(n)} r</th>" for n, _ in rows) + '<th>ceiling</th></tr>']
     for roi, lab in ROI_LABELS.items():
@@ -673,7 +685,7 @@ td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .
 <h1>tinytribe evaluation</h1>
 <p>{e(rep.get('summary') or '')}</p>
 <h2>Scores ({e(rep['space'])}, {len(sp['clips_scored'])} clip(s) scored, {len(rep['subjects'])} subject(s))</h2>{''.join(t)}
-<p class="note">{e(rep['units']['r'])}. Noise ceiling: {e(rep['units']['noise_ceiling_mean'])}; fraction: {e(rep['units']['fraction_of_ceiling'])}.</p>
+<p class="note">± : block-jackknife standard error. {e(rep['units']['r'])}. Noise ceiling: {e(rep['units']['noise_ceiling_mean'])}; fraction: {e(rep['units']['fraction_of_ceiling'])}.</p>
 <p class="note">Measured ceiling per subject: {e(nc)}</p>
 <h2>Per ROI (mean r)</h2>{''.join(r)}
 <h2>Split</h2><p class="note">{e(sp['how'])}. Scored: {e(', '.join(sp['clips_scored']))}. Ridge trained on: {e(', '.join(sp['clips_trained_on']['ridge']) or '–')}.</p>
