@@ -8,8 +8,10 @@ scoring (`metrics.score_runs`: pooled r, per-clip r, noise ceiling with its bloc
 headline numbers per ROI (`metrics.headline`); the report's figures separately (`report.draw_figures`'s
 brain maps cost ~2 s each whatever the data length). The ridge (himalaya banded ridge, FIR 0-6 TRs, the
 default random search) is fitted on `--ridge-minutes` of training data against all 20484 vertices and on
-Schaefer-400 parcels; its cost grows about with the square of the training TRs (kernel method) times the
-targets, and the JSON gives that extrapolation to an hour."""
+Schaefer-400 parcels with a few random-search draws (on a shared 2-core machine the default 20 draws on an
+hour of data take far longer than the 'few minutes' a benchmark may use). Its cost grows about linearly with
+the draws; its growth with the training TRs is measured (parcels at two lengths) and the JSON extrapolates
+to an hour of training data and 20 draws."""
 import os, sys
 os.environ.setdefault('OMP_NUM_THREADS', '2')
 os.environ.setdefault('MKL_NUM_THREADS', '2')
@@ -118,14 +120,14 @@ def bench_ridge(minutes: float, space: str, n_iter: int, tr_s: float = 1.49) -> 
     n = rb.info['n_train_trs']
     return {'space': space, 'train_minutes': minutes, 'train_trs': n, 'n_features': rb.info['n_features'],
             'n_targets': spaces.space_size(space), 'n_iter': n_iter, 'fit_s': t_fit, 'predict_10min_s': t_pred,
-            'fit_s_extrapolated_to_60min': t_fit * (60 / minutes) ** 2}
+            }
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--minutes', type=float, default=60.0)
-    ap.add_argument('--ridge-minutes', type=float, default=10.0)
-    ap.add_argument('--ridge-iter', type=int, default=20)
+    ap.add_argument('--ridge-minutes', type=float, default=5.0)
+    ap.add_argument('--ridge-iter', type=int, default=5)
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'eval_speed.json'))
     a = ap.parse_args(argv)
     cores = cores2()
@@ -135,9 +137,18 @@ def main(argv=None):
     res['scoring'] = bench_scoring(a.minutes)
     print(json.dumps(res['scoring'], indent=1), flush=True)
     res['figures'] = bench_figures()
+    import himalaya.kernel_ridge, sklearn.pipeline                    # imported before timing (~7 s the first time)
     res['ridge'] = [bench_ridge(a.ridge_minutes, 'schaefer400', a.ridge_iter),
+                    bench_ridge(2 * a.ridge_minutes, 'schaefer400', a.ridge_iter),
                     bench_ridge(a.ridge_minutes, 'fsaverage5', a.ridge_iter)]
-    print(json.dumps(res['ridge'], indent=1), flush=True)
+    s1, s2, v1 = res['ridge']
+    e = math.log(s2['fit_s'] / s1['fit_s']) / math.log(s2['train_trs'] / s1['train_trs'])   # measured growth with TRs
+    res['ridge_extrapolated'] = {'growth_exponent_in_train_trs': e, 'draws': 20, 'train_minutes': 60,
+                                 'schaefer400_fit_s': s2['fit_s'] * (60 / s2['train_minutes']) ** e * 20 / a.ridge_iter,
+                                 'fsaverage5_fit_s': v1['fit_s'] * (60 / v1['train_minutes']) ** e * 20 / a.ridge_iter,
+                                 'note': 'a lower bound: at these short lengths fixed costs dominate; a kernel ridge '
+                                         'grows towards the square (or cube, eigendecompositions) of the training TRs'}
+    print(json.dumps(res['ridge'], indent=1), json.dumps(res['ridge_extrapolated'], indent=1), flush=True)
     res['load_avg_end'] = os.getloadavg()
     res['target'] = 'evaluating one hour at fsaverage5 against one subject < 60 s on 2 cores, without the baseline'
     res['meets_target'] = res['scoring']['total_s'] < 60
@@ -146,7 +157,7 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, res)
     print(f"wrote {out}: scoring an hour {res['scoring']['total_s']:.1f} s; ridge fit ({a.ridge_minutes:g} min train, "
-          f"fsaverage5) {res['ridge'][1]['fit_s']:.1f} s")
+          f"fsaverage5) {res['ridge'][2]['fit_s']:.1f} s")
 
 
 if __name__ == '__main__':
