@@ -677,6 +677,10 @@ def report_html(rep: dict, figs: list, out: Path) -> str:
         b64 = base64.b64encode((out / f).read_bytes()).decode()
         imgs.append(f'<figure><img src="data:image/png;base64,{b64}" alt="{e(cap)}"><figcaption>{e(cap)}</figcaption></figure>')
     sp = rep['split']
+    rf = (rep['ridge'] or {}).get('fit') or {}
+    ridge_note = '; '.join(f"{s}: {f['n_train_trs']} TRs of {f['n_train_clips']} clip(s), {f['n_features']} features "
+                           f"(3 bands × {len(f['delays_tr'])} delays), fitted in {f['fit_s']:.0f} s, mean band weights "
+                           + ', '.join(f"{m} {w:.2f}" for m, w in f['band_weight_share'].items()) for s, f in rf.items())
     nc = '; '.join(f"{s}: {_fmt(v.get('ceiling_rms'))} (95% CI {_fmt((v.get('ci95') or [None])[0])}-{_fmt((v.get('ci95') or [None, None])[1])}, "
                    f"{v.get('n_trs', '?')} TRs; ±0.02 needs ~{v.get('trs_for_ci_0.02', '?')} TRs)" for s, v in rep['noise_ceiling'].items())
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>tinytribe evaluation: {e(rep['model'])}</title>
@@ -689,6 +693,7 @@ td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .
 <p class="note">Measured ceiling per subject: {e(nc)}</p>
 <h2>Per ROI (mean r)</h2>{''.join(r)}
 <h2>Split</h2><p class="note">{e(sp['how'])}. Scored: {e(', '.join(sp['clips_scored']))}. Ridge trained on: {e(', '.join(sp['clips_trained_on']['ridge']) or '–')}.</p>
+<p class="note">Ridge baseline (himalaya banded ridge, FIR delays, α per target by cross-validation over training clips): {e(ridge_note or 'not run')}. A ridge with ~10k features needs hours of training data; on a few minutes it scores near zero.</p>
 <h2>Pictures</h2>{''.join(imgs)}
 <h2>Provenance</h2><pre>{e(json.dumps(rep['provenance'], indent=1, default=str))}</pre></body></html>"""
 
