@@ -21,11 +21,13 @@ __all__ = ['ROI_LABELS', 'valid_rows', 'CorrStats', 'pearson_r', 'BlockCorr', 's
 def valid_rows(target, valid=None) -> np.ndarray:
     "Rows of `target` (n, C) that may be scored: marked valid, finite, and not all zero (masked TRs)."
     target = np.asarray(target)
-    if target.ndim != 2: raise ValueError(f"target must be (time, column), got shape {target.shape}")
+    if target.ndim != 2:
+        raise ValueError(f"target must be (time, column), got shape {target.shape}")
     ok = np.isfinite(target).all(1) & (np.abs(target).sum(1) > 0)
     if valid is not None:
         valid = np.asarray(valid, bool)
-        if valid.shape != (len(target),): raise ValueError(f"valid has shape {valid.shape}, target has {len(target)} rows")
+        if valid.shape != (len(target),):
+            raise ValueError(f"valid has shape {valid.shape}, target has {len(target)} rows")
         ok &= valid
     return ok
 
@@ -33,25 +35,33 @@ def valid_rows(target, valid=None) -> np.ndarray:
 class CorrStats:
     """Running sums for Pearson r per column over runs, each run demeaned separately (pooled r), in float64
     over column chunks (an hour at fsaverage5 is 2400 × 20484). `add` returns that run's own r."""
+
     def __init__(self, chunk: int = 4096):
         self.n, self.sxy, self.sxx, self.syy, self.chunk = 0, None, None, None, chunk
 
     def add(self, pred, target, valid=None) -> np.ndarray:
         pred, target = np.asarray(pred), np.asarray(target)
-        if pred.shape != target.shape: raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
         ok = valid_rows(target, valid) & np.isfinite(pred).all(1)
         C = target.shape[1]
-        if self.sxy is None: self.sxy, self.sxx, self.syy = np.zeros(C), np.zeros(C), np.zeros(C)
-        if len(self.sxy) != C: raise ValueError(f"run has {C} columns, earlier runs {len(self.sxy)}")
+        if self.sxy is None:
+            self.sxy, self.sxx, self.syy = np.zeros(C), np.zeros(C), np.zeros(C)
+        if len(self.sxy) != C:
+            raise ValueError(f"run has {C} columns, earlier runs {len(self.sxy)}")
         xy, xx, yy = np.zeros(C), np.zeros(C), np.zeros(C)
         rows = np.flatnonzero(ok)
         for a in range(0, C, self.chunk):
-            x = pred[rows, a:a + self.chunk].astype(np.float64)
-            y = target[rows, a:a + self.chunk].astype(np.float64)
+            x = pred[rows, a : a + self.chunk].astype(np.float64)
+            y = target[rows, a : a + self.chunk].astype(np.float64)
             if len(rows):
                 x -= x.mean(0)
                 y -= y.mean(0)
-            xy[a:a + self.chunk], xx[a:a + self.chunk], yy[a:a + self.chunk] = (x * y).sum(0), (x * x).sum(0), (y * y).sum(0)
+            xy[a : a + self.chunk], xx[a : a + self.chunk], yy[a : a + self.chunk] = (
+                (x * y).sum(0),
+                (x * x).sum(0),
+                (y * y).sum(0),
+            )
         self.n += len(rows)
         self.sxy += xy
         self.sxx += xx
@@ -60,13 +70,16 @@ class CorrStats:
 
     def r(self) -> np.ndarray:
         "Pooled r per column (NaN where a side is constant or no rows were scored)."
-        if self.sxy is None: raise ValueError("no runs added")
+        if self.sxy is None:
+            raise ValueError("no runs added")
         return _r(self.sxy, self.sxx, self.syy)
+
 
 def _r(xy, xx, yy) -> np.ndarray:
     den = np.sqrt(xx * yy)
     ok = den > 1e-12 * np.maximum(np.maximum(xx, yy), 1e-300)
     return np.where(ok, xy / np.where(ok, den, 1), np.nan)
+
 
 def pearson_r(pred, target, valid=None) -> np.ndarray:
     "Pearson r per column of `pred` and `target` (n, C) over the valid rows (see `valid_rows`); NaN for constant columns."
@@ -75,21 +88,26 @@ def pearson_r(pred, target, valid=None) -> np.ndarray:
 # %% ../nbs/50_metrics.ipynb #3c59d76b
 class BlockCorr:
     "Pooled per-column r over runs (each demeaned) and its leave-one-block-out values (see above)."
+
     def __init__(self, block_trs: int = 20):
         self.block_trs, self.n = int(block_trs), 0
-        self.T = None                                  # (3, C) pooled centred sums xy, xx, yy
-        self.delta = {}                                # block key -> (3, C) what leaving it out removes
+        self.T = None  # (3, C) pooled centred sums xy, xx, yy
+        self.delta = {}  # block key -> (3, C) what leaving it out removes
 
     def add(self, pred, target, valid=None, key=None) -> np.ndarray:
         "Add one run of clip `key`; returns the run's own r."
         pred, target = np.asarray(pred), np.asarray(target)
-        if pred.shape != target.shape: raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {pred.shape} and target {target.shape} differ in shape")
         rows = np.flatnonzero(valid_rows(target, valid) & np.isfinite(pred).all(1))
         C = target.shape[1]
-        if self.T is None: self.T = np.zeros((3, C))
-        if self.T.shape[1] != C: raise ValueError(f"run has {C} columns, earlier runs {self.T.shape[1]}")
+        if self.T is None:
+            self.T = np.zeros((3, C))
+        if self.T.shape[1] != C:
+            raise ValueError(f"run has {C} columns, earlier runs {self.T.shape[1]}")
         S = np.zeros((3, C))
-        if len(rows) < 2: return np.full(C, np.nan)
+        if len(rows) < 2:
+            return np.full(C, np.nan)
         mx = pred[rows].mean(0, dtype=np.float64)
         my = target[rows].mean(0, dtype=np.float64)
         n, parts = len(rows), []
@@ -103,13 +121,15 @@ class BlockCorr:
             n2 = n - len(rb)
             adj = np.stack([a[0] * a[1], a[0] ** 2, a[1] ** 2]) / n2 if n2 > 0 else 0.0
             parts.append(((key, int(k)), b + adj))
-        for kk, d in parts: self.delta[kk] = self.delta.get(kk, 0.0) + d
+        for kk, d in parts:
+            self.delta[kk] = self.delta.get(kk, 0.0) + d
         self.T += S
         self.n += n
         return _r(*S)
 
     def r(self) -> np.ndarray:
-        if self.T is None: raise ValueError("no runs added")
+        if self.T is None:
+            raise ValueError("no runs added")
         return _r(*self.T)
 
     def r_loo(self, keys=None) -> np.ndarray:
@@ -122,17 +142,33 @@ def summarise(values) -> dict:
     "Mean, median, quartiles, 5/95% and a 20-bin histogram on [-1, 1] of the finite `values`."
     v = np.asarray(values, np.float64).ravel()
     f = v[np.isfinite(v)]
-    if f.size == 0: return {'n': 0, 'n_nan': int(v.size), 'mean': None, 'median': None}
+    if f.size == 0:
+        return {'n': 0, 'n_nan': int(v.size), 'mean': None, 'median': None}
     q = np.percentile(f, [5, 25, 50, 75, 95])
     h, _ = np.histogram(np.clip(f, -1, 1), bins=20, range=(-1, 1))
-    return {'n': int(f.size), 'n_nan': int(v.size - f.size), 'mean': float(f.mean()), 'median': float(q[2]),
-            'q05': float(q[0]), 'q25': float(q[1]), 'q75': float(q[3]), 'q95': float(q[4]), 'hist': h.tolist()}
+    return {
+        'n': int(f.size),
+        'n_nan': int(v.size - f.size),
+        'mean': float(f.mean()),
+        'median': float(q[2]),
+        'q05': float(q[0]),
+        'q25': float(q[1]),
+        'q75': float(q[3]),
+        'q95': float(q[4]),
+        'hist': h.tolist(),
+    }
 
 # %% ../nbs/50_metrics.ipynb #436ef5ff
-ROI_LABELS = {'early_visual_V1V2V3': 'early visual (V1-V3)', 'MT_complex': 'MT+ (motion)',
-              'FFC_fusiform_face': 'fusiform face', 'early_auditory_A1_belt': 'auditory (A1 + belt)',
-              'language_broca_44_45': "language (Broca 44/45)", 'language_STS': 'multimodal STS',
-              'dmn_schaefer7_default': 'default mode'}
+ROI_LABELS = {
+    'early_visual_V1V2V3': 'early visual (V1-V3)',
+    'MT_complex': 'MT+ (motion)',
+    'FFC_fusiform_face': 'fusiform face',
+    'early_auditory_A1_belt': 'auditory (A1 + belt)',
+    'language_broca_44_45': "language (Broca 44/45)",
+    'language_STS': 'multimodal STS',
+    'dmn_schaefer7_default': 'default mode',
+}
+
 
 def roi_columns(space: str, names=None) -> dict:
     "Columns of output space `space` that make up each ROI: {roi: int array} (see above)."
@@ -140,21 +176,24 @@ def roi_columns(space: str, names=None) -> dict:
     out = {}
     for n in names:
         v = spaces.roi_vertices(n)
-        if space == 'fsaverage5': out[n] = v
+        if space == 'fsaverage5':
+            out[n] = v
         elif space == 'fsaverage4':
             idx = spaces.fsaverage4_indices()
             out[n] = np.flatnonzero(np.isin(idx, v))
         else:
-            M = spaces.parcel_matrix(space, dtype=np.float64)         # raises for schaefer1000 / unknown spaces
-            share = np.asarray(M[:, v].sum(1)).ravel()                # fraction of each parcel inside the ROI
+            M = spaces.parcel_matrix(space, dtype=np.float64)  # raises for schaefer1000 / unknown spaces
+            share = np.asarray(M[:, v].sum(1)).ravel()  # fraction of each parcel inside the ROI
             cols = np.flatnonzero(share >= 0.5)
             out[n] = cols if len(cols) else np.array([int(share.argmax())])
     return out
 
+
 def roi_summary(values, space: str, names=None) -> dict:
     "Mean of the finite `values` (C,) over each ROI's columns: {roi: float or None}."
     values = np.asarray(values, np.float64)
-    if values.shape != (spaces.space_size(space),): raise ValueError(f"expected {spaces.space_size(space)} values for {space}, got {values.shape}")
+    if values.shape != (spaces.space_size(space),):
+        raise ValueError(f"expected {spaces.space_size(space)} values for {space}, got {values.shape}")
     out = {}
     for n, c in roi_columns(space, names).items():
         v = values[c]
@@ -166,11 +205,12 @@ def roi_summary(values, space: str, names=None) -> dict:
 @dataclass
 class Ceiling:
     "A measured noise ceiling (see the introduction)."
-    rho1: np.ndarray              # (C,) reliability of one repeat, jackknife bias-corrected (may be < 0)
-    n_repeats: int                # repeats averaged in the scored target
-    n_trs: int                    # valid TRs per repeat used
+
+    rho1: np.ndarray  # (C,) reliability of one repeat, jackknife bias-corrected (may be < 0)
+    n_repeats: int  # repeats averaged in the scored target
+    n_trs: int  # valid TRs per repeat used
     n_blocks: int
-    summary: dict = field(default_factory=dict)   # ceiling_rms, ci95, se, trs_for_0.02, ...
+    summary: dict = field(default_factory=dict)  # ceiling_rms, ci95, se, trs_for_0.02, ...
 
     @property
     def rho(self) -> np.ndarray:
@@ -182,6 +222,7 @@ class Ceiling:
         "Noise ceiling per column in r units for the scored target: √max(ρ, 0)."
         return np.sqrt(np.clip(self.rho, 0, None))
 
+
 def spearman_brown(rho1, k: float) -> np.ndarray:
     "Reliability of the mean of `k` repeats from that of one: kρ/(1+(k-1)ρ) (negatives pass through as ρ·k/(1+…))."
     rho1 = np.asarray(rho1, np.float64)
@@ -191,35 +232,42 @@ def spearman_brown(rho1, k: float) -> np.ndarray:
 # %% ../nbs/50_metrics.ipynb #ce19cd9f
 class RepeatStats:
     "Block sums of repeated runs for the reliability ρ of one repeat and its block jackknife (see above)."
+
     def __init__(self, block_trs: int | None = None, n_blocks: int = 20):
         self.block_trs, self.n_blocks = block_trs, n_blocks
-        self.clips = []               # per clip: dict of per-block arrays
+        self.clips = []  # per clip: dict of per-block arrays
         self.R = set()
 
     def add(self, runs, valid=None, key=None):
         """`runs` (R >= 2, n, C): the repeats of one clip; `valid` (n,) or (R, n) rows to use (all repeats must be
-        valid). Blocks are chunks of `block_trs` TRs by TR index, named `(key, k)` (key defaults to the clip's number)."""
+        valid). Blocks are chunks of `block_trs` TRs by TR index, named `(key, k)` (key defaults to the clip's number).
+        """
         x = np.asarray(runs)
-        if x.ndim != 3 or x.shape[0] < 2: raise ValueError(f"need (repeats >= 2, time, column) runs, got shape {x.shape}")
+        if x.ndim != 3 or x.shape[0] < 2:
+            raise ValueError(f"need (repeats >= 2, time, column) runs, got shape {x.shape}")
         R, n, C = x.shape
         vr = np.ones((R, n), bool) if valid is None else np.broadcast_to(np.asarray(valid, bool), (R, n))
         ok = np.logical_and.reduce([valid_rows(x[i], vr[i]) for i in range(R)])
         rows = np.flatnonzero(ok)
-        if len(rows) < 2: return self
+        if len(rows) < 2:
+            return self
         bt = self.block_trs or max(2, int(math.ceil(n / max(1, self.n_blocks // 2))))
         key = len(self.clips) if key is None else key
         blocks, keys = [], []
         for k in np.unique(rows // bt):
             xb = x[:, rows[rows // bt == k]].astype(np.float64)
             tot = xb.sum(0)
-            blocks.append({'n': xb.shape[1], 's': xb.sum(1), 'q': (xb * xb).sum((0, 1)), 'p': (tot * tot).sum(0)})
+            blocks.append(
+                {'n': xb.shape[1], 's': xb.sum(1), 'q': (xb * xb).sum((0, 1)), 'p': (tot * tot).sum(0)}
+            )
             keys.append((key, int(k)))
         self.clips.append({'R': R, 'blocks': blocks, 'keys': keys})
         self.R.add(R)
         return self
 
     @property
-    def block_keys(self) -> list: return [k for c in self.clips for k in c['keys']]
+    def block_keys(self) -> list:
+        return [k for c in self.clips for k in c['keys']]
 
     @staticmethod
     def _parts(R, n, s, q, p):
@@ -231,12 +279,16 @@ class RepeatStats:
     def _clip_sums(self, c, drop=None):
         bl = [b for i, b in enumerate(c['blocks']) if i != drop]
         n = sum(b['n'] for b in bl)
-        if n < 2: return 0.0, 0.0
-        return self._parts(c['R'], n, sum(b['s'] for b in bl), sum(b['q'] for b in bl), sum(b['p'] for b in bl))
+        if n < 2:
+            return 0.0, 0.0
+        return self._parts(
+            c['R'], n, sum(b['s'] for b in bl), sum(b['q'] for b in bl), sum(b['p'] for b in bl)
+        )
 
     def reliability(self) -> tuple[np.ndarray, np.ndarray, int]:
         "(ρ of one repeat per column, the leave-one-block-out ρ (B, C), B)."
-        if not self.clips: raise ValueError("no clip with two repeats and two valid TRs")
+        if not self.clips:
+            raise ValueError("no clip with two repeats and two valid TRs")
         parts = [self._clip_sums(c) for c in self.clips]
         S, T = sum(p[0] for p in parts), sum(p[1] for p in parts)
         loo = []
@@ -247,7 +299,9 @@ class RepeatStats:
         return _ratio(S, T), np.array(loo), len(loo)
 
     @property
-    def n_trs(self) -> int: return int(sum(b['n'] for c in self.clips for b in c['blocks']))
+    def n_trs(self) -> int:
+        return int(sum(b['n'] for c in self.clips for b in c['blocks']))
+
 
 def _ratio(s, t):
     t = np.asarray(t, np.float64)
@@ -258,25 +312,36 @@ def _jack(full, loo):
     "Jackknife bias-corrected estimate and standard error from the full-sample value and the leave-one-out values."
     B = len(loo)
     with np.errstate(invalid='ignore'), warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)          # all-NaN columns (no signal anywhere) stay NaN
+        warnings.simplefilter('ignore', RuntimeWarning)  # all-NaN columns (no signal anywhere) stay NaN
         m = np.nanmean(loo, 0)
     return B * full - (B - 1) * m, np.sqrt((B - 1) / B * np.nansum((loo - m) ** 2, 0))
 
-def noise_ceiling(runs_by_clip, n_repeats: int | None = None, where=None, n_blocks: int = 20, valid_by_clip=None) -> Ceiling:
+
+def noise_ceiling(
+    runs_by_clip, n_repeats: int | None = None, where=None, n_blocks: int = 20, valid_by_clip=None
+) -> Ceiling:
     """Measured noise ceiling from repeats: `runs_by_clip` is a list of (R >= 2, n, C) arrays (one per clip) or a
     filled `RepeatStats`. `n_repeats`: repeats averaged in the scored target (default the smallest R). `where`:
     columns for the summary (bool or indices; default finite ρ)."""
     st = runs_by_clip
     if not isinstance(st, RepeatStats):
         st = RepeatStats(n_blocks=n_blocks)
-        for i, r in enumerate(runs_by_clip): st.add(r, None if valid_by_clip is None else valid_by_clip[i])
+        for i, r in enumerate(runs_by_clip):
+            st.add(r, None if valid_by_clip is None else valid_by_clip[i])
     rho, loo, B = st.reliability()
     k = int(n_repeats or min(st.R))
     rho_j, _ = _jack(rho, loo) if B >= 3 else (rho, None)
     sel = np.isfinite(rho) if where is None else np.zeros(len(rho), bool)
-    if where is not None: sel[np.asarray(where)] = True
+    if where is not None:
+        sel[np.asarray(where)] = True
     sel &= np.isfinite(rho)
-    summ = {'n_columns': int(sel.sum()), 'n_trs': st.n_trs, 'n_clips': len(st.clips), 'n_blocks': B, 'n_repeats': k}
+    summ = {
+        'n_columns': int(sel.sum()),
+        'n_trs': st.n_trs,
+        'n_clips': len(st.clips),
+        'n_blocks': B,
+        'n_repeats': k,
+    }
     if sel.any():
         stat = lambda r: math.sqrt(max(float(np.nanmean(spearman_brown(r[sel], k))), 0.0))
         full = stat(rho)
@@ -284,10 +349,15 @@ def noise_ceiling(runs_by_clip, n_repeats: int | None = None, where=None, n_bloc
         if B >= 3:
             est, se = _jack(full, np.array([stat(l) for l in loo]))
             est, se = float(est), float(se)
-        else: est, se = full, float('nan')
-        summ |= {'ceiling_rms': est, 'se': se, 'ci95': [est - 1.96 * se, est + 1.96 * se],
-                 'median_ceiling': float(np.median(np.sqrt(np.clip(spearman_brown(rho_j[sel], k), 0, None)))),
-                 'trs_for_ci_0.02': int(math.ceil(st.n_trs * (1.96 * se / 0.02) ** 2)) if se == se else None}
+        else:
+            est, se = full, float('nan')
+        summ |= {
+            'ceiling_rms': est,
+            'se': se,
+            'ci95': [est - 1.96 * se, est + 1.96 * se],
+            'median_ceiling': float(np.median(np.sqrt(np.clip(spearman_brown(rho_j[sel], k), 0, None)))),
+            'trs_for_ci_0.02': int(math.ceil(st.n_trs * (1.96 * se / 0.02) ** 2)) if se == se else None,
+        }
     return Ceiling(rho1=rho_j, n_repeats=k, n_trs=st.n_trs, n_blocks=B, summary=summ)
 
 # %% ../nbs/50_metrics.ipynb #8ca25cc1
@@ -295,11 +365,13 @@ def ceiling_from_analytic(c1, n_repeats: int = 1) -> np.ndarray:
     "Ceiling (r units) of a target averaging `n_repeats` repeats from a one-repeat analytic ceiling `c1`."
     return np.sqrt(np.clip(spearman_brown(np.asarray(c1, np.float64) ** 2, n_repeats), 0, None))
 
+
 def find_analytic_ceiling(root, subject: str, space: str) -> np.ndarray | None:
     "simbrain's analytic one-repeat ceiling of `subject` in `space` under `root` (fmri/sub-XX/func/...), or None."
     root = Path(root)
     hits = sorted(root.glob(f"**/{subject}/func/{subject}_*_desc-analytic_noiseceiling_{space}.npy"))
-    if not hits: return None
+    if not hits:
+        return None
     return np.mean([np.load(h).astype(np.float64) for h in hits], 0)
 
 # %% ../nbs/50_metrics.ipynb #d338f26b
@@ -308,9 +380,12 @@ def fraction_of_ceiling(r, ceiling, where=None) -> float:
     r, c = np.asarray(r, np.float64), np.asarray(ceiling, np.float64)
     ok = np.isfinite(r) & np.isfinite(c)
     if where is not None:
-        w = np.zeros(len(r), bool); w[np.asarray(where)] = True; ok &= w
+        w = np.zeros(len(r), bool)
+        w[np.asarray(where)] = True
+        ok &= w
     den = float(np.mean(c[ok] ** 2)) if ok.any() else 0.0
     return float(np.mean(r[ok] * np.abs(r[ok])) / den) if den > 0 else float('nan')
+
 
 def normalised_r(r, ceiling, min_ceiling: float = 0.1) -> np.ndarray:
     "Per-column r·|r| / ceiling² (Algonauts), NaN where the ceiling is below `min_ceiling` (too noisy to divide by)."
@@ -324,10 +399,12 @@ def agreement(a_runs, b_runs, valid_runs=None) -> dict:
     cs = CorrStats()
     for i, (a, b) in enumerate(zip(a_runs, b_runs, strict=True)):
         ok = np.isfinite(b).all(1) & np.isfinite(a).all(1)
-        if valid_runs is not None: ok &= np.asarray(valid_runs[i], bool)
+        if valid_runs is not None:
+            ok &= np.asarray(valid_runs[i], bool)
         cs.add(a, b, ok)
     r = cs.r()
     return {'r': r, 'mean': float(np.nanmean(r)), 'median': float(np.nanmedian(r))}
+
 
 def map_similarity(r_a, r_b) -> float:
     "Correlation across columns of two r maps (finite in both)."
@@ -350,28 +427,33 @@ def tr_features(clip, grid: TRGrid) -> dict:
         out[m] = (acc / np.maximum(cnt, 1)[:, None]).astype(np.float32)
     return out
 
+
 def fir(x, delays=range(7)) -> np.ndarray:
     "Delayed copies of `x` (n, D) side by side (n, D·len(delays)): block j is x shifted down by delays[j] rows, zeros above."
     x = np.asarray(x)
     out = np.zeros((x.shape[0], x.shape[1] * len(delays)), x.dtype)
     for j, d in enumerate(delays):
-        if d < x.shape[0]: out[d:, j * x.shape[1]:(j + 1) * x.shape[1]] = x[:x.shape[0] - d]
+        if d < x.shape[0]:
+            out[d:, j * x.shape[1] : (j + 1) * x.shape[1]] = x[: x.shape[0] - d]
     return out
 
 # %% ../nbs/50_metrics.ipynb #fa181eb7
 @dataclass
 class RidgeConfig:
     "The banded ridge baseline's knobs."
-    delays: tuple = (0, 1, 2, 3, 4, 5, 6)      # FIR delays in TRs
+
+    delays: tuple = (0, 1, 2, 3, 4, 5, 6)  # FIR delays in TRs
     alphas: tuple = tuple(np.logspace(-1, 7, 17).tolist())
-    n_iter: int = 20                           # random-search draws of the band weights
-    n_folds: int = 5                           # CV folds over training clips (contiguous blocks if one clip)
+    n_iter: int = 20  # random-search draws of the band weights
+    n_folds: int = 5  # CV folds over training clips (contiguous blocks if one clip)
     targets_batch: int = 2048
     seed: int = 0
+
 
 class RidgeBaseline:
     """Banded ridge with FIR delays over the three modalities (himalaya), fitted on training clips only.
     `fit(items)` with items `(clip_features, grid, Y (n, C), valid (n,))`; `predict(clip, grid)` -> (n, C)."""
+
     def __init__(self, cfg: RidgeConfig | None = None):
         self.cfg = cfg or RidgeConfig()
         self.train_clips, self.model, self.info = [], None, {}
@@ -391,54 +473,83 @@ class RidgeBaseline:
     def fit(self, items, exclude=()) -> 'RidgeBaseline':
         "Fit on `items`; raises if any item's clip is in `exclude` (the scored clips)."
         import time
+
         # himalaya and scikit-learn: optional, only the baseline needs them
         from himalaya.backend import set_backend
         from himalaya.kernel_ridge import MultipleKernelRidgeCV, ColumnKernelizer, Kernelizer
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
+
         ids = [it[0].clip_id for it in items]
         leak = sorted(set(ids) & set(exclude))
-        if leak: raise ValueError(f"ridge baseline asked to train on scored clips {leak[:5]}: the split leaks")
-        if not items: raise ValueError("ridge baseline: no training clips")
+        if leak:
+            raise ValueError(f"ridge baseline asked to train on scored clips {leak[:5]}: the split leaks")
+        if not items:
+            raise ValueError("ridge baseline: no training clips")
         t0 = time.perf_counter()
         Xs, Ys, gs = [], [], []
         for k, (clip, grid, Y, valid) in enumerate(items):
             ok = valid_rows(Y, valid)
             X = self.design(clip, grid)[ok]
             y = np.asarray(Y, np.float64)[ok]
-            y = (y - y.mean(0)) / np.where(y.std(0) > 0, y.std(0), 1)          # runs z-scored, as fMRI usually is
-            Xs.append(X); Ys.append(y.astype(np.float32)); gs.append(np.full(len(X), k))
+            y = (y - y.mean(0)) / np.where(y.std(0) > 0, y.std(0), 1)  # runs z-scored, as fMRI usually is
+            Xs.append(X)
+            Ys.append(y.astype(np.float32))
+            gs.append(np.full(len(X), k))
         X, Y, groups = np.concatenate(Xs), np.concatenate(Ys), np.concatenate(gs)
-        if len(X) < 2 * self.cfg.n_folds: raise ValueError(f"ridge baseline: only {len(X)} training TRs")
+        if len(X) < 2 * self.cfg.n_folds:
+            raise ValueError(f"ridge baseline: only {len(X)} training TRs")
         set_backend('numpy', on_error='raise')
         widths = [clip_dims * len(self.cfg.delays) for clip_dims in self._dims(items[0][0])]
         edges = np.cumsum([0] + widths)
-        ck = ColumnKernelizer([(m, make_pipeline(StandardScaler(), Kernelizer(kernel='linear')), slice(int(a), int(b)))
-                               for m, a, b in zip(('text', 'audio', 'video'), edges[:-1], edges[1:])])
+        ck = ColumnKernelizer(
+            [
+                (m, make_pipeline(StandardScaler(), Kernelizer(kernel='linear')), slice(int(a), int(b)))
+                for m, a, b in zip(('text', 'audio', 'video'), edges[:-1], edges[1:])
+            ]
+        )
         c = self.cfg
-        mkr = MultipleKernelRidgeCV(kernels='precomputed', solver='random_search', cv=self._cv(groups), random_state=c.seed,
-                                    solver_params=dict(n_iter=c.n_iter, alphas=np.asarray(c.alphas), progress_bar=False,
-                                                       n_targets_batch=c.targets_batch, n_alphas_batch=5,
-                                                       n_targets_batch_refit=c.targets_batch))
+        mkr = MultipleKernelRidgeCV(
+            kernels='precomputed',
+            solver='random_search',
+            cv=self._cv(groups),
+            random_state=c.seed,
+            solver_params=dict(
+                n_iter=c.n_iter,
+                alphas=np.asarray(c.alphas),
+                progress_bar=False,
+                n_targets_batch=c.targets_batch,
+                n_alphas_batch=5,
+                n_targets_batch_refit=c.targets_batch,
+            ),
+        )
         self.model = make_pipeline(ck, mkr)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             self.model.fit(X.astype(np.float32), Y)
         self.train_clips = ids
-        w = np.exp(np.asarray(mkr.deltas_, np.float64))                      # (3, C) band weights / α per target
+        w = np.exp(np.asarray(mkr.deltas_, np.float64))  # (3, C) band weights / α per target
         share = (w / w.sum(0, keepdims=True)).mean(1)
-        self.info = {'n_train_trs': int(len(X)), 'n_train_clips': len(ids), 'n_features': int(X.shape[1]),
-                     'fit_s': time.perf_counter() - t0, 'delays_tr': list(c.delays),
-                     'band_weight_share': {m: float(v) for m, v in zip(('text', 'audio', 'video'), share)}}
+        self.info = {
+            'n_train_trs': int(len(X)),
+            'n_train_clips': len(ids),
+            'n_features': int(X.shape[1]),
+            'fit_s': time.perf_counter() - t0,
+            'delays_tr': list(c.delays),
+            'band_weight_share': {m: float(v) for m, v in zip(('text', 'audio', 'video'), share)},
+        }
         return self
 
     @staticmethod
-    def _dims(clip) -> list: return [clip.dims[m] for m in ('text', 'audio', 'video')]
+    def _dims(clip) -> list:
+        return [clip.dims[m] for m in ('text', 'audio', 'video')]
 
     def predict(self, clip, grid: TRGrid) -> np.ndarray:
         "Predicted responses (grid.n, C) of `clip` on `grid`; refuses a training clip (that would not be a test)."
-        if self.model is None: raise ValueError("ridge baseline not fitted")
-        if clip.clip_id in self.train_clips: raise ValueError(f"ridge baseline: {clip.clip_id!r} was a training clip")
+        if self.model is None:
+            raise ValueError("ridge baseline not fitted")
+        if clip.clip_id in self.train_clips:
+            raise ValueError(f"ridge baseline: {clip.clip_id!r} was a training clip")
         return np.asarray(self.model.predict(self.design(clip, grid).astype(np.float32)), np.float32)
 
 # %% ../nbs/50_metrics.ipynb #6ab7f96d
@@ -446,16 +557,19 @@ def on_grid(pred, grid: TRGrid, valid, target_grid: TRGrid) -> tuple[np.ndarray,
     "A prediction `(pred, grid, valid)` on `target_grid`: (values, valid)."
     pred = np.asarray(pred)
     valid = np.ones(grid.n, bool) if valid is None else np.asarray(valid, bool)
-    if grid == target_grid: return pred, valid
+    if grid == target_grid:
+        return pred, valid
     out, ok = resample_grid(pred, grid, target_grid)
     vv, _ = resample_grid(valid.astype(np.float32)[:, None], grid, target_grid)
     ok &= np.nan_to_num(vv[:, 0]) > 0.999
     return np.nan_to_num(out), ok
 
+
 def mean_repeats(runs) -> dict:
     "Runs (FmriRun-like) grouped by clip -> {clip_id: (mean data (n, C), valid (n,), grid, stacked repeats (R, n, C))}."
     by = {}
-    for r in runs: by.setdefault(r.clip_id, []).append(r)
+    for r in runs:
+        by.setdefault(r.clip_id, []).append(r)
     out = {}
     for cid, rs in by.items():
         n = min(r.grid.n for r in rs)
@@ -464,6 +578,7 @@ def mean_repeats(runs) -> dict:
         out[cid] = (X.mean(0), ok, TRGrid(rs[0].grid.tr_s, n, rs[0].grid.offset_s), X)
     return out
 
+
 def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20) -> dict:
     """One subject: pooled r per column over every run (each repeat on its own), per-clip r, the one-repeat
     reliability ρ and ceiling √ρ (from repeats when clips were repeated, else from `analytic`, a one-repeat
@@ -471,7 +586,8 @@ def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int
     prediction are an error."""
     grouped = mean_repeats(runs)
     missing = sorted(set(grouped) - set(predictions))
-    if missing: raise ValueError(f"no prediction for clips {missing[:5]}")
+    if missing:
+        raise ValueError(f"no prediction for clips {missing[:5]}")
     bt = max(5, int(math.ceil(sum(g[2].n for g in grouped.values()) / n_blocks)))
     bc, per_clip, st = BlockCorr(bt), {}, RepeatStats(block_trs=bt)
     for cid, (_, ok, grid, X) in grouped.items():
@@ -481,25 +597,42 @@ def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int
             bc.add(p, x, ok & pv, key=cid)
             one.add(p, x, ok & pv)
         per_clip[cid] = one.r()
-        if len(X) >= 2: st.add(X, ok, key=cid)
+        if len(X) >= 2:
+            st.add(X, ok, key=cid)
     r = bc.r()
     keys = sorted(set(bc.delta) | set(st.block_keys))
-    out = {'r': r, 'per_clip': per_clip, 'n_trs': int(bc.n), 'clips': sorted(grouped), 'space': space,
-           'r_summary': summarise(r), 'rho': None, 'ceiling': None, 'ceiling_source': None, 'n_repeats_target': 1,
-           'jack': {'keys': keys, 'r_loo': bc.r_loo(keys), 'rho_raw': None, 'rho_loo': None}}
+    out = {
+        'r': r,
+        'per_clip': per_clip,
+        'n_trs': int(bc.n),
+        'clips': sorted(grouped),
+        'space': space,
+        'r_summary': summarise(r),
+        'rho': None,
+        'ceiling': None,
+        'ceiling_source': None,
+        'n_repeats_target': 1,
+        'jack': {'keys': keys, 'r_loo': bc.r_loo(keys), 'rho_raw': None, 'rho_loo': None},
+    }
     if st.clips:
         cl = noise_ceiling(st, n_repeats=1)
         raw, loo, _ = st.reliability()
         pos = {k: i for i, k in enumerate(st.block_keys)}
         out['jack'] |= {'rho_raw': raw, 'rho_loo': np.stack([loo[pos[k]] if k in pos else raw for k in keys])}
-        out |= {'rho': cl.rho1, 'ceiling': cl.ceiling, 'ceiling_source': 'repeats', 'ceiling_info': cl.summary}
+        out |= {
+            'rho': cl.rho1,
+            'ceiling': cl.ceiling,
+            'ceiling_source': 'repeats',
+            'ceiling_info': cl.summary,
+        }
     if analytic is not None:
         a = np.asarray(analytic, np.float64)
         out['ceiling_analytic'] = a
         if out['rho'] is None:
-            out |= {'rho': a ** 2, 'ceiling': a, 'ceiling_source': 'analytic'}
-            out['jack'] |= {'rho_raw': a ** 2, 'rho_loo': np.broadcast_to(a ** 2, (len(keys), len(a)))}
+            out |= {'rho': a**2, 'ceiling': a, 'ceiling_source': 'analytic'}
+            out['jack'] |= {'rho_raw': a**2, 'rho_loo': np.broadcast_to(a**2, (len(keys), len(a)))}
     return out
+
 
 def _three(r, rho):
     "r_mean, noise_ceiling_mean, fraction_of_ceiling of columns r (.., C), rho (.., C) (rows: jackknife replicates)."
@@ -507,21 +640,26 @@ def _three(r, rho):
     ok = np.isfinite(r) if rho is None else np.isfinite(r) & np.isfinite(rho)
     n = ok.sum(1)
     rm = np.where(n > 0, np.where(ok, r, 0).sum(1) / np.maximum(n, 1), np.nan)
-    if rho is None: return rm, None, None
+    if rho is None:
+        return rm, None, None
     m = np.where(n > 0, np.where(ok, rho, 0).sum(1) / np.maximum(n, 1), np.nan)
     num = np.where(ok, r * np.abs(r), 0).sum(1) / np.maximum(n, 1)
     return rm, np.sqrt(np.clip(m, 0, None)), np.where(m > 0, num / np.where(m > 0, m, 1), np.nan)
+
 
 def headline(r, rho, space: str, jack: dict | None = None) -> dict:
     """r_mean, r_median, noise_ceiling_mean (√ mean ρ), fraction_of_ceiling (mean r·|r| / mean ρ), overall and per
     ROI. With `jack` (from `score_runs`) the ceiling and fraction are block-jackknife bias-corrected and every
     number gets a standard error `*_se` (r·|r| over short data is biased up by r's sampling variance)."""
     r = np.asarray(r, np.float64)
+
     def three(cols):
         if jack is None or jack.get('r_loo') is None or len(jack['keys']) < 3:
             v = _three(r[cols], None if rho is None else np.asarray(rho, np.float64)[cols])
-            return {k: (None if x is None or not np.isfinite(x[0]) else float(x[0]))
-                    for k, x in zip(('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling'), v)}
+            return {
+                k: (None if x is None or not np.isfinite(x[0]) else float(x[0]))
+                for k, x in zip(('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling'), v)
+            }
         rr = jack['rho_raw']
         full = _three(r[cols], None if rr is None else rr[cols])
         loo = _three(jack['r_loo'][:, cols], None if rr is None else jack['rho_loo'][:, cols])
@@ -534,8 +672,11 @@ def headline(r, rho, space: str, jack: dict | None = None) -> dict:
             d[k] = float(f[0]) if k == 'r_mean' else float(est[0])
             d[f"{k}_se"] = float(se[0])
         return d
+
     out = three(np.arange(len(r)))
     out['r_median'] = float(np.nanmedian(r)) if np.isfinite(r).any() else None
-    try: out['rois'] = {n: three(c) for n, c in roi_columns(space).items()}
-    except ValueError: out['rois'] = {}
+    try:
+        out['rois'] = {n: three(c) for n, c in roi_columns(space).items()}
+    except ValueError:
+        out['rois'] = {}
     return out

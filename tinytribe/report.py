@@ -12,9 +12,22 @@ from .core import TRGrid, bin_steps, step_times
 from . import spaces
 from .store import ArtifactError, load_arrays, read_meta, write_json, atomic_write, now_iso
 from .featfile import load_features, FEATURES_KIND
-from .metrics import (RidgeBaseline, RidgeConfig, ROI_LABELS, score_runs, headline, mean_repeats, on_grid,
-                               agreement, map_similarity, normalised_r, find_analytic_ceiling, roi_columns, valid_rows,
-                               summarise)
+from tinytribe.metrics import (
+    RidgeBaseline,
+    RidgeConfig,
+    ROI_LABELS,
+    score_runs,
+    headline,
+    mean_repeats,
+    on_grid,
+    agreement,
+    map_similarity,
+    normalised_r,
+    find_analytic_ceiling,
+    roi_columns,
+    valid_rows,
+    summarise,
+)
 
 # %% auto #0
 __all__ = ['R_THRESHOLD', 'HEAD_KEYS', 'ModelSource', 'tinytribe_source', 'predictions_source', 'model_source', 'teacher_source',
@@ -27,13 +40,15 @@ __all__ = ['R_THRESHOLD', 'HEAD_KEYS', 'ModelSource', 'tinytribe_source', 'predi
 @dataclass
 class ModelSource:
     "A model to evaluate: `predict(clip, grid, subject) -> (pred (n, C), valid (n,))` in `space`."
+
     name: str
-    kind: str                       # 'tinytribe' | 'predictions' | 'function' | 'teacher'
+    kind: str  # 'tinytribe' | 'predictions' | 'function' | 'teacher'
     space: str
     predict: object
-    model: object = None            # the TinyTribe, when there is one (gates, experts, HRFs)
+    model: object = None  # the TinyTribe, when there is one (gates, experts, HRFs)
     meta: dict = field(default_factory=dict)
-    per_subject: bool = False       # predictions differ per subject ('sub-01', ... passed to predict)
+    per_subject: bool = False  # predictions differ per subject ('sub-01', ... passed to predict)
+
 
 def _step_valid_rows(clip, grid: TRGrid) -> np.ndarray:
     "TRs of `grid` whose window holds a step with some modality present."
@@ -43,152 +58,252 @@ def _step_valid_rows(clip, grid: TRGrid) -> np.ndarray:
     ok[rows[(rows >= 0) & pres]] = True
     return ok
 
+
 def tinytribe_source(path, name: str | None = None, subject_row: int = 0) -> ModelSource:
     "A saved Tiny-TRIBE model folder as a `ModelSource` (whole clips at once, up to `max_T` steps)."
     from tinytribe.model import TinyTribe
+
     m = TinyTribe.from_pretrained(path).eval()
     cfg = m.config
+
     def predict(clip, grid, subject=None):
         if clip.n_steps > cfg.max_T:
-            raise ValueError(f"{clip.clip_id}: {clip.n_steps} steps exceed the model's max_T {cfg.max_T}; run "
-                             f"`tinytribe predict` (windowed) and evaluate its output folder instead")
-        feats = {k: np.asarray(clip.feature(k), np.float32) for k in ('text', 'audio', 'video') if clip.mask(k).any()}
+            raise ValueError(
+                f"{clip.clip_id}: {clip.n_steps} steps exceed the model's max_T {cfg.max_T}; run "
+                f"`tinytribe predict` (windowed) and evaluate its output folder instead"
+            )
+        feats = {
+            k: np.asarray(clip.feature(k), np.float32)
+            for k in ('text', 'audio', 'video')
+            if clip.mask(k).any()
+        }
         bad = {k: (x.shape[1], cfg.dims[k]) for k, x in feats.items() if x.shape[1] != cfg.dims[k]}
-        if bad: raise ValueError(f"{clip.clip_id}: feature widths {bad} (have, model wants) do not fit model {path}")
+        if bad:
+            raise ValueError(
+                f"{clip.clip_id}: feature widths {bad} (have, model wants) do not fit model {path}"
+            )
         masks = {k: np.asarray(clip.mask(k), bool) for k in feats}
         pred = m.predict(feats, masks, grid=grid, subject=subject_row).cpu().numpy()
         return pred, _step_valid_rows(clip, grid)
-    return ModelSource(name or Path(path).name, 'tinytribe', cfg.space, predict, m,
-                       {'path': str(path), 'config': cfg.to_dict(), 'subject_row': subject_row})
+
+    return ModelSource(
+        name or Path(path).name,
+        'tinytribe',
+        cfg.space,
+        predict,
+        m,
+        {'path': str(path), 'config': cfg.to_dict(), 'subject_row': subject_row},
+    )
+
 
 def predictions_source(folder, name: str | None = None) -> ModelSource:
     "A folder of prediction files (`tinytribe predict`) as a `ModelSource` (resampled to the fMRI grid if needed)."
     folder = Path(folder)
     files = {}
     for p in sorted(folder.glob('*.npz')):
-        try: m = read_meta(p)
-        except ArtifactError: continue
-        if m.get('kind') == 'prediction': files[m['clip_id']] = (p, m)
-    if not files: raise ArtifactError(f"{folder}: no prediction files (kind 'prediction')")
+        try:
+            m = read_meta(p)
+        except ArtifactError:
+            continue
+        if m.get('kind') == 'prediction':
+            files[m['clip_id']] = (p, m)
+    if not files:
+        raise ArtifactError(f"{folder}: no prediction files (kind 'prediction')")
     spaces_found = {m['space'] for _, m in files.values()}
-    if len(spaces_found) != 1: raise ArtifactError(f"{folder}: predictions in several spaces {sorted(spaces_found)}")
+    if len(spaces_found) != 1:
+        raise ArtifactError(f"{folder}: predictions in several spaces {sorted(spaces_found)}")
+
     def predict(clip, grid, subject=None):
-        if clip.clip_id not in files: raise ArtifactError(f"{folder}: no prediction for clip {clip.clip_id!r}")
+        if clip.clip_id not in files:
+            raise ArtifactError(f"{folder}: no prediction for clip {clip.clip_id!r}")
         p, m = files[clip.clip_id]
         a, _ = load_arrays(p, kind='prediction')
         return on_grid(a['pred'], TRGrid(m['tr_s'], m['n_tr'], m['offset_s']), a['tr_valid'], grid)
+
     models = {m.get('model') for _, m in files.values()} - {None}
-    return ModelSource(name or folder.name, 'predictions', spaces_found.pop(), predict, None,
-                       {'path': str(folder), 'n_files': len(files), 'model': sorted(models)})
+    return ModelSource(
+        name or folder.name,
+        'predictions',
+        spaces_found.pop(),
+        predict,
+        None,
+        {'path': str(folder), 'n_files': len(files), 'model': sorted(models)},
+    )
+
 
 def model_source(src, name: str | None = None) -> ModelSource:
     "A `ModelSource` from a model folder, a prediction folder, or a ModelSource."
-    if isinstance(src, ModelSource): return src
+    if isinstance(src, ModelSource):
+        return src
     p = Path(src)
-    if (p / 'config.json').is_file() and (p / 'model.safetensors').is_file(): return tinytribe_source(p, name)
-    if p.is_dir(): return predictions_source(p, name)
-    raise ArtifactError(f"{p}: neither a Tiny-TRIBE model folder (config.json + model.safetensors) nor a folder of predictions")
+    if (p / 'config.json').is_file() and (p / 'model.safetensors').is_file():
+        return tinytribe_source(p, name)
+    if p.is_dir():
+        return predictions_source(p, name)
+    raise ArtifactError(
+        f"{p}: neither a Tiny-TRIBE model folder (config.json + model.safetensors) nor a folder of predictions"
+    )
 
 # %% ../nbs/51_report.ipynb #f3a8b5a4
 def teacher_source(folder, name: str = 'teacher') -> ModelSource:
     "A teacher-segment cache as a `ModelSource` (projected from fsaverage5 to the fMRI space when needed)."
     from tinytribe.data import load_teacher_target, merge_targets
+
     folder = Path(folder)
     by = {}
     for p in sorted(folder.rglob('*.npz')):
-        try: m = read_meta(p)
-        except ArtifactError: continue
-        if m.get('kind') == 'teacher_segment': by.setdefault(m['video_id'], []).append(p)
-    if not by: raise ArtifactError(f"{folder}: no teacher segments")
+        try:
+            m = read_meta(p)
+        except ArtifactError:
+            continue
+        if m.get('kind') == 'teacher_segment':
+            by.setdefault(m['video_id'], []).append(p)
+    if not by:
+        raise ArtifactError(f"{folder}: no teacher segments")
     space = read_meta(next(iter(by.values()))[0])['space']
+
     def predict(clip, grid, subject=None):
-        if clip.clip_id not in by: raise ArtifactError(f"{folder}: no teacher segments for clip {clip.clip_id!r}")
+        if clip.clip_id not in by:
+            raise ArtifactError(f"{folder}: no teacher segments for clip {clip.clip_id!r}")
         vals, ok, _ = merge_targets([load_teacher_target(p) for p in by[clip.clip_id]], grid)
         return vals, ok
+
     return ModelSource(name, 'teacher', space, predict, None, {'path': str(folder), 'n_clips': len(by)})
+
 
 def to_space(pred, src: str, dst: str) -> np.ndarray:
     "Predictions in space `src` moved to `dst` (fsaverage5 projects to anything; otherwise the spaces must match)."
-    if src == dst: return pred
-    if src == 'fsaverage5': return np.asarray(spaces.vertex_to_space(np.asarray(pred, np.float32), dst))
+    if src == dst:
+        return pred
+    if src == 'fsaverage5':
+        return np.asarray(spaces.vertex_to_space(np.asarray(pred, np.float32), dst))
     raise ValueError(f"cannot score predictions in {src} against fMRI in {dst}")
 
 # %% ../nbs/51_report.ipynb #248d2f3a
 def resolve_split(clip_ids, split=None) -> dict:
     "`{'train': [...], 'val': [...], 'how': str}` for `clip_ids` (see above)."
     from tinytribe.fmri import split_clips
+
     ids = sorted(set(map(str, clip_ids)))
-    if split == 'all': return {'train': [], 'val': ids, 'how': 'all clips scored'}
+    if split == 'all':
+        return {'train': [], 'val': ids, 'how': 'all clips scored'}
     if split is None:
-        try: return {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
+        try:
+            return {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
         except ValueError:
             k = max(1, len(ids) // 4)
-            return {'train': ids[:-k], 'val': ids[-k:], 'how': f"last {k} of {len(ids)} clips (sorted) scored"}
-    if isinstance(split, (dict, list, tuple)): return {**split_clips(ids, split), 'how': 'given lists'}
-    if split == 'algonauts': return {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
+            return {
+                'train': ids[:-k],
+                'val': ids[-k:],
+                'how': f"last {k} of {len(ids)} clips (sorted) scored",
+            }
+    if isinstance(split, (dict, list, tuple)):
+        return {**split_clips(ids, split), 'how': 'given lists'}
+    if split == 'algonauts':
+        return {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
     p = Path(split)
-    if p.suffix == '.json' and p.is_file(): return {**split_clips(ids, json.loads(p.read_text())), 'how': f"file {p}"}
+    if p.suffix == '.json' and p.is_file():
+        return {**split_clips(ids, json.loads(p.read_text())), 'how': f"file {p}"}
     val = [s.strip() for s in str(split).split(',') if s.strip()]
     unknown = sorted(set(val) - set(ids))
-    if unknown: raise ValueError(f"--split names clips with no fMRI or features: {unknown[:5]}")
+    if unknown:
+        raise ValueError(f"--split names clips with no fMRI or features: {unknown[:5]}")
     return {**split_clips(ids, val), 'how': 'given clips scored'}
 
 # %% ../nbs/51_report.ipynb #0e21c433
 @dataclass
 class EvalConfig:
     "What `evaluate` does beyond scoring."
-    split: object = None              # see resolve_split
-    baseline: str | None = 'ridge'    # 'ridge' or None
+
+    split: object = None  # see resolve_split
+    baseline: str | None = 'ridge'  # 'ridge' or None
     ridge: RidgeConfig = field(default_factory=RidgeConfig)
     subjects: list | None = None
-    space: str | None = None          # fMRI space to load (None: the data's default)
+    space: str | None = None  # fMRI space to load (None: the data's default)
     progress: bool = True
 
+
 def _feature_index(features) -> dict:
-    "{clip_id: path} of the feature files under `features` (a folder or a list)."
-    from tinytribe.data import feature_files
+    "{clip_id: path} of the feature files under `features` (a folder, searched recursively, or a list of files)."
+    src = Path(features) if isinstance(features, (str, Path)) else None
+    if src is not None and not src.exists():
+        raise ArtifactError(f"{src}: no such file or folder")
+    if src is None:
+        cands = [Path(f) for f in features]
+    else:
+        cands = sorted(src.rglob('*.npz')) if src.is_dir() else [src]
     out = {}
-    for p in feature_files(features):
-        cid = read_meta(p).get('clip_id', p.stem)
-        if cid in out: raise ArtifactError(f"clip {cid!r} has two feature files: {out[cid]} and {p}")
+    for p in cands:
+        try:
+            m = read_meta(p)
+        except ArtifactError:
+            continue
+        if m.get('kind') != FEATURES_KIND:
+            continue
+        cid = m.get('clip_id', p.stem)
+        if cid in out:
+            raise ArtifactError(f"clip {cid!r} has two feature files: {out[cid]} and {p}")
         out[cid] = p
-    if not out: raise ArtifactError(f"{features}: no feature files")
+    if not out:
+        raise ArtifactError(f"{features}: no feature files")
     return out
+
 
 def _versions() -> dict:
     import importlib.metadata as md
+
     out = {}
     for k in ('tinytribe', 'numpy', 'torch', 'himalaya', 'scikit-learn', 'nilearn'):
-        try: out[k] = md.version(k)
-        except md.PackageNotFoundError: out[k] = None
+        try:
+            out[k] = md.version(k)
+        except md.PackageNotFoundError:
+            out[k] = None
     return out
 
 # %% ../nbs/51_report.ipynb #6d6e70d0
 def _combine(per_sub: dict, space: str) -> dict:
     "Headline numbers over subjects (means of per-subject numbers) and the mean maps."
     subs = {s: headline(v['r'], v['rho'], space, v['jack']) for s, v in per_sub.items()}
+
     def mean_of(get):
         vals = [get(h) for h in subs.values()]
         vals = [v for v in vals if v is not None]
         return float(np.mean(vals)) if vals else None
-    out = {k: mean_of(lambda h, k=k: h[k]) for k in ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')}
+
+    out = {
+        k: mean_of(lambda h, k=k: h[k])
+        for k in ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')
+    }
     rois = next(iter(subs.values()))['rois']
-    out['rois'] = {n: {k: mean_of(lambda h, n=n, k=k: h['rois'][n][k]) for k in ('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling')}
-                   for n in rois}
-    out['subjects'] = {s: {k: h[k] for k in ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')}
-                       | {'n_trs': per_sub[s]['n_trs'], 'ceiling_source': per_sub[s]['ceiling_source']}
-                       for s, h in subs.items()}
+    out['rois'] = {
+        n: {
+            k: mean_of(lambda h, n=n, k=k: h['rois'][n][k])
+            for k in ('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling')
+        }
+        for n in rois
+    }
+    out['subjects'] = {
+        s: {k: h[k] for k in ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')}
+        | {'n_trs': per_sub[s]['n_trs'], 'ceiling_source': per_sub[s]['ceiling_source']}
+        for s, h in subs.items()
+    }
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore', RuntimeWarning)                 # columns with no signal in any subject stay NaN
+        warnings.simplefilter('ignore', RuntimeWarning)  # columns with no signal in any subject stay NaN
         out['r_map'] = np.nanmean(np.stack([v['r'] for v in per_sub.values()]), 0)
         clips = sorted({c for v in per_sub.values() for c in v['per_clip']})
-        out['clips'] = {c: float(np.nanmean([np.nanmean(v['per_clip'][c]) for v in per_sub.values() if c in v['per_clip']]))
-                        for c in clips}                                   # per-run (clip) mean r, mean over subjects
+        out['clips'] = {
+            c: float(
+                np.nanmean([np.nanmean(v['per_clip'][c]) for v in per_sub.values() if c in v['per_clip']])
+            )
+            for c in clips
+        }  # per-run (clip) mean r, mean over subjects
     out['r_distribution'] = summarise(out['r_map'])
     for k in ('fraction_of_ceiling_se', 'noise_ceiling_mean_se', 'r_mean_se'):
         se = [h.get(k) for h in subs.values() if h.get(k) is not None]
-        if se: out[k] = float(np.sqrt(np.sum(np.square(se)))) / len(se)   # s.e. of the mean over subjects
+        if se:
+            out[k] = float(np.sqrt(np.sum(np.square(se)))) / len(se)  # s.e. of the mean over subjects
     return out
+
 
 def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None) -> dict:
     """Score `models` ({name: model folder | prediction folder | ModelSource}, or a list) on the scored clips of
@@ -196,28 +311,46 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
     teacher. Returns the results (see above); `write_report` turns them into files."""
     from tqdm.auto import tqdm
     from tinytribe.fmri import load_fmri
+
     cfg = cfg or EvalConfig()
     t0 = time.perf_counter()
-    if not isinstance(models, dict): models = {Path(str(m)).name if not isinstance(m, ModelSource) else m.name: m for m in models}
+    if not isinstance(models, dict):
+        models = {Path(str(m)).name if not isinstance(m, ModelSource) else m.name: m for m in models}
     srcs = {n: model_source(s, n) for n, s in models.items()}
-    if teacher is not None: srcs_t = teacher_source(teacher) if not isinstance(teacher, ModelSource) else teacher
-    else: srcs_t = None
+    if teacher is not None:
+        srcs_t = teacher_source(teacher) if not isinstance(teacher, ModelSource) else teacher
+    else:
+        srcs_t = None
     fidx = _feature_index(features)
     durations = {c: float(read_meta(p)['duration_s']) for c, p in fidx.items()}
     runs = load_fmri(fmri, subjects=cfg.subjects, clips=sorted(fidx), space=cfg.space, durations=durations)
-    if not runs: raise ArtifactError(f"{fmri}: no fMRI runs for the {len(fidx)} clips in {features}")
+    if not runs:
+        raise ArtifactError(f"{fmri}: no fMRI runs for the {len(fidx)} clips in {features}")
     space = runs[0].space
     split = resolve_split({r.clip_id for r in runs}, cfg.split)
-    if not split['val']: raise ValueError("the split scores no clip")
-    if cfg.baseline == 'ridge' and not split['train']: raise ValueError("the ridge baseline needs training clips: give a split")
+    if not split['val']:
+        raise ValueError("the split scores no clip")
+    if cfg.baseline == 'ridge' and not split['train']:
+        raise ValueError("the ridge baseline needs training clips: give a split")
     clips = {}
+
     def clip(c):
-        if c not in clips: clips[c] = load_features(fidx[c])
+        if c not in clips:
+            clips[c] = load_features(fidx[c])
         return clips[c]
+
     subjects = sorted({r.subject for r in runs})
-    res = {'space': space, 'split': split, 'subjects': subjects, 'models': {}, 'ridge': None, 'teacher': None,
-           'timing_s': {}}
+    res = {
+        'space': space,
+        'split': split,
+        'subjects': subjects,
+        'models': {},
+        'ridge': None,
+        'teacher': None,
+        'timing_s': {},
+    }
     cache = {}
+
     def preds_for(src, sub_runs, subject):
         out = {}
         for cid, (_, _, grid, _) in mean_repeats(sub_runs).items():
@@ -227,62 +360,108 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
                 cache[key] = (to_space(np.asarray(p, np.float32), src.space, space), grid, v)
             out[cid] = cache[key]
         return out
+
     per = {n: {} for n in srcs}
     per_t, per_ridge, agree, ridge_info = {}, {}, {n: {} for n in srcs}, {}
     for s in tqdm(subjects, desc='evaluate subjects', disable=not cfg.progress):
         test_runs = [r for r in runs if r.subject == s and r.clip_id in split['val']]
-        if not test_runs: continue
+        if not test_runs:
+            continue
         analytic = find_analytic_ceiling(fmri, s, space)
         t1 = time.perf_counter()
         tp = preds_for(srcs_t, test_runs, s) if srcs_t else None
-        if tp: per_t[s] = score_runs(test_runs, tp, space, analytic)
+        if tp:
+            per_t[s] = score_runs(test_runs, tp, space, analytic)
         for n, src in srcs.items():
             pr = preds_for(src, test_runs, s)
             per[n][s] = score_runs(test_runs, pr, space, analytic)
             if tp:
                 ids = sorted(pr)
-                ag = agreement([pr[c][0] for c in ids], [tp[c][0] for c in ids], [pr[c][2] & tp[c][2] for c in ids])
-                agree[n][s] = {'r_mean': ag['mean'], 'r_median': ag['median'],
-                               'r_map_similarity': map_similarity(per[n][s]['r'], per_t[s]['r'])}
+                ag = agreement(
+                    [pr[c][0] for c in ids], [tp[c][0] for c in ids], [pr[c][2] & tp[c][2] for c in ids]
+                )
+                agree[n][s] = {
+                    'r_mean': ag['mean'],
+                    'r_median': ag['median'],
+                    'r_map_similarity': map_similarity(per[n][s]['r'], per_t[s]['r']),
+                }
         res['timing_s'].setdefault('score', 0.0)
         res['timing_s']['score'] += time.perf_counter() - t1
         if cfg.baseline == 'ridge':
             t1 = time.perf_counter()
             train = mean_repeats([r for r in runs if r.subject == s and r.clip_id in split['train']])
-            rb = RidgeBaseline(cfg.ridge).fit([(clip(c), g, Y, ok) for c, (Y, ok, g, _) in train.items()], exclude=split['val'])
+            rb = RidgeBaseline(cfg.ridge).fit(
+                [(clip(c), g, Y, ok) for c, (Y, ok, g, _) in train.items()], exclude=split['val']
+            )
             assert not set(rb.train_clips) & set(split['val']), "ridge saw a scored clip"
-            rp = {c: (rb.predict(clip(c), g), g, np.ones(g.n, bool)) for c, (_, _, g, _) in mean_repeats(test_runs).items()}
+            rp = {
+                c: (rb.predict(clip(c), g), g, np.ones(g.n, bool))
+                for c, (_, _, g, _) in mean_repeats(test_runs).items()
+            }
             per_ridge[s] = score_runs(test_runs, rp, space, analytic)
             per_ridge[s]['pred'] = rp
             ridge_info[s] = rb.info
             res['timing_s']['ridge'] = res['timing_s'].get('ridge', 0.0) + time.perf_counter() - t1
-    if not any(per.values()): raise ValueError("no subject has runs of the scored clips")
+    if not any(per.values()):
+        raise ValueError("no subject has runs of the scored clips")
     for n in srcs:
         res['models'][n] = _combine(per[n], space) | {'per_subject': per[n], 'source': srcs[n]}
-        if agree[n]: res['models'][n]['agreement_with_teacher'] = {
-            k: float(np.mean([a[k] for a in agree[n].values()])) for k in ('r_mean', 'r_median', 'r_map_similarity')}
+        if agree[n]:
+            res['models'][n]['agreement_with_teacher'] = {
+                k: float(np.mean([a[k] for a in agree[n].values()]))
+                for k in ('r_mean', 'r_median', 'r_map_similarity')
+            }
     if per_ridge:
-        res['ridge'] = _combine(per_ridge, space) | {'per_subject': per_ridge, 'fit': ridge_info,
-                                                     'trained_on': split['train']}
-    if per_t: res['teacher'] = _combine(per_t, space) | {'per_subject': per_t, 'source': srcs_t}
+        res['ridge'] = _combine(per_ridge, space) | {
+            'per_subject': per_ridge,
+            'fit': ridge_info,
+            'trained_on': split['train'],
+        }
+    if per_t:
+        res['teacher'] = _combine(per_t, space) | {'per_subject': per_t, 'source': srcs_t}
     first = next(iter(per.values()))
     rhos = [v['rho'] for v in first.values() if v['rho'] is not None]
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)
         res['ceiling_map'] = np.sqrt(np.clip(np.nanmean(np.stack(rhos), 0), 0, 1)) if rhos else None
-    res['ceiling'] = {s: {'source': v['ceiling_source'], 'n_repeats_target': v['n_repeats_target'], **v.get('ceiling_info', {}),
-                          **({'analytic_rms': float(np.sqrt(np.nanmean(v['ceiling_analytic'] ** 2)))} if 'ceiling_analytic' in v else {})}
-                      for s, v in first.items()}
+    res['ceiling'] = {
+        s: {
+            'source': v['ceiling_source'],
+            'n_repeats_target': v['n_repeats_target'],
+            **v.get('ceiling_info', {}),
+            **(
+                {'analytic_rms': float(np.sqrt(np.nanmean(v['ceiling_analytic'] ** 2)))}
+                if 'ceiling_analytic' in v
+                else {}
+            ),
+        }
+        for s, v in first.items()
+    }
     s0 = next(iter(first))
-    res['example'] = {'subject': s0, 'data': mean_repeats([r for r in runs if r.subject == s0 and r.clip_id in split['val']]),
-                      'preds': {n: {c: v for (nn, c, g, sj), v in cache.items() if nn == n and sj in (None, s0)} for n in srcs},
-                      'clips': {c: clips[c] for c in split['val'] if c in clips},
-                      'teacher': {c: v for (nn, c, g, sj), v in cache.items() if srcs_t is not None and nn == srcs_t.name}}
-    res['provenance'] = {'models': {n: {'kind': m.kind, 'space': m.space, **{k: v for k, v in m.meta.items() if k != 'config'}}
-                                    for n, m in srcs.items()},
-                         'features': str(features), 'fmri': str(fmri), 'layout': runs[0].provenance.get('layout'),
-                         'dataset': runs[0].dataset, 'tr_s': runs[0].grid.tr_s, 'n_runs': len(runs),
-                         'teacher': str(teacher) if teacher is not None else None, 'versions': _versions(), 'created': now_iso()}
+    res['example'] = {
+        'subject': s0,
+        'data': mean_repeats([r for r in runs if r.subject == s0 and r.clip_id in split['val']]),
+        'preds': {
+            n: {c: v for (nn, c, g, sj), v in cache.items() if nn == n and sj in (None, s0)} for n in srcs
+        },
+        'clips': {c: clips[c] for c in split['val'] if c in clips},
+        'teacher': {c: v for (nn, c, g, sj), v in cache.items() if srcs_t is not None and nn == srcs_t.name},
+    }
+    res['provenance'] = {
+        'models': {
+            n: {'kind': m.kind, 'space': m.space, **{k: v for k, v in m.meta.items() if k != 'config'}}
+            for n, m in srcs.items()
+        },
+        'features': str(features),
+        'fmri': str(fmri),
+        'layout': runs[0].provenance.get('layout'),
+        'dataset': runs[0].dataset,
+        'tr_s': runs[0].grid.tr_s,
+        'n_runs': len(runs),
+        'teacher': str(teacher) if teacher is not None else None,
+        'versions': _versions(),
+        'created': now_iso(),
+    }
     res['timing_s']['total'] = time.perf_counter() - t0
     return res
 
@@ -290,34 +469,53 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
 def model_internals(model, clip, grid: TRGrid) -> dict:
     "Gates per step (T, 3) and per TR (n, 3), expert token shares per layer (L, 3 modalities, E), HRF kernels (d, taps)."
     import torch
-    feats = {m: torch.as_tensor(np.asarray(clip.feature(m), np.float32))[None] for m in ('text', 'audio', 'video') if clip.mask(m).any()}
+
+    feats = {
+        m: torch.as_tensor(np.asarray(clip.feature(m), np.float32))[None]
+        for m in ('text', 'audio', 'video')
+        if clip.mask(m).any()
+    }
     masks = {m: torch.as_tensor(np.asarray(clip.mask(m), bool))[None] for m in feats}
     counts, hooks = [], []
     L, E, k = len(model.blocks), model.config.n_experts, model.config.top_k
-    def hook(mod, inp, out): counts.append(out.detach().topk(k, dim=-1).indices)
-    for blk in model.blocks: hooks.append(blk.moe.router.register_forward_hook(hook))
+
+    def hook(mod, inp, out):
+        counts.append(out.detach().topk(k, dim=-1).indices)
+
+    for blk in model.blocks:
+        hooks.append(blk.moe.router.register_forward_hook(hook))
     try:
         with model.inference():
             enc = model.encode(feats, masks)
             hidden, _ = model.fuse(enc.tokens, enc.present, aux=False)
             _, w = model.gated_pool(hidden, enc.present)
     finally:
-        for h in hooks: h.remove()
-    gates = w[0].float().cpu().numpy()                                    # (T, 3)
-    valid = enc.present.reshape(-1).cpu().numpy()                         # interleaved t, a, v per step
+        for h in hooks:
+            h.remove()
+    gates = w[0].float().cpu().numpy()  # (T, 3)
+    valid = enc.present.reshape(-1).cpu().numpy()  # interleaved t, a, v per step
     shares = np.zeros((L, 3, E))
     for l, idx in enumerate(counts[:L]):
         idx = idx.cpu().numpy()
         for mo in range(3):
             rows = np.flatnonzero(valid & (np.arange(len(valid)) % 3 == mo))
-            if len(rows): shares[l, mo] = np.bincount(idx[rows].ravel(), minlength=E) / (len(rows) * k)
+            if len(rows):
+                shares[l, mo] = np.bincount(idx[rows].ravel(), minlength=E) / (len(rows) * k)
     rows = bin_steps(step_times(clip.n_steps, clip.step_s), grid)
     g_tr = np.full((grid.n, 3), np.nan)
     for r in range(grid.n):
-        if (rows == r).any(): g_tr[r] = gates[rows == r].mean(0)
-    kern = model.hrf.conv.weight.detach()[:, 0].flip(-1).cpu().numpy()    # k[j]: weight of lag j·step_s
-    return {'gates': gates, 'gates_tr': g_tr, 'expert_shares': shares, 'hrf': kern, 'step_s': model.config.step_s,
-            'present': enc.present[0].cpu().numpy()}
+        if (rows == r).any():
+            g_tr[r] = gates[rows == r].mean(0)
+    kern = model.hrf.conv.weight.detach()[:, 0].flip(-1).cpu().numpy()  # k[j]: weight of lag j·step_s
+    return {
+        'gates': gates,
+        'gates_tr': g_tr,
+        'expert_shares': shares,
+        'hrf': kern,
+        'step_s': model.config.step_s,
+        'present': enc.present[0].cpu().numpy(),
+    }
+
 
 def roi_gates(gates_tr, pred, space: str) -> dict:
     "Per ROI: the modality gates averaged over TRs weighted by |ROI response - its mean| (see above): {roi: (3,)}."
@@ -332,22 +530,48 @@ def roi_gates(gates_tr, pred, space: str) -> dict:
 # %% ../nbs/51_report.ipynb #7d21e8ab
 R_THRESHOLD = 0.05
 
+
 def fig_r_map(r, space: str, title: str, vmax: float | None = None):
     "A thresholded, symmetric r map."
     r = np.asarray(r, np.float64)
     vmax = vmax or max(0.1, float(np.nanpercentile(np.abs(r), 99)))
-    return spaces.plot_surface(np.where(np.isfinite(r), r, np.nan), space, title=f"{title}\nPearson r (|r| < {R_THRESHOLD} hidden)",
-                               cmap='cold_hot', vmin=-vmax, vmax=vmax, symmetric=True, threshold=R_THRESHOLD)
+    return spaces.plot_surface(
+        np.where(np.isfinite(r), r, np.nan),
+        space,
+        title=f"{title}\nPearson r (|r| < {R_THRESHOLD} hidden)",
+        cmap='cold_hot',
+        vmin=-vmax,
+        vmax=vmax,
+        symmetric=True,
+        threshold=R_THRESHOLD,
+    )
+
 
 def fig_fraction_map(r, ceiling, space: str, title: str):
     "Per-column normalised score r·|r|/ceiling² (where the ceiling ≥ 0.1), clipped to [-1, 1]."
     nr = np.clip(normalised_r(r, ceiling, 0.1), -1, 1)
-    return spaces.plot_surface(nr, space, title=f"{title}\nfraction of the noise ceiling, r·|r|/ceiling² (ceiling < 0.1 hidden)",
-                               cmap='cold_hot', vmin=-1, vmax=1, symmetric=True)
+    return spaces.plot_surface(
+        nr,
+        space,
+        title=f"{title}\nfraction of the noise ceiling, r·|r|/ceiling² (ceiling < 0.1 hidden)",
+        cmap='cold_hot',
+        vmin=-1,
+        vmax=1,
+        symmetric=True,
+    )
+
 
 def fig_ceiling_map(ceiling, space: str, title: str):
-    return spaces.plot_surface(ceiling, space, title=f"{title}\nnoise ceiling (r of the true response with the data)",
-                               cmap='hot', vmin=0, vmax=1, symmetric=False)
+    return spaces.plot_surface(
+        ceiling,
+        space,
+        title=f"{title}\nnoise ceiling (r of the true response with the data)",
+        cmap='hot',
+        vmin=0,
+        vmax=1,
+        symmetric=False,
+    )
+
 
 def _z(x, ok):
     "z-scores over the rows `ok`; constant columns (the medial wall) become NaN, shown as background."
@@ -355,16 +579,26 @@ def _z(x, ok):
     mu, sd = x[ok].mean(0), x[ok].std(0)
     return np.where(sd > 1e-12, (x - mu) / np.where(sd > 1e-12, sd, 1), np.nan)
 
+
 def fig_snapshot(values, space: str, title: str):
     "One TR's response map in per-column z-scores (symmetric scale, clipped at 3)."
-    return spaces.plot_surface(np.clip(values, -3, 3), space, title=f"{title}\nresponse (z-score over the clip)",
-                               cmap='cold_hot', vmin=-3, vmax=3, symmetric=True)
+    return spaces.plot_surface(
+        np.clip(values, -3, 3),
+        space,
+        title=f"{title}\nresponse (z-score over the clip)",
+        cmap='cold_hot',
+        vmin=-3,
+        vmax=3,
+        symmetric=True,
+    )
 
 # %% ../nbs/51_report.ipynb #62eb4016
 def _plt():
     import matplotlib
     import matplotlib.pyplot as plt
+
     return matplotlib, plt
+
 
 def fig_roi_bars(rows: dict, ceilings: dict, title: str):
     """Grouped bars of mean r per ROI for each model in `rows` ({name: {roi: r}}), the noise ceiling of each ROI
@@ -380,7 +614,8 @@ def fig_roi_bars(rows: dict, ceilings: dict, title: str):
         ax.bar(np.arange(len(rois)) + (i - (len(names) - 1) / 2) * w, vals, w, label=n, color=cols(i))
     for j, r in enumerate(rois):
         c = ceilings.get(r)
-        if c is not None: ax.hlines(c, j - 0.42, j + 0.42, colors='k', lw=2, label='noise ceiling' if j == 0 else None)
+        if c is not None:
+            ax.hlines(c, j - 0.42, j + 0.42, colors='k', lw=2, label='noise ceiling' if j == 0 else None)
     ax.set_xticks(np.arange(len(rois)), [ROI_LABELS[r] for r in rois], rotation=25, ha='right', fontsize=9)
     ax.set_ylabel('mean Pearson r over the ROI')
     ax.axhline(0, color='grey', lw=0.6)
@@ -389,20 +624,26 @@ def fig_roi_bars(rows: dict, ceilings: dict, title: str):
     fig.tight_layout()
     return fig
 
+
 def fig_r_vs_ceiling(r, ceiling, space: str, title: str):
     "Scatter of mean r against the noise ceiling per Schaefer-400 parcel (vertex spaces are averaged into parcels)."
     _, plt = _plt()
     r, c = np.asarray(r, np.float64), np.asarray(ceiling, np.float64)
     if space == 'fsaverage5':
         ok = np.isfinite(r) & np.isfinite(c)
-        Bm = (spaces.parcel_matrix('schaefer400', dtype=np.float64) > 0).astype(np.float64)     # parcel membership
+        Bm = (spaces.parcel_matrix('schaefer400', dtype=np.float64) > 0).astype(
+            np.float64
+        )  # parcel membership
         cnt = Bm @ ok.astype(np.float64)
         rp = (Bm @ np.where(ok, r, 0)) / np.maximum(cnt, 1)
         cp = np.sqrt((Bm @ np.where(ok, c * c, 0)) / np.maximum(cnt, 1))
         r, c, unit = rp[cnt > 0], cp[cnt > 0], 'Schaefer-400 parcel'
-    else: unit = f"{space} column"
+    else:
+        unit = f"{space} column"
     fig, ax = plt.subplots(figsize=(5.2, 5))
-    sc = ax.scatter(c, r, s=9, c=r * np.abs(r) / np.maximum(c * c, 1e-3), cmap='viridis', vmin=0, vmax=1, alpha=0.8)
+    sc = ax.scatter(
+        c, r, s=9, c=r * np.abs(r) / np.maximum(c * c, 1e-3), cmap='viridis', vmin=0, vmax=1, alpha=0.8
+    )
     lim = max(0.1, float(np.nanmax(np.r_[c, r])) * 1.05)
     ax.plot([0, lim], [0, lim], 'k--', lw=1, label='r = ceiling')
     ax.set_xlim(0, lim)
@@ -415,7 +656,10 @@ def fig_r_vs_ceiling(r, ceiling, space: str, title: str):
     fig.tight_layout()
     return fig
 
-def fig_timecourses(measured, preds: dict, ok, grid: TRGrid, space: str, title: str, measured_label: str = 'measured'):
+
+def fig_timecourses(
+    measured, preds: dict, ok, grid: TRGrid, space: str, title: str, measured_label: str = 'measured'
+):
     "Measured and predicted ROI-mean time courses (z-scored) of one clip, one panel per ROI; r of each in the legend."
     _, plt = _plt()
     rc = roi_columns(space)
@@ -429,7 +673,13 @@ def fig_timecourses(measured, preds: dict, ok, grid: TRGrid, space: str, title: 
             q = ok & pv
             yp = np.asarray(pp, np.float64)[:, c].mean(1)
             rr = np.corrcoef(y[q], yp[q])[0, 1] if q.sum() > 2 and yp[q].std() > 0 else float('nan')
-            ax.plot(t[q], _z(yp[:, None], q)[q, 0], lw=1, color=plt.get_cmap('tab10')(i), label=f"{name} (r={rr:.2f})")
+            ax.plot(
+                t[q],
+                _z(yp[:, None], q)[q, 0],
+                lw=1,
+                color=plt.get_cmap('tab10')(i),
+                label=f"{name} (r={rr:.2f})",
+            )
         ax.set_ylabel(ROI_LABELS[n], rotation=0, ha='right', va='center', fontsize=8)
         ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(1.0, 1.0), frameon=False)
         ax.tick_params(labelsize=7)
@@ -444,10 +694,13 @@ def fig_learning_curves(rows: list, title: str):
     _, plt = _plt()
     skip = {'step', 'epoch', 'time', 'elapsed_s', 'rank'}
     keys = sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int, float))})
-    if not keys: raise ValueError("no numeric metrics to plot")
+    if not keys:
+        raise ValueError("no numeric metrics to plot")
     n = len(keys)
     cols = min(3, n)
-    fig, axes = plt.subplots(math.ceil(n / cols), cols, figsize=(4 * cols, 2.6 * math.ceil(n / cols)), squeeze=False)
+    fig, axes = plt.subplots(
+        math.ceil(n / cols), cols, figsize=(4 * cols, 2.6 * math.ceil(n / cols)), squeeze=False
+    )
     for ax, k in zip(axes.ravel(), keys):
         xs = [r['step'] for r in rows if isinstance(r.get(k), (int, float))]
         ys = [r[k] for r in rows if isinstance(r.get(k), (int, float))]
@@ -455,10 +708,12 @@ def fig_learning_curves(rows: list, title: str):
         ax.set_title(k, fontsize=9)
         ax.set_xlabel('training step', fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[n:]: ax.axis('off')
+    for ax in axes.ravel()[n:]:
+        ax.axis('off')
     fig.suptitle(f"{title}\nlearning curves (metric values as logged)")
     fig.tight_layout()
     return fig
+
 
 def fig_gates(gates: dict, title: str):
     "Stacked bars of the modality-gate weights per ROI ({roi: (3,)} summing to 1)."
@@ -478,6 +733,7 @@ def fig_gates(gates: dict, title: str):
     fig.tight_layout()
     return fig
 
+
 def fig_experts(shares, title: str):
     "Heat map of the share of each modality's tokens routed to each expert, per MoE layer."
     _, plt = _plt()
@@ -493,16 +749,24 @@ def fig_experts(shares, title: str):
     fig.suptitle(f"{title}\nexpert token shares per layer (top-k assignments / tokens)")
     return fig
 
+
 def fig_hrf(kern, step_s: float, title: str):
     "The learned HRF kernels (one per channel): median and 5-95% band, beside the canonical initialisation."
     from tinytribe.core import hrf_kernel
+
     _, plt = _plt()
     t = np.arange(kern.shape[1]) * step_s
     fig, ax = plt.subplots(figsize=(6, 3.6))
     q = np.percentile(kern, [5, 50, 95], axis=0)
     ax.fill_between(t, q[0], q[2], alpha=0.3, label='5-95% of channels')
     ax.plot(t, q[1], lw=1.5, label='median channel')
-    ax.plot(t, hrf_kernel(length_s=len(t) * step_s, step_s=step_s), 'k--', lw=1, label='canonical (initialisation)')
+    ax.plot(
+        t,
+        hrf_kernel(length_s=len(t) * step_s, step_s=step_s),
+        'k--',
+        lw=1,
+        label='canonical (initialisation)',
+    )
     ax.axhline(0, color='grey', lw=0.5)
     ax.set_xlabel('lag (s)')
     ax.set_ylabel('kernel weight (a.u.)')
@@ -512,8 +776,9 @@ def fig_hrf(kern, step_s: float, title: str):
     return fig
 
 # %% ../nbs/51_report.ipynb #824c5ebe
-def summarise_prediction(pred, grid: TRGrid, space: str, valid=None, gates: dict | None = None, top: int = 3,
-                         clip_id: str = '') -> str:
+def summarise_prediction(
+    pred, grid: TRGrid, space: str, valid=None, gates: dict | None = None, top: int = 3, clip_id: str = ''
+) -> str:
     "A short plain-language summary of one clip's predicted response (see above)."
     pred = np.asarray(pred, np.float64)
     ok = np.ones(len(pred), bool) if valid is None else np.asarray(valid, bool)
@@ -521,80 +786,148 @@ def summarise_prediction(pred, grid: TRGrid, space: str, valid=None, gates: dict
     sd = {n: float(pred[ok][:, c].mean(1).std()) for n, c in rc.items()}
     order = sorted(sd, key=sd.get, reverse=True)
     base = np.median(list(sd.values())) or 1e-12
-    lines = [(f"On {clip_id}, over" if clip_id else 'Over') + f" {grid.n} TRs ({grid.n * grid.tr_s:.0f} s), the predicted response moves most in "
-             + ', '.join(f"{ROI_LABELS[n]} ({sd[n] / base:.1f}× the median ROI)" for n in order[:top]) + '.']
+    lines = [
+        (f"On {clip_id}, over" if clip_id else 'Over')
+        + f" {grid.n} TRs ({grid.n * grid.tr_s:.0f} s), the predicted response moves most in "
+        + ', '.join(f"{ROI_LABELS[n]} ({sd[n] / base:.1f}× the median ROI)" for n in order[:top])
+        + '.'
+    ]
     for n in order[:top]:
         y = pred[:, rc[n]].mean(1)
         y = np.where(ok, y - y[ok].mean(), 0)
         first_pk = int(np.argmax(y))
-        far = np.abs(grid.times - grid.times[first_pk]) >= 10.0          # a second peak at least 10 s away
+        far = np.abs(grid.times - grid.times[first_pk]) >= 10.0  # a second peak at least 10 s away
         peaks = [first_pk] + ([int(np.argmax(np.where(far, y, -np.inf)))] if far.any() else [])
         when = ' and '.join(f"{grid.times[k]:.0f} s" for k in sorted(peaks))
         s = f"{ROI_LABELS[n]} peaks at {when}"
         if gates and n in gates:
             g = np.asarray(gates[n])
             m = ('text', 'audio', 'video')[int(np.argmax(g))]
-            s += f"; when it responds the gates weight {m} most ({g.max():.0%} text/audio/video = " + '/'.join(f"{x:.0%}" for x in g) + ')'
+            s += (
+                f"; when it responds the gates weight {m} most ({g.max():.0%} text/audio/video = "
+                + '/'.join(f"{x:.0%}" for x in g)
+                + ')'
+            )
         lines.append(s + '.')
     return ' '.join(lines)
 
 # %% ../nbs/51_report.ipynb #4841254c
 HEAD_KEYS = ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')
 
+
 def _head(d: dict) -> dict:
-    return ({k: d.get(k) for k in HEAD_KEYS} | {k: d[k] for k in ('fraction_of_ceiling_se', 'noise_ceiling_mean_se') if k in d}
-            | {'rois': d['rois'], 'subjects': d['subjects'], 'clips': d.get('clips', {}), 'r_distribution': d.get('r_distribution')})
+    return (
+        {k: d.get(k) for k in HEAD_KEYS}
+        | {k: d[k] for k in ('fraction_of_ceiling_se', 'noise_ceiling_mean_se') if k in d}
+        | {
+            'rois': d['rois'],
+            'subjects': d['subjects'],
+            'clips': d.get('clips', {}),
+            'r_distribution': d.get('r_distribution'),
+        }
+    )
+
 
 def _save(fig, path: Path) -> str:
     _, plt = _plt()
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=90)
     plt.close(fig)
-    with atomic_write(path) as f: f.write(buf.getvalue())
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
     return path.name
+
 
 def draw_figures(res: dict, out: Path, run_dirs: dict | None = None) -> list[tuple[str, str]]:
     "Every picture of the report into `out`: [(file name, caption)]."
     import matplotlib
+
     matplotlib.use('Agg')
     out.mkdir(parents=True, exist_ok=True)
     space, figs = res['space'], []
-    def add(fig, name, cap): figs.append((_save(fig, out / name), cap))
+
+    def add(fig, name, cap):
+        figs.append((_save(fig, out / name), cap))
+
     first = next(iter(res['models']))
     cm = res['ceiling_map']
     for i, (n, m) in enumerate(res['models'].items()):
-        add(fig_r_map(m['r_map'], space, f"{n}: r with the measured fMRI, mean over {len(m['subjects'])} subject(s)"),
-            f"r_map_{i}.png", f"{n}: prediction accuracy per {space} column")
+        add(
+            fig_r_map(
+                m['r_map'], space, f"{n}: r with the measured fMRI, mean over {len(m['subjects'])} subject(s)"
+            ),
+            f"r_map_{i}.png",
+            f"{n}: prediction accuracy per {space} column",
+        )
         if cm is not None:
-            add(fig_fraction_map(m['r_map'], cm, space, f"{n}"), f"fraction_map_{i}.png", f"{n}: fraction of the noise ceiling")
+            add(
+                fig_fraction_map(m['r_map'], cm, space, f"{n}"),
+                f"fraction_map_{i}.png",
+                f"{n}: fraction of the noise ceiling",
+            )
     if res['ridge'] is not None:
-        add(fig_r_map(res['ridge']['r_map'], space, 'ridge baseline (banded, FIR 0-6 TRs): r with the measured fMRI'),
-            'r_map_ridge.png', 'ridge baseline: accuracy per column')
+        add(
+            fig_r_map(
+                res['ridge']['r_map'], space, 'ridge baseline (banded, FIR 0-6 TRs): r with the measured fMRI'
+            ),
+            'r_map_ridge.png',
+            'ridge baseline: accuracy per column',
+        )
     if res['teacher'] is not None:
-        add(fig_r_map(res['teacher']['r_map'], space, 'teacher: r with the measured fMRI'), 'r_map_teacher.png', 'teacher accuracy')
+        add(
+            fig_r_map(res['teacher']['r_map'], space, 'teacher: r with the measured fMRI'),
+            'r_map_teacher.png',
+            'teacher accuracy',
+        )
     if cm is not None:
-        add(fig_ceiling_map(cm, space, 'measured noise ceiling, RMS over subjects'), 'ceiling_map.png', 'the noise ceiling')
+        add(
+            fig_ceiling_map(cm, space, 'measured noise ceiling, RMS over subjects'),
+            'ceiling_map.png',
+            'the noise ceiling',
+        )
     rows = {n: {r: v['r_mean'] for r, v in m['rois'].items()} for n, m in res['models'].items()}
-    if res['ridge'] is not None: rows['ridge'] = {r: v['r_mean'] for r, v in res['ridge']['rois'].items()}
-    if res['teacher'] is not None: rows['teacher'] = {r: v['r_mean'] for r, v in res['teacher']['rois'].items()}
+    if res['ridge'] is not None:
+        rows['ridge'] = {r: v['r_mean'] for r, v in res['ridge']['rois'].items()}
+    if res['teacher'] is not None:
+        rows['teacher'] = {r: v['r_mean'] for r, v in res['teacher']['rois'].items()}
     ceil = {r: v['noise_ceiling_mean'] for r, v in res['models'][first]['rois'].items()}
-    add(fig_roi_bars(rows, ceil, 'accuracy per ROI (black line: noise ceiling)'), 'roi_bars.png', 'ROI accuracy beside the ceiling')
+    add(
+        fig_roi_bars(rows, ceil, 'accuracy per ROI (black line: noise ceiling)'),
+        'roi_bars.png',
+        'ROI accuracy beside the ceiling',
+    )
     if cm is not None:
-        add(fig_r_vs_ceiling(res['models'][first]['r_map'], cm, space, f"{first}: r against the noise ceiling"),
-            'r_vs_ceiling.png', 'r against the ceiling')
+        add(
+            fig_r_vs_ceiling(
+                res['models'][first]['r_map'], cm, space, f"{first}: r against the noise ceiling"
+            ),
+            'r_vs_ceiling.png',
+            'r against the ceiling',
+        )
     ex = res['example']
-    cid = max(ex['data'], key=lambda c: ex['data'][c][2].n)                 # the longest scored clip
+    cid = max(ex['data'], key=lambda c: ex['data'][c][2].n)  # the longest scored clip
     Y, ok, grid, _ = ex['data'][cid]
     preds = {n: on_grid(*ex['preds'][n][cid], grid) for n in res['models'] if cid in ex['preds'][n]}
     shown = dict(preds)
     if res['ridge'] is not None:
         rp = res['ridge']['per_subject'][ex['subject']]['pred'][cid]
         shown['ridge'] = on_grid(*rp, grid)
-    if res['teacher'] is not None and cid in ex.get('teacher', {}): shown['teacher'] = on_grid(*ex['teacher'][cid], grid)
+    if res['teacher'] is not None and cid in ex.get('teacher', {}):
+        shown['teacher'] = on_grid(*ex['teacher'][cid], grid)
     k_rep = len(ex['data'][cid][3])
-    add(fig_timecourses(Y, shown, ok, grid, space, f"{cid}, {ex['subject']}: measured and predicted",
-                        'measured' + (f" (mean of {k_rep} repeats)" if k_rep > 1 else '')),
-        'timecourses.png', 'ROI time courses')
+    add(
+        fig_timecourses(
+            Y,
+            shown,
+            ok,
+            grid,
+            space,
+            f"{cid}, {ex['subject']}: measured and predicted",
+            'measured' + (f" (mean of {k_rep} repeats)" if k_rep > 1 else ''),
+        ),
+        'timecourses.png',
+        'ROI time courses',
+    )
     p0, v0 = preds[first]
     q = ok & v0
     zy, zp = _z(Y, q), _z(p0, q)
@@ -602,87 +935,153 @@ def draw_figures(res: dict, out: Path, run_dirs: dict | None = None) -> list[tup
     drive = np.abs(zp[:, roi_all]).mean(1)
     for j, k in enumerate(sorted(np.argsort(-np.where(q, drive, -1))[:2])):
         t = grid.times[k]
-        add(fig_snapshot(zy[k], space, f"{cid}, {ex['subject']}: measured at {t:.1f} s" + (f" (mean of {k_rep} repeats)" if k_rep > 1 else '')),
-            f"measured_t{j}.png", f"measured at {t:.1f} s")
-        add(fig_snapshot(zp[k], space, f"{cid}: {first} predicted at {t:.1f} s"), f"predicted_t{j}.png", f"predicted at {t:.1f} s")
+        add(
+            fig_snapshot(
+                zy[k],
+                space,
+                f"{cid}, {ex['subject']}: measured at {t:.1f} s"
+                + (f" (mean of {k_rep} repeats)" if k_rep > 1 else ''),
+            ),
+            f"measured_t{j}.png",
+            f"measured at {t:.1f} s",
+        )
+        add(
+            fig_snapshot(zp[k], space, f"{cid}: {first} predicted at {t:.1f} s"),
+            f"predicted_t{j}.png",
+            f"predicted at {t:.1f} s",
+        )
     for i, (n, m) in enumerate(res['models'].items()):
         src = m['source']
-        if src.model is None: continue
+        if src.model is None:
+            continue
         it = model_internals(src.model, ex['clips'][cid], grid)
         gates = roi_gates(it['gates_tr'], p0 if n == first else preds[n][0], space)
-        m['internals'] = {'roi_gates': {r: g.tolist() for r, g in gates.items()},
-                          'expert_shares': it['expert_shares'].tolist()}
+        m['internals'] = {
+            'roi_gates': {r: g.tolist() for r, g in gates.items()},
+            'expert_shares': it['expert_shares'].tolist(),
+        }
         m['summary_text'] = summarise_prediction(preds[n][0], grid, space, preds[n][1], gates, clip_id=cid)
-        add(fig_gates(gates, f"{n} on {cid}: modality gates per ROI"), f"gates_{i}.png", f"{n}: modality gates per ROI")
-        add(fig_experts(it['expert_shares'], f"{n} on {cid}"), f"experts_{i}.png", f"{n}: expert token shares")
+        add(
+            fig_gates(gates, f"{n} on {cid}: modality gates per ROI"),
+            f"gates_{i}.png",
+            f"{n}: modality gates per ROI",
+        )
+        add(
+            fig_experts(it['expert_shares'], f"{n} on {cid}"), f"experts_{i}.png", f"{n}: expert token shares"
+        )
         add(fig_hrf(it['hrf'], it['step_s'], f"{n}"), f"hrf_{i}.png", f"{n}: learned HRF kernels")
     for n, m in res['models'].items():
         m.setdefault('summary_text', summarise_prediction(preds[n][0], grid, space, preds[n][1], clip_id=cid))
     for i, (n, d) in enumerate((run_dirs or {}).items()):
         from tinytribe.engine import read_metrics
+
         rows_m = read_metrics(d)
-        if rows_m: add(fig_learning_curves(rows_m, f"{n}: training run {Path(d).name}"), f"learning_{i}.png", f"{n}: learning curves")
+        if rows_m:
+            add(
+                fig_learning_curves(rows_m, f"{n}: training run {Path(d).name}"),
+                f"learning_{i}.png",
+                f"{n}: learning curves",
+            )
     return figs
 
 # %% ../nbs/51_report.ipynb #8cfc9707
 def _json_model(m: dict) -> dict:
     out = _head(m)
     for k in ('agreement_with_teacher', 'summary_text', 'internals'):
-        if k in m: out[k] = m[k]
+        if k in m:
+            out[k] = m[k]
     return out
+
 
 def report_dict(res: dict, figs: list) -> dict:
     "The JSON report (see the introduction)."
     first = next(iter(res['models']))
     m0 = res['models'][first]
-    rep = {'kind': 'evaluation_report', 'version': 1, 'space': res['space'], 'model': first,
-           **_head(m0), 'models': {n: _json_model(m) for n, m in res['models'].items()},
-           'ridge': None if res['ridge'] is None else _head(res['ridge']) | {'fit': res['ridge']['fit']},
-           'teacher': None if res['teacher'] is None else _head(res['teacher']),
-           'noise_ceiling': res['ceiling'],
-           'split': {'how': res['split']['how'], 'clips_scored': res['split']['val'],
-                     'clips_trained_on': {'ridge': res['ridge']['trained_on'] if res['ridge'] else [],
-                                          **{n: m['source'].meta.get('trained_on', 'unknown (not recorded in the model)')
-                                             for n, m in res['models'].items()}},
-                     'train_clips_available': res['split']['train']},
-           'provenance': res['provenance'], 'timing_s': res['timing_s'], 'summary': m0.get('summary_text'),
-           'figures': [f for f, _ in figs], 'units': {
-               'r': 'Pearson r over valid TRs of the scored clips, runs demeaned, target = mean of repeats',
-               'noise_ceiling_mean': 'sqrt of the mean over columns of ceiling^2 (ceiling^2 = reliability of the target)',
-               'fraction_of_ceiling': 'mean(r*|r|) / mean(ceiling^2) over columns (pooled Algonauts normalised score)'}}
+    rep = {
+        'kind': 'evaluation_report',
+        'version': 1,
+        'space': res['space'],
+        'model': first,
+        **_head(m0),
+        'models': {n: _json_model(m) for n, m in res['models'].items()},
+        'ridge': None if res['ridge'] is None else _head(res['ridge']) | {'fit': res['ridge']['fit']},
+        'teacher': None if res['teacher'] is None else _head(res['teacher']),
+        'noise_ceiling': res['ceiling'],
+        'split': {
+            'how': res['split']['how'],
+            'clips_scored': res['split']['val'],
+            'clips_trained_on': {
+                'ridge': res['ridge']['trained_on'] if res['ridge'] else [],
+                **{
+                    n: m['source'].meta.get('trained_on', 'unknown (not recorded in the model)')
+                    for n, m in res['models'].items()
+                },
+            },
+            'train_clips_available': res['split']['train'],
+        },
+        'provenance': res['provenance'],
+        'timing_s': res['timing_s'],
+        'summary': m0.get('summary_text'),
+        'figures': [f for f, _ in figs],
+        'units': {
+            'r': 'Pearson r over valid TRs of the scored clips, runs demeaned, target = mean of repeats',
+            'noise_ceiling_mean': 'sqrt of the mean over columns of ceiling^2 (ceiling^2 = reliability of the target)',
+            'fraction_of_ceiling': 'mean(r*|r|) / mean(ceiling^2) over columns (pooled Algonauts normalised score)',
+        },
+    }
     return rep
 
-def _fmt(v) -> str: return '–' if v is None else f"{v:.3f}"
+
+def _fmt(v) -> str:
+    return '–' if v is None else f"{v:.3f}"
+
 
 def report_html(rep: dict, figs: list, out: Path) -> str:
     "A self-contained HTML page: the numbers, the summary and every picture embedded as base64 PNG."
     e = html.escape
     rows = [('model ' + n, m) for n, m in rep['models'].items()]
-    if rep['ridge']: rows.append(('ridge baseline', rep['ridge']))
-    if rep['teacher']: rows.append(('teacher', rep['teacher']))
-    t = ['<table><tr><th></th><th>r mean</th><th>r median</th><th>noise ceiling</th><th>fraction of ceiling</th></tr>']
+    if rep['ridge']:
+        rows.append(('ridge baseline', rep['ridge']))
+    if rep['teacher']:
+        rows.append(('teacher', rep['teacher']))
+    t = [
+        '<table><tr><th></th><th>r mean</th><th>r median</th><th>noise ceiling</th><th>fraction of ceiling</th></tr>'
+    ]
+
     def cell(m, k):
         se = m.get(f"{k}_se")
         return f"<td>{_fmt(m.get(k))}" + (f" ± {se:.3f}" if se is not None else '') + '</td>'
+
     t += [f"<tr><td>{e(n)}</td>" + ''.join(cell(m, k) for k in HEAD_KEYS) + '</tr>' for n, m in rows]
     t.append('</table>')
     r = ['<table><tr><th>ROI</th>' + ''.join(f"<th>{e(n)} r</th>" for n, _ in rows) + '<th>ceiling</th></tr>']
     for roi, lab in ROI_LABELS.items():
         c = rep['rois'].get(roi, {}).get('noise_ceiling_mean')
-        r.append(f"<tr><td>{e(lab)}</td>" + ''.join(f"<td>{_fmt(m['rois'].get(roi, {}).get('r_mean'))}</td>" for _, m in rows)
-                 + f"<td>{_fmt(c)}</td></tr>")
+        r.append(
+            f"<tr><td>{e(lab)}</td>"
+            + ''.join(f"<td>{_fmt(m['rois'].get(roi, {}).get('r_mean'))}</td>" for _, m in rows)
+            + f"<td>{_fmt(c)}</td></tr>"
+        )
     r.append('</table>')
     imgs = []
     for f, cap in figs:
         b64 = base64.b64encode((out / f).read_bytes()).decode()
-        imgs.append(f'<figure><img src="data:image/png;base64,{b64}" alt="{e(cap)}"><figcaption>{e(cap)}</figcaption></figure>')
+        imgs.append(
+            f'<figure><img src="data:image/png;base64,{b64}" alt="{e(cap)}"><figcaption>{e(cap)}</figcaption></figure>'
+        )
     sp = rep['split']
     rf = (rep['ridge'] or {}).get('fit') or {}
-    ridge_note = '; '.join(f"{s}: {f['n_train_trs']} TRs of {f['n_train_clips']} clip(s), {f['n_features']} features "
-                           f"(3 bands × {len(f['delays_tr'])} delays), fitted in {f['fit_s']:.0f} s, mean band weights "
-                           + ', '.join(f"{m} {w:.2f}" for m, w in f['band_weight_share'].items()) for s, f in rf.items())
-    nc = '; '.join(f"{s}: {_fmt(v.get('ceiling_rms'))} (95% CI {_fmt((v.get('ci95') or [None])[0])}-{_fmt((v.get('ci95') or [None, None])[1])}, "
-                   f"{v.get('n_trs', '?')} TRs; ±0.02 needs ~{v.get('trs_for_ci_0.02', '?')} TRs)" for s, v in rep['noise_ceiling'].items())
+    ridge_note = '; '.join(
+        f"{s}: {f['n_train_trs']} TRs of {f['n_train_clips']} clip(s), {f['n_features']} features "
+        f"(3 bands × {len(f['delays_tr'])} delays), fitted in {f['fit_s']:.0f} s, mean band weights "
+        + ', '.join(f"{m} {w:.2f}" for m, w in f['band_weight_share'].items())
+        for s, f in rf.items()
+    )
+    nc = '; '.join(
+        f"{s}: {_fmt(v.get('ceiling_rms'))} (95% CI {_fmt((v.get('ci95') or [None])[0])}-{_fmt((v.get('ci95') or [None, None])[1])}, "
+        f"{v.get('n_trs', '?')} TRs; ±0.02 needs ~{v.get('trs_for_ci_0.02', '?')} TRs)"
+        for s, v in rep['noise_ceiling'].items()
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>tinytribe evaluation: {e(rep['model'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} td,th{{padding:2px 10px;text-align:right}}
 td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .note{{color:#555;font-size:90%}}</style></head><body>
@@ -697,53 +1096,102 @@ td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .
 <h2>Pictures</h2>{''.join(imgs)}
 <h2>Provenance</h2><pre>{e(json.dumps(rep['provenance'], indent=1, default=str))}</pre></body></html>"""
 
+
 def write_report(res: dict, out, run_dirs: dict | None = None) -> dict:
     "Pictures, `maps.npz`, `report.json` and `report.html` into folder `out`; returns the JSON report."
     from tinytribe.store import save_arrays
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figs = draw_figures(res, out, run_dirs)
     rep = report_dict(res, figs)
     maps = {f"r_{i}": m['r_map'].astype(np.float32) for i, m in enumerate(res['models'].values())}
-    if res['ceiling_map'] is not None: maps['ceiling'] = res['ceiling_map'].astype(np.float32)
-    if res['ridge'] is not None: maps['r_ridge'] = res['ridge']['r_map'].astype(np.float32)
-    save_arrays(out / 'maps.npz', maps, {'kind': 'evaluation_maps', 'space': res['space'], 'models': list(res['models'])})
+    if res['ceiling_map'] is not None:
+        maps['ceiling'] = res['ceiling_map'].astype(np.float32)
+    if res['ridge'] is not None:
+        maps['r_ridge'] = res['ridge']['r_map'].astype(np.float32)
+    save_arrays(
+        out / 'maps.npz',
+        maps,
+        {'kind': 'evaluation_maps', 'space': res['space'], 'models': list(res['models'])},
+    )
     write_json(out / 'report.json', rep)
-    with atomic_write(out / 'report.html', 'w') as f: f.write(report_html(rep, figs, out))
+    with atomic_write(out / 'report.html', 'w') as f:
+        f.write(report_html(rep, figs, out))
     return rep
 
 # %% ../nbs/51_report.ipynb #09121849
 def describe_report(path) -> dict:
     "For `tinytribe inspect`: a report folder or its `report.json` -> the headline numbers, split and provenance."
     p = Path(path)
-    if p.is_dir(): p = p / 'report.json'
-    if not p.is_file(): raise ArtifactError(f"{p}: no report.json (not an evaluation report)")
-    try: rep = json.loads(p.read_text())
-    except json.JSONDecodeError as e: raise ArtifactError(f"{p}: not valid JSON ({e})") from None
-    if rep.get('kind') != 'evaluation_report': raise ArtifactError(f"{p}: kind {rep.get('kind')!r}, not 'evaluation_report'")
-    pick = lambda d: None if d is None else {k: d.get(k) for k in ('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling')}
-    return {'kind': 'evaluation_report', 'path': str(p.parent), 'space': rep['space'],
-            'models': {n: pick(m) for n, m in rep['models'].items()}, 'ridge': pick(rep.get('ridge')),
-            'teacher': pick(rep.get('teacher')), 'subjects': sorted(rep['subjects']),
-            'n_clips_scored': len(rep['split']['clips_scored']), 'figures': len(rep.get('figures', [])),
-            'created': rep['provenance'].get('created'), 'summary': rep.get('summary')}
+    if p.is_dir():
+        p = p / 'report.json'
+    if not p.is_file():
+        raise ArtifactError(f"{p}: no report.json (not an evaluation report)")
+    try:
+        rep = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{p}: not valid JSON ({e})") from None
+    if rep.get('kind') != 'evaluation_report':
+        raise ArtifactError(f"{p}: kind {rep.get('kind')!r}, not 'evaluation_report'")
+    pick = lambda d: (
+        None if d is None else {k: d.get(k) for k in ('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling')}
+    )
+    return {
+        'kind': 'evaluation_report',
+        'path': str(p.parent),
+        'space': rep['space'],
+        'models': {n: pick(m) for n, m in rep['models'].items()},
+        'ridge': pick(rep.get('ridge')),
+        'teacher': pick(rep.get('teacher')),
+        'subjects': sorted(rep['subjects']),
+        'n_clips_scored': len(rep['split']['clips_scored']),
+        'figures': len(rep.get('figures', [])),
+        'created': rep['provenance'].get('created'),
+        'summary': rep.get('summary'),
+    }
+
 
 def evaluate_cli(argv: list[str]) -> int:
     "`tinytribe evaluate MODEL... --features DIR --fmri DIR [--teacher DIR] [--split S] [--baseline ridge] --out DIR`."
-    ap = argparse.ArgumentParser(prog='tinytribe evaluate', description='Score models against fMRI beside the noise '
-                                 'ceiling, the ridge baseline and the teacher; writes report.json and report.html.')
-    ap.add_argument('models', nargs='+', help='Tiny-TRIBE model folders and/or folders of predictions (tinytribe predict)')
+    ap = argparse.ArgumentParser(
+        prog='tinytribe evaluate',
+        description='Score models against fMRI beside the noise '
+        'ceiling, the ridge baseline and the teacher; writes report.json and report.html.',
+    )
+    ap.add_argument(
+        'models', nargs='+', help='Tiny-TRIBE model folders and/or folders of predictions (tinytribe predict)'
+    )
     ap.add_argument('--features', required=True, help='folder of feature files (tinytribe extract)')
-    ap.add_argument('--fmri', required=True, help='fMRI root: Algonauts 2025 release, fMRIPrep fsaverage5 derivatives or simbrain output')
-    ap.add_argument('--teacher', default=None, help='teacher-segment cache (tinytribe teacher-cache) to score and compare')
-    ap.add_argument('--split', default=None, help="'algonauts', 'all', clips to score (comma-separated) or a JSON file "
-                    "{train, val}; default algonauts when the ids allow, else the last quarter of the clips")
+    ap.add_argument(
+        '--fmri',
+        required=True,
+        help='fMRI root: Algonauts 2025 release, fMRIPrep fsaverage5 derivatives or simbrain output',
+    )
+    ap.add_argument(
+        '--teacher', default=None, help='teacher-segment cache (tinytribe teacher-cache) to score and compare'
+    )
+    ap.add_argument(
+        '--split',
+        default=None,
+        help="'algonauts', 'all', clips to score (comma-separated) or a JSON file "
+        "{train, val}; default algonauts when the ids allow, else the last quarter of the clips",
+    )
     ap.add_argument('--baseline', default='ridge', choices=['ridge', 'none'])
-    ap.add_argument('--ridge-iter', type=int, default=RidgeConfig.n_iter, help='random-search draws of the band weights '
-                    f"(default {RidgeConfig.n_iter}; fewer is faster)")
+    ap.add_argument(
+        '--ridge-iter',
+        type=int,
+        default=RidgeConfig.n_iter,
+        help='random-search draws of the band weights ' f"(default {RidgeConfig.n_iter}; fewer is faster)",
+    )
     ap.add_argument('--space', default=None, help='fMRI space to load (default: the data set\'s)')
     ap.add_argument('--subjects', default=None, help='comma-separated subjects (default all)')
-    ap.add_argument('--run-dir', action='append', default=[], help='training run folder (metrics.jsonl) for learning curves; once per model')
+    ap.add_argument(
+        '--run-dir',
+        action='append',
+        default=[],
+        help='training run folder (metrics.jsonl) for learning curves; once per model',
+    )
     ap.add_argument('--out', required=True, help='report folder')
     a = ap.parse_args(argv)
     names, seen = [], {}
@@ -751,8 +1199,13 @@ def evaluate_cli(argv: list[str]) -> int:
         n = Path(m).name or str(m)
         seen[n] = seen.get(n, 0) + 1
         names.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
-    cfg = EvalConfig(split=a.split, baseline=None if a.baseline == 'none' or a.split == 'all' else 'ridge', space=a.space,
-                     subjects=a.subjects.split(',') if a.subjects else None, ridge=RidgeConfig(n_iter=a.ridge_iter))
+    cfg = EvalConfig(
+        split=a.split,
+        baseline=None if a.baseline == 'none' or a.split == 'all' else 'ridge',
+        space=a.space,
+        subjects=a.subjects.split(',') if a.subjects else None,
+        ridge=RidgeConfig(n_iter=a.ridge_iter),
+    )
     try:
         res = evaluate(dict(zip(names, a.models)), a.features, a.fmri, a.teacher, cfg)
         rep = write_report(res, a.out, dict(zip(names, a.run_dir)))
