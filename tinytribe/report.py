@@ -329,7 +329,7 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
     space = runs[0].space
     split = resolve_split({r.clip_id for r in runs}, cfg.split)
     if not split['val']:
-        raise ValueError("the split scores no clip")
+        raise ValueError(f"the split ({split['how']}) scores no clip: name the clips to score with --split")
     if cfg.baseline == 'ridge' and not split['train']:
         raise ValueError("the ridge baseline needs training clips: give a split")
     clips = {}
