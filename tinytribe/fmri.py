@@ -37,7 +37,8 @@ class FmriRun:
         n = self.grid.n
         if self.data.ndim != 2 or self.data.shape[0] != n:
             raise ValueError(f"{self.subject} {self.clip_id}: data {self.data.shape} does not match a grid of {n} TRs")
-        if self.valid.shape != (n,): raise ValueError(f"{self.subject} {self.clip_id}: valid {self.valid.shape}, expected ({n},)")
+        if self.valid.shape != (n,):
+            raise ValueError(f"{self.subject} {self.clip_id}: valid {self.valid.shape}, expected ({n},)")
         if self.space in spaces.SPACE_SIZES and self.data.shape[1] != spaces.SPACE_SIZES[self.space]:
             raise ValueError(f"{self.subject} {self.clip_id}: {self.data.shape[1]} columns, {self.space} has "
                              f"{spaces.SPACE_SIZES[self.space]}")
@@ -50,13 +51,14 @@ def _note(msg: str, report: list | None) -> None:
     log.warning(msg)
     if report is not None: report.append(msg)
 
+# %% ../nbs/22_fmri.ipynb #1c031b5f
 def subject_id(s) -> str:
     "Normalise a subject given as 1, '1', '01' or 'sub-01' to 'sub-01'."
     s = str(s)
     s = s[4:] if s.startswith('sub-') else s
     return f"sub-{int(s):02d}" if s.isdigit() else f"sub-{s}"
 
-# %% ../nbs/22_fmri.ipynb #89569123
+# %% ../nbs/22_fmri.ipynb #f0b4c95c
 def clean_rows(data) -> tuple[np.ndarray, np.ndarray, dict]:
     """`(data, valid, info)`: `data` as float32 with NaN-only columns set to 0, rows holding any other NaN or only
     zeros masked (`valid` False) and zeroed. `info` counts what was done."""
@@ -70,10 +72,11 @@ def clean_rows(data) -> tuple[np.ndarray, np.ndarray, dict]:
     x[nan] = 0
     valid &= (x != 0).any(1)
     x[~valid] = 0
-    info = {'n_masked': int((~valid).sum()), 'masked_rows': np.flatnonzero(~valid).tolist(), 'nan_columns': int(dead.sum())}
+    info = {'n_masked': int((~valid).sum()), 'masked_rows': np.flatnonzero(~valid).tolist(),
+            'nan_columns': int(dead.sum())}
     return x, valid, info
 
-# %% ../nbs/22_fmri.ipynb #a8128559
+# %% ../nbs/22_fmri.ipynb #cf57d456
 def fit_to_duration(data: np.ndarray, valid: np.ndarray, grid: TRGrid, duration_s: float, what: str,
                     report: list | None = None) -> tuple[np.ndarray, np.ndarray, TRGrid, int]:
     """Fit a run to the TRs a clip of `duration_s` covers on `grid`'s TR and offset: extra TRs are cut, missing
@@ -85,7 +88,8 @@ def fit_to_duration(data: np.ndarray, valid: np.ndarray, grid: TRGrid, duration_
         _note(f"{what}: {grid.n} TRs, the clip ({duration_s:.2f} s) covers {want.n}: cut the last {-d}", report)
         data, valid = data[:want.n], valid[:want.n]
     elif d > 0:
-        _note(f"{what}: {grid.n} TRs, the clip ({duration_s:.2f} s) covers {want.n}: {d} missing TRs masked", report)
+        _note(f"{what}: {grid.n} TRs, the clip ({duration_s:.2f} s) covers {want.n}: {d} missing TRs masked",
+              report)
         data = np.concatenate([data, np.zeros((d, data.shape[1]), data.dtype)])
         valid = np.concatenate([valid, np.zeros(d, bool)])
     return data, valid, want, d
@@ -122,14 +126,16 @@ def repeat_of(key: str) -> tuple[str, int]:
     m = _REPEAT.search(key)
     return (key[:m.start()], int(m.group(1))) if m else (key, 1)
 
-# %% ../nbs/22_fmri.ipynb #62cb2271
+# %% ../nbs/22_fmri.ipynb #144a5e08
 def _scan_simbrain(root: Path, space: str | None, report: list | None) -> list[RunRef]:
     refs = []
     for side in sorted(root.rglob('*_desc-simbrain_bold.json')):
         try: s = json.loads(side.read_text())
-        except (OSError, ValueError) as e: raise ArtifactError(f"{side}: unreadable simbrain sidecar ({e})") from e
-        if s.get('kind') != 'simbrain_fmri': raise ArtifactError(f"{side}: not a simbrain sidecar (kind {s.get('kind')!r})")
-        have = s.get('spaces', {})                                   # {'parcels': 'schaefer400', 'vertices': 'fsaverage5'}
+        except (OSError, ValueError) as e:
+            raise ArtifactError(f"{side}: unreadable simbrain sidecar ({e})") from e
+        if s.get('kind') != 'simbrain_fmri':
+            raise ArtifactError(f"{side}: not a simbrain sidecar (kind {s.get('kind')!r})")
+        have = s.get('spaces', {})                     # {'parcels': 'schaefer400', 'vertices': 'fsaverage5'}
         want = space or have.get('vertices', 'fsaverage5')
         kind = next((k for k, v in have.items() if v == want), None)
         if kind is None or kind not in s.get('files', {}):
@@ -141,12 +147,12 @@ def _scan_simbrain(root: Path, space: str | None, report: list | None) -> list[R
             continue
         for r in s['runs']:
             for key in r['keys']:
-                refs.append(RunRef(subject_id(s['subject']), str(r['clip_id']), repeat_of(key)[1], str(s.get('task', '')),
-                                   want, float(s['RepetitionTime']), 0.0, (h5,), key, f"sidecar {side.name}",
-                                   {'duration_s': float(r['duration_s'])}))
+                refs.append(RunRef(subject_id(s['subject']), str(r['clip_id']), repeat_of(key)[1],
+                                   str(s.get('task', '')), want, float(s['RepetitionTime']), 0.0, (h5,), key,
+                                   f"sidecar {side.name}", {'duration_s': float(r['duration_s'])}))
     return refs
 
-# %% ../nbs/22_fmri.ipynb #3ab71d07
+# %% ../nbs/22_fmri.ipynb #ac3b5c84
 _FRIENDS = re.compile(r'^(?:friends_)?s(\d{2})e(\d{2})([a-d]?)$')
 MOVIE10 = ('bourne', 'figures', 'life', 'wolf')
 _MOVIE10 = re.compile(rf"^(?:movie10_)?({'|'.join(MOVIE10)})(\d+)(?:_run-\d+)?$")
@@ -158,15 +164,17 @@ def split_clips(clip_ids, split='algonauts') -> dict:
     a list of validation ids (everything else trains)."""
     ids = list(dict.fromkeys(str(c) for c in clip_ids))
     if isinstance(split, str):
-        if split != 'algonauts': raise ValueError(f"unknown split {split!r}: use 'algonauts', a dict of lists or a list of val ids")
+        if split != 'algonauts':
+            raise ValueError(f"unknown split {split!r}: use 'algonauts', a dict of lists or a list of val ids")
         out, bad = {'train': [], 'val': []}, []
         for c in ids:
             m = _FRIENDS.match(c)
-            if m: (out['val'] if int(m.group(1)) == 7 else out['train'] if 1 <= int(m.group(1)) <= 6 else bad).append(c)
-            elif _MOVIE10.match(c): out['train'].append(c)
+            season = int(m.group(1)) if m else None
+            if season == 7: out['val'].append(c)
+            elif (season is not None and 1 <= season <= 6) or _MOVIE10.match(c): out['train'].append(c)
             else: bad.append(c)
-        if bad: raise ValueError(f"split 'algonauts' knows Friends S01-S07 and movie10 clips only, not {bad[:5]}"
-                                 f"{' ...' if len(bad) > 5 else ''}: pass explicit lists")
+        if bad: raise ValueError(f"split 'algonauts' knows Friends S01-S07 and movie10 clips only, not "
+                                 f"{bad[:5]}{' ...' if len(bad) > 5 else ''}: pass explicit lists")
         return out
     if isinstance(split, dict):
         unknown = set(split) - {'train', 'val'}
@@ -179,9 +187,9 @@ def split_clips(clip_ids, split='algonauts') -> dict:
     va = set(map(str, split))
     return {'train': [c for c in ids if c not in va], 'val': [c for c in ids if c in va]}
 
-# %% ../nbs/22_fmri.ipynb #ea07021c
+# %% ../nbs/22_fmri.ipynb #b2c76347
 class Clip(NamedTuple):
-    "A stimulus clip: its id (the feature file's `clip_id`), its media file and its transcript (None when absent)."
+    "A stimulus clip: its id (the feature file's `clip_id`), media file and transcript (None when absent)."
     clip_id: str
     media: Path | None
     transcript: Path | None
@@ -192,7 +200,7 @@ class Skip(NamedTuple):
     subject: str
     reason: str
 
-# %% ../nbs/22_fmri.ipynb #097c7cff
+# %% ../nbs/22_fmri.ipynb #334e4d5c
 _LAYOUT_GLOBS = {'simbrain': '*_desc-simbrain_bold.json',
                  'algonauts': '*_atlas-Schaefer18_parcel-1000Par7Net*_bold.h5',
                  'fmriprep': '*space-fsaverage5*.func.gii'}
@@ -207,11 +215,12 @@ def detect_layout(root) -> str:
     return found[0]
 
 def _scan(root: Path, layout: str, space: str | None, report: list | None, run_is: str = 'repeat') -> list[RunRef]:
-    scanners = {'simbrain': _scan_simbrain, 'algonauts': lambda r, s, rep: scan_algonauts(r, space=s, report=rep).refs,
-                'fmriprep': lambda r, s, rep: _attach_sources(r, scan_fmriprep(r, space=s, report=rep, run_is=run_is), rep)}
-    return scanners[layout](root, space, report)
+    "References to every run of `root`, which holds `layout`."
+    if layout == 'simbrain': return _scan_simbrain(root, space, report)
+    if layout == 'algonauts': return scan_algonauts(root, space=space, report=report).refs
+    return _attach_sources(root, scan_fmriprep(root, space=space, report=report, run_is=run_is), report)
 
-# %% ../nbs/22_fmri.ipynb #334e4d5c
+# %% ../nbs/22_fmri.ipynb #a0c20752
 def _select(refs: list[RunRef], subjects, clips, report, root) -> list[RunRef]:
     "Keep the requested subjects and clips; name each requested one that has no run."
     if subjects is not None:
@@ -229,6 +238,7 @@ def _select(refs: list[RunRef], subjects, clips, report, root) -> list[RunRef]:
         refs = [r for r in refs if r.clip_id in set(want)]
     return sorted(refs, key=lambda r: (r.subject, r.clip_id, r.repeat))
 
+# %% ../nbs/22_fmri.ipynb #b058da2c
 def read_run(ref: RunRef, durations: dict | None = None, report: list | None = None) -> FmriRun:
     "Read, check, clean and (with `durations`) fit one referenced run."
     what = f"{ref.subject} {ref.clip_id}" + (f" run-{ref.repeat}" if ref.repeat > 1 else '')
@@ -236,16 +246,18 @@ def read_run(ref: RunRef, durations: dict | None = None, report: list | None = N
     raw = ref.read()
     if raw.ndim != 2: raise ArtifactError(f"{where}: expected (TRs, outputs), got shape {raw.shape}")
     n_out = spaces.space_size(ref.space)
-    if raw.shape[1] != n_out: raise ArtifactError(f"{where}: {raw.shape[1]} columns, but space {ref.space} has {n_out}")
+    if raw.shape[1] != n_out:
+        raise ArtifactError(f"{where}: {raw.shape[1]} columns, but space {ref.space} has {n_out}")
     data, valid, info = clean_rows(raw)
     if info['n_masked'] or info['nan_columns']:
-        log.info(f"{what}: {info['n_masked']} TRs masked (NaN or all zero), {info['nan_columns']} NaN-only columns set to 0")
+        log.info(f"{what}: {info['n_masked']} TRs masked (NaN or all zero), "
+                 f"{info['nan_columns']} NaN-only columns set to 0")
     grid, change = TRGrid(ref.tr_s, len(data), ref.offset_s), 0
     dur = (durations or {}).get(ref.clip_id)
     if dur is not None: data, valid, grid, change = fit_to_duration(data, valid, grid, float(dur), what, report)
     prov = {'file': str(ref.files[0]), **({'file_right': str(ref.files[1])} if len(ref.files) > 1 else {}),
-            'key': ref.key, 'tr_source': ref.tr_source, 'n_tr_file': int(raw.shape[0]), 'trs_added': max(change, 0),
-            'trs_cut': max(-change, 0), **info, **ref.extra}
+            'key': ref.key, 'tr_source': ref.tr_source, 'n_tr_file': int(raw.shape[0]),
+            'trs_added': max(change, 0), 'trs_cut': max(-change, 0), **info, **ref.extra}
     return FmriRun(ref.subject, ref.clip_id, data, grid, valid, ref.space, ref.repeat, ref.dataset, prov)
 
 # %% ../nbs/22_fmri.ipynb #c1091d8c
@@ -293,13 +305,14 @@ class AlgonautsScan:
     skipped: list
     files: dict                 # {subject: {dataset: h5 path}}
 
-# %% ../nbs/22_fmri.ipynb #f184b6e2
+# %% ../nbs/22_fmri.ipynb #819dd107
 def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
     "`({clip_id: (dataset, chunk, media)}, {clip_id: transcript}, skipped)` from `root/stimuli`."
     media, skipped = {}, []
     mdir, tdir = root / 'stimuli' / 'movies', root / 'stimuli' / 'transcripts'
     for ds in sorted(p for p in mdir.iterdir() if p.is_dir()) if mdir.is_dir() else []:
-        for f in sorted(p for p in ds.rglob('*') if p.suffix.lower() in _VIDEO_EXTS and not p.name.startswith('.')):
+        vids = (p for p in ds.rglob('*') if p.suffix.lower() in _VIDEO_EXTS and not p.name.startswith('.'))
+        for f in sorted(vids):
             cid = f.stem
             if cid in media:
                 skipped.append(Skip(cid, '', f"two media files {media[cid][2]} and {f}"))
@@ -316,6 +329,7 @@ def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
         else: skipped.append(Skip(cid, '', f"two candidate transcripts {[str(p) for p in fs]}"))
     return media, trans, skipped
 
+# %% ../nbs/22_fmri.ipynb #aac467ca
 def _algo_h5(root: Path, space: str | None) -> dict:
     "`{subject: {dataset: path}}` of the release's HDF5 run files; a `space` other than schaefer1000 is an error."
     files = {}
@@ -323,14 +337,17 @@ def _algo_h5(root: Path, space: str | None) -> dict:
         m = _ALGO_H5.match(f.name)
         if not m: continue
         if space not in (None, 'schaefer1000'):
-            raise ArtifactError(f"{f}: Algonauts 2025 runs are in schaefer1000 (1000 Schaefer parcels), not {space!r}")
+            raise ArtifactError(f"{f}: Algonauts 2025 runs are in schaefer1000 (1000 Schaefer parcels), "
+                                f"not {space!r}")
         sub, ds = subject_id(m.group(1)), m.group(2)
-        if ds in files.get(sub, {}): raise ArtifactError(f"{f}: a second {ds} file for {sub} (first: {files[sub][ds]})")
+        if ds in files.get(sub, {}):
+            raise ArtifactError(f"{f}: a second {ds} file for {sub} (first: {files[sub][ds]})")
         files.setdefault(sub, {})[ds] = f
     return files
 
-# %% ../nbs/22_fmri.ipynb #17288403
-def scan_algonauts(root, space: str | None = None, report: list | None = None, require_fmri: bool = True) -> AlgonautsScan:
+# %% ../nbs/22_fmri.ipynb #68889d5b
+def scan_algonauts(root, space: str | None = None, report: list | None = None,
+                   require_fmri: bool = True) -> AlgonautsScan:
     """Match the release's clips, transcripts and runs (rules above) without reading any run. Every skip is logged
     and listed in `.skipped`. `require_fmri=False` keeps clips no subject has fMRI for (e.g. to extract features
     for a held-out season) in `.clips`."""
@@ -363,31 +380,34 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None, r
                 if len(ks) > 1:
                     skipped.append(Skip(cid, sub, f"two candidate runs {ks} in {files[sub][ds].name}"))
                     continue
-                found.append(RunRef(sub, cid, rep_, ds, 'schaefer1000', ALGONAUTS_TR_S, 0.0, (files[sub][ds],), ks[0],
-                                    'Algonauts 2025 release (CNeuroMod TR 1.49 s)'))
-        if mpath is not None and cid not in trans and not any(s.clip_id == cid and not s.subject for s in skipped):
-            skipped.append(Skip(cid, '', 'no transcript'))
-        if any(s.clip_id == cid and not s.subject for s in skipped): continue
+                found.append(RunRef(sub, cid, rep_, ds, 'schaefer1000', ALGONAUTS_TR_S, 0.0, (files[sub][ds],),
+                                    ks[0], 'Algonauts 2025 release (CNeuroMod TR 1.49 s)'))
+        gone = lambda sub='': any(s.clip_id == cid and s.subject == sub for s in skipped)
+        if mpath is not None and cid not in trans and not gone(): skipped.append(Skip(cid, '', 'no transcript'))
+        if gone(): continue
         if not found and require_fmri:
-            skipped.append(Skip(cid, '', f"no fMRI in any subject ({ds} files of {sorted(s for s in files if ds in files[s])})"))
+            owners = sorted(s for s in files if ds in files[s])
+            skipped.append(Skip(cid, '', f"no fMRI in any subject ({ds} files of {owners})"))
             continue
         clips.append(Clip(cid, mpath, trans.get(cid)))
         refs += found
         have = {r.subject for r in found}
         for sub in sorted(files):
-            if found and ds in files[sub] and sub not in have and not any(s.clip_id == cid and s.subject == sub for s in skipped):
+            if found and ds in files[sub] and sub not in have and not gone(sub):
                 skipped.append(Skip(cid, sub, f"no fMRI run in {files[sub][ds].name}"))
     for (sub, ds), ks in sorted(keys.items()):
         for k in ks:
-            if (sub, ds, k) not in used: skipped.append(Skip(k, sub, f"run {k} in {files[sub][ds].name} matches no clip"))
+            if (sub, ds, k) not in used:
+                skipped.append(Skip(k, sub, f"run {k} in {files[sub][ds].name} matches no clip"))
     for s in skipped: _note(f"{s.subject + ' ' if s.subject else ''}{s.clip_id}: skipped: {s.reason}", report)
     return AlgonautsScan(root, clips, refs, skipped, files)
 
-# %% ../nbs/22_fmri.ipynb #819dd107
+# %% ../nbs/22_fmri.ipynb #843256ca
 _WORDS = ('we', 'need', 'coffee', 'now', 'the', 'blue', 'kettle', 'is', 'broken', 'again', 'who', 'took', 'my',
           'umbrella', 'sorry', 'maybe', 'tomorrow', 'fine', 'look', 'at', 'this', 'map')
 
-def write_algonauts_transcript(path, episode: str, n_tr: int, seed: int = 0, tr_s: float = ALGONAUTS_TR_S) -> Path:
+def write_algonauts_transcript(path, episode: str, n_tr: int, seed: int = 0,
+                               tr_s: float = ALGONAUTS_TR_S) -> Path:
     """A transcript in the release's layout (`episode`, `text_per_tr`, `words_per_tr`, `onsets_per_tr`,
     `durations_per_tr`; one row per TR, Python list literals) with made-up words, 0-3 per TR."""
     rng = np.random.default_rng(seed)
@@ -402,11 +422,13 @@ def write_algonauts_transcript(path, episode: str, n_tr: int, seed: int = 0, tr_
     path.write_text('\n'.join(lines) + '\n')
     return path
 
-# %% ../nbs/22_fmri.ipynb #aac467ca
-_ALGO_SPEC = {   # clip: (dataset, folder, has transcript, {subject: [(key, n_tr offset)]})
-    'friends_s01e01a': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01a', 0)], 'sub-02': [('ses-001_task-s01e01a', 0)],
+# %% ../nbs/22_fmri.ipynb #71f5f7ec
+_ALGO_SPEC = {   # clip: (dataset, folder, has transcript, {subject: [(key, extra TRs)]})
+    'friends_s01e01a': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01a', 0)],
+                                                 'sub-02': [('ses-001_task-s01e01a', 0)],
                                                  'sub-03': [('ses-002_task-s01e01a', 0)]}),
-    'friends_s01e01b': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01b', 0)], 'sub-02': [('ses-001_task-s01e01b', 0)]}),
+    'friends_s01e01b': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01b', 0)],
+                                                 'sub-02': [('ses-001_task-s01e01b', 0)]}),
     'friends_s01e02b': ('friends', 's1', False, {'sub-01': [('ses-002_task-s01e02b', 0)]}),
     'friends_s02e03a': ('friends', 's2', True, {'sub-01': [('ses-004_task-s02e03a', 0), ('ses-009_task-s02e03a', 0)],
                                                  'sub-02': [('ses-005_task-s02e03a', 0)]}),
@@ -414,7 +436,8 @@ _ALGO_SPEC = {   # clip: (dataset, folder, has transcript, {subject: [(key, n_tr
     'friends_s07e01a': ('friends', 's7', True, {'sub-01': [('ses-030_task-s07e01a', 0)]}),
     'life01': ('movie10', 'life', True, {'sub-01': [('ses-003_task-life01_run-1', 0), ('ses-004_task-life01_run-2', 0)],
                                           'sub-02': [('ses-003_task-life01_run-1', 0)]}),
-    'bourne01': ('movie10', 'bourne', True, {'sub-01': [('ses-001_task-bourne01', 0)], 'sub-02': [('ses-001_task-bourne01', 2)]}),
+    'bourne01': ('movie10', 'bourne', True, {'sub-01': [('ses-001_task-bourne01', 0)],
+                                              'sub-02': [('ses-001_task-bourne01', 2)]}),
 }
 
 def _algo_h5_name(sub: str, ds: str) -> str:
@@ -423,11 +446,12 @@ def _algo_h5_name(sub: str, ds: str) -> str:
 
 def _tiny_video(path: Path, duration_s: float) -> None:
     import subprocess
-    subprocess.run(['ffmpeg', '-nostdin', '-y', '-loglevel', 'error', '-f', 'lavfi', '-i', f'testsrc2=s=32x24:r=5:d={duration_s:.2f}',
-                    '-f', 'lavfi', '-i', f'sine=duration={duration_s:.2f}', '-c:v', 'libx264', '-c:a', 'aac', '-shortest', str(path)],
+    d = f"{duration_s:.2f}"
+    subprocess.run(['ffmpeg', '-nostdin', '-y', '-loglevel', 'error', '-f', 'lavfi', '-i', f'testsrc2=s=32x24:r=5:d={d}',
+                    '-f', 'lavfi', '-i', f'sine=duration={d}', '-c:v', 'libx264', '-c:a', 'aac', '-shortest', str(path)],
                    check=True)
 
-# %% ../nbs/22_fmri.ipynb #68889d5b
+# %% ../nbs/22_fmri.ipynb #f14161d1
 def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int = 0) -> Path:
     """Write the tiny Algonauts 2025 release described above under `root` (clips of `n_tr` TRs of 1.49 s, data
     random with the defects listed). `media='empty'` writes empty media files (the reader only needs them to
@@ -447,7 +471,8 @@ def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int
         else: raise ValueError(f"media must be 'empty' or 'ffmpeg', not {media!r}")
         if has_t:
             tname = f"movie10_{cid}.tsv" if ds == 'movie10' else f"{cid}.tsv"
-            write_algonauts_transcript(root / 'stimuli' / 'transcripts' / ds / folder / tname, cid.split('_')[-1], n_tr, seed + i)
+            tdir = root / 'stimuli' / 'transcripts' / ds / folder
+            write_algonauts_transcript(tdir / tname, cid.split('_')[-1], n_tr, seed + i)
         for sub, keys in by_sub.items():
             for key, extra in keys:
                 runs.setdefault((sub, ds), {})[key] = rng.standard_normal((n_tr + extra, 1000)).astype(np.float32)
@@ -465,12 +490,12 @@ def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int
             for k in sorted(keys): f.create_dataset(k, data=keys[k])
     return root
 
-# %% ../nbs/22_fmri.ipynb #2db403e3
+# %% ../nbs/22_fmri.ipynb #ed2cf62c
 _GII = re.compile(r'^(?P<stem>.+?)\.func\.gii$')
 _MEDIA_EXTS = _VIDEO_EXTS + ('.wav', '.mp3', '.flac', '.m4a', '.ogg')
 
 def bids_entities(name: str) -> dict:
-    "BIDS entities of a file name (`sub`, `ses`, `task`, `run`, `hemi`, `space`, …) plus its `suffix` ('' if none)."
+    "BIDS entities of a file name (`sub`, `ses`, `task`, `run`, `hemi`, `space`, …) and its `suffix` ('' if none)."
     stem = name.split('.')[0]
     ents, suffix = {}, ''
     for part in stem.split('_'):
@@ -478,7 +503,7 @@ def bids_entities(name: str) -> dict:
         else: suffix = part
     return {**ents, 'suffix': suffix}
 
-# %% ../nbs/22_fmri.ipynb #7247b023
+# %% ../nbs/22_fmri.ipynb #39499335
 def _read_gifti(path) -> tuple[np.ndarray, float | None]:
     "`(data (TRs, vertices), TimeStep in s or None)` of a GIfTI time series."
     import nibabel as nib
@@ -501,13 +526,14 @@ def _read_gifti_pair(left, right) -> np.ndarray:
     for p in (left, right):
         x, _ = _read_gifti(p)
         if x.shape[1] != spaces.N_HEMI:
-            raise ArtifactError(f"{p}: {x.shape[1]} vertices per TR, not fsaverage5's {spaces.N_HEMI} per hemisphere")
+            raise ArtifactError(f"{p}: {x.shape[1]} vertices per TR, not fsaverage5's {spaces.N_HEMI} "
+                                "per hemisphere")
         parts.append(x)
     if len(parts[0]) != len(parts[1]):
         raise ArtifactError(f"{left} has {len(parts[0])} TRs but {right} has {len(parts[1])}")
     return np.concatenate(parts, axis=1)
 
-# %% ../nbs/22_fmri.ipynb #881f52c6
+# %% ../nbs/22_fmri.ipynb #5ca91023
 def _sidecar_tr(gii: Path, ents: dict, jsons: list) -> tuple[float | None, str]:
     "The run's TR from JSON sidecars (see above), or `(None, '')`."
     def tr_of(p):
@@ -521,53 +547,34 @@ def _sidecar_tr(gii: Path, ents: dict, jsons: list) -> tuple[float | None, str]:
     for level in (keys, ('task',)):
         for p in jsons:
             e = bids_entities(p.name)
-            if e['suffix'] == 'bold' and all(e.get(k) == ents.get(k) for k in level) and all(k not in e for k in keys if k not in level):
-                if tr_of(p): return tr_of(p), f"sidecar {p.name}"
+            same = all(e.get(k) == ents.get(k) for k in level) and all(k not in e for k in keys if k not in level)
+            if e['suffix'] == 'bold' and same and tr_of(p): return tr_of(p), f"sidecar {p.name}"
     return None, ''
 
-# %% ../nbs/22_fmri.ipynb #ed2cf62c
+# %% ../nbs/22_fmri.ipynb #91c612e1
 def _fmriprep_runs(root: Path, report) -> dict:
     "`{(sub, ses, task, run): {'L': path, 'R': path}}` of the fsaverage5 GIfTIs, pairing hemispheres."
     groups = {}
     for p in sorted(root.rglob('*space-fsaverage5*.func.gii')):
         e = bids_entities(p.name)
-        if e.get('space') != 'fsaverage5' or e.get('hemi') not in ('L', 'R') or 'sub' not in e or 'task' not in e: continue
+        if e.get('space') != 'fsaverage5' or e.get('hemi') not in ('L', 'R') or 'sub' not in e or 'task' not in e:
+            continue
         if e['suffix'] not in ('', 'bold'): continue
-        groups.setdefault((e['sub'], e.get('ses', ''), e['task'], e.get('run', '')), {}).setdefault(e['hemi'], []).append(p)
+        key = (e['sub'], e.get('ses', ''), e['task'], e.get('run', ''))
+        groups.setdefault(key, {}).setdefault(e['hemi'], []).append(p)
     out = {}
     for k, by_h in groups.items():
         name = f"sub-{k[0]} task-{k[2]}" + (f" ses-{k[1]}" if k[1] else '') + (f" run-{k[3]}" if k[3] else '')
         if set(by_h) != {'L', 'R'}:
-            _note(f"{name}: only hemi-{''.join(by_h)} on fsaverage5 ({by_h[next(iter(by_h))][0].name}): run skipped", report)
+            one = next(iter(by_h.values()))[0]
+            _note(f"{name}: only hemi-{''.join(by_h)} on fsaverage5 ({one.name}): run skipped", report)
         elif any(len(v) > 1 for v in by_h.values()):
-            _note(f"{name}: two candidate files for one hemisphere {[p.name for v in by_h.values() for p in v]}: run skipped", report)
+            names = [p.name for v in by_h.values() for p in v]
+            _note(f"{name}: two candidate files for one hemisphere {names}: run skipped", report)
         else: out[k] = {h: v[0] for h, v in by_h.items()}
     return out
 
-def scan_fmriprep(root, space: str | None = None, report: list | None = None, run_is: str = 'repeat') -> list[RunRef]:
-    "References to every paired fsaverage5 run under `root` (rules above), without reading their data."
-    root = Path(root)
-    if run_is not in ('repeat', 'part'): raise ValueError(f"run_is must be 'repeat' or 'part', not {run_is!r}")
-    pairs = _fmriprep_runs(root, report)
-    if space not in (None, 'fsaverage5') and pairs:
-        raise ArtifactError(f"{next(iter(pairs.values()))['L']}: fMRIPrep runs here are on fsaverage5, not {space!r}")
-    jsons = sorted(root.rglob('*.json'))
-    name = _dataset_name(root)
-    refs, count = [], {}
-    for (sub, ses, task, run), files in sorted(pairs.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1], _num(kv[0][3]))):
-        ents = {'sub': sub, 'task': task, **({'ses': ses} if ses else {}), **({'run': run} if run else {})}
-        tr, src = _sidecar_tr(files['L'], ents, jsons)
-        if tr is None:
-            tr = _read_gifti(files['L'])[1]
-            src = f"GIfTI TimeStep of {files['L'].name}"
-        if not tr:
-            _note(f"sub-{sub} task-{task}{' run-' + run if run else ''}: no TR in a sidecar or the GIfTI: run skipped", report)
-            continue
-        cid = f"{task}_run-{run}" if run_is == 'part' and run else task
-        count[sub, cid] = count.get((sub, cid), 0) + 1
-        refs.append(RunRef(subject_id(sub), cid, count[sub, cid], name, 'fsaverage5', float(tr), 0.0,
-                           (files['L'], files['R']), None, src, {'session': ses, 'run': run, 'task': task}))
-    return refs
+
 
 def _num(s: str):
     return (0, int(s)) if s.isdigit() else (1, s)
@@ -578,7 +585,37 @@ def _dataset_name(root: Path) -> str:
     try: return str(json.loads(p.read_text()).get('Name') or root.name) if p.exists() else root.name
     except ValueError: return root.name
 
-# %% ../nbs/22_fmri.ipynb #39499335
+# %% ../nbs/22_fmri.ipynb #c06c1451
+def scan_fmriprep(root, space: str | None = None, report: list | None = None,
+                  run_is: str = 'repeat') -> list[RunRef]:
+    "References to every paired fsaverage5 run under `root` (rules above), without reading their data."
+    root = Path(root)
+    if run_is not in ('repeat', 'part'): raise ValueError(f"run_is must be 'repeat' or 'part', not {run_is!r}")
+    pairs = _fmriprep_runs(root, report)
+    if space not in (None, 'fsaverage5') and pairs:
+        first = next(iter(pairs.values()))['L']
+        raise ArtifactError(f"{first}: fMRIPrep runs here are on fsaverage5, not {space!r}")
+    jsons = sorted(root.rglob('*.json'))
+    name = _dataset_name(root)
+    refs, count = [], {}
+    order = lambda kv: (kv[0][0], kv[0][2], kv[0][1], _num(kv[0][3]))      # subject, task, session, run
+    for (sub, ses, task, run), files in sorted(pairs.items(), key=order):
+        ents = {'sub': sub, 'task': task, **({'ses': ses} if ses else {}), **({'run': run} if run else {})}
+        tr, src = _sidecar_tr(files['L'], ents, jsons)
+        if tr is None:
+            tr = _read_gifti(files['L'])[1]
+            src = f"GIfTI TimeStep of {files['L'].name}"
+        if not tr:
+            _note(f"sub-{sub} task-{task}{' run-' + run if run else ''}: no TR in a sidecar or the GIfTI: "
+                  "run skipped", report)
+            continue
+        cid = f"{task}_run-{run}" if run_is == 'part' and run else task
+        count[sub, cid] = count.get((sub, cid), 0) + 1
+        refs.append(RunRef(subject_id(sub), cid, count[sub, cid], name, 'fsaverage5', float(tr), 0.0,
+                           (files['L'], files['R']), None, src, {'session': ses, 'run': run, 'task': task}))
+    return refs
+
+# %% ../nbs/22_fmri.ipynb #19d02b46
 _TG_TOKEN = re.compile(r'"((?:[^"]|"")*)"|\[\s*\d*\s*\]|<exists>|<absent>|(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)')
 _SILENCE = {'', 'sp', 'sil', 'sp1', '#', '...'}
 
@@ -591,11 +628,13 @@ def read_textgrid(path, tier: str | None = None) -> list:
     from tinytribe.media import Word
     path = Path(path)
     raw = path.read_bytes()
-    text = raw.decode('utf-16') if raw[:2] in (b'\xff\xfe', b'\xfe\xff') else raw.decode('utf-8-sig', errors='replace')
+    utf16 = raw[:2] in (b'\xff\xfe', b'\xfe\xff')
+    text = raw.decode('utf-16') if utf16 else raw.decode('utf-8-sig', errors='replace')
     toks = [('s', m.group(1).replace('""', '"')) if m.group(1) is not None else ('n', float(m.group(2)))
             for m in _TG_TOKEN.finditer(text) if m.group(1) is not None or m.group(2) is not None]
     vals = [v for _, v in toks]
-    if len(vals) < 5 or vals[:2] != ['ooTextFile', 'TextGrid']: raise ArtifactError(f"{path}: not a Praat TextGrid text file")
+    if len(vals) < 5 or vals[:2] != ['ooTextFile', 'TextGrid']:
+        raise ArtifactError(f"{path}: not a Praat TextGrid text file")
     try:
         i, tiers = 5, []
         for _ in range(int(vals[4])):
@@ -604,16 +643,18 @@ def read_textgrid(path, tier: str | None = None) -> list:
             items = [vals[i + 5 + width * j: i + 5 + width * (j + 1)] for j in range(n)]
             tiers.append((kind, name, items))
             i += 5 + width * n
-    except (IndexError, ValueError, TypeError) as e: raise ArtifactError(f"{path}: malformed TextGrid ({e})") from e
+    except (IndexError, ValueError, TypeError) as e:
+        raise ArtifactError(f"{path}: malformed TextGrid ({e})") from e
     ints = [t for t in tiers if t[0] == 'IntervalTier']
     if not ints: raise ArtifactError(f"{path}: no interval tier")
-    pick = [t for t in ints if t[1].lower() == (tier or '').lower()] if tier else [t for t in ints if t[1].lower() in ('words', 'word')]
+    names = (tier.lower(),) if tier else ('words', 'word')
+    pick = [t for t in ints if t[1].lower() in names]
     if tier and not pick: raise ArtifactError(f"{path}: no interval tier {tier!r} (tiers: {[t[1] for t in ints]})")
     _, _, items = (pick or ints)[0]
     return sorted((Word(str(x).strip(), float(a), float(b) - float(a)) for a, b, x in items if _is_word(str(x))),
                   key=lambda w: w.onset_s)
 
-# %% ../nbs/22_fmri.ipynb #5ca91023
+# %% ../nbs/22_fmri.ipynb #69870b87
 def read_events_words(path) -> list:
     """The words of a BIDS `*_events.tsv`: `onset` and `duration` (s), text from `word`, else `trial_type`; rows
     with `n/a` or empty text are dropped."""
@@ -624,7 +665,8 @@ def read_events_words(path) -> list:
     cols = set(rows[0]) if rows else set()
     tc = 'word' if 'word' in cols else 'trial_type' if 'trial_type' in cols else None
     if not {'onset', 'duration'} <= cols or tc is None:
-        raise ArtifactError(f"{path}: BIDS events need onset, duration and word or trial_type columns, got {sorted(cols)}")
+        raise ArtifactError(f"{path}: BIDS events need onset, duration and word or trial_type columns, "
+                            f"got {sorted(cols)}")
     out = []
     for r in rows:
         t = (r[tc] or '').strip()
@@ -633,15 +675,16 @@ def read_events_words(path) -> list:
         out.append(Word(t, float(r['onset']), dur))
     return sorted(out, key=lambda w: w.onset_s)
 
+# %% ../nbs/22_fmri.ipynb #78042bef
 def read_words(path) -> list:
-    "Words of any transcript tinytribe knows: a TextGrid, BIDS events, or what `tinytribe.media.read_transcript` reads."
+    "Words of a TextGrid, BIDS events, or any transcript `tinytribe.media.read_transcript` reads."
     from tinytribe.media import read_transcript
     p = Path(path)
     if p.suffix.lower() == '.textgrid': return read_textgrid(p)
     if p.name.endswith('_events.tsv'): return read_events_words(p)
     return read_transcript(p)
 
-# %% ../nbs/22_fmri.ipynb #91c612e1
+# %% ../nbs/22_fmri.ipynb #363c5320
 def _bids_sources(root: Path, refs: list, report) -> dict:
     "`{clip_id: (media or None, words file or None)}` for the clips of fMRIPrep `refs` (rules above)."
     events = [p for p in sorted(root.rglob('*_events.tsv'))]
@@ -656,7 +699,8 @@ def _bids_sources(root: Path, refs: list, report) -> dict:
         cols = {p: (p.read_text(encoding='utf-8-sig').split('\n', 1)[0].strip().split('\t')) for p in evs}
         with_word = [p for p in evs if 'word' in cols[p]]
         if len(tg) > 1: _note(f"{cid}: two candidate TextGrids {[p.name for p in tg]}: not used", report)
-        words = with_word[0] if with_word else tg[0] if len(tg) == 1 else next((p for p in evs if 'trial_type' in cols[p]), None)
+        typed = next((p for p in evs if 'trial_type' in cols[p]), None)
+        words = with_word[0] if with_word else tg[0] if len(tg) == 1 else typed
         media = None
         for p in evs:
             if 'stim_file' in cols[p]:
@@ -668,11 +712,12 @@ def _bids_sources(root: Path, refs: list, report) -> dict:
             cands = [p for p in sorted((root / 'stimuli').rglob('*')) if p.suffix.lower() in _MEDIA_EXTS
                      and p.stem.lower() in (task.lower(), cid.lower())] if (root / 'stimuli').is_dir() else []
             media = cands[0] if len(cands) == 1 else None
-            if len(cands) > 1: _note(f"{cid}: two candidate media files {[p.name for p in cands]}: none used", report)
+            if len(cands) > 1:
+                _note(f"{cid}: two candidate media files {[p.name for p in cands]}: none used", report)
         out[cid] = (media, words)
     return out
 
-# %% ../nbs/22_fmri.ipynb #c06c1451
+# %% ../nbs/22_fmri.ipynb #b6939963
 def _attach_sources(root: Path, refs: list, report) -> list:
     "Record each fMRIPrep run's media and word-timing file (see `_bids_sources`) in its provenance."
     src = _bids_sources(root, refs, report)
@@ -681,6 +726,7 @@ def _attach_sources(root: Path, refs: list, report) -> list:
         r.extra.update({'media': str(m) if m else None, 'words_file': str(w) if w else None})
     return refs
 
+# %% ../nbs/22_fmri.ipynb #3825ce9e
 def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
     """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
     clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
@@ -688,16 +734,18 @@ def find_clips(root, report: list | None = None, require_fmri: bool = True, run_
     root = Path(root)
     layout = detect_layout(root)
     if layout == 'algonauts': return scan_algonauts(root, report=report, require_fmri=require_fmri).clips
-    if layout == 'simbrain': return [Clip(c, None, None) for c in sorted({r.clip_id for r in _scan_simbrain(root, None, report)})]
+    if layout == 'simbrain':
+        return [Clip(c, None, None) for c in sorted({r.clip_id for r in _scan_simbrain(root, None, report)})]
     out = {}
     for r in _attach_sources(root, scan_fmriprep(root, report=report, run_is=run_is), report):
         m, w = r.extra['media'], r.extra['words_file']
         out.setdefault(r.clip_id, Clip(r.clip_id, Path(m) if m else None, Path(w) if w else None))
     for c in out.values():
-        if c.transcript is None: _note(f"{c.clip_id}: no word timings (events with word/trial_type, or a TextGrid)", report)
+        if c.transcript is None:
+            _note(f"{c.clip_id}: no word timings (events with word/trial_type, or a TextGrid)", report)
     return [out[k] for k in sorted(out)]
 
-# %% ../nbs/22_fmri.ipynb #19d02b46
+# %% ../nbs/22_fmri.ipynb #548e6372
 def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
     import nibabel as nib
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -706,8 +754,9 @@ def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) ->
                                     datatype='NIFTI_TYPE_FLOAT32', meta=meta) for row in x]
     nib.save(nib.gifti.GiftiImage(darrays=das), str(path))
 
+# %% ../nbs/22_fmri.ipynb #5be8d3be
 def write_textgrid(path, words, xmax: float, tier: str = 'words') -> Path:
-    "A Praat TextGrid (long text format) with one interval tier of `words` (`Word`s; the gaps become empty intervals)."
+    "A Praat TextGrid (long text format), one interval tier of `words` (`Word`s; gaps become empty intervals)."
     iv, t = [], 0.0
     for w in sorted(words, key=lambda w: w.onset_s):
         if w.onset_s > t: iv.append((t, w.onset_s, ''))
@@ -723,7 +772,7 @@ def write_textgrid(path, words, xmax: float, tier: str = 'words') -> Path:
     path.write_text('\n'.join(L) + '\n')
     return path
 
-# %% ../nbs/22_fmri.ipynb #69870b87
+# %% ../nbs/22_fmri.ipynb #09325013
 def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
     "Write the tiny fMRIPrep fsaverage5 data set described above under `root`; returns `root`."
     from tinytribe.media import Word
@@ -734,12 +783,13 @@ def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
     f1 = root / 'sub-01' / 'func'
     for h in 'LR': _write_gifti(f1 / f"sub-01_task-storyA_hemi-{h}_space-fsaverage5_bold.func.gii", run())
     (f1 / 'sub-01_task-storyA_hemi-L_space-fsaverage5_bold.json').write_text(json.dumps({'RepetitionTime': 2.0}))
-    ev = ['onset\tduration\ttrial_type\tword\tstim_file'] + [f"{0.4 + 1.1 * k:.2f}\t0.3\tword\t{w}\t{'storyA.wav' if k == 0 else 'n/a'}"
-                                                             for k, w in enumerate(_WORDS[:8])]
+    ev = ['onset\tduration\ttrial_type\tword\tstim_file']
+    ev += [f"{0.4 + 1.1 * k:.2f}\t0.3\tword\t{w}\t{'storyA.wav' if k == 0 else 'n/a'}" for k, w in enumerate(_WORDS[:8])]
     (f1 / 'sub-01_task-storyA_events.tsv').write_text('\n'.join(ev) + '\n')
     for ses in ('1', '2'):
         d = root / 'sub-01' / f"ses-{ses}" / 'func'
-        for h in 'LR': _write_gifti(d / f"sub-01_ses-{ses}_task-storyB_space-fsaverage5_hemi-{h}.func.gii", run(), 2000.0)
+        for h in 'LR':
+            _write_gifti(d / f"sub-01_ses-{ses}_task-storyB_space-fsaverage5_hemi-{h}.func.gii", run(), 2000.0)
     _write_gifti(root / 'sub-02' / 'func' / 'sub-02_task-storyA_hemi-L_space-fsaverage5_bold.func.gii', run())
     d2 = root / 'sub-02' / 'ses-1' / 'func'
     L, R = run(), run()
@@ -754,7 +804,7 @@ def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
                    [Word(w, 0.5 + 1.3 * k, 0.4) for k, w in enumerate(_WORDS[8:16])], xmax=n_tr * 2.0)
     return root
 
-# %% ../nbs/22_fmri.ipynb #5be8d3be
+# %% ../nbs/22_fmri.ipynb #c797d992
 def describe_fmri(path) -> dict:
     """For `tinytribe inspect`: a data set folder (layout, subjects, clips, runs, space, TR, what was skipped; no
     run is read), one HDF5 run file (its keys, shapes and attributes) or one GIfTI time series."""
@@ -763,8 +813,9 @@ def describe_fmri(path) -> dict:
         layout = detect_layout(path)
         rep = []
         refs = _scan(path, layout, None, rep)
-        return {'kind': 'fmri_dataset', 'layout': layout, 'path': str(path), 'subjects': sorted({r.subject for r in refs}),
-                'n_clips': len({r.clip_id for r in refs}), 'n_runs': len(refs), 'n_repeated': sum(r.repeat > 1 for r in refs),
+        return {'kind': 'fmri_dataset', 'layout': layout, 'path': str(path),
+                'subjects': sorted({r.subject for r in refs}), 'n_clips': len({r.clip_id for r in refs}),
+                'n_runs': len(refs), 'n_repeated': sum(r.repeat > 1 for r in refs),
                 'datasets': sorted({r.dataset for r in refs}), 'spaces': sorted({r.space for r in refs}),
                 'tr_s': sorted({r.tr_s for r in refs}), 'skipped': rep}
     if not path.exists(): raise ArtifactError(f"{path}: no such file or folder")
