@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_fmri.ipynb #82c26ba6
 from __future__ import annotations
-import ast, json, logging, math, re
+import json, logging, re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from pathlib import Path
@@ -15,9 +15,10 @@ from . import spaces
 
 # %% auto #0
 __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of',
-           'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'AlgonautsScan', 'scan_algonauts',
-           'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid',
-           'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'describe_fmri']
+           'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'group_repeats', 'AlgonautsScan',
+           'scan_algonauts', 'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep',
+           'read_textgrid', 'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture',
+           'describe_fmri']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -280,6 +281,13 @@ def load_fmri(root, subjects=None, clips=None, space=None, durations=None, repor
         out.append(r)
     return out
 
+# %% ../nbs/22_fmri.ipynb #f6bdaf8b
+def group_repeats(runs: list) -> dict:
+    "`{(subject, clip_id): [runs sorted by repeat]}` of `FmriRun`s."
+    out = {}
+    for r in sorted(runs, key=lambda r: (r.subject, r.clip_id, r.repeat)): out.setdefault((r.subject, r.clip_id), []).append(r)
+    return out
+
 # %% ../nbs/22_fmri.ipynb #2d915589
 ALGONAUTS_TR_S = 1.49
 _VIDEO_EXTS = ('.mkv', '.mp4', '.avi', '.mov', '.webm')
@@ -305,11 +313,11 @@ class AlgonautsScan:
     skipped: list
     files: dict                 # {subject: {dataset: h5 path}}
 
-# %% ../nbs/22_fmri.ipynb #819dd107
-def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
-    "`({clip_id: (dataset, chunk, media)}, {clip_id: transcript}, skipped)` from `root/stimuli`."
+# %% ../nbs/22_fmri.ipynb #d6047201
+def _algo_media(root: Path) -> tuple[dict, list]:
+    "`({clip_id: (dataset, chunk, media path)}, skipped)` from `root/stimuli/movies`."
     media, skipped = {}, []
-    mdir, tdir = root / 'stimuli' / 'movies', root / 'stimuli' / 'transcripts'
+    mdir = root / 'stimuli' / 'movies'
     for ds in sorted(p for p in mdir.iterdir() if p.is_dir()) if mdir.is_dir() else []:
         vids = (p for p in ds.rglob('*') if p.suffix.lower() in _VIDEO_EXTS and not p.name.startswith('.'))
         for f in sorted(vids):
@@ -319,7 +327,11 @@ def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
                 continue
             chunk = cid[len(ds.name) + 1:] if cid.startswith(ds.name + '_') else cid
             media[cid] = (ds.name, chunk, f)
-    trans, cands = {}, {}
+    return media, skipped
+
+def _algo_transcripts(root: Path, media: dict) -> tuple[dict, list]:
+    "`({clip_id: transcript}, skipped)`: each clip's one transcript under `root/stimuli/transcripts`."
+    tdir, trans, cands, skipped = root / 'stimuli' / 'transcripts', {}, {}, []
     for f in sorted(tdir.rglob('*.tsv')) if tdir.is_dir() else []:
         ds, tid = f.relative_to(tdir).parts[0], _transcript_id(f.stem)
         for cid in (tid, tid[len(ds) + 1:] if tid.startswith(ds + '_') else None):
@@ -327,7 +339,7 @@ def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
     for cid, fs in cands.items():
         if len(fs) == 1: trans[cid] = fs[0]
         else: skipped.append(Skip(cid, '', f"two candidate transcripts {[str(p) for p in fs]}"))
-    return media, trans, skipped
+    return trans, skipped
 
 # %% ../nbs/22_fmri.ipynb #aac467ca
 def _algo_h5(root: Path, space: str | None) -> dict:
@@ -345,7 +357,7 @@ def _algo_h5(root: Path, space: str | None) -> dict:
         files.setdefault(sub, {})[ds] = f
     return files
 
-# %% ../nbs/22_fmri.ipynb #68889d5b
+# %% ../nbs/22_fmri.ipynb #904a9094
 def scan_algonauts(root, space: str | None = None, report: list | None = None,
                    require_fmri: bool = True) -> AlgonautsScan:
     """Match the release's clips, transcripts and runs (rules above) without reading any run. Every skip is logged
@@ -353,7 +365,7 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None,
     for a held-out season) in `.clips`."""
     import h5py
     root = Path(root)
-    media, trans, skipped = _algo_stimuli(root, report)
+    media, skipped = _algo_media(root)
     files = _algo_h5(root, space)
     keys = {}
     for sub, by_ds in files.items():
@@ -364,6 +376,9 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None,
             for k in ks:
                 cid = f"friends_{_key_chunk(k)}" if ds == 'friends' else _key_chunk(k)
                 media.setdefault(cid, (ds, _key_chunk(k), None))
+    trans, skipped_t = _algo_transcripts(root, media)
+    skipped += skipped_t
+    need_t = (root / 'stimuli' / 'transcripts').is_dir()   # without transcripts at all, clips are runs only
     refs, used, clips = [], set(), []
     for ds in sorted({v[0] for v in media.values()}):
         for sub in sorted(files):
@@ -383,7 +398,8 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None,
                 found.append(RunRef(sub, cid, rep_, ds, 'schaefer1000', ALGONAUTS_TR_S, 0.0, (files[sub][ds],),
                                     ks[0], 'Algonauts 2025 release (CNeuroMod TR 1.49 s)'))
         gone = lambda sub='': any(s.clip_id == cid and s.subject == sub for s in skipped)
-        if mpath is not None and cid not in trans and not gone(): skipped.append(Skip(cid, '', 'no transcript'))
+        if (mpath is not None or need_t) and cid not in trans and not gone():
+            skipped.append(Skip(cid, '', 'no transcript'))
         if gone(): continue
         if not found and require_fmri:
             owners = sorted(s for s in files if ds in files[s])
@@ -490,8 +506,7 @@ def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int
             for k in sorted(keys): f.create_dataset(k, data=keys[k])
     return root
 
-# %% ../nbs/22_fmri.ipynb #ed2cf62c
-_GII = re.compile(r'^(?P<stem>.+?)\.func\.gii$')
+# %% ../nbs/22_fmri.ipynb #5ca91023
 _MEDIA_EXTS = _VIDEO_EXTS + ('.wav', '.mp3', '.flac', '.m4a', '.ogg')
 
 def bids_entities(name: str) -> dict:
@@ -533,9 +548,10 @@ def _read_gifti_pair(left, right) -> np.ndarray:
         raise ArtifactError(f"{left} has {len(parts[0])} TRs but {right} has {len(parts[1])}")
     return np.concatenate(parts, axis=1)
 
-# %% ../nbs/22_fmri.ipynb #5ca91023
+# %% ../nbs/22_fmri.ipynb #2c82c10e
 def _sidecar_tr(gii: Path, ents: dict, jsons: list) -> tuple[float | None, str]:
-    "The run's TR from JSON sidecars (see above), or `(None, '')`."
+    """The run's TR from JSON sidecars (see above), or `(None, '')`. `jsons`: `(path, bids_entities)` of the
+    root's JSON files."""
     def tr_of(p):
         try: v = json.loads(Path(p).read_text()).get('RepetitionTime')
         except (OSError, ValueError): return None
@@ -543,15 +559,13 @@ def _sidecar_tr(gii: Path, ents: dict, jsons: list) -> tuple[float | None, str]:
     stem = gii.name[:-len('.func.gii')]
     for p in (gii.with_name(stem + '.json'), gii.with_name(stem + '.func.json')):
         if p.exists() and tr_of(p): return tr_of(p), f"sidecar {p.name}"
-    keys = ('sub', 'ses', 'task', 'run')
-    for level in (keys, ('task',)):
-        for p in jsons:
-            e = bids_entities(p.name)
-            same = all(e.get(k) == ents.get(k) for k in level) and all(k not in e for k in keys if k not in level)
-            if e['suffix'] == 'bold' and same and tr_of(p): return tr_of(p), f"sidecar {p.name}"
+    cands = [(p, e) for p, e in jsons if e['suffix'] == 'bold' and e.get('task') == ents['task']
+             and all(e[k] == ents.get(k) for k in ('sub', 'ses', 'run') if k in e)]
+    for p, e in sorted(cands, key=lambda pe: (-sum(k in pe[1] for k in ('sub', 'ses', 'run')), str(pe[0]))):
+        if tr_of(p): return tr_of(p), f"sidecar {p.name}"                 # the most specific sidecar wins
     return None, ''
 
-# %% ../nbs/22_fmri.ipynb #91c612e1
+# %% ../nbs/22_fmri.ipynb #3feba64a
 def _fmriprep_runs(root: Path, report) -> dict:
     "`{(sub, ses, task, run): {'L': path, 'R': path}}` of the fsaverage5 GIfTIs, pairing hemispheres."
     groups = {}
@@ -579,13 +593,22 @@ def _fmriprep_runs(root: Path, report) -> dict:
 def _num(s: str):
     return (0, int(s)) if s.isdigit() else (1, s)
 
-def _dataset_name(root: Path) -> str:
-    "The data set's `Name` from `dataset_description.json` at the root, else the folder's name."
-    p = root / 'dataset_description.json'
-    try: return str(json.loads(p.read_text()).get('Name') or root.name) if p.exists() else root.name
-    except ValueError: return root.name
+_GENERIC_DIRS = {'fmriprep', 'derivatives', 'derivative', 'out', 'output', 'outputs'}
 
-# %% ../nbs/22_fmri.ipynb #c06c1451
+def _dataset_name(root: Path) -> str:
+    """The data set's `Name` from `dataset_description.json` at the root; for a derivative (fMRIPrep names itself
+    there) or without one, the folder's name, going up past folders called `fmriprep`, `derivatives`, ..."""
+    root = root.resolve()
+    folder = root
+    while folder.name.lower() in _GENERIC_DIRS and folder.parent != folder: folder = folder.parent
+    folder = folder.name
+    p = root / 'dataset_description.json'
+    try: d = json.loads(p.read_text()) if p.exists() else {}
+    except ValueError: d = {}
+    if d.get('DatasetType') == 'derivative' or 'GeneratedBy' in d or not d.get('Name'): return folder
+    return str(d['Name'])
+
+# %% ../nbs/22_fmri.ipynb #eb8d691c
 def scan_fmriprep(root, space: str | None = None, report: list | None = None,
                   run_is: str = 'repeat') -> list[RunRef]:
     "References to every paired fsaverage5 run under `root` (rules above), without reading their data."
@@ -595,7 +618,7 @@ def scan_fmriprep(root, space: str | None = None, report: list | None = None,
     if space not in (None, 'fsaverage5') and pairs:
         first = next(iter(pairs.values()))['L']
         raise ArtifactError(f"{first}: fMRIPrep runs here are on fsaverage5, not {space!r}")
-    jsons = sorted(root.rglob('*.json'))
+    jsons = [(p, bids_entities(p.name)) for p in sorted(root.rglob('*_bold.json'))]
     name = _dataset_name(root)
     refs, count = [], {}
     order = lambda kv: (kv[0][0], kv[0][2], kv[0][1], _num(kv[0][3]))      # subject, task, session, run
