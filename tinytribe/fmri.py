@@ -4,14 +4,16 @@
 
 # %% ../nbs/22_fmri.ipynb #82c26ba6
 from __future__ import annotations
-import json, logging, re
+import csv, json, logging, re, shutil, subprocess
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from pathlib import Path
 import numpy as np
+from tqdm.auto import tqdm
 from .core import TRGrid
 from .store import ArtifactError
 from . import spaces
+from .media import Word, read_transcript
 
 # %% auto #0
 __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of',
@@ -114,7 +116,7 @@ class RunRef:
     def read(self) -> np.ndarray:
         "The raw (TRs, outputs) array, before cleaning."
         if self.key is not None:
-            import h5py
+            import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
             with h5py.File(self.files[0], 'r') as f:
                 if self.key not in f: raise ArtifactError(f"{self.files[0]}: no dataset {self.key!r}")
                 return np.asarray(f[self.key][:])
@@ -269,7 +271,6 @@ def load_fmri(root, subjects=None, clips=None, space=None, durations=None, repor
     are logged and skipped); `space` must match the data's (None: whatever they hold); `durations={clip_id: s}` fits
     runs to their clips. Skips and trims are logged on `tinytribe.fmri` and appended to `report` if given.
     `run_is='part'` (fMRIPrep only): BIDS runs are parts of one stimulus, not repeats (see the fMRIPrep section)."""
-    from tqdm.auto import tqdm
     root = Path(root)
     if space is not None: spaces.space_size(space)                     # unknown names fail here
     layout = detect_layout(root)
@@ -285,7 +286,8 @@ def load_fmri(root, subjects=None, clips=None, space=None, durations=None, repor
 def group_repeats(runs: list) -> dict:
     "`{(subject, clip_id): [runs sorted by repeat]}` of `FmriRun`s."
     out = {}
-    for r in sorted(runs, key=lambda r: (r.subject, r.clip_id, r.repeat)): out.setdefault((r.subject, r.clip_id), []).append(r)
+    for r in sorted(runs, key=lambda r: (r.subject, r.clip_id, r.repeat)):
+        out.setdefault((r.subject, r.clip_id), []).append(r)
     return out
 
 # %% ../nbs/22_fmri.ipynb #2d915589
@@ -363,7 +365,7 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None,
     """Match the release's clips, transcripts and runs (rules above) without reading any run. Every skip is logged
     and listed in `.skipped`. `require_fmri=False` keeps clips no subject has fMRI for (e.g. to extract features
     for a held-out season) in `.clips`."""
-    import h5py
+    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
     root = Path(root)
     media, skipped = _algo_media(root)
     files = _algo_h5(root, space)
@@ -461,7 +463,6 @@ def _algo_h5_name(sub: str, ds: str) -> str:
     return f"{sub}_task-{ds}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-1000Par7Net{desc}_bold.h5"
 
 def _tiny_video(path: Path, duration_s: float) -> None:
-    import subprocess
     d = f"{duration_s:.2f}"
     subprocess.run(['ffmpeg', '-nostdin', '-y', '-loglevel', 'error', '-f', 'lavfi', '-i', f'testsrc2=s=32x24:r=5:d={d}',
                     '-f', 'lavfi', '-i', f'sine=duration={d}', '-c:v', 'libx264', '-c:a', 'aac', '-shortest', str(path)],
@@ -472,7 +473,7 @@ def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int
     """Write the tiny Algonauts 2025 release described above under `root` (clips of `n_tr` TRs of 1.49 s, data
     random with the defects listed). `media='empty'` writes empty media files (the reader only needs them to
     exist), `'ffmpeg'` one real tiny video, copied to every clip. Returns `root`."""
-    import h5py, shutil
+    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
     root, rng = Path(root), np.random.default_rng(seed)
     runs = {}
     for i, (cid, (ds, folder, has_t, by_sub)) in enumerate(_ALGO_SPEC.items()):
@@ -521,7 +522,7 @@ def bids_entities(name: str) -> dict:
 # %% ../nbs/22_fmri.ipynb #39499335
 def _read_gifti(path) -> tuple[np.ndarray, float | None]:
     "`(data (TRs, vertices), TimeStep in s or None)` of a GIfTI time series."
-    import nibabel as nib
+    import nibabel as nib         # lazy: only the GIfTI layout needs it
     try: img = nib.load(str(path))
     except Exception as e: raise ArtifactError(f"{path}: not a readable GIfTI file ({e})") from e
     if not img.darrays: raise ArtifactError(f"{path}: GIfTI file without data arrays")
@@ -648,7 +649,6 @@ def _is_word(t: str) -> bool:
 
 def read_textgrid(path, tier: str | None = None) -> list:
     "The words of a Praat TextGrid (long or short text format) as `tinytribe.media.Word`s, sorted by onset."
-    from tinytribe.media import Word
     path = Path(path)
     raw = path.read_bytes()
     utf16 = raw[:2] in (b'\xff\xfe', b'\xfe\xff')
@@ -681,8 +681,6 @@ def read_textgrid(path, tier: str | None = None) -> list:
 def read_events_words(path) -> list:
     """The words of a BIDS `*_events.tsv`: `onset` and `duration` (s), text from `word`, else `trial_type`; rows
     with `n/a` or empty text are dropped."""
-    import csv
-    from tinytribe.media import Word
     path = Path(path)
     rows = list(csv.DictReader(path.read_text(encoding='utf-8-sig').splitlines(), delimiter='\t'))
     cols = set(rows[0]) if rows else set()
@@ -701,7 +699,6 @@ def read_events_words(path) -> list:
 # %% ../nbs/22_fmri.ipynb #78042bef
 def read_words(path) -> list:
     "Words of a TextGrid, BIDS events, or any transcript `tinytribe.media.read_transcript` reads."
-    from tinytribe.media import read_transcript
     p = Path(path)
     if p.suffix.lower() == '.textgrid': return read_textgrid(p)
     if p.name.endswith('_events.tsv'): return read_events_words(p)
@@ -727,7 +724,6 @@ def _bids_sources(root: Path, refs: list, report) -> dict:
         media = None
         for p in evs:
             if 'stim_file' in cols[p]:
-                import csv
                 sf = next((r['stim_file'] for r in csv.DictReader(p.read_text().splitlines(), delimiter='\t')
                            if r.get('stim_file') not in (None, '', 'n/a')), None)
                 if sf and (root / 'stimuli' / sf).exists(): media = root / 'stimuli' / sf; break
@@ -770,7 +766,7 @@ def find_clips(root, report: list | None = None, require_fmri: bool = True, run_
 
 # %% ../nbs/22_fmri.ipynb #548e6372
 def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
-    import nibabel as nib
+    import nibabel as nib         # lazy: only the GIfTI layout needs it
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = nib.gifti.GiftiMetaData({'TimeStep': f"{timestep_ms:.6f}"}) if timestep_ms else None
     das = [nib.gifti.GiftiDataArray(np.asarray(row, np.float32), intent='NIFTI_INTENT_TIME_SERIES',
@@ -798,7 +794,6 @@ def write_textgrid(path, words, xmax: float, tier: str = 'words') -> Path:
 # %% ../nbs/22_fmri.ipynb #09325013
 def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
     "Write the tiny fMRIPrep fsaverage5 data set described above under `root`; returns `root`."
-    from tinytribe.media import Word
     root, rng = Path(root), np.random.default_rng(seed)
     (root / 'dataset_description.json').parent.mkdir(parents=True, exist_ok=True)
     (root / 'dataset_description.json').write_text(json.dumps({'Name': 'fixture-stories', 'BIDSVersion': '1.8.0'}))
@@ -843,7 +838,7 @@ def describe_fmri(path) -> dict:
                 'tr_s': sorted({r.tr_s for r in refs}), 'skipped': rep}
     if not path.exists(): raise ArtifactError(f"{path}: no such file or folder")
     if path.suffix == '.h5':
-        import h5py
+        import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
         try:
             with h5py.File(path, 'r') as f:
                 runs = {k: list(f[k].shape) for k in f.keys()}
