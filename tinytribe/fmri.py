@@ -4,14 +4,14 @@
 
 # %% ../nbs/22_fmri.ipynb #82c26ba6
 from __future__ import annotations
-import csv, json, logging, re, shutil, subprocess
+import argparse, csv, json, logging, re, shutil, subprocess, sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from .core import TRGrid
-from .store import ArtifactError
+from .store import ArtifactError, atomic_write
 from . import spaces
 from .media import Word, read_transcript
 
@@ -20,7 +20,7 @@ __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_r
            'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'group_repeats', 'AlgonautsScan',
            'scan_algonauts', 'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep',
            'read_textgrid', 'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture',
-           'describe_fmri']
+           'describe_fmri', 'fmri_cli']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -746,23 +746,29 @@ def _attach_sources(root: Path, refs: list, report) -> list:
     return refs
 
 # %% ../nbs/22_fmri.ipynb #3825ce9e
-def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
-    """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
-    clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
-    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only."""
-    root = Path(root)
+def _survey(root: Path, report: list | None, require_fmri: bool = True, run_is: str = 'repeat') -> tuple:
+    "`(layout, run references, clips)` of `root`, scanned once."
     layout = detect_layout(root)
-    if layout == 'algonauts': return scan_algonauts(root, report=report, require_fmri=require_fmri).clips
+    if layout == 'algonauts':
+        sc = scan_algonauts(root, report=report, require_fmri=require_fmri)
+        return layout, sc.refs, sc.clips
     if layout == 'simbrain':
-        return [Clip(c, None, None) for c in sorted({r.clip_id for r in _scan_simbrain(root, None, report)})]
-    out = {}
-    for r in _attach_sources(root, scan_fmriprep(root, report=report, run_is=run_is), report):
+        refs = _scan_simbrain(root, None, report)
+        return layout, refs, [Clip(c, None, None) for c in sorted({r.clip_id for r in refs})]
+    refs, out = _attach_sources(root, scan_fmriprep(root, report=report, run_is=run_is), report), {}
+    for r in refs:
         m, w = r.extra['media'], r.extra['words_file']
         out.setdefault(r.clip_id, Clip(r.clip_id, Path(m) if m else None, Path(w) if w else None))
     for c in out.values():
         if c.transcript is None:
             _note(f"{c.clip_id}: no word timings (events with word/trial_type, or a TextGrid)", report)
-    return [out[k] for k in sorted(out)]
+    return layout, refs, [out[k] for k in sorted(out)]
+
+def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
+    """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
+    clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
+    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only."""
+    return _survey(Path(root), report, require_fmri, run_is)[2]
 
 # %% ../nbs/22_fmri.ipynb #548e6372
 def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
@@ -852,3 +858,37 @@ def describe_fmri(path) -> dict:
         return {'kind': 'fmri_gifti', 'path': str(path), 'n_trs': int(x.shape[0]), 'n_vertices': int(x.shape[1]),
                 'time_step_s': step, 'entities': bids_entities(path.name)}
     raise ArtifactError(f"{path}: not an fMRI data set folder, HDF5 run file or GIfTI time series")
+
+# %% ../nbs/22_fmri.ipynb #d362b5a0
+def fmri_cli(argv: list[str]) -> int:
+    "`tinytribe fmri ROOT [--json] [--media-list FILE] [--run-is repeat|part]`: what an fMRI data set holds."
+    ap = argparse.ArgumentParser(prog='tinytribe fmri', description='Describe an fMRI data set (Algonauts 2025 release '
+                                 'root, fMRIPrep fsaverage5 derivatives or simbrain output): runs, clips, skips.')
+    ap.add_argument('root', help='the data set folder')
+    ap.add_argument('--json', action='store_true', help='print JSON')
+    ap.add_argument('--media-list', default=None, help="write the usable clips' media files here, one per line")
+    ap.add_argument('--run-is', default='repeat', choices=['repeat', 'part'], help='fMRIPrep: what a BIDS run is')
+    a = ap.parse_args(argv)
+    root = Path(a.root)
+    try:
+        rep = []
+        layout, refs, clips = _survey(root, rep, run_is=a.run_is)
+    except (ArtifactError, ValueError, OSError) as e:
+        print(f"tinytribe fmri: {e}", file=sys.stderr)
+        return 1
+    per_sub = {s: sum(r.subject == s for r in refs) for s in sorted({r.subject for r in refs})}
+    out = {'layout': layout, 'root': str(root), 'runs_per_subject': per_sub, 'n_clips': len(clips),
+           'n_repeated_runs': sum(r.repeat > 1 for r in refs), 'spaces': sorted({r.space for r in refs}),
+           'tr_s': sorted({r.tr_s for r in refs}), 'clips_without_media': sum(c.media is None for c in clips),
+           'clips_without_words': sum(c.transcript is None for c in clips), 'skipped': rep}
+    if layout == 'algonauts':
+        sp = split_clips([c.clip_id for c in clips])
+        out['split_algonauts'] = {k: len(v) for k, v in sp.items()}
+    if a.media_list:
+        with atomic_write(a.media_list, 'w') as f: f.write(''.join(f"{c.media}\n" for c in clips if c.media))
+    if a.json: print(json.dumps(out, indent=1))
+    else:
+        for k, v in out.items():
+            if k != 'skipped': print(f"{k:>22}: {v}")
+        print(f"{'skipped':>22}: {len(rep)}" + ''.join(f"\n    {m}" for m in rep))
+    return 0
