@@ -37,6 +37,7 @@ class FmriRun:
     provenance: dict = field(default_factory=dict)   # file, key, tr source, ...
 
     def __post_init__(self):
+        self.data, self.valid = np.asarray(self.data), np.asarray(self.valid, dtype=bool)
         n = self.grid.n
         if self.data.ndim != 2 or self.data.shape[0] != n:
             raise ValueError(f"{self.subject} {self.clip_id}: data {self.data.shape} does not match a grid of {n} TRs")
