@@ -12,14 +12,12 @@ import numpy as np
 from .core import STEP_S, FEATURE_HZ, n_steps_for
 from .store import Manifest, Deadline, BatchReport, run_items, file_sha256, safe_key, ArtifactError
 from .featfile import ClipFeatures, save_features, load_features
+from .media import find_media
 
 # %% auto #0
-__all__ = ['MEDIA_EXTS', 'ExtractConfig', 'clip_words_for', 'extract_clip', 'find_media', 'clip_ids', 'extract', 'extract_cli']
+__all__ = ['ExtractConfig', 'clip_words_for', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
 
 # %% ../nbs/12_extract.ipynb #1aa86fdd
-MEDIA_EXTS = ('.mp4', '.mkv', '.avi', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.ts', '.flv', '.wmv',
-              '.wav', '.mp3', '.flac', '.m4a', '.ogg', '.opus', '.aac')
-
 @dataclass
 class ExtractConfig:
     "Settings of the extraction job (defaults follow the spec: 2 Hz, 224x224 frames, 30-s audio windows)."
@@ -129,21 +127,6 @@ def extract_clip(media_path, backbones, transcripts=None, asr: bool = True, clip
                         word_durations=np.array([w.duration_s for w in words], np.float32), meta=meta)
 
 # %% ../nbs/12_extract.ipynb #7ddb0b71
-def find_media(media_or_dirs: Iterable, exts: Sequence[str] = MEDIA_EXTS) -> list[Path]:
-    """Media paths from files and folders: a folder is searched recursively for files with `exts`; a file is taken
-    as given (if it is not media, extraction records it failed). Sorted within each folder, duplicates removed."""
-    out = []
-    for x in ([media_or_dirs] if isinstance(media_or_dirs, (str, Path)) else media_or_dirs):
-        p = Path(x)
-        if p.is_dir():
-            out += sorted(q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in exts and not q.name.startswith('.'))
-        else: out.append(p)
-    seen, res = set(), []
-    for p in out:
-        r = str(p.resolve())
-        if r not in seen: seen.add(r); res.append(p)
-    return res
-
 def clip_ids(paths: Sequence[Path]) -> dict:
     """`{clip_id: path}`: ids are safe file stems; stems shared by several files get the parent folder's name
     prefixed, then a short hash of the full path if still shared. Independent of the order of `paths`."""

@@ -7,16 +7,49 @@ from __future__ import annotations
 import ast, csv, io, math, os, re, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Iterator, Iterable, Any
+from typing import Iterator, Iterable, Any, Sequence
 import numpy as np
 from .core import n_steps_for, STEP_S, FEATURE_HZ
 from .store import ArtifactError
 
 # %% auto #0
-__all__ = ['TRANSCRIPT_EXTS', 'WHISPER_HF_REPOS', 'MediaError', 'MediaInfo', 'probe', 'iter_frames', 'iter_audio', 'load_audio',
-           'Word', 'words_to_dicts', 'words_from_dicts', 'read_transcript', 'find_transcript', 'clip_words',
-           'resolve_whisper_model', 'ASRModel', 'load_asr', 'transcribe', 'match_words', 'score_words', 'words_for',
-           'demo_dir', 'demo_clip', 'demo_words']
+__all__ = ['VIDEO_EXTS', 'AUDIO_EXTS', 'MEDIA_EXTS', 'TRANSCRIPT_EXTS', 'WHISPER_HF_REPOS', 'media_kind', 'find_media',
+           'MediaError', 'MediaInfo', 'probe', 'iter_frames', 'iter_audio', 'load_audio', 'Word', 'words_to_dicts',
+           'words_from_dicts', 'read_transcript', 'find_transcript', 'clip_words', 'resolve_whisper_model', 'ASRModel',
+           'load_asr', 'transcribe', 'match_words', 'score_words', 'words_for', 'demo_dir', 'demo_clip', 'demo_words']
+
+# %% ../nbs/10_media.ipynb #535ca5d3
+VIDEO_EXTS = ('.mp4', '.mkv', '.avi', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.ts', '.flv', '.wmv')
+AUDIO_EXTS = ('.wav', '.mp3', '.flac', '.m4a', '.ogg', '.opus', '.aac')
+MEDIA_EXTS = VIDEO_EXTS + AUDIO_EXTS
+
+def media_kind(path) -> str | None:
+    "`'video'` or `'audio'` from the extension of `path` (case-insensitive), None when it is not a media extension."
+    ext = Path(path).suffix.lower()
+    if ext in VIDEO_EXTS: return 'video'
+    if ext in AUDIO_EXTS: return 'audio'
+    return None
+
+# %% ../nbs/10_media.ipynb #2c33e5d6
+def find_media(media_or_dirs: Iterable, exts: Sequence[str] = MEDIA_EXTS) -> list[Path]:
+    """Media paths from files and folders: a folder is searched recursively for files with `exts` (hidden files
+    skipped); a file is taken as given (if it is not media, the job using it records it failed). Sorted within
+    each folder, duplicates removed."""
+    out = []
+    for x in ([media_or_dirs] if isinstance(media_or_dirs, (str, Path)) else media_or_dirs):
+        p = Path(x)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob('*')
+                          if q.is_file() and q.suffix.lower() in exts and not q.name.startswith('.'))
+        else:
+            out.append(p)
+    seen, res = set(), []
+    for p in out:
+        r = str(p.resolve())
+        if r not in seen:
+            seen.add(r)
+            res.append(p)
+    return res
 
 # %% ../nbs/10_media.ipynb #06438357
 class MediaError(ArtifactError):
