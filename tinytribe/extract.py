@@ -4,18 +4,21 @@
 
 # %% ../nbs/12_extract.ipynb #01618bb3
 from __future__ import annotations
-import os, time, json, socket, hashlib, argparse, contextlib, warnings
-from dataclasses import dataclass, field, asdict
+import sys, time, json, hashlib, argparse, contextlib, resource
+from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 import numpy as np
-from .core import STEP_S, FEATURE_HZ, n_steps_for
+import torch
+from .core import FEATURE_HZ, n_steps_for
 from .store import Manifest, Deadline, BatchReport, run_items, file_sha256, safe_key, ArtifactError
-from .featfile import ClipFeatures, save_features, load_features
-from .media import find_media
+from .store import worker_name
+from .featfile import ClipFeatures, save_features
+from .media import find_media, probe, iter_frames, iter_audio, words_for, load_asr
+from .backbones import text_features, load_backbones, resolve_video_weights
 
 # %% auto #0
-__all__ = ['ExtractConfig', 'clip_words_for', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
+__all__ = ['ExtractConfig', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
 
 # %% ../nbs/12_extract.ipynb #1aa86fdd
 @dataclass
@@ -36,7 +39,6 @@ class ExtractConfig:
 # %% ../nbs/12_extract.ipynb #abe1decc
 def _peak_rss_gb() -> float:
     "Peak resident memory of this process so far (GiB; Linux reports KiB)."
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 class _Timer:
@@ -62,67 +64,66 @@ class _Timer:
         return {'cpu_s': {k: round(v, 4) for k, v in self.cpu.items()},
                 'wall_s': {k: round(v, 4) for k, v in self.wall.items()}, 'peak_rss_gb_after': dict(self.peak)}
 
-def clip_words_for(media_path, info, transcripts=None, asr: bool = True, asr_model=None, beam_size: int = 1,
-                   chunk_s: float = 300.0):
-    """`(words, source)`: a transcript if one is found (see `tinytribe.media.words_for`), else ASR (`beam_size`), else
-    none. ASR runs on `chunk_s`-second pieces of the audio (memory stays bounded for long files; a word cut by a piece
-    boundary may be lost or split, one per `chunk_s` at most)."""
-    from tinytribe.media import words_for, transcribe, clip_words, load_asr, iter_audio, Word
-    words, src = words_for(media_path, transcripts=transcripts, asr=False, info=info)
-    if src != 'none' or not asr or not info.has_audio: return words, src
-    m = load_asr(asr_model)
-    words = []
-    for t0, x in iter_audio(media_path, sr=16000, chunk_s=chunk_s, info=info):
-        words += [Word(w.text, w.onset_s + t0, w.duration_s) for w in transcribe(x, m, beam_size=beam_size)]
-    return clip_words(words, info.duration_s), f'asr:{m.name}'
+# %% ../nbs/12_extract.ipynb #ffb7f1d0
+def _audio_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple[np.ndarray, np.ndarray]:
+    "`(T, dim)` audio features and mask: 30-s chunks of 16 kHz audio through the audio backbone, pooled to the grid."
+    if not info.has_audio: return np.zeros((T, bb.audio.dim), np.float32), np.zeros(T, bool)
+    chunks = tm.timed_iter('audio_decode', iter_audio(path, sr=16000, chunk_s=cfg.audio_chunk_s, info=info))
+    def beating(it):
+        for x in it:
+            beat()
+            yield x
+    c0, w0 = dict(tm.cpu), dict(tm.wall)
+    with tm('audio_all'): audio, mask = bb.audio.features(beating(chunks), T, 1.0 / cfg.fps)
+    # the encoder's own time: decoding was charged to 'audio_decode' while it ran inside
+    tm.cpu['audio'] = tm.cpu.pop('audio_all') - (tm.cpu.get('audio_decode', 0) - c0.get('audio_decode', 0))
+    tm.wall['audio'] = tm.wall.pop('audio_all') - (tm.wall.get('audio_decode', 0) - w0.get('audio_decode', 0))
+    return audio, mask
 
+def _video_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple[np.ndarray, np.ndarray]:
+    """`(T, dim)` video features and mask: the frame at each step centre, encoded `cfg.video_batch` at a time.
+    Steps without a picture (`iter_frames` skips them: a hole, a stream stopping early) stay zero, mask off."""
+    video, mask = np.zeros((T, bb.video.dim), np.float32), np.zeros(T, bool)
+    if not info.has_video: return video, mask
+    ks, imgs = [], []
+    def flush():
+        with tm('video'): video[ks] = bb.video.encode(np.stack(imgs))
+        mask[ks] = True
+        ks.clear()
+        imgs.clear()
+        beat()
+    for t, img in tm.timed_iter('video_decode', iter_frames(path, fps=cfg.fps, size=cfg.size, info=info)):
+        k = int(round(t * cfg.fps - 0.5))
+        if not 0 <= k < T: raise ArtifactError(f"{path}: decoder gave a frame at {t:.2f} s, outside {T} steps")
+        ks.append(k)
+        imgs.append(img)
+        if len(imgs) >= cfg.video_batch: flush()
+    if imgs: flush()
+    return video, mask
+
+# %% ../nbs/12_extract.ipynb #875217a9
 def extract_clip(media_path, backbones, transcripts=None, asr: bool = True, clip_id: str | None = None,
                  asr_model=None, cfg: ExtractConfig | None = None, heartbeat=None) -> ClipFeatures:
     """Features of one media file on the 2 Hz grid, streaming frames and audio. Raises `MediaError` (an
     `ArtifactError`) naming the file when it cannot be used. `heartbeat()` is called now and then (lease renewal)."""
-    from tinytribe.media import probe, iter_frames, iter_audio
-    from tinytribe.backbones import text_features
     cfg = cfg or ExtractConfig()
-    path = Path(media_path)
-    tm = _Timer()
+    path, bb, tm = Path(media_path), backbones, _Timer()
     beat = heartbeat or (lambda: None)
     with tm('probe'): info = probe(path)
     T = n_steps_for(info.duration_s, 1.0 / cfg.fps)
-    bb = backbones
     with tm('asr'):
-        words, src = clip_words_for(path, info, transcripts, asr and cfg.asr, asr_model, cfg.asr_beam_size, cfg.asr_chunk_s)
+        words, src = words_for(path, transcripts, asr and cfg.asr, asr_model, info=info,
+                               beam_size=cfg.asr_beam_size, chunk_s=cfg.asr_chunk_s)
     beat()
     with tm('text'): text, text_mask = text_features(bb.text, words, T, 1.0 / cfg.fps)
-    # audio: 30-s chunks, pooled to the grid
-    audio, audio_mask = np.zeros((T, bb.audio.dim), np.float32), np.zeros(T, bool)
-    if info.has_audio:
-        chunks = tm.timed_iter('audio_decode', iter_audio(path, sr=16000, chunk_s=cfg.audio_chunk_s, info=info))
-        def beating(it):
-            for x in it: beat(); yield x
-        c0, w0 = dict(tm.cpu), dict(tm.wall)
-        with tm('audio_all'): audio, audio_mask = bb.audio.features(beating(chunks), T, 1.0 / cfg.fps)
-        tm.cpu['audio'] = tm.cpu.pop('audio_all') - (tm.cpu.get('audio_decode', 0) - c0.get('audio_decode', 0))
-        tm.wall['audio'] = tm.wall.pop('audio_all') - (tm.wall.get('audio_decode', 0) - w0.get('audio_decode', 0))
-    # video: frames at the step centres, encoded in batches
-    video, video_mask = np.zeros((T, bb.video.dim), np.float32), np.zeros(T, bool)
-    if info.has_video:
-        k, buf = 0, []
-        def flush():
-            nonlocal k, buf
-            with tm('video'): video[k:k + len(buf)] = bb.video.encode(np.stack(buf))
-            video_mask[k:k + len(buf)] = True
-            k += len(buf); buf = []; beat()
-        for _, img in tm.timed_iter('video_decode', iter_frames(path, fps=cfg.fps, size=cfg.size, info=info)):
-            buf.append(img)
-            if len(buf) >= cfg.video_batch: flush()
-        if buf: flush()
-        if k != T: raise ArtifactError(f"{path}: decoder gave {k} frames for {T} steps")
+    audio, audio_mask = _audio_features(path, info, bb, T, cfg, tm, beat)
+    video, video_mask = _video_features(path, info, bb, T, cfg, tm, beat)
     with tm('hash'): sha = file_sha256(path)
     meta = {'backbones': bb.info(), 'source': str(path.resolve()), 'source_sha256': sha, 'words_source': src,
             'media': info.to_dict(), 'timing': tm.to_dict(), 'extract_config': asdict(cfg)}
-    return ClipFeatures(clip_id=clip_id or safe_key(path.stem), duration_s=float(info.duration_s), step_s=1.0 / cfg.fps,
-                        text=text, audio=audio, video=video, text_mask=text_mask, audio_mask=audio_mask,
-                        video_mask=video_mask, words=[w.text for w in words],
+    return ClipFeatures(clip_id=clip_id or safe_key(path.stem), duration_s=float(info.duration_s),
+                        step_s=1.0 / cfg.fps, text=text, audio=audio, video=video, text_mask=text_mask,
+                        audio_mask=audio_mask, video_mask=video_mask, words=[w.text for w in words],
                         word_onsets=np.array([w.onset_s for w in words], np.float32),
                         word_durations=np.array([w.duration_s for w in words], np.float32), meta=meta)
 
@@ -145,11 +146,6 @@ def clip_ids(paths: Sequence[Path]) -> dict:
     return {k: ids[k] for k in sorted(ids, key=lambda k: paths.index(ids[k]))}
 
 # %% ../nbs/12_extract.ipynb #99e37ab6
-def _worker_name(worker_id: str | None) -> str:
-    "Manifest worker name `host:pid:tag`, so a dead local worker's claims can be recognised."
-    import uuid
-    return f"{socket.gethostname()}:{os.getpid()}:{worker_id or uuid.uuid4().hex[:6]}"
-
 def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None = None, backbones=None,
             asr_model=None, budget_hours: float | None = None, deadline: Deadline | None = None,
             worker_id: str | None = None, retry_failed: bool = False, progress: bool = True,
@@ -159,13 +155,12 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
     is started once `budget_hours` (or `deadline`) has run out. Backbones (and ASR) load only if there is work."""
     cfg = cfg or ExtractConfig()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    man = Manifest(out / 'manifest', worker=_worker_name(worker_id), lease_s=cfg.lease_s)
+    man = Manifest(out / 'manifest', worker=worker_name(worker_id), lease_s=cfg.lease_s)
     items = clip_ids(find_media(media_or_dirs))
     deadline = deadline or Deadline(hours=budget_hours)
     if not man.todo(items, retry_failed=retry_failed):
         return run_items(items, lambda k, p: None, man, deadline=deadline, progress=False)  # all skipped
     if backbones is None:
-        from tinytribe.backbones import load_backbones
         backbones = load_backbones(cfg.video, paths=paths, threads=cfg.threads)
     state = {'asr': asr_model}
 
@@ -174,7 +169,6 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
         def beat():
             if time.time() - last[0] > cfg.renew_s: man.renew(key); last[0] = time.time()
         if cfg.asr and state['asr'] is None:
-            from tinytribe.media import load_asr
             state['asr'] = load_asr(threads=cfg.threads)
         f = extract_clip(path, backbones, transcripts=transcripts, clip_id=key, asr_model=state['asr'], cfg=cfg, heartbeat=beat)
         save_features(out / f"{key}.npz", f)
@@ -203,18 +197,14 @@ def extract_cli(argv: list[str]) -> int:
     ap.add_argument('--video-weights', default=None)
     ap.add_argument('--json', action='store_true', help='print the summary as JSON')
     a = ap.parse_args(argv)
-    import torch
     torch.set_num_threads(a.threads)
     cfg = ExtractConfig(video=a.video_backbone, asr=not a.no_asr, threads=a.threads)
     paths = {k: v for k, v in (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights)) if v}
-    from tinytribe.backbones import resolve_video_weights
     if not a.video_weights and resolve_video_weights(cfg.video) is None:
-        import sys
         print(f"WARNING: no pretrained weights for {cfg.video}: video features will come from a RANDOM-INIT network "
               f"(pass --video-weights, or --video-backbone efficientnet_lite0 for real offline weights)", file=sys.stderr)
     asr_model = None
     if cfg.asr and a.asr_model:
-        from tinytribe.media import load_asr
         asr_model = load_asr(a.asr_model, threads=a.threads)
     rep = extract(a.media, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model,
                   budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed, paths=paths)

