@@ -53,7 +53,9 @@ def weights_fingerprint(path) -> str:
         h.update(f"{f.name}:{n};".encode())
         with open(f, 'rb') as fh:
             h.update(fh.read(1 << 20))
-            if n > 2 << 20: fh.seek(-(1 << 20), 2); h.update(fh.read())
+            if n > 2 << 20:
+                fh.seek(-(1 << 20), 2)
+                h.update(fh.read())
     return h.hexdigest()[:16]
 
 # %% ../nbs/11_backbones.ipynb #7843c839
@@ -132,12 +134,20 @@ def read_ct2_variables(path, prefix: str = 'encoder/') -> tuple[str, dict]:
     try:
         with open(path, 'rb') as f:
             def rd(fmt): return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-            def rs(): n = rd('H'); return f.read(n)[:-1].decode()
+            def rs():
+                n = rd('H')
+                return f.read(n)[:-1].decode()
             ver = rd('I')
             if not 5 <= ver <= 6: raise ValueError(f"unsupported CTranslate2 binary version {ver}")
-            spec = rs(); rd('I'); n = rd('I')
+            spec = rs()
+            rd('I')
+            n = rd('I')
             for _ in range(n):
-                k = rs(); r = rd('B'); shape = [rd('I') for _ in range(r)]; dt = rd('B'); nb = rd('I')
+                k = rs()
+                r = rd('B')
+                shape = [rd('I') for _ in range(r)]
+                dt = rd('B')
+                nb = rd('I')
                 if k.startswith(prefix):
                     if dt not in _CT2_DTYPES: raise ValueError(f"variable {k} has unsupported dtype id {dt}")
                     out[k[len(prefix):]] = np.frombuffer(f.read(nb), dtype=_CT2_DTYPES[dt]).reshape(shape)
@@ -276,12 +286,15 @@ class AudioBackbone(Backbone):
                 tc = t0 + (np.arange(len(h)) + 0.5) / WHISPER_FRAME_HZ                 # frame centres (s)
                 k = np.floor(tc / step_s).astype(np.int64)
                 ok = (k >= 0) & (k < n_steps)
-                np.add.at(acc, k[ok], h[ok]); np.add.at(cnt, k[ok], 1)
+                np.add.at(acc, k[ok], h[ok])
+                np.add.at(cnt, k[ok], 1)
         buf = []
         for t0, c in chunks:
             if len(c) == 0: continue
             buf.append((t0, c))
-            if len(buf) >= self.batch_size: flush(buf); buf = []
+            if len(buf) >= self.batch_size:
+                flush(buf)
+                buf = []
         if buf: flush(buf)
         mask = cnt > 0
         acc[mask] /= cnt[mask, None]
@@ -343,7 +356,9 @@ def _onnx_session(model, size: int, threads: int):
             m = model.to(memory_format=torch.contiguous_format)
             torch.onnx.export(m, torch.zeros(1, 3, size, size), buf, input_names=['x'], output_names=['y'],
                               dynamic_axes={'x': {0: 'b'}, 'y': {0: 'b'}}, dynamo=False)
-        so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
         so.add_session_config_entry('session.intra_op.allow_spinning', '0')   # idle threads sleep: less CPU burnt
         so.enable_cpu_mem_arena = False                                        # ~0.2 GB less resident memory
         so.log_severity_level = 3
@@ -356,7 +371,9 @@ class _Pooled:
     "A timm model's pooled pre-logits features as a module (what the ONNX export runs)."
     def __new__(cls, model):
         class P(torch.nn.Module):
-            def __init__(self, m): super().__init__(); self.m = m
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
             def forward(self, x): return self.m.forward_head(self.m.forward_features(x), pre_logits=True)
         return P(model).eval()
 

@@ -65,8 +65,8 @@ class _Timer:
                 'wall_s': {k: round(v, 4) for k, v in self.wall.items()}, 'peak_rss_gb_after': dict(self.peak)}
 
 # %% ../nbs/12_extract.ipynb #ffb7f1d0
-def _audio_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple[np.ndarray, np.ndarray]:
-    "`(T, dim)` audio features and mask: 30-s chunks of 16 kHz audio through the audio backbone, pooled to the grid."
+def _audio_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple:
+    "`(T, dim)` audio features and `(T,)` mask: 30-s chunks of 16 kHz audio through the audio backbone, pooled."
     if not info.has_audio: return np.zeros((T, bb.audio.dim), np.float32), np.zeros(T, bool)
     chunks = tm.timed_iter('audio_decode', iter_audio(path, sr=16000, chunk_s=cfg.audio_chunk_s, info=info))
     def beating(it):
@@ -80,9 +80,10 @@ def _audio_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat
     tm.wall['audio'] = tm.wall.pop('audio_all') - (tm.wall.get('audio_decode', 0) - w0.get('audio_decode', 0))
     return audio, mask
 
-def _video_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple[np.ndarray, np.ndarray]:
-    """`(T, dim)` video features and mask: the frame at each step centre, encoded `cfg.video_batch` at a time.
-    Steps without a picture (`iter_frames` skips them: a hole, a stream stopping early) stay zero, mask off."""
+def _video_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple:
+    """`(T, dim)` video features and `(T,)` mask: the frame at each step centre, encoded `cfg.video_batch` at
+    a time. Steps without a picture (`iter_frames` skips them: a hole, a stream stopping early) stay zero,
+    mask off."""
     video, mask = np.zeros((T, bb.video.dim), np.float32), np.zeros(T, bool)
     if not info.has_video: return video, mask
     ks, imgs = [], []
@@ -94,7 +95,7 @@ def _video_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat
         beat()
     for t, img in tm.timed_iter('video_decode', iter_frames(path, fps=cfg.fps, size=cfg.size, info=info)):
         k = int(round(t * cfg.fps - 0.5))
-        if not 0 <= k < T: raise ArtifactError(f"{path}: decoder gave a frame at {t:.2f} s, outside {T} steps")
+        if not 0 <= k < T: raise ArtifactError(f"{path}: a frame at {t:.2f} s is outside its {T} steps")
         ks.append(k)
         imgs.append(img)
         if len(imgs) >= cfg.video_batch: flush()
@@ -105,7 +106,8 @@ def _video_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat
 def extract_clip(media_path, backbones, transcripts=None, asr: bool = True, clip_id: str | None = None,
                  asr_model=None, cfg: ExtractConfig | None = None, heartbeat=None) -> ClipFeatures:
     """Features of one media file on the 2 Hz grid, streaming frames and audio. Raises `MediaError` (an
-    `ArtifactError`) naming the file when it cannot be used. `heartbeat()` is called now and then (lease renewal)."""
+    `ArtifactError`) naming the file when it cannot be used. `heartbeat()` is called now and then (lease
+    renewal)."""
     cfg = cfg or ExtractConfig()
     path, bb, tm = Path(media_path), backbones, _Timer()
     beat = heartbeat or (lambda: None)
@@ -136,7 +138,9 @@ def clip_ids(paths: Sequence[Path]) -> dict:
     for p in paths: stems.setdefault(safe_key(p.stem), []).append(p)
     ids = {}
     for s, ps in stems.items():
-        if len(ps) == 1: ids[s] = ps[0]; continue
+        if len(ps) == 1:
+            ids[s] = ps[0]
+            continue
         named = {}
         for p in ps: named.setdefault(safe_key(f"{p.parent.name}_{p.stem}"), []).append(p)
         for n, qs in named.items():
@@ -145,16 +149,18 @@ def clip_ids(paths: Sequence[Path]) -> dict:
                 ids[key] = q
     return {k: ids[k] for k in sorted(ids, key=lambda k: paths.index(ids[k]))}
 
-# %% ../nbs/12_extract.ipynb #99e37ab6
+# %% ../nbs/12_extract.ipynb #af4c85b4
 def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None = None, backbones=None,
             asr_model=None, budget_hours: float | None = None, deadline: Deadline | None = None,
             worker_id: str | None = None, retry_failed: bool = False, progress: bool = True,
             paths: dict | None = None) -> BatchReport:
-    """Extract features of every media file in `media_or_dirs` into `out_dir/<clip_id>.npz`, resumably: finished clips
-    are skipped, failures recorded with reasons in `out_dir/manifest/`, two workers never do the same clip, and no clip
-    is started once `budget_hours` (or `deadline`) has run out. Backbones (and ASR) load only if there is work."""
+    """Extract features of every media file in `media_or_dirs` into `out_dir/<clip_id>.npz`, resumably:
+    finished clips are skipped, failures recorded with reasons in `out_dir/manifest/`, two workers never do
+    the same clip, and no clip is started once `budget_hours` (or `deadline`) has run out. Backbones (and
+    ASR) load only if there is work."""
     cfg = cfg or ExtractConfig()
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     man = Manifest(out / 'manifest', worker=worker_name(worker_id), lease_s=cfg.lease_s)
     items = clip_ids(find_media(media_or_dirs))
     deadline = deadline or Deadline(hours=budget_hours)
@@ -167,54 +173,69 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
     def one(key, path):
         last = [time.time()]
         def beat():
-            if time.time() - last[0] > cfg.renew_s: man.renew(key); last[0] = time.time()
+            if time.time() - last[0] > cfg.renew_s:
+                man.renew(key)
+                last[0] = time.time()
         if cfg.asr and state['asr'] is None:
             state['asr'] = load_asr(threads=cfg.threads)
-        f = extract_clip(path, backbones, transcripts=transcripts, clip_id=key, asr_model=state['asr'], cfg=cfg, heartbeat=beat)
+        f = extract_clip(path, backbones, transcripts=transcripts, clip_id=key, asr_model=state['asr'],
+                         cfg=cfg, heartbeat=beat)
         save_features(out / f"{key}.npz", f)
         return {'source': str(path), 'file': f"{key}.npz", 'duration_s': f.duration_s, 'n_steps': f.n_steps,
                 'modalities': f.modalities, 'n_words': len(f.words), 'words_source': f.meta['words_source'],
                 'timing': f.meta['timing']}
 
-    return run_items(items, one, man, deadline=deadline, retry_failed=retry_failed, progress=progress, desc='extract')
+    return run_items(items, one, man, deadline=deadline, retry_failed=retry_failed, progress=progress,
+                     desc='extract')
 
-# %% ../nbs/12_extract.ipynb #8a30cb74
-def extract_cli(argv: list[str]) -> int:
-    "`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary."
-    ap = argparse.ArgumentParser(prog='tinytribe extract', description='Media files -> cached 2 Hz feature files (resumable).')
+# %% ../nbs/12_extract.ipynb #6f5f8d3d
+def _extract_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog='tinytribe extract',
+                                 description='Media files -> cached 2 Hz feature files (resumable).')
     ap.add_argument('media', nargs='+', help='media files and/or folders (searched recursively)')
     ap.add_argument('--out', required=True, help='output folder: one .npz per clip, plus manifest/')
-    ap.add_argument('--transcripts', default=None, help='a transcript file or a folder of them (matched by stem)')
+    ap.add_argument('--transcripts', default=None,
+                    help='a transcript file or a folder of them (matched by stem)')
     ap.add_argument('--video-backbone', default='mobilevit_s', choices=['mobilevit_s', 'efficientnet_lite0'])
-    ap.add_argument('--no-asr', action='store_true', help='never run ASR (clips without transcripts get no words)')
-    ap.add_argument('--asr-model', default=None, help='faster-whisper model folder (default: resolved offline)')
+    ap.add_argument('--no-asr', action='store_true',
+                    help='never run ASR (clips without transcripts get no words)')
+    ap.add_argument('--asr-model', default=None,
+                    help='faster-whisper model folder (default: resolved offline)')
     ap.add_argument('--budget-hours', type=float, default=None, help='start no clip after this many hours')
     ap.add_argument('--worker-id', '--workers-id', dest='worker_id', default=None,
                     help='a name for this worker in the manifest (several workers may share --out)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--retry-failed', action='store_true')
-    ap.add_argument('--text-model', default=None); ap.add_argument('--audio-model', default=None)
+    ap.add_argument('--text-model', default=None)
+    ap.add_argument('--audio-model', default=None)
     ap.add_argument('--video-weights', default=None)
     ap.add_argument('--json', action='store_true', help='print the summary as JSON')
-    a = ap.parse_args(argv)
+    return ap
+
+def _print_summary(rep: BatchReport, summ: dict, out) -> None:
+    left = f", {len(rep.left)} left (budget reached)" if rep.stopped_early else ''
+    print(f"extract: {len(rep.done)} done now, {len(rep.skipped)} skipped (done or claimed), "
+          f"{len(rep.failed)} failed{left}; {out} holds {summ['done']} done, {summ['failed']} failed")
+    for k, r in rep.failed.items(): print(f"  FAILED {k}: {r}")
+
+# %% ../nbs/12_extract.ipynb #3b257e1a
+def extract_cli(argv: list[str]) -> int:
+    "`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary."
+    a = _extract_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = ExtractConfig(video=a.video_backbone, asr=not a.no_asr, threads=a.threads)
-    paths = {k: v for k, v in (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights)) if v}
+    given = (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights))
+    paths = {k: v for k, v in given if v}
     if not a.video_weights and resolve_video_weights(cfg.video) is None:
-        print(f"WARNING: no pretrained weights for {cfg.video}: video features will come from a RANDOM-INIT network "
-              f"(pass --video-weights, or --video-backbone efficientnet_lite0 for real offline weights)", file=sys.stderr)
-    asr_model = None
-    if cfg.asr and a.asr_model:
-        asr_model = load_asr(a.asr_model, threads=a.threads)
-    rep = extract(a.media, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model,
-                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed, paths=paths)
+        print(f"WARNING: no pretrained weights for {cfg.video}: video features will come from a RANDOM-INIT "
+              f"network (pass --video-weights, or --video-backbone efficientnet_lite0 for real weights)",
+              file=sys.stderr)
+    asr_model = load_asr(a.asr_model, threads=a.threads) if cfg.asr and a.asr_model else None
+    rep = extract(a.media, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model, paths=paths,
+                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed)
     summ = Manifest(Path(a.out) / 'manifest').summary()
     res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': rep.failed, 'left': rep.left,
            'stopped_early': rep.stopped_early, 'total_done': summ['done'], 'total_failed': summ['failed']}
     if a.json: print(json.dumps(res, indent=1))
-    else:
-        print(f"extract: {len(rep.done)} done now, {len(rep.skipped)} skipped (done or claimed), {len(rep.failed)} failed"
-              + (f", {len(rep.left)} left (budget reached)" if rep.stopped_early else '')
-              + f"; {a.out} holds {summ['done']} done, {summ['failed']} failed")
-        for k, r in rep.failed.items(): print(f"  FAILED {k}: {r}")
+    else: _print_summary(rep, summ, a.out)
     return 1 if rep.failed else 0
