@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Any, Sequence
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 import numpy as np
 
 # %% auto #0
@@ -216,65 +217,77 @@ class Manifest:
             stale.unlink()
         return False
 
-    def renew(self, key):
-        "Extend this worker's lease on `key` (long items call this as they go)."
-        if (c := self._claim_info(key)) and c.get('worker') == self.worker:
-            with atomic_write(self._p('claims', key, 'claim'), 'w') as f:
-                json.dump({**c, 'until': time.time() + self.lease_s}, f)
-
-    @contextlib.contextmanager
-    def heartbeat(self, key, every_s: float | None = None):
-        "Renew this worker's lease on `key` from a background thread while the block runs."
-        every_s = every_s or max(1.0, self.lease_s / 3)
-        stop = threading.Event()
-        def beat():
-            while not stop.wait(every_s): self.renew(key)
-        t = threading.Thread(target=beat, daemon=True)
-        t.start()
-        try: yield
-        finally:
-            stop.set()
-            t.join(timeout=5)
-
     def release(self, key):
         "Drop this worker's claim on `key`."
         c = self._claim_info(key)
         if c is None or c.get('worker') == self.worker:
             with contextlib.suppress(FileNotFoundError): self._p('claims', key, 'claim').unlink()
 
-    def done(self, key, **info):
-        "Record `key` as complete (call only after its output file is in place)."
-        write_json(self._p('done', key, 'json'), {'key': key, 'worker': self.worker, 'at': now_iso(), **info})
-        with contextlib.suppress(FileNotFoundError): self._p('failed', key, 'json').unlink()
-        self.release(key)
+# %% ../nbs/01_store.ipynb #ea4c3c29
+@patch
+def renew(self: Manifest, key):
+    "Extend this worker's lease on `key` (long items call this as they go)."
+    if (c := self._claim_info(key)) and c.get('worker') == self.worker:
+        with atomic_write(self._p('claims', key, 'claim'), 'w') as f:
+            json.dump({**c, 'until': time.time() + self.lease_s}, f)
 
-    def failed(self, key, reason: str, **info):
-        "Record `key` as failed with a human-readable `reason`; the batch goes on."
-        write_json(self._p('failed', key, 'json'), {'key': key, 'worker': self.worker, 'at': now_iso(),
-                                                     'reason': reason, **info})
-        self.release(key)
+@patch
+@contextlib.contextmanager
+def heartbeat(self: Manifest, key, every_s: float | None = None):
+    "Renew this worker's lease on `key` from a background thread while the block runs."
+    every_s = every_s or max(1.0, self.lease_s / 3)
+    stop = threading.Event()
+    def beat():
+        while not stop.wait(every_s): self.renew(key)
+    t = threading.Thread(target=beat, daemon=True)
+    t.start()
+    try: yield
+    finally:
+        stop.set()
+        t.join(timeout=5)
 
-    def _read_all(self, sub) -> dict:
-        out = {}
-        for p in sorted((self.root/sub).glob('*.json')):
-            with contextlib.suppress(json.JSONDecodeError, FileNotFoundError):
-                d = json.loads(p.read_text())
-                out[d.get('key', p.stem)] = d
-        return out
+# %% ../nbs/01_store.ipynb #3884d313
+@patch
+def done(self: Manifest, key, **info):
+    "Record `key` as complete (call only after its output file is in place)."
+    write_json(self._p('done', key, 'json'), {'key': key, 'worker': self.worker, 'at': now_iso(), **info})
+    with contextlib.suppress(FileNotFoundError): self._p('failed', key, 'json').unlink()
+    self.release(key)
 
-    def done_items(self) -> dict: return self._read_all('done')
-    def failed_items(self) -> dict: return self._read_all('failed')
+@patch
+def failed(self: Manifest, key, reason: str, **info):
+    "Record `key` as failed with a human-readable `reason`; the batch goes on."
+    write_json(self._p('failed', key, 'json'), {'key': key, 'worker': self.worker, 'at': now_iso(),
+                                                 'reason': reason, **info})
+    self.release(key)
 
-    def todo(self, keys: Iterable[str], retry_failed: bool = False) -> list:
-        "The keys of `keys` not yet done (and not failed, unless `retry_failed`), in order."
-        return [k for k in keys if not self.is_done(k)
-                and (retry_failed or not self._p('failed', k, 'json').exists())]
+@patch
+def _read_all(self: Manifest, sub) -> dict:
+    out = {}
+    for p in sorted((self.root/sub).glob('*.json')):
+        with contextlib.suppress(json.JSONDecodeError, FileNotFoundError):
+            d = json.loads(p.read_text())
+            out[d.get('key', p.stem)] = d
+    return out
 
-    def summary(self) -> dict:
-        "Counts of done and failed items, with the failure reasons."
-        f = self.failed_items()
-        return {'done': len(list((self.root/'done').glob('*.json'))), 'failed': len(f),
-                'failures': {k: v.get('reason') for k, v in f.items()}}
+@patch
+def done_items(self: Manifest) -> dict: return self._read_all('done')
+
+@patch
+def failed_items(self: Manifest) -> dict: return self._read_all('failed')
+
+@patch
+def todo(self: Manifest, keys: Iterable[str], retry_failed: bool = False) -> list:
+    "The keys of `keys` not yet done (and not failed, unless `retry_failed`), in order."
+    return [k for k in keys if not self.is_done(k)
+            and (retry_failed or not self._p('failed', k, 'json').exists())]
+
+@patch
+def summary(self: Manifest) -> dict:
+    "Counts of done and failed items, with the failure reasons."
+    f = self.failed_items()
+    return {'done': len(list((self.root/'done').glob('*.json'))), 'failed': len(f),
+            'failures': {k: v.get('reason') for k, v in f.items()}}
 
 # %% ../nbs/01_store.ipynb #e4290364
 class Deadline:
@@ -288,7 +301,7 @@ class Deadline:
     def reached(self, margin_s: float = 0.0) -> bool: return self.left() <= margin_s
     def __repr__(self): return 'Deadline(none)' if self.at is None else f"Deadline({self.left():.0f}s left)"
 
-# %% ../nbs/01_store.ipynb #ea4c3c29
+# %% ../nbs/01_store.ipynb #8cfb3dbe
 @dataclass
 class BatchReport:
     "What a batch job did: keys done now, skipped (done or claimed elsewhere), failed (why), left (deadline)."
@@ -300,6 +313,7 @@ class BatchReport:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ('done', 'skipped', 'failed', 'left', 'stopped_early')}
 
+# %% ../nbs/01_store.ipynb #de053c41
 def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Manifest,
               deadline: Deadline | None = None, margin_s: float = 0.0, retry_failed: bool = False,
               progress: bool = True, desc: str = 'items') -> BatchReport:
