@@ -529,7 +529,7 @@ class ASRModel:
 def load_asr(model=None, threads: int = 2, compute_type: str = 'int8') -> ASRModel:
     "Load faster-whisper once (CPU, int8, `threads` threads): a path, a loaded `WhisperModel`, or None to resolve."
     if isinstance(model, ASRModel): return model
-    from faster_whisper import WhisperModel
+    from faster_whisper import WhisperModel   # heavy optional dependency (CTranslate2): loaded only for ASR
     if isinstance(model, WhisperModel): return ASRModel(model, 'WhisperModel')
     path = resolve_whisper_model(model)
     return ASRModel(WhisperModel(str(path), device='cpu', compute_type=compute_type, cpu_threads=threads,
