@@ -12,35 +12,24 @@ from typing import Sequence
 import numpy as np
 import torch
 from .core import STEP_S, TRGrid, resample_grid
-from .store import load_arrays, read_meta, ArtifactError
-from .featfile import MODALITIES, FEATURES_KIND, load_features
+from .store import ArtifactError
+from .featfile import MODALITIES, load_features, features_meta, feature_files
+from .segfile import load_segment, segment_meta, segment_grid, segment_files
 
 # %% auto #0
-__all__ = ['TEACHER_KIND', 'feature_files', 'FeatureSegments', 'segment_item', 'collate', 'Mixture', 'Target',
-           'load_teacher_target', 'merge_targets', 'TargetSegments', 'pair_teacher', 'ResumableSampler']
+__all__ = ['FeatureSegments', 'segment_item', 'collate', 'Mixture', 'Target', 'load_teacher_target', 'merge_targets',
+           'TargetSegments', 'pair_teacher', 'ResumableSampler']
 
 # %% ../nbs/40_data.ipynb #6f176d10
-def feature_files(source) -> list[Path]:
-    "The feature files of `source`: a folder (searched recursively for `*.npz` of kind 'features'), one file, or a list of files."
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        if p.is_dir(): cands = sorted(p.rglob('*.npz'))
-        elif p.exists(): return [p]
-        else: raise ArtifactError(f"{p}: no such file or folder")
-    else: return [Path(s) for s in source]
-    out = []
-    for c in cands:
-        try:
-            if read_meta(c).get('kind') == FEATURES_KIND: out.append(c)
-        except ArtifactError: pass
-    return out
-
 class _LRU:
     "A tiny least-recently-used cache: at most `size` values (bounded memory per worker)."
     def __init__(self, size: int = 8): self.size, self.d = max(1, size), OrderedDict()
     def get(self, key, make):
-        if key in self.d: self.d.move_to_end(key); return self.d[key]
-        v = make(); self.d[key] = v
+        if key in self.d:
+            self.d.move_to_end(key)
+            return self.d[key]
+        v = make()
+        self.d[key] = v
         while len(self.d) > self.size: self.d.popitem(last=False)
         return v
     def __len__(self): return len(self.d)
@@ -67,13 +56,15 @@ class FeatureSegments(torch.utils.data.Dataset):
         self.files, self.skipped, self.index = [], {}, []
         for p in feature_files(source):
             try:
-                meta = read_meta(p)
-                if meta.get('kind') != FEATURES_KIND: raise ArtifactError(f"{p}: kind {meta.get('kind')!r}, not features")
-                n = int(meta['n_steps'])
+                n = int(features_meta(p)['n_steps'])
             except (ArtifactError, KeyError, ValueError) as e:
-                self.skipped[str(p)] = str(e); continue
-            if n < min_steps: self.skipped[str(p)] = f"{n} steps < min_steps {min_steps}"; continue
-            fi = len(self.files); self.files.append(p)
+                self.skipped[str(p)] = str(e)
+                continue
+            if n < min_steps:
+                self.skipped[str(p)] = f"{n} steps < min_steps {min_steps}"
+                continue
+            fi = len(self.files)
+            self.files.append(p)
             self.index += [(fi, s) for s in _windows(n, seg_steps, stride)]
         if self.skipped: warnings.warn(f"FeatureSegments: skipped {len(self.skipped)} file(s): {list(self.skipped.items())[:3]}")
         self._cache = _LRU(cache_files)
@@ -110,10 +101,13 @@ def segment_item(f, start: int, seg_steps: int, force_absent=(), dims: dict | No
     feats, masks = {}, {}
     for m in MODALITIES:
         x, k = _stream(f, m, force_absent, dims)
-        xs = np.zeros((seg_steps, x.shape[1]), np.float32); xs[:n] = x[idx]
-        ks = np.zeros(seg_steps, bool); ks[:n] = k[idx]
+        xs = np.zeros((seg_steps, x.shape[1]), np.float32)
+        xs[:n] = x[idx]
+        ks = np.zeros(seg_steps, bool)
+        ks[:n] = k[idx]
         feats[m], masks[m] = torch.from_numpy(xs), torch.from_numpy(ks)
-    valid = np.zeros(seg_steps, bool); valid[:n] = True
+    valid = np.zeros(seg_steps, bool)
+    valid[:n] = True
     times = (np.arange(seg_steps) + (idx[0] if n else start) + 0.5) * f.step_s - t0
     if n: times[:n] = (idx + 0.5) * f.step_s - t0
     return {'feats': feats, 'masks': masks, 'step_valid': torch.from_numpy(valid),
@@ -187,11 +181,8 @@ class Target:
         for k, v in self.extra.items():
             if v.shape[0] != self.grid.n: raise ArtifactError(f"{self.source or self.clip_id}: {k} has {v.shape[0]} rows, grid {self.grid.n}")
 
-TEACHER_KIND = 'teacher_segment'
-
 def load_teacher_target(path, extra: Sequence[str] = ()) -> Target:
     "Read a teacher segment (`tinytribe.teacher.load_segment`, validated) as a `Target` on its rows' grid; `extra` names hidden states to keep."
-    from tinytribe.teacher import load_segment
     seg = load_segment(path, hiddens=list(extra))
     return Target(seg.video_id, seg.pred, seg.grid, dict(seg.hiddens), seg.space, str(path))
 
@@ -201,15 +192,18 @@ def merge_targets(parts: Sequence[Target], grid: TRGrid) -> tuple[np.ndarray, np
     overlap their values are averaged."""
     if not parts: raise ValueError("merge_targets: no targets")
     V = parts[0].values.shape[1]
-    acc = np.zeros((grid.n, V), np.float64); cnt = np.zeros(grid.n)
+    acc = np.zeros((grid.n, V), np.float64)
+    cnt = np.zeros(grid.n)
     ex_acc = {k: np.zeros((grid.n, v.shape[1]), np.float64) for k, v in parts[0].extra.items()}
     for t in parts:
         if t.values.shape[1] != V: raise ArtifactError(f"{t.source}: {t.values.shape[1]} columns, other parts of {t.clip_id} have {V}")
         out, ok = resample_grid(t.values, t.grid, grid)
         ok = ok & np.isfinite(out).all(1)
-        acc[ok] += out[ok]; cnt[ok] += 1
+        acc[ok] += out[ok]
+        cnt[ok] += 1
         for k in ex_acc:
-            e, _ = resample_grid(t.extra[k], t.grid, grid); ex_acc[k][ok] += e[ok]
+            e, _ = resample_grid(t.extra[k], t.grid, grid)
+            ex_acc[k][ok] += e[ok]
     valid = cnt > 0
     c = np.maximum(cnt, 1)[:, None]
     return (acc / c).astype(np.float32), valid, {k: (v / c).astype(np.float32) for k, v in ex_acc.items()}
@@ -218,10 +212,7 @@ def merge_targets(parts: Sequence[Target], grid: TRGrid) -> tuple[np.ndarray, np
 def _target_grid(src) -> TRGrid:
     "The grid of a `Target` or of a teacher segment file (from its metadata alone)."
     if isinstance(src, Target): return src.grid
-    m = read_meta(src)
-    if m.get('kind') != TEACHER_KIND: raise ArtifactError(f"{src}: is a {m.get('kind')!r} file, expected {TEACHER_KIND!r}")
-    try: return TRGrid(float(m['tr_s']), int(m['n']), float(m['offset_s']) + int(m['tr_start']) * float(m['tr_s']))
-    except KeyError as e: raise ArtifactError(f"{src}: teacher segment metadata lacks {e}") from None
+    return segment_grid(src)
 
 def _covered(parts, grid: TRGrid) -> np.ndarray:
     "Rows of `grid` inside the time span of at least one part (no values read)."
@@ -255,16 +246,16 @@ class TargetSegments(torch.utils.data.Dataset):
             kinds = dict(targets) if isinstance(targets, dict) else {'target': list(targets)}
             try:
                 if not kinds or not all(kinds.values()): raise ArtifactError(f"{fp}: no targets given")
-                meta = read_meta(fp)
-                if meta.get('kind') != FEATURES_KIND: raise ArtifactError(f"{fp}: not a feature file")
-                dur = float(meta['duration_s'])
+                dur = float(features_meta(fp)['duration_s'])
                 g = TRGrid.covering(dur, self.tr_s, self.offset_s)
                 if g.n == 0: raise ArtifactError(f"{fp}: clip of {dur:.1f}s holds no full TR of {self.tr_s}s")
                 valid = _covered(next(iter(kinds.values())), g)
                 for ps in kinds.values(): _covered(ps, g)               # every target file readable
             except (ArtifactError, KeyError, ValueError) as e:
-                self.skipped[str(fp)] = str(e); continue
-            pi = len(self.pairs); self.pairs.append((Path(fp), kinds, g))
+                self.skipped[str(fp)] = str(e)
+                continue
+            pi = len(self.pairs)
+            self.pairs.append((Path(fp), kinds, g))
             for r in _windows(g.n, self.seg_trs, self.stride_trs):
                 if valid[r:r + self.seg_trs].sum() >= min_valid: self.index.append((pi, r))
         if self.skipped: warnings.warn(f"TargetSegments: skipped {len(self.skipped)} clip(s): {list(self.skipped.items())[:3]}")
@@ -296,11 +287,16 @@ class TargetSegments(torch.utils.data.Dataset):
         ys, tvs, exs = {}, {}, {}
         kinds = self._targets(pi)
         for name, (vals, valid, extra) in kinds.items():
-            tv = np.zeros(self.seg_trs, bool); tv[:n] = valid[r:r + n]
-            y = np.zeros((self.seg_trs, vals.shape[1]), np.float32); y[:n] = vals[r:r + n]; y[~tv] = 0
+            tv = np.zeros(self.seg_trs, bool)
+            tv[:n] = valid[r:r + n]
+            y = np.zeros((self.seg_trs, vals.shape[1]), np.float32)
+            y[:n] = vals[r:r + n]
+            y[~tv] = 0
             ys[name], tvs[name] = torch.from_numpy(y), torch.from_numpy(tv)
             for k, v in extra.items():
-                e = np.zeros((self.seg_trs, v.shape[1]), np.float32); e[:n] = v[r:r + n]; e[~tv] = 0
+                e = np.zeros((self.seg_trs, v.shape[1]), np.float32)
+                e[:n] = v[r:r + n]
+                e[~tv] = 0
                 exs[k if len(kinds) == 1 else f"{name}.{k}"] = torch.from_numpy(e)
         first = next(iter(kinds))
         return {**item, 'target': ys[first], 'tr_valid': tvs[first], 'extra': exs, 'targets': ys, 'targets_valid': tvs,
@@ -310,15 +306,14 @@ def pair_teacher(features_source, teacher_source) -> list:
     """Pair feature files with the teacher segment files of the same clip (`video_id` == the feature file's
     `clip_id`), reading metadata only: `[(feature_path, [segment_path, ...]), ...]`. Clips without teacher
     segments are left out; unreadable files are skipped with a warning."""
-    feats = {read_meta(p).get('clip_id', p.stem): p for p in feature_files(features_source)}
-    tfiles = sorted(Path(teacher_source).rglob('*.npz')) if Path(teacher_source).is_dir() else [Path(p) for p in teacher_source]
+    feats = {}
+    for p in feature_files(features_source):
+        try: feats[features_meta(p)['clip_id']] = p
+        except ArtifactError: pass                               # not a feature file: nothing to pair
     by_clip, bad = {}, {}
-    for p in tfiles:
-        try:
-            m = read_meta(p)
-            if m.get('kind') != TEACHER_KIND: continue
-            by_clip.setdefault(str(m['video_id']), []).append(p)
-        except (ArtifactError, KeyError) as e: bad[str(p)] = str(e); continue
+    for p in segment_files(teacher_source):
+        try: by_clip.setdefault(str(segment_meta(p)['video_id']), []).append(p)
+        except ArtifactError as e: bad[str(p)] = str(e)
     if bad: warnings.warn(f"pair_teacher: skipped {len(bad)} teacher file(s): {list(bad.items())[:3]}")
     return [(feats[c], ps) for c, ps in sorted(by_clip.items()) if c in feats]
 

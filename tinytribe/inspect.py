@@ -16,7 +16,7 @@ __all__ = ['FEATURE_CLIP_KEYS', 'generic_describe', 'describe_checkpoint', 'desc
 # %% ../nbs/74_inspect.ipynb #8056bb2f
 def _owner(kind: str):
     "The `describe` function of the module that owns artifact `kind`, or None (imported lazily)."
-    where = {'features': ('tinytribe.featfile', 'describe_features'), 'teacher_segment': ('tinytribe.teacher', 'describe'),
+    where = {'features': ('tinytribe.featfile', 'describe_features'), 'teacher_segment': ('tinytribe.segfile', 'describe'),
              'prediction': ('tinytribe.predict', 'describe_prediction')}
     if kind not in where: return None
     try: return getattr(importlib.import_module(where[kind][0]), where[kind][1])

@@ -504,7 +504,7 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
             seen.add(cid); ses += 1
             src = None if isinstance(clip, tuple) else (getattr(clip, 'meta', None) or {}).get('source_sha256')
             if teacher:
-                from tinytribe.teacher import split_segments, save_segment
+                from tinytribe.segfile import split_segments, save_segment
                 tv = teacher_view(brain, feats, masks, dur)
                 g = tv['grid']
                 for seg in split_segments(tv['pred'], {k: tv[k] for k in ('fusion_l4', 'fusion_l6', 'low_rank')}, g.tr_s,

@@ -10,185 +10,17 @@ from pathlib import Path
 from typing import Protocol, Iterable, Callable, Any, runtime_checkable
 import numpy as np
 from .core import TRGrid, STEP_S, hrf_kernel, bin_steps
-from .store import (ArtifactError, save_arrays, load_arrays, read_meta, safe_key, Manifest, Deadline,
-                             run_items, BatchReport, file_sha256, now_iso, write_json, remove_dead_temp_files)
+from .store import (ArtifactError, Manifest, Deadline, run_items, BatchReport, file_sha256, now_iso,
+                             write_json, remove_dead_temp_files)
+from .spaces import space_size
+from .segfile import (SEG_LEN, TeacherSegment, project, save_segment, load_segment, split_segments,
+                               describe)
 
 # %% auto #0
-__all__ = ['SEGMENT_KIND', 'SEGMENT_VERSION', 'SEG_LEN', 'project', 'segment_name', 'TeacherSegment', 'save_segment',
-           'load_segment', 'split_segments', 'describe_segment', 'describe', 'fusion_name', 'FusionCapture',
-           'capture_fusion', 'TeacherOutput', 'Teacher', 'teacher_grid', 'LinearHRFTeacher', 'assemble_rows',
-           'TribeV2Config', 'TribeV2Teacher', 'SimBrainTeacher', 'feature_files', 'candidate_windows', 'select_diverse',
-           'AdaptiveDeadline', 'crop_features', 'crop_media', 'find_media', 'cache_teacher', 'tempfile_dir',
-           'teacher_cache_cli', 'dry_run_features', 'pick_dry_run_teacher', 'dry_run']
-
-# %% ../nbs/20_teacher.ipynb #77390b7c
-from .spaces import (space_size, vertex_to_space, fsaverage4_indices as fsaverage4_index,
-                              N_HEMI as FSA5_HEMI, N_HEMI_FSA4 as FSA4_HEMI)
-
-def project(pred: np.ndarray, space: str) -> np.ndarray:
-    "Project fsaverage5 values `(..., 20484)` to `space` (`tinytribe.spaces.vertex_to_space`), as a numpy array."
-    return np.asarray(vertex_to_space(np.asarray(pred), space))
-
-# %% ../nbs/20_teacher.ipynb #43431cb6
-SEGMENT_KIND = 'teacher_segment'
-SEGMENT_VERSION = 1
-SEG_LEN = 100
-
-def segment_name(dataset: str, video_id: str, tr_start: int) -> str:
-    "File name of a teacher segment: `{dataset}_{video_id}_{tr_start:05d}.npz` (unsafe characters become `_`)."
-    if tr_start < 0: raise ValueError(f"tr_start must be >= 0, got {tr_start}")
-    return f"{safe_key(dataset)}_{safe_key(video_id)}_{int(tr_start):05d}.npz"
-
-@dataclass
-class TeacherSegment:
-    "Up to `SEG_LEN` TRs of one clip's teacher output: `pred (n, V)` in `space`, hidden states `(n, D)`, on a TR grid."
-    dataset: str
-    video_id: str
-    tr_start: int                     # index of the first row in the clip's full teacher grid
-    pred: np.ndarray                  # (n, V)
-    tr_s: float = 1.0
-    offset_s: float = 5.0             # BOLD time of the clip's row 0
-    space: str = 'fsaverage5'
-    hiddens: dict = field(default_factory=dict)       # name -> (n, D)
-    extra_preds: dict = field(default_factory=dict)   # further space -> (n, V')
-    source_sha256: str | None = None
-    producer: dict = field(default_factory=dict)      # {name, version, ...}
-    meta: dict = field(default_factory=dict)          # anything else to keep
-
-    @property
-    def n(self) -> int: return int(self.pred.shape[0])
-    @property
-    def grid(self) -> TRGrid:
-        "This segment's rows as a TR grid: row `i` is the BOLD response at `(tr_start + i)·tr_s + offset_s`."
-        return TRGrid(tr_s=float(self.tr_s), n=self.n, offset_s=float(self.offset_s + self.tr_start * self.tr_s))
-    @property
-    def times(self) -> np.ndarray: return self.grid.times.astype(np.float32)
-    @property
-    def name(self) -> str: return segment_name(self.dataset, self.video_id, self.tr_start)
-
-    def validate(self, where: str = '') -> 'TeacherSegment':
-        "Check shapes, widths and values; raise `ArtifactError` naming `where` and the problem."
-        w = where or self.name
-        if self.pred.ndim != 2: raise ArtifactError(f"{w}: pred has shape {self.pred.shape}, expected (n, V)")
-        n = self.n
-        if n == 0: raise ArtifactError(f"{w}: empty segment (0 rows)")
-        try: V = space_size(self.space)
-        except ValueError as e: raise ArtifactError(f"{w}: {e}") from None
-        if self.pred.shape[1] != V: raise ArtifactError(f"{w}: pred has {self.pred.shape[1]} columns, space {self.space!r} has {V}")
-        if not (self.tr_s > 0): raise ArtifactError(f"{w}: tr_s must be > 0, got {self.tr_s}")
-        if self.tr_start < 0: raise ArtifactError(f"{w}: tr_start {self.tr_start} < 0")
-        for k, h in self.hiddens.items():
-            if h.ndim != 2 or h.shape[0] != n: raise ArtifactError(f"{w}: hidden {k!r} has shape {h.shape}, expected ({n}, D)")
-        for s, p in self.extra_preds.items():
-            try: Vs = space_size(s)
-            except ValueError as e: raise ArtifactError(f"{w}: {e}") from None
-            if p.shape != (n, Vs): raise ArtifactError(f"{w}: pred_{s} has shape {p.shape}, expected ({n}, {Vs})")
-        for k, a in [('pred', self.pred), *self.hiddens.items(), *((f"pred_{s}", p) for s, p in self.extra_preds.items())]:
-            if not np.isfinite(a).all(): raise ArtifactError(f"{w}: {k} holds NaN or inf (or overflows float16)")
-        return self
-
-# %% ../nbs/20_teacher.ipynb #183d0366
-_RESERVED = {'pred', 'times'}
-
-def save_segment(out_dir, seg: TeacherSegment) -> Path:
-    "Validate `seg` and write it atomically to `out_dir/segment_name(...)`; returns the path."
-    h16 = {k: np.asarray(v, np.float16) for k, v in seg.hiddens.items()}
-    bad = [k for k in h16 if k in _RESERVED or k.startswith('pred_')]
-    if bad: raise ValueError(f"hidden names {bad} are reserved")
-    s16 = TeacherSegment(**{**seg.__dict__, 'pred': np.asarray(seg.pred, np.float16), 'hiddens': h16,
-                            'extra_preds': {s: np.asarray(p, np.float16) for s, p in seg.extra_preds.items()}})
-    path = Path(out_dir)/s16.name
-    s16.validate(str(path))
-    arrays = {'pred': s16.pred, 'times': s16.times, **h16, **{f"pred_{s}": p for s, p in s16.extra_preds.items()}}
-    from tinytribe import __version__
-    meta = {**seg.meta, 'kind': SEGMENT_KIND, 'version': SEGMENT_VERSION, 'dataset': seg.dataset,
-            'video_id': seg.video_id, 'tr_start': int(seg.tr_start), 'n': s16.n, 'tr_s': float(seg.tr_s),
-            'offset_s': float(seg.offset_s), 'space': seg.space, 'hiddens': list(h16),
-            'hidden_dims': {k: int(v.shape[1]) for k, v in h16.items()}, 'extra_spaces': list(s16.extra_preds),
-            'source_sha256': seg.source_sha256, 'producer': dict(seg.producer),
-            'created': seg.meta.get('created', now_iso()), 'tinytribe': __version__}
-    return save_arrays(path, arrays, meta)
-
-_META_KEYS = ('dataset', 'video_id', 'tr_start', 'n', 'tr_s', 'offset_s', 'space', 'hiddens')
-
-def load_segment(path, hiddens: Iterable[str] | None = None, validate: bool = True) -> TeacherSegment:
-    "Read a teacher segment; `hiddens` limits which hidden arrays are loaded. Raises `ArtifactError` naming the file."
-    path = Path(path)
-    meta = read_meta(path)
-    if meta.get('kind') != SEGMENT_KIND: raise ArtifactError(f"{path}: is a {meta.get('kind')!r} file, expected {SEGMENT_KIND!r}")
-    missing = [k for k in _META_KEYS if k not in meta]
-    if missing: raise ArtifactError(f"{path}: teacher segment metadata lacks {missing}")
-    hn = list(meta['hiddens']) if hiddens is None else list(hiddens)
-    unknown = [h for h in hn if h not in meta['hiddens']]
-    if unknown: raise ArtifactError(f"{path}: no hidden states {unknown} (has {meta['hiddens']})")
-    extra = list(meta.get('extra_spaces', []))
-    a, _ = load_arrays(path, kind=SEGMENT_KIND, names=['pred', 'times', *hn, *(f"pred_{s}" for s in extra)])
-    seg = TeacherSegment(dataset=meta['dataset'], video_id=meta['video_id'], tr_start=int(meta['tr_start']),
-                         pred=a['pred'], tr_s=float(meta['tr_s']), offset_s=float(meta['offset_s']), space=meta['space'],
-                         hiddens={h: a[h] for h in hn}, extra_preds={s: a[f"pred_{s}"] for s in extra},
-                         source_sha256=meta.get('source_sha256'), producer=meta.get('producer') or {},
-                         meta={k: v for k, v in meta.items() if k not in (*_META_KEYS, 'kind', 'extra_spaces', 'producer', 'source_sha256')})
-    if not validate: return seg
-    if seg.n != meta['n']: raise ArtifactError(f"{path}: holds {seg.n} rows, metadata says {meta['n']}")
-    if a['times'].shape != (seg.n,) or not np.allclose(a['times'], seg.times, atol=1e-3):
-        raise ArtifactError(f"{path}: times do not match the grid (tr_s={seg.tr_s}, offset_s={seg.offset_s}, tr_start={seg.tr_start})")
-    if path.name != seg.name: raise ArtifactError(f"{path}: file name does not match its metadata (expected {seg.name})")
-    return seg.validate(str(path))
-
-# %% ../nbs/20_teacher.ipynb #ec5fff31
-def split_segments(pred: np.ndarray, hiddens: dict | None, tr_s: float, offset_s: float, seg_len: int = SEG_LEN,
-                   dataset: str = 'clips', video_id: str = 'clip', space: str = 'fsaverage5',
-                   extra_spaces: Iterable[str] = (), source_sha256: str | None = None,
-                   producer: dict | None = None, meta: dict | None = None) -> list[TeacherSegment]:
-    "Cut `pred (N, V)` and `hiddens {name: (N, D)}` on grid `(tr_s, offset_s)` into `TeacherSegment`s of `seg_len` rows."
-    pred = np.asarray(pred); hiddens = {k: np.asarray(v) for k, v in (hiddens or {}).items()}
-    N = pred.shape[0]
-    for k, v in hiddens.items():
-        if v.shape[0] != N: raise ValueError(f"hidden {k!r} has {v.shape[0]} rows, pred has {N}")
-    if seg_len < 1: raise ValueError(f"seg_len must be >= 1, got {seg_len}")
-    extra = [s for s in extra_spaces if s != space]
-    if extra and space != 'fsaverage5': raise ValueError(f"projections need fsaverage5 predictions, got {space!r}")
-    proj = {s: project(pred, s) for s in extra}
-    out = []
-    for a in range(0, N, seg_len):
-        b = min(a + seg_len, N)
-        out.append(TeacherSegment(dataset=dataset, video_id=video_id, tr_start=a, pred=pred[a:b], tr_s=tr_s,
-                                  offset_s=offset_s, space=space, hiddens={k: v[a:b] for k, v in hiddens.items()},
-                                  extra_preds={s: p[a:b] for s, p in proj.items()}, source_sha256=source_sha256,
-                                  producer=dict(producer or {}), meta=dict(meta or {})))
-    return out
-
-# %% ../nbs/20_teacher.ipynb #997335b3
-def describe_segment(path) -> dict:
-    "A JSON-able summary of one teacher segment file (reads only its metadata)."
-    m = read_meta(path)
-    if m.get('kind') != SEGMENT_KIND: raise ArtifactError(f"{path}: not a teacher segment (kind {m.get('kind')!r})")
-    t0 = m['offset_s'] + m['tr_start'] * m['tr_s']
-    return {'kind': SEGMENT_KIND, 'path': str(path), 'dataset': m.get('dataset'), 'video_id': m.get('video_id'),
-            'tr_start': m.get('tr_start'), 'n': m.get('n'), 'tr_s': m.get('tr_s'), 'offset_s': m.get('offset_s'),
-            'bold_time_s': [t0, t0 + (m['n'] - 1) * m['tr_s']], 'space': m.get('space'),
-            'extra_spaces': m.get('extra_spaces', []), 'hiddens': m.get('hidden_dims', m.get('hiddens')),
-            'source_sha256': m.get('source_sha256'), 'producer': m.get('producer')}
-
-def describe(path) -> dict:
-    "For `tinytribe inspect`: one segment file, or a folder of them (counts per dataset/clip, rows, spaces, manifest)."
-    path = Path(path)
-    if path.is_file(): return describe_segment(path)
-    if not path.is_dir(): raise ArtifactError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.glob('*.npz') if not p.name.startswith('.'))
-    clips, rows, spaces, hid, producers, bad = {}, 0, set(), {}, set(), {}
-    for p in files:
-        try: d = describe_segment(p)
-        except ArtifactError as e: bad[p.name] = str(e); continue
-        key = f"{d['dataset']}/{d['video_id']}"
-        clips[key] = clips.get(key, 0) + 1; rows += d['n']; spaces.add(d['space']); spaces.update(d['extra_spaces'])
-        hid.update(d['hiddens'] if isinstance(d['hiddens'], dict) else {h: None for h in d['hiddens']})
-        producers.add((d['producer'] or {}).get('name'))
-    out = {'kind': 'teacher_cache', 'path': str(path), 'n_segments': len(files) - len(bad), 'n_clips': len(clips),
-           'n_rows': rows, 'spaces': sorted(spaces), 'hiddens': hid, 'producers': sorted(map(str, producers)),
-           'unreadable': bad}
-    if (path/'manifest').is_dir(): out['manifest'] = Manifest(path/'manifest').summary()
-    return out
+__all__ = ['fusion_name', 'FusionCapture', 'capture_fusion', 'TeacherOutput', 'Teacher', 'teacher_grid', 'LinearHRFTeacher',
+           'assemble_rows', 'TribeV2Config', 'TribeV2Teacher', 'SimBrainTeacher', 'feature_files', 'candidate_windows',
+           'select_diverse', 'AdaptiveDeadline', 'crop_features', 'crop_media', 'find_media', 'cache_teacher',
+           'tempfile_dir', 'teacher_cache_cli', 'dry_run_features', 'pick_dry_run_teacher', 'dry_run']
 
 # %% ../nbs/20_teacher.ipynb #22d8875b
 def fusion_name(k: int) -> str:
@@ -544,7 +376,7 @@ def find_media(f, media_dir=None) -> Path | None:
         if src and (Path(media_dir)/Path(src).name).is_file(): return Path(media_dir)/Path(src).name
     return None
 
-# %% ../nbs/20_teacher.ipynb #b172f78c
+# %% ../nbs/20_teacher.ipynb #67d30279
 def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_len: int = SEG_LEN,
                   spaces: Iterable[str] = ('fsaverage5',), deadline: Deadline | float | None = None,
                   select: int | list | None = None, media_dir=None, margin_s: float = 60.0, safety: float = 1.5,
@@ -554,14 +386,14 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
     or an int K for `select_diverse`) and write `TeacherSegment`s of `seg_len` rows to `out_dir`, resumably.
     `spaces[0]` is the stored `pred`'s space; further spaces are stored as projections. `deadline`: a `Deadline`
     or hours from now."""
-    from tinytribe.featfile import load_features, read_meta as _rm
+    from tinytribe.featfile import load_features, features_meta
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     spaces = list(spaces)
     if not spaces: raise ValueError("spaces must name at least one output space")
     for s in spaces: space_size(s)                                           # unknown space: fail now, not per clip
     files = {}
     for p in feature_files(features_dir):
-        try: files[_rm(p).get('clip_id') or p.stem] = p
+        try: files[features_meta(p)['clip_id']] = p
         except ArtifactError: files[p.stem] = p                               # unreadable: fails as its own item
     if isinstance(select, int) and not isinstance(select, bool):
         select = select_diverse(features_dir, select, seg_len_s=seg_len * teacher.grid_for(1000.0).tr_s, seed=select_seed)
