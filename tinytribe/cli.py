@@ -14,7 +14,7 @@ COMMANDS = {
     # name: (module, function, one-line help)
     'model-info':    ('tinytribe.model', 'model_info_cli', 'parameter counts of a built Tiny-TRIBE v3'),
     'extract':       ('tinytribe.extract', 'extract_cli', 'media files -> cached 2 Hz feature files (resumable)'),
-    'teacher-cache': ('tinytribe.teacher', 'teacher_cache_cli', 'cache teacher predictions and hidden states (resumable)'),
+    'teacher-cache': ('tinytribe.teacher_cache', 'teacher_cache_cli', 'cache teacher predictions and hidden states (resumable)'),
     'simbrain':      ('tinytribe.simbrain', 'simbrain_cli', 'write an in-silico brain data set for testing'),
     'train':         ('tinytribe.engine', 'train_cli', 'train a phase (1: self-supervised, 2: distillation, 3: fMRI)'),
     'predict':       ('tinytribe.predict', 'predict_cli', 'feature files -> predicted responses per TR, with brain maps (resumable)'),

@@ -182,7 +182,7 @@ class Target:
             if v.shape[0] != self.grid.n: raise ArtifactError(f"{self.source or self.clip_id}: {k} has {v.shape[0]} rows, grid {self.grid.n}")
 
 def load_teacher_target(path, extra: Sequence[str] = ()) -> Target:
-    "Read a teacher segment (`tinytribe.teacher.load_segment`, validated) as a `Target` on its rows' grid; `extra` names hidden states to keep."
+    "Read a teacher segment (`tinytribe.segfile.load_segment`, validated) as a `Target` on its rows' grid; `extra` names hidden states to keep."
     seg = load_segment(path, hiddens=list(extra))
     return Target(seg.video_id, seg.pred, seg.grid, dict(seg.hiddens), seg.space, str(path))
 

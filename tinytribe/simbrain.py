@@ -5,24 +5,28 @@
 # %% ../nbs/21_simbrain.ipynb #cc8a0a0c
 from __future__ import annotations
 import os, json, math, zlib, argparse, sys
+import importlib.resources
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 from .core import STEP_S, TRGrid, double_gamma_hrf, step_times, bin_steps
 from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso
 from . import spaces
-from .teacher import teacher_grid      # TRIBE v2's grid: the teacher view uses the same rows as the cache
+from . import __version__
+from .featfile import MODALITIES, load_features, feature_files
+from .segfile import split_segments, save_segment
+from .teacher import Teacher, TeacherOutput, teacher_grid   # TRIBE v2's grid: the cache's rows
 
 # %% auto #0
-__all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'MODALITIES', 'SimBrainConfig', 'RestNoise', 'SimBrain', 'clip_inputs', 'fmri_grid',
-           'analytic_ceiling', 'split_half_ceiling', 'simulate_clip', 'teacher_view', 'run_key', 'fmri_paths',
-           'write_dataset', 'describe', 'simbrain_cli']
+__all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'SimBrainConfig', 'RestNoise', 'SimBrain', 'clip_inputs', 'fmri_grid',
+           'analytic_ceiling', 'split_half_ceiling', 'simulate_clip', 'teacher_view', 'SimBrainTeacher', 'run_key',
+           'fmri_paths', 'write_dataset', 'describe', 'simbrain_cli']
 
 # %% ../nbs/21_simbrain.ipynb #6bcffa0c
 SIMBRAIN_VERSION = '1'
 REGIONS = ('visual', 'auditory', 'language', 'multimodal', 'other')   # driver-map codes 1..5 (0 = medial wall)
-MODALITIES = ('text', 'audio', 'video')
 
 @dataclass
 class SimBrainConfig:
@@ -78,7 +82,8 @@ def _phase_surrogate(x: np.ndarray, rng: np.random.Generator, groups: np.ndarray
     (`groups` (C,) ints in [0, n_groups), default one group) share their random phases, so they keep their cross-spectra."""
     T = x.shape[0]
     X = np.fft.rfft(x, axis=0)
-    ph = rng.uniform(0, 2 * np.pi, (X.shape[0], n_groups)); ph[0] = 0
+    ph = rng.uniform(0, 2 * np.pi, (X.shape[0], n_groups))
+    ph[0] = 0
     if T % 2 == 0: ph[-1] = 0
     g = np.zeros(x.shape[1], int) if groups is None else groups
     return np.fft.irfft(X * np.exp(1j * ph[:, g]), n=T, axis=0)
@@ -90,8 +95,7 @@ class RestNoise:
     parcels get independent phases, so noise does not fluctuate coherently over the whole cortex (with shared phases
     the real run's few effective degrees of freedom made every vertex's noise move together)."""
     def __init__(self):
-        from importlib.resources import files
-        d = Path(str(files('tinytribe'))) / 'assets' / 'rest_bold'
+        d = Path(str(importlib.resources.files('tinytribe'))) / 'assets' / 'rest_bold'
         P = np.load(d / 'rest_fsa5_schaefer400_T652.npy').astype(np.float64)            # (652, 400)
         V = np.load(d / 'rest_fsa5_vertices_first100TR_float16.npy').astype(np.float64)  # (100, 20484)
         self.labels = spaces.load_atlas('schaefer_400')
@@ -99,7 +103,8 @@ class RestNoise:
         Vz = _standardise(V)
         on = self.labels > 0
         pm = Vz @ spaces.parcel_matrix('schaefer400', dtype=np.float64).T                # (100, 400) parcel means
-        painted = np.zeros_like(Vz); painted[:, on] = pm[:, self.labels[on] - 1]
+        painted = np.zeros_like(Vz)
+        painted[:, on] = pm[:, self.labels[on] - 1]
         R = Vz - painted
         self.alpha = painted.std(0)                     # share of the parcel component per vertex (0 on the medial wall)
         self.beta = R.std(0)
@@ -112,7 +117,8 @@ class RestNoise:
             parts, k = [], 0
             while k < n:
                 s = _phase_surrogate(x, rng, groups, 401)
-                parts.append(np.roll(s, rng.integers(len(s)), axis=0)); k += len(s)
+                parts.append(np.roll(s, rng.integers(len(s)), axis=0))
+                k += len(s)
             return np.concatenate(parts)[:n]
         Ps, Rs = tile(self.P, np.arange(1, 401)), tile(self.R, self.labels)
         out = self.beta * Rs
@@ -128,10 +134,12 @@ def _smoothing_matrix() -> sp.csr_matrix:
     for off, h in ((0, 'left'), (spaces.N_HEMI, 'right')):
         f = m[h][1] + off
         for a, b in ((0, 1), (1, 2), (2, 0)):
-            rows += [f[:, a], f[:, b]]; cols += [f[:, b], f[:, a]]
+            rows += [f[:, a], f[:, b]]
+            cols += [f[:, b], f[:, a]]
     r, c = np.concatenate(rows), np.concatenate(cols)
     A = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(spaces.N_VERTICES,) * 2)
-    A.data[:] = 1; A = A + sp.identity(spaces.N_VERTICES, format='csr')
+    A.data[:] = 1
+    A = A + sp.identity(spaces.N_VERTICES, format='csr')
     return sp.diags(1 / np.asarray(A.sum(1)).ravel()) @ A
 
 def _region_cores() -> np.ndarray:
@@ -154,8 +162,11 @@ class SimBrain:
         self.cfg = cfg or SimBrainConfig(**kw)
         c = self.cfg
         self.k = {'video': c.k_video, 'audio': c.k_audio, 'text': c.k_text, 'multi': c.k_multi}
-        self.cols = {}; o = 0
-        for g in ('video', 'audio', 'text', 'multi'): self.cols[g] = slice(o, o + self.k[g]); o += self.k[g]
+        self.cols = {}
+        o = 0
+        for g in ('video', 'audio', 'text', 'multi'):
+            self.cols[g] = slice(o, o + self.k[g])
+            o += self.k[g]
         self.n_latent = o
         self.labels400 = spaces.load_atlas('schaefer_400')
         self.region = _region_cores()                                       # (V,) 0..5
@@ -211,7 +222,8 @@ class SimBrain:
         if subject is None:
             return {'rot': np.eye(3), 'gain': np.ones(len(REGIONS)), 'peaks': self.hrf_peak_pop}
         rng = _rng(c.seed, 'subject', subject)
-        axis = rng.standard_normal(3); axis /= np.linalg.norm(axis)
+        axis = rng.standard_normal(3)
+        axis /= np.linalg.norm(axis)
         ang = math.radians(rng.normal(0, c.subject_rotation_deg))
         Kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
         rot = np.eye(3) + math.sin(ang) * Kx + (1 - math.cos(ang)) * Kx @ Kx    # Rodrigues
@@ -247,7 +259,9 @@ class SimBrain:
         masks = masks or {}
         lat = {}
         for m, g in (('video', 'video'), ('audio', 'audio'), ('text', 'text')):
-            if m not in feats: lat[g] = np.zeros((T, self.k[g])); continue
+            if m not in feats:
+                lat[g] = np.zeros((T, self.k[g]))
+                continue
             x = np.asarray(feats[m], np.float64)
             if x.ndim != 2: raise ValueError(f"{m} features have shape {x.shape}, expected (T, D)")
             on = np.asarray(masks.get(m, np.ones(T, bool)), bool)
@@ -256,8 +270,11 @@ class SimBrain:
             y = xz @ P
             if g == 'text':                                    # causal context over a few seconds, then a tanh
                 a = math.exp(-STEP_S / c.text_context_s)
-                ctx = np.zeros_like(y); acc = np.zeros(y.shape[1])
-                for t in range(T): acc = a * acc + y[t]; ctx[t] = acc
+                ctx = np.zeros_like(y)
+                acc = np.zeros(y.shape[1])
+                for t in range(T):
+                    acc = a * acc + y[t]
+                    ctx[t] = acc
                 y = np.tanh(_standardise(ctx))
                 lat[g] = _standardise(y)
             else:
@@ -280,17 +297,19 @@ class SimBrain:
         c = self.cfg
         need = int(math.ceil((max(times.max(initial=0), 0) + 1) / STEP_S)) + 1
         Tp = max(len(Z), need)
-        Zp = np.zeros((Tp, Z.shape[1])); Zp[:len(Z)] = Z                     # silence after the clip
+        Zp = np.zeros((Tp, Z.shape[1]))  # silence after the clip
+        Zp[:len(Z)] = Z
         nh = int(round(c.hrf_length_s / STEP_S))
         nfft = 1 << int(math.ceil(math.log2(Tp + nh)))
         FZ = np.fft.rfft(Zp, n=nfft, axis=0)
         th = np.arange(nh) * STEP_S
-        H = np.stack([double_gamma_hrf(th, scale=p / 5.0) for p in peaks])  # (400, nh)
+        H = np.stack([double_gamma_hrf(th, peak_s=p) for p in peaks])  # (400, nh)
         H /= np.abs(H).sum(1, keepdims=True)
         FH = np.fft.rfft(H, n=nfft, axis=1)                                   # (400, F)
         st = step_times(Tp)
         pos = np.clip((times - st[0]) / STEP_S, 0, Tp - 1)
-        i0 = np.clip(np.floor(pos).astype(int), 0, Tp - 2); w = (pos - i0)[:, None]
+        i0 = np.clip(np.floor(pos).astype(int), 0, Tp - 2)
+        w = (pos - i0)[:, None]
         out = np.empty((400, len(times), Z.shape[1]))
         for p in range(400):
             y = np.fft.irfft(FZ * FH[p][:, None], n=nfft, axis=0)[:Tp]
@@ -327,7 +346,8 @@ def analytic_ceiling(s2, n2, n_repeats: int = 1) -> np.ndarray:
     return np.where(den > 0, np.sqrt(np.clip(s2, 0, None) / np.where(den > 0, den, 1)), 0.0)
 
 def _colcorr(a, b):
-    a = a - a.mean(0); b = b - b.mean(0)
+    a = a - a.mean(0)
+    b = b - b.mean(0)
     den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
     return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), 0.0)
 
@@ -385,15 +405,19 @@ def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -
         pred, Zt = truth, Z
     # sources pooled over each row's stimulus window [k·tr + offset, (k+1)·tr + offset): silence after the clip
     Tp = max(len(Zt), int(math.ceil((grid.times[-1] + grid.tr_s) / STEP_S)) + 1)
-    Zp = np.zeros((Tp, Zt.shape[1])); Zp[:len(Zt)] = Zt
+    Zp = np.zeros((Tp, Zt.shape[1]))
+    Zp[:len(Zt)] = Zt
     rows = bin_steps(step_times(Tp), grid)
-    pooled = np.zeros((grid.n, Zt.shape[1])); cnt = np.zeros(grid.n)
-    np.add.at(pooled, rows[rows >= 0], Zp[rows >= 0]); np.add.at(cnt, rows[rows >= 0], 1)
+    pooled = np.zeros((grid.n, Zt.shape[1]))
+    cnt = np.zeros(grid.n)
+    np.add.at(pooled, rows[rows >= 0], Zp[rows >= 0])
+    np.add.at(cnt, rows[rows >= 0], 1)
     pooled /= np.maximum(cnt, 1)[:, None]
     conv = brain._convolved(Zt, np.full(400, 5.0), grid.times)[0]              # canonical-HRF sources at BOLD time
     rng = _rng(c.seed, 'teacher-maps')
     K = brain.n_latent
-    A4 = rng.standard_normal((K, c.hidden_dim)) / math.sqrt(K); b4 = rng.normal(0, 0.1, c.hidden_dim)
+    A4 = rng.standard_normal((K, c.hidden_dim)) / math.sqrt(K)
+    b4 = rng.normal(0, 0.1, c.hidden_dim)
     A6 = rng.standard_normal((c.hidden_dim + K, c.hidden_dim)) / math.sqrt(c.hidden_dim + K)
     G = rng.standard_normal((K, c.low_rank_dim)) / math.sqrt(K)
     l4 = _gelu(pooled @ A4 + b4)
@@ -403,17 +427,49 @@ def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -
             'fusion_l6': l6.astype(np.float32), 'low_rank': low.astype(np.float32), 'grid': grid}
 
 # %% ../nbs/21_simbrain.ipynb #9cc6287a
+class SimBrainTeacher:
+    "The in-silico brain's teacher view as a `Teacher` (features in; fsaverage5 predictions + hidden states out)."
+    name = 'simbrain'
+    hidden_names = ('fusion_l4', 'fusion_l6', 'low_rank')
+    def __init__(self, brain: SimBrain | None = None, **config):
+        self._brain, self._config = brain, config
+
+    @property
+    def brain(self) -> SimBrain:
+        "The brain, built on first use (building it reads the packaged atlases)."
+        if self._brain is None: self._brain = SimBrain(SimBrainConfig(**self._config))
+        return self._brain
+
+    def producer(self) -> dict:
+        c = self.brain.cfg
+        return {'name': self.name, 'version': __version__, 'seed': c.seed, 'teacher_quality': c.teacher_quality}
+
+    def grid_for(self, duration_s: float) -> TRGrid:
+        return teacher_grid(duration_s, self.brain.cfg.teacher_tr_s, self.brain.cfg.teacher_offset_s)
+
+    def predict_clip(self, features=None, media_path=None) -> TeacherOutput:
+        if features is None: raise ValueError("the simbrain teacher needs a feature file")
+        feats, masks, dur, _ = clip_inputs(features)
+        v = teacher_view(self.brain, feats, masks, dur)
+        return TeacherOutput(pred=np.asarray(v['pred'], np.float32), grid=v['grid'],
+                             hiddens={k: np.asarray(v[k], np.float32) for k in self.hidden_names},
+                             info={'teacher_quality': self.brain.cfg.teacher_quality})
+
+# %% ../nbs/21_simbrain.ipynb #3e013ad5
 class _H5Writer:
     "An HDF5 file of runs written under a temporary name and renamed into place by `commit` (atomic, streamed)."
     def __init__(self, path: Path, attrs: dict):
-        import h5py
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        import h5py                      # lazy: an optional dependency (the 'brain' extra)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.f = h5py.File(self.tmp, 'w')
         for k, v in attrs.items(): self.f.attrs[k] = v
     def add(self, key: str, x: np.ndarray): self.f.create_dataset(key, data=np.asarray(x, np.float32))
     def commit(self) -> Path:
-        self.f.close(); os.replace(self.tmp, self.path); return self.path
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        return self.path
     def abort(self):
         try: self.f.close()
         finally:
@@ -462,7 +518,6 @@ def fmri_paths(out: Path, subject: int, dataset: str) -> dict:
 
 def _load_clip(path):
     "A feature file as ClipFeatures, its `source_sha256` defaulting to the file's own hash."
-    from tinytribe.featfile import load_features
     c = load_features(path)
     c.meta = {**c.meta, 'source_sha256': c.meta.get('source_sha256') or file_sha256(path)}
     return c
@@ -475,10 +530,10 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
     HDF5 files appear, complete, at the end. A clip that cannot be used (unreadable file, duplicate id, shorter than
     two TRs) is skipped with its reason in `summary['failed']` (and `simbrain_failed.json`). Returns the summary
     also written to `out/simbrain.json`."""
-    from tqdm.auto import tqdm
     cfg = cfg or SimBrainConfig()
     if n_repeats < 1: raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     brain, noise = SimBrain(cfg), RestNoise()
     failed, seen = {}, set()
     producer = {'name': 'simbrain', 'version': SIMBRAIN_VERSION, 'seed': cfg.seed, 'teacher_quality': cfg.teacher_quality}
@@ -499,12 +554,13 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
                 if fmri_grid(dur, cfg.tr_s).n < 2: raise ValueError(f"clip {cid!r} too short ({dur:.1f}s) for two TRs of {cfg.tr_s}s")
             except (ArtifactError, ValueError, OSError) as e:
                 name = str(item) if isinstance(item, (str, os.PathLike)) else str(getattr(item, 'clip_id', item[3] if isinstance(item, tuple) else item))
-                failed[name] = str(e); print(f"simbrain: skipping {name}: {e}", file=sys.stderr)
+                failed[name] = str(e)
+                print(f"simbrain: skipping {name}: {e}", file=sys.stderr)
                 continue
-            seen.add(cid); ses += 1
+            seen.add(cid)
+            ses += 1
             src = None if isinstance(clip, tuple) else (getattr(clip, 'meta', None) or {}).get('source_sha256')
             if teacher:
-                from tinytribe.segfile import split_segments, save_segment
                 tv = teacher_view(brain, feats, masks, dur)
                 g = tv['grid']
                 for seg in split_segments(tv['pred'], {k: tv[k] for k in ('fusion_l4', 'fusion_l6', 'low_rank')}, g.tr_s,
@@ -516,9 +572,11 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
                 r = simulate_clip(brain, feats, masks, dur, cid, n_repeats, subjects=[s], noise=noise)[s]
                 rp = spaces.vertex_to_space(r['runs'], 'schaefer400')                    # (R, n, 400)
                 for k, key in enumerate(keys):
-                    writers[s, 'vertices'].add(key, r['runs'][k]); writers[s, 'parcels'].add(key, rp[k])
+                    writers[s, 'vertices'].add(key, r['runs'][k])
+                    writers[s, 'parcels'].add(key, rp[k])
                 st = stats[s]
-                st.moments('sig5', r['signal']); st.moments('noise5', r['noise'])
+                st.moments('sig5', r['signal'])
+                st.moments('noise5', r['noise'])
                 st.moments('sig4', spaces.vertex_to_space(r['signal'], 'schaefer400'))
                 st.moments('noise4', spaces.vertex_to_space(r['noise'], 'schaefer400'))
                 if n_repeats >= 2:
@@ -551,15 +609,19 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
     _npy_atomic(out / 'simbrain_drivers_fsaverage5.npy', brain.region.astype(np.int8))
     figs = []
     if figures:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: plotting (nilearn's surfaces) only when figures are drawn
         c0 = np.load(out / subjects['sub-01']['ceiling_analytic_fsaverage5'])
         f = spaces.plot_surface(np.where(brain.region > 0, c0, np.nan), 'fsaverage5', cmap='hot', vmin=0, vmax=1, symmetric=False,
                                 title=f"simbrain sub-01: analytic noise ceiling (one repeat, SNR {cfg.snr})")
-        f.savefig(out / 'simbrain_noise_ceiling.png', dpi=80); plt.close(f); figs.append('simbrain_noise_ceiling.png')
+        f.savefig(out / 'simbrain_noise_ceiling.png', dpi=80)
+        plt.close(f)
+        figs.append('simbrain_noise_ceiling.png')
         f = spaces.plot_surface(np.where(brain.region > 0, brain.region, np.nan), 'fsaverage5', cmap='Set1', vmin=1, vmax=9,
                                 categories={i + 1: f"{r} ({m})" for i, (r, m) in enumerate(zip(REGIONS, ('video', 'audio', 'text', 'all x all', 'weak mix')))},
                                 title='simbrain: what drives each vertex')
-        f.savefig(out / 'simbrain_drivers.png', dpi=80); plt.close(f); figs.append('simbrain_drivers.png')
+        f.savefig(out / 'simbrain_drivers.png', dpi=80)
+        plt.close(f)
+        figs.append('simbrain_drivers.png')
     summary = {'kind': 'simbrain_dataset', 'version': SIMBRAIN_VERSION, 'dataset': dataset, 'config': asdict(cfg),
                'n_repeats': n_repeats, 'clips': run_list, 'subjects': subjects, 'teacher_segments': seg_files,
                'teacher_grid': {'tr_s': cfg.teacher_tr_s, 'offset_s': cfg.teacher_offset_s},
@@ -569,10 +631,10 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
     write_json(out / 'simbrain.json', summary)
     return summary
 
-# %% ../nbs/21_simbrain.ipynb #8c69ebdd
+# %% ../nbs/21_simbrain.ipynb #8ca848d0
 def describe(path) -> dict:
     "For `tinytribe inspect`: a simbrain output folder (its `simbrain.json`), a sidecar, or one of its HDF5 run files."
-    import h5py
+    import h5py                          # lazy: an optional dependency (the 'brain' extra)
     path = Path(path)
     if path.is_dir():
         if not (path / 'simbrain.json').exists(): raise ArtifactError(f"{path}: no simbrain.json (not a simbrain output folder)")
@@ -594,30 +656,39 @@ def describe(path) -> dict:
     return {'kind': 'fmri_runs', 'path': str(path), 'n_runs': len(runs), 'runs': runs,
             'n_trs': int(sum(v[0] for v in runs.values())), 'attrs': {k: (str(v) if isinstance(v, bytes) else v) for k, v in attrs.items()}}
 
-# %% ../nbs/21_simbrain.ipynb #5cb112f8
+# %% ../nbs/21_simbrain.ipynb #0fe6f464
 def simbrain_cli(argv: list[str]) -> int:
     "`tinytribe simbrain FEATURES_DIR --out DIR [...]`: write an in-silico brain data set for the feature files in FEATURES_DIR."
     ap = argparse.ArgumentParser(prog='tinytribe simbrain', description='Write an in-silico brain data set (teacher segments, '
                                  'fMRI runs like Algonauts 2025, noise ceilings, maps) for the feature files in FEATURES_DIR.')
     ap.add_argument('features_dir', help='folder of feature files (*.npz, searched recursively)')
     ap.add_argument('--out', required=True, help='output folder')
-    ap.add_argument('--subjects', type=int, default=3); ap.add_argument('--repeats', type=int, default=2)
-    ap.add_argument('--snr', type=float, default=0.5); ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--subjects', type=int, default=3)
+    ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--snr', type=float, default=0.5)
+    ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--teacher-quality', type=float, default=0.8)
     ap.add_argument('--dataset', default='sim', help='dataset name in file names (default: sim)')
     ap.add_argument('--no-teacher', action='store_true', help='skip the teacher segments')
     ap.add_argument('--no-figures', action='store_true')
     a = ap.parse_args(argv)
     src = Path(a.features_dir)
-    if not src.is_dir(): print(f"tinytribe simbrain: {src}: not a folder", file=sys.stderr); return 2
-    files = sorted(p for p in src.rglob('*.npz') if not p.name.startswith('.'))
-    if not files: print(f"tinytribe simbrain: no usable feature files in {src}", file=sys.stderr); return 1
+    if not src.is_dir():
+        print(f"tinytribe simbrain: {src}: not a folder", file=sys.stderr)
+        return 2
+    files = feature_files(src)
+    if not files:
+        print(f"tinytribe simbrain: no usable feature files in {src}", file=sys.stderr)
+        return 1
     try: cfg = SimBrainConfig(seed=a.seed, n_subjects=a.subjects, snr=a.snr, teacher_quality=a.teacher_quality)
-    except ValueError as e: print(f"tinytribe simbrain: {e}", file=sys.stderr); return 2
+    except ValueError as e:
+        print(f"tinytribe simbrain: {e}", file=sys.stderr)
+        return 2
     try:
         write_dataset(files, a.out, dataset=a.dataset, cfg=cfg, n_repeats=a.repeats, teacher=not a.no_teacher,
                       figures=not a.no_figures)
     except ValueError as e:
-        print(f"tinytribe simbrain: no usable feature files in {src}: {e}", file=sys.stderr); return 1
+        print(f"tinytribe simbrain: no usable feature files in {src}: {e}", file=sys.stderr)
+        return 1
     print(json.dumps(describe(a.out), indent=1))
     return 0
