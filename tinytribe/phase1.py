@@ -357,7 +357,7 @@ def build_phase1(features, preset: str = 'sprint', audio_text_features=None, aud
     return Phase1Task(model, hp), ds, cfg.to_dict()
 
 def phase1_main(args) -> dict:
-    "Run Phase 1 from parsed `tinytribe train` arguments (see `tinytribe.engine.train_parser`)."
+    "Run Phase 1 from parsed `tinytribe train` arguments (see `tinytribe.train.train_parser`)."
     from tinytribe.engine import Trainer, TrainConfig
     out = Path(args.out)
     saved = None
