@@ -5,6 +5,7 @@
 # %% ../nbs/72_cli.ipynb #d21b1408
 from __future__ import annotations
 import sys, importlib
+from . import __version__
 
 # %% auto #0
 __all__ = ['COMMANDS', 'main']
@@ -33,14 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `tinytribe` console script."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h', '--help', 'help'):
-        print(_usage()); return 0
+        print(_usage())
+        return 0
     if argv[0] in ('-V', '--version'):
-        from tinytribe import __version__; print(__version__); return 0
+        print(__version__)
+        return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
-        print(f"tinytribe: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr); return 2
+        print(f"tinytribe: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
     mod, fn, _ = COMMANDS[cmd]
-    try: module = importlib.import_module(mod)
+    try: module = importlib.import_module(mod)         # by name: only the command that runs is imported
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith('tinytribe'): raise
         print(f"tinytribe {cmd}: needs the optional package {e.name!r} (pip install 'tinytribe[...]'; see README)",

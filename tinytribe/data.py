@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
+from fastcore.basics import patch
 from .core import STEP_S, TRGrid, resample_grid
 from .store import ArtifactError
 from .featfile import MODALITIES, load_features, features_meta, feature_files
@@ -66,7 +67,9 @@ class FeatureSegments(torch.utils.data.Dataset):
             fi = len(self.files)
             self.files.append(p)
             self.index += [(fi, s) for s in _windows(n, seg_steps, stride)]
-        if self.skipped: warnings.warn(f"FeatureSegments: skipped {len(self.skipped)} file(s): {list(self.skipped.items())[:3]}")
+        if self.skipped:
+            warnings.warn(f"FeatureSegments: skipped {len(self.skipped)} file(s): "
+                          f"{list(self.skipped.items())[:3]}")
         self._cache = _LRU(cache_files)
 
     def __len__(self): return len(self.index)
@@ -94,7 +97,8 @@ def segment_item(f, start: int, seg_steps: int, force_absent=(), dims: dict | No
     """One window of a `ClipFeatures`: steps `start..start+seg_steps` (or the explicit step indices `steps`),
     zero-padded to `seg_steps`; `step_times` are step centres minus `t0` (default: the window's first step start)."""
     dims = dims or {}
-    idx = np.arange(start, min(start + seg_steps, f.n_steps)) if steps is None else np.asarray(steps, np.int64)
+    idx = np.arange(start, min(start + seg_steps, f.n_steps)) if steps is None else np.asarray(steps,
+                                                                                               np.int64)
     if len(idx) > seg_steps: raise ValueError(f"{len(idx)} steps do not fit in {seg_steps}")
     n = len(idx)
     t0 = float(start * f.step_s) if t0 is None else float(t0)
@@ -125,7 +129,8 @@ def collate(items: list[dict]) -> dict:
         if isinstance(v, dict): out[k] = collate(vs)
         elif isinstance(v, torch.Tensor):
             shapes = {tuple(x.shape) for x in vs}
-            if len(shapes) > 1: raise ValueError(f"collate: {k!r} has different shapes in one batch: {sorted(shapes)}")
+            if len(shapes) > 1:
+                raise ValueError(f"collate: {k!r} has different shapes in one batch: {sorted(shapes)}")
             out[k] = torch.stack(vs)
         elif v is None: out[k] = None
         else: out[k] = vs
@@ -140,7 +145,8 @@ class Mixture(torch.utils.data.Dataset):
         if not parts: raise ValueError("Mixture needs at least one (dataset, weight)")
         self.datasets = [d for d, _ in parts]
         w = np.asarray([float(w) for _, w in parts])
-        if (w < 0).any() or w.sum() <= 0: raise ValueError(f"Mixture weights must be >= 0 and not all 0: {w.tolist()}")
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"Mixture weights must be >= 0 and not all 0: {w.tolist()}")
         empty = [i for i, d in enumerate(self.datasets) if len(d) == 0 and w[i] > 0]
         if empty: raise ValueError(f"Mixture: dataset(s) {empty} are empty but have weight > 0")
         self.weights = w / w.sum()
@@ -177,9 +183,12 @@ class Target:
 
     def __post_init__(self):
         if self.values.ndim != 2 or self.values.shape[0] != self.grid.n:
-            raise ArtifactError(f"{self.source or self.clip_id}: target values {self.values.shape} do not match {self.grid.n} grid rows")
+            raise ArtifactError(f"{self.source or self.clip_id}: target values {self.values.shape} do not "
+                                f"match {self.grid.n} grid rows")
         for k, v in self.extra.items():
-            if v.shape[0] != self.grid.n: raise ArtifactError(f"{self.source or self.clip_id}: {k} has {v.shape[0]} rows, grid {self.grid.n}")
+            if v.shape[0] != self.grid.n:
+                raise ArtifactError(f"{self.source or self.clip_id}: {k} has {v.shape[0]} rows, grid "
+                                    f"{self.grid.n}")
 
 def load_teacher_target(path, extra: Sequence[str] = ()) -> Target:
     "Read a teacher segment (`tinytribe.segfile.load_segment`, validated) as a `Target` on its rows' grid; `extra` names hidden states to keep."
@@ -196,7 +205,9 @@ def merge_targets(parts: Sequence[Target], grid: TRGrid) -> tuple[np.ndarray, np
     cnt = np.zeros(grid.n)
     ex_acc = {k: np.zeros((grid.n, v.shape[1]), np.float64) for k, v in parts[0].extra.items()}
     for t in parts:
-        if t.values.shape[1] != V: raise ArtifactError(f"{t.source}: {t.values.shape[1]} columns, other parts of {t.clip_id} have {V}")
+        if t.values.shape[1] != V:
+            raise ArtifactError(f"{t.source}: {t.values.shape[1]} columns, other parts of {t.clip_id} have "
+                                f"{V}")
         out, ok = resample_grid(t.values, t.grid, grid)
         ok = ok & np.isfinite(out).all(1)
         acc[ok] += out[ok]
@@ -258,50 +269,14 @@ class TargetSegments(torch.utils.data.Dataset):
             self.pairs.append((Path(fp), kinds, g))
             for r in _windows(g.n, self.seg_trs, self.stride_trs):
                 if valid[r:r + self.seg_trs].sum() >= min_valid: self.index.append((pi, r))
-        if self.skipped: warnings.warn(f"TargetSegments: skipped {len(self.skipped)} clip(s): {list(self.skipped.items())[:3]}")
+        if self.skipped:
+            warnings.warn(f"TargetSegments: skipped {len(self.skipped)} clip(s): "
+                          f"{list(self.skipped.items())[:3]}")
         self._feat, self._targ = _LRU(cache_files), _LRU(cache_files)
 
     def __len__(self): return len(self.index)
 
-    def _load(self, src) -> Target:
-        return src if isinstance(src, Target) else load_teacher_target(src, self.extra)
-
-    def _targets(self, pi) -> dict:
-        "{name: (values, valid, extra)} of clip `pi` on its student grid (cached)."
-        def make():
-            fp, kinds, g = self.pairs[pi]
-            return {k: merge_targets([self._load(s) for s in srcs], g) for k, srcs in kinds.items()}
-        return self._targ.get(pi, make)
-
-    def __getitem__(self, i):
-        pi, r = self.index[i]
-        fp, _, g = self.pairs[pi]
-        f = self._feat.get(pi, lambda: load_features(fp))
-        t0 = r * self.tr_s + self.offset_s                       # start of the segment's first row window
-        t1 = t0 + self.seg_trs * self.tr_s
-        centres = f.times.astype(np.float64)
-        steps = np.nonzero((centres >= t0) & (centres < t1))[0][:self.seg_steps]
-        item = segment_item(f, int(steps[0]) if len(steps) else 0, self.seg_steps, self.force_absent, self.dims,
-                            steps=steps, t0=t0, path=str(fp))
-        n = min(self.seg_trs, g.n - r)
-        ys, tvs, exs = {}, {}, {}
-        kinds = self._targets(pi)
-        for name, (vals, valid, extra) in kinds.items():
-            tv = np.zeros(self.seg_trs, bool)
-            tv[:n] = valid[r:r + n]
-            y = np.zeros((self.seg_trs, vals.shape[1]), np.float32)
-            y[:n] = vals[r:r + n]
-            y[~tv] = 0
-            ys[name], tvs[name] = torch.from_numpy(y), torch.from_numpy(tv)
-            for k, v in extra.items():
-                e = np.zeros((self.seg_trs, v.shape[1]), np.float32)
-                e[:n] = v[r:r + n]
-                e[~tv] = 0
-                exs[k if len(kinds) == 1 else f"{name}.{k}"] = torch.from_numpy(e)
-        first = next(iter(kinds))
-        return {**item, 'target': ys[first], 'tr_valid': tvs[first], 'extra': exs, 'targets': ys, 'targets_valid': tvs,
-                'tr_start': int(r), 'grid_tr_s': self.tr_s}
-
+# %% ../nbs/40_data.ipynb #9b1f8bd1
 def pair_teacher(features_source, teacher_source) -> list:
     """Pair feature files with the teacher segment files of the same clip (`video_id` == the feature file's
     `clip_id`), reading metadata only: `[(feature_path, [segment_path, ...]), ...]`. Clips without teacher
@@ -316,6 +291,49 @@ def pair_teacher(features_source, teacher_source) -> list:
         except ArtifactError as e: bad[str(p)] = str(e)
     if bad: warnings.warn(f"pair_teacher: skipped {len(bad)} teacher file(s): {list(bad.items())[:3]}")
     return [(feats[c], ps) for c, ps in sorted(by_clip.items()) if c in feats]
+
+# %% ../nbs/40_data.ipynb #1157b924
+@patch
+def _load(self: TargetSegments, src) -> Target:
+    return src if isinstance(src, Target) else load_teacher_target(src, self.extra)
+
+@patch
+def _targets(self: TargetSegments, pi) -> dict:
+    "{name: (values, valid, extra)} of clip `pi` on its student grid (cached)."
+    def make():
+        fp, kinds, g = self.pairs[pi]
+        return {k: merge_targets([self._load(s) for s in srcs], g) for k, srcs in kinds.items()}
+    return self._targ.get(pi, make)
+
+@patch
+def __getitem__(self: TargetSegments, i):
+    pi, r = self.index[i]
+    fp, _, g = self.pairs[pi]
+    f = self._feat.get(pi, lambda: load_features(fp))
+    t0 = r * self.tr_s + self.offset_s                       # start of the segment's first row window
+    t1 = t0 + self.seg_trs * self.tr_s
+    centres = f.times.astype(np.float64)
+    steps = np.nonzero((centres >= t0) & (centres < t1))[0][:self.seg_steps]
+    item = segment_item(f, int(steps[0]) if len(steps) else 0, self.seg_steps, self.force_absent, self.dims,
+                        steps=steps, t0=t0, path=str(fp))
+    n = min(self.seg_trs, g.n - r)
+    ys, tvs, exs = {}, {}, {}
+    kinds = self._targets(pi)
+    for name, (vals, valid, extra) in kinds.items():
+        tv = np.zeros(self.seg_trs, bool)
+        tv[:n] = valid[r:r + n]
+        y = np.zeros((self.seg_trs, vals.shape[1]), np.float32)
+        y[:n] = vals[r:r + n]
+        y[~tv] = 0
+        ys[name], tvs[name] = torch.from_numpy(y), torch.from_numpy(tv)
+        for k, v in extra.items():
+            e = np.zeros((self.seg_trs, v.shape[1]), np.float32)
+            e[:n] = v[r:r + n]
+            e[~tv] = 0
+            exs[k if len(kinds) == 1 else f"{name}.{k}"] = torch.from_numpy(e)
+    first = next(iter(kinds))
+    return {**item, 'target': ys[first], 'tr_valid': tvs[first], 'extra': exs, 'targets': ys, 'targets_valid': tvs,
+            'tr_start': int(r), 'grid_tr_s': self.tr_s}
 
 # %% ../nbs/40_data.ipynb #d20b8fad
 class ResumableSampler(torch.utils.data.Sampler):
@@ -352,10 +370,12 @@ class ResumableSampler(torch.utils.data.Sampler):
         self.epoch, self.index = int(epoch), 0
         if hasattr(self.dataset, 'set_epoch'): self.dataset.set_epoch(self.epoch)
 
-    def state_dict(self) -> dict: return {'epoch': self.epoch, 'index': self.index, 'seed': self.seed, 'n': self.n}
+    def state_dict(self) -> dict: return {'epoch': self.epoch, 'index': self.index, 'seed': self.seed,
+                                          'n': self.n}
     def load_state_dict(self, s: dict):
         if int(s.get('n', self.n)) != self.n:
-            warnings.warn(f"ResumableSampler: data set size changed from {s['n']} to {self.n}; the order differs from the saved run")
+            warnings.warn(f"ResumableSampler: data set size changed from {s['n']} to {self.n}; the order "
+                          "differs from the saved run")
         self.epoch, self.index = int(s['epoch']), int(s['index'])
         if hasattr(self.dataset, 'set_epoch'): self.dataset.set_epoch(self.epoch)
 

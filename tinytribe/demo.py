@@ -49,7 +49,8 @@ def demo_cli(argv: list[str] | None = None) -> int:
                                  description='The whole pipeline on the bundled clip: extract, simbrain, Phase 1 (tiny).')
     ap.add_argument('--out', default='runs/demo', help='output folder (default: runs/demo)')
     ap.add_argument('--steps', type=int, default=60, help='Phase 1 training steps')
-    ap.add_argument('--video-backbone', default='efficientnet_lite0', choices=['efficientnet_lite0', 'mobilevit_s'])
+    ap.add_argument('--video-backbone', default='efficientnet_lite0', choices=['efficientnet_lite0',
+                                                                               'mobilevit_s'])
     ap.add_argument('--no-progress', action='store_true')
     a = ap.parse_args(argv)
     s = run_demo(a.out, a.steps, a.video_backbone, progress=not a.no_progress)

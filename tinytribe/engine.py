@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from .store import atomic_write, write_json, Deadline, ArtifactError, now_iso
+from fastcore.basics import patch
 from .data import ResumableSampler, collate
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
@@ -58,7 +59,8 @@ def dist_info() -> tuple[int, int, int]:
     "(rank, world_size, local_rank) of this process (0, 1, 0 outside torchrun)."
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get('LOCAL_RANK', 0))
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE',
+                                                              1)), int(os.environ.get('LOCAL_RANK', 0))
 
 def setup_distributed(device: str = 'auto') -> tuple[torch.device, int, int]:
     "Join the process group when launched by torchrun (gloo on CPU, NCCL on CUDA); returns (device, rank, world)."
@@ -73,15 +75,18 @@ def setup_distributed(device: str = 'auto') -> tuple[torch.device, int, int]:
 
 def resolve_device(device: str = 'auto', local_rank: int = 0) -> torch.device:
     "'auto' -> cuda:local_rank when CUDA is there, else cpu."
-    if device == 'auto': return torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
+    if device == 'auto':
+        return torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
     d = torch.device(device)
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
+    if d.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
     if d.type == 'cuda' and d.index is None: d = torch.device(f'cuda:{local_rank}')
     return d
 
 def resolve_amp(amp: str, device: torch.device):
     "The autocast dtype for `amp` on `device` (None: full precision)."
-    if amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
+    if amp not in ('auto', 'bf16', 'fp16', 'off'):
+        raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
     if amp == 'off' or (amp == 'auto' and device.type != 'cuda'): return None
     if amp == 'bf16': return torch.bfloat16
     if amp == 'fp16': return torch.float16
@@ -105,7 +110,8 @@ def make_optimizer(groups: dict, cfg: TrainConfig) -> torch.optim.AdamW:
         if nodec: pgs.append({'params': nodec, 'lr': lr, 'weight_decay': 0.0, 'component': comp})
     if not pgs: raise ValueError("nothing to train: every component is frozen or empty")
     unknown = set(cfg.lr_groups) - set(groups)
-    if unknown: raise ValueError(f"lr_groups names unknown components {sorted(unknown)}; known: {sorted(groups)}")
+    if unknown:
+        raise ValueError(f"lr_groups names unknown components {sorted(unknown)}; known: {sorted(groups)}")
     return torch.optim.AdamW(pgs, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
 def make_scheduler(opt, cfg: TrainConfig):
@@ -113,7 +119,8 @@ def make_scheduler(opt, cfg: TrainConfig):
     total, warm = max(1, cfg.steps), int(round(cfg.warmup_frac * cfg.steps))
     if cfg.schedule == 'onecycle':
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in opt.param_groups], total_steps=total,
-                                                   pct_start=max(cfg.warmup_frac, 1e-3), anneal_strategy='cos',
+                                                   pct_start=max(cfg.warmup_frac,
+                                                                 1e-3), anneal_strategy='cos',
                                                    cycle_momentum=False)
     if cfg.schedule == 'constant': f = lambda s: 1.0
     elif cfg.schedule == 'cosine':
@@ -162,8 +169,10 @@ def load_checkpoint(path, map_location='cpu') -> dict:
     path = Path(path)
     if not path.is_file(): raise ArtifactError(f"{path}: no such checkpoint")
     try: ck = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e: raise ArtifactError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(ck, dict) or ck.get('format') != CKPT_FORMAT: raise ArtifactError(f"{path}: not a tinytribe training checkpoint")
+    except Exception as e:
+        raise ArtifactError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(ck, dict) or ck.get('format') != CKPT_FORMAT:
+        raise ArtifactError(f"{path}: not a tinytribe training checkpoint")
     return ck
 
 # %% ../nbs/41_engine.ipynb #547c70b4
@@ -182,7 +191,8 @@ def plot_metrics(run_dir, out=None, keys: list | None = None) -> Path:
     rows = read_metrics(run_dir)
     if not rows: raise ArtifactError(f"{run_dir}: no metrics.jsonl rows to plot")
     skip = {'step', 'epoch', 'time', 'elapsed_s', 'rank'}
-    keys = keys or sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int, float))})
+    keys = keys or sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int,
+                                                                                                     float))})
     n = max(1, len(keys))
     cols = min(4, n)
     fig = Figure(figsize=(3.6 * cols, 2.6 * math.ceil(n / cols)))     # no pyplot: no global backend, no state
@@ -203,7 +213,8 @@ def plot_metrics(run_dir, out=None, keys: list | None = None) -> Path:
     return out
 
 # %% ../nbs/41_engine.ipynb #4845fb8b
-def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, 'module') and isinstance(m, nn.parallel.DistributedDataParallel) else m
+def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, 'module') and isinstance(m,
+        nn.parallel.DistributedDataParallel) else m
 
 def _to_device(x, dev):
     if isinstance(x, torch.Tensor): return x.to(dev, non_blocking=True)
@@ -222,7 +233,8 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.deadline = deadline or Deadline()
         self.device, self.rank, self.world = setup_distributed(cfg.device)
-        if cfg.batch_size % self.world: raise ValueError(f"global batch {cfg.batch_size} does not split over {self.world} ranks")
+        if cfg.batch_size % self.world:
+            raise ValueError(f"global batch {cfg.batch_size} does not split over {self.world} ranks")
         self.dataset, self.collate_fn = dataset, collate_fn
         self.eval_fn, self.eval_every, self.extra_config = eval_fn, eval_every, extra_config or {}
         self.sampler = ResumableSampler(len(dataset), cfg.batch_size // self.world, seed=cfg.seed,
@@ -242,216 +254,246 @@ class Trainer:
                 task, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
                 find_unused_parameters=cfg.find_unused_parameters)
         self.step, self.started, self.elapsed0 = 0, time.time(), 0.0
-        self._acc, self._saved_step = {}, None       # metric sums since the last log row; step of the last checkpoint
+        # metric sums since the last log row; step of the last checkpoint
+        self._acc, self._saved_step = {}, None
         self._step_s, self._ckpt_s = 0.0, 0.0
         self._ctrl_c = False                         # set by a Ctrl-C during `fit`
 
-    # ---- files ------------------------------------------------------------------------------
+    # ---- where things are
     @property
     def is_main(self) -> bool: return self.rank == 0
     @property
     def ckpt_path(self) -> Path: return checkpoint_path(self.run_dir)
 
-    def state_dict(self) -> dict:
-        rngs = [rng_state()]
-        if self.world > 1:
-            rngs = [None] * self.world
-            torch.distributed.all_gather_object(rngs, rng_state())
-        return {'format': CKPT_FORMAT, 'version': 1, 'step': self.step, 'sampler': self.sampler.state_dict(),
-                'task': _unwrap(self.model).state_dict(), 'optimizer': self.opt.state_dict(),
-                'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rngs,
-                'world_size': self.world, 'train_config': self.cfg.to_dict(), 'saved': now_iso(),
-                'elapsed_s': self.elapsed(), 'metric_acc': dict(self._acc)}
+# %% ../nbs/41_engine.ipynb #453be4bc
+@patch
+def state_dict(self: Trainer) -> dict:
+    rngs = [rng_state()]
+    if self.world > 1:
+        rngs = [None] * self.world
+        torch.distributed.all_gather_object(rngs, rng_state())
+    return {'format': CKPT_FORMAT, 'version': 1, 'step': self.step, 'sampler': self.sampler.state_dict(),
+            'task': _unwrap(self.model).state_dict(), 'optimizer': self.opt.state_dict(),
+            'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rngs,
+            'world_size': self.world, 'train_config': self.cfg.to_dict(), 'saved': now_iso(),
+            'elapsed_s': self.elapsed(), 'metric_acc': dict(self._acc)}
 
-    def save(self):
-        "Checkpoint now (all ranks must call it: random states are gathered; rank 0 writes)."
-        t = time.time()
-        st = self.state_dict()
-        if self.is_main:
-            save_checkpoint(self.ckpt_path, st)
-            if self.cfg.keep_every and self.step % self.cfg.keep_every == 0:
-                save_checkpoint(self.run_dir/'ckpt'/f'step_{self.step:07d}.pt', st)
-        self._ckpt_s = max(self._ckpt_s, time.time() - t)
-        self._saved_step = self.step
-        self._barrier()
+@patch
+def save(self: Trainer):
+    "Checkpoint now (all ranks must call it: random states are gathered; rank 0 writes)."
+    t = time.time()
+    st = self.state_dict()
+    if self.is_main:
+        save_checkpoint(self.ckpt_path, st)
+        if self.cfg.keep_every and self.step % self.cfg.keep_every == 0:
+            save_checkpoint(self.run_dir/'ckpt'/f'step_{self.step:07d}.pt', st)
+    self._ckpt_s = max(self._ckpt_s, time.time() - t)
+    self._saved_step = self.step
+    self._barrier()
 
-    def load(self, path=None) -> bool:
-        "Restore everything from a checkpoint (default `ckpt/last.pt`); False when there is none."
-        path = Path(path or self.ckpt_path)
-        if not path.exists(): return False
-        ck = load_checkpoint(path, map_location='cpu')
-        old = ck.get('train_config', {})
-        changed = {k: (old[k], v) for k, v in self.cfg.to_dict().items()
-                   if k in ('batch_size', 'seed', 'steps', 'schedule', 'lr') and k in old and old[k] != (list(v) if isinstance(v, tuple) else v)}
-        if changed and self.is_main:
-            warnings.warn(f"resume from {path}: settings changed since the checkpoint {changed}; the run will not match an uninterrupted one")
-        _unwrap(self.model).load_state_dict(ck['task'])
-        self.opt.load_state_dict(ck['optimizer'])
-        self.sched.load_state_dict(ck['scheduler'])
-        self.scaler.load_state_dict(ck['scaler'])
-        self.sampler.load_state_dict(ck['sampler'])
-        self.step = int(ck['step'])
-        self.elapsed0 = float(ck.get('elapsed_s', 0.0))
-        self._acc, self._saved_step = dict(ck.get('metric_acc', {})), self.step
-        rngs = ck['rng']
-        if len(rngs) == self.world: set_rng_state(rngs[self.rank])
-        elif self.is_main: print(f"resume: checkpoint from {len(rngs)} rank(s), now {self.world}: random streams restart")
-        if self.is_main: self._truncate_metrics(self.step)
-        self._barrier()
-        return True
+@patch
+def load(self: Trainer, path=None) -> bool:
+    "Restore everything from a checkpoint (default `ckpt/last.pt`); False when there is none."
+    path = Path(path or self.ckpt_path)
+    if not path.exists(): return False
+    ck = load_checkpoint(path, map_location='cpu')
+    old = ck.get('train_config', {})
+    changed = {k: (old[k], v) for k, v in self.cfg.to_dict().items()
+               if k in ('batch_size', 'seed', 'steps', 'schedule', 'lr') and k in old and old[k] != (list(v) if isinstance(v, tuple) else v)}
+    if changed and self.is_main:
+        warnings.warn(f"resume from {path}: settings changed since the checkpoint {changed}; the run "
+                      "will not match an uninterrupted one")
+    _unwrap(self.model).load_state_dict(ck['task'])
+    self.opt.load_state_dict(ck['optimizer'])
+    self.sched.load_state_dict(ck['scheduler'])
+    self.scaler.load_state_dict(ck['scaler'])
+    self.sampler.load_state_dict(ck['sampler'])
+    self.step = int(ck['step'])
+    self.elapsed0 = float(ck.get('elapsed_s', 0.0))
+    self._acc, self._saved_step = dict(ck.get('metric_acc', {})), self.step
+    rngs = ck['rng']
+    if len(rngs) == self.world: set_rng_state(rngs[self.rank])
+    elif self.is_main:
+        print(f"resume: checkpoint from {len(rngs)} rank(s), now {self.world}: random streams restart")
+    if self.is_main: self._truncate_metrics(self.step)
+    self._barrier()
+    return True
 
-    def _truncate_metrics(self, step: int):
-        p = self.run_dir/'metrics.jsonl'
-        if not p.exists(): return
-        rows = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= step]
-        with atomic_write(p, 'w') as f: f.writelines(json.dumps(r) + '\n' for r in rows)
+@patch
+def _truncate_metrics(self: Trainer, step: int):
+    p = self.run_dir/'metrics.jsonl'
+    if not p.exists(): return
+    rows = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= step]
+    with atomic_write(p, 'w') as f: f.writelines(json.dumps(r) + '\n' for r in rows)
 
-    def _log(self, row: dict):
-        if not self.is_main: return
+@patch
+def _log(self: Trainer, row: dict):
+    if not self.is_main: return
+    self.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(self.run_dir/'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
+
+@patch
+def _barrier(self: Trainer):
+    if self.world > 1: torch.distributed.barrier()
+
+@patch
+def elapsed(self: Trainer) -> float: return self.elapsed0 + (time.time() - self.started)
+
+# %% ../nbs/41_engine.ipynb #6cd5156f
+@patch
+def _loader(self: Trainer):
+    return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
+                                       num_workers=self.cfg.num_workers, generator=torch.Generator(),
+                                       pin_memory=self.device.type == 'cuda')
+
+@patch
+def _should_stop(self: Trainer) -> str | None:
+    "'stopped_by_user' after a Ctrl-C, 'stopped_budget' near the deadline, else None (the same on every rank)."
+    need = self.cfg.margin_s + 2 * self._step_s + 2 * self._ckpt_s
+    code = 2.0 if self._ctrl_c else float(self.deadline.reached(need))
+    stop = torch.tensor([code])
+    if self.world > 1: torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+    return {0: None, 1: 'stopped_budget', 2: 'stopped_by_user'}[int(stop.item())]
+
+@patch
+def stop_soon(self: Trainer):
+    "Ask `fit` to stop after the current step, with a checkpoint (what a Ctrl-C does)."
+    self._ctrl_c = True
+
+@patch
+@contextlib.contextmanager
+def _catching_ctrl_c(self: Trainer):
+    "While training, a Ctrl-C (SIGINT) asks the loop to stop after the current step; a second one interrupts."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.getsignal(signal.SIGINT)
+    def ask_to_stop(sig, frame):
+        self.stop_soon()
+        signal.signal(signal.SIGINT, old)
+    signal.signal(signal.SIGINT, ask_to_stop)
+    try: yield
+    finally: signal.signal(signal.SIGINT, old)
+
+# %% ../nbs/41_engine.ipynb #7b0f23e6
+@patch
+def _reduce(self: Trainer, vals: dict) -> dict:
+    if self.world == 1 or not vals: return vals
+    keys = sorted(vals)
+    t = torch.tensor([vals[k] for k in keys], dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    t /= self.world
+    return dict(zip(keys, t.tolist()))
+
+@patch
+def train_step(self: Trainer, batch) -> dict:
+    "One optimiser step on `batch`; returns the step's numbers (loss, grad norm, lr, task metrics)."
+    self.model.train()
+    if hasattr(_unwrap(self.model), 'set_epoch'): _unwrap(self.model).set_epoch(self.sampler.epoch)
+    batch = _to_device(batch, self.device)
+    with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                        enabled=self.amp_dtype is not None):
+        loss, metrics = self.model(batch, self.step)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"step {self.step}: loss is {loss.item()} (metrics {metrics})")
+    self.opt.zero_grad(set_to_none=True)
+    self.scaler.scale(loss).backward()
+    self.scaler.unscale_(self.opt)
+    params = [p for g in self.opt.param_groups for p in g['params']]
+    gn = torch.nn.utils.clip_grad_norm_(params,
+                                        self.cfg.grad_clip if self.cfg.grad_clip > 0 else float('inf'))
+    self.scaler.step(self.opt)
+    self.scaler.update()
+    # fp16: a step the scaler skips (inf grads) still advances the schedule, on purpose
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
+        self.sched.step()
+    return {'loss': _num(loss), 'grad_norm': _num(gn), 'lr': self.opt.param_groups[0]['lr'],
+            **{k: _num(v) for k, v in metrics.items()}}
+
+@patch
+def _one_step(self: Trainer, batch) -> dict | None:
+    "Train on `batch`, count it, log the mean numbers every `log_every` steps, checkpoint when due."
+    cfg, t = self.cfg, time.time()
+    for k, v in self.train_step(batch).items(): self._acc[k] = self._acc.get(k, 0.0) + v
+    self._acc['_n'] = self._acc.get('_n', 0) + 1
+    self.sampler.advance()
+    self.step += 1
+    dt = time.time() - t
+    self._step_s = dt if self._step_s == 0 else 0.9 * self._step_s + 0.1 * dt
+    last = None
+    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+        last = self._reduce({k: v / self._acc['_n'] for k, v in self._acc.items() if k != '_n'})
+        self._acc = {}
+        row = {'step': self.step, 'epoch': self.sampler.epoch, 'elapsed_s': round(self.elapsed(), 2),
+               **last}
+        if self.eval_fn and self.eval_every and self.step % self.eval_every == 0 and self.is_main:
+            row.update(self.eval_fn(_unwrap(self.model), self.step))
+        self._log(row)
+    if self.step % cfg.ckpt_every == 0 or (cfg.keep_every and self.step % cfg.keep_every == 0):
+        self.save()
+    return last
+
+# %% ../nbs/41_engine.ipynb #a15d332f
+@patch
+def fit(self: Trainer, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train up to `cfg.steps` (or `stop_after` more steps: a test hook that imitates an interruption).
+    `resume`: continue from `ckpt/last.pt` if it exists. A Ctrl-C stops after the current step, with a
+    checkpoint (state 'stopped_by_user'). Returns (and writes to `status.json`) a report."""
+    cfg = self.cfg
+    if self.is_main:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir/'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
+        write_json(self.run_dir/'train_config.json',
+                   {'train': cfg.to_dict(), **self.extra_config, 'world_size': self.world})
+    resumed = resume and self.load()
+    if not resumed:
+        seed_everything(cfg.seed * 1000 + self.rank)
+        self.sampler.set_epoch(0)
+        if self.is_main and (self.run_dir/'metrics.jsonl').exists():
+            (self.run_dir/'metrics.jsonl').unlink()
+    start_step, state, msg, last = self.step, 'done', '', {}
+    bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.run_dir.name}",
+               disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+    with self._catching_ctrl_c():
+        try:
+            while self.step < cfg.steps and state == 'done':
+                for batch in self._loader():
+                    stop = self._should_stop()
+                    if stop:
+                        state = stop
+                        why = 'time budget' if stop == 'stopped_budget' else 'Ctrl-C'
+                        msg = f"{why}: stopped at step {self.step} of {cfg.steps}"
+                        break
+                    last = self._one_step(batch) or last
+                    if last: bar.set_postfix(loss=f"{last['loss']:.4f}")
+                    bar.update(1)
+                    if self.step >= cfg.steps: break
+                    if stop_after is not None and self.step - start_step >= stop_after:
+                        state, msg = 'interrupted', f"stop_after={stop_after}"
+                        break
+        finally:
+            bar.close()
+        if self._saved_step != self.step: self.save()
+    return self._finish(state, msg, last, start_step if resumed else None)
 
-    def _barrier(self):
-        if self.world > 1: torch.distributed.barrier()
-
-    def elapsed(self) -> float: return self.elapsed0 + (time.time() - self.started)
-
-    # ---- the loop ---------------------------------------------------------------------------
-    def _loader(self):
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
-                                           num_workers=self.cfg.num_workers, generator=torch.Generator(),
-                                           pin_memory=self.device.type == 'cuda')
-
-    def _should_stop(self) -> str | None:
-        "'stopped_by_user' after a Ctrl-C, 'stopped_budget' near the deadline, else None (the same on every rank)."
-        need = self.cfg.margin_s + 2 * self._step_s + 2 * self._ckpt_s
-        code = 2.0 if self._ctrl_c else float(self.deadline.reached(need))
-        stop = torch.tensor([code])
-        if self.world > 1: torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
-        return {0: None, 1: 'stopped_budget', 2: 'stopped_by_user'}[int(stop.item())]
-
-    def stop_soon(self):
-        "Ask `fit` to stop after the current step, with a checkpoint (what a Ctrl-C does)."
-        self._ctrl_c = True
-
-    @contextlib.contextmanager
-    def _catching_ctrl_c(self):
-        "While training, a Ctrl-C (SIGINT) asks the loop to stop after the current step; a second one interrupts."
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        old = signal.getsignal(signal.SIGINT)
-        def ask_to_stop(sig, frame):
-            self.stop_soon()
-            signal.signal(signal.SIGINT, old)
-        signal.signal(signal.SIGINT, ask_to_stop)
-        try: yield
-        finally: signal.signal(signal.SIGINT, old)
-
-    def _reduce(self, vals: dict) -> dict:
-        if self.world == 1 or not vals: return vals
-        keys = sorted(vals)
-        t = torch.tensor([vals[k] for k in keys], dtype=torch.float64)
-        torch.distributed.all_reduce(t)
-        t /= self.world
-        return dict(zip(keys, t.tolist()))
-
-    def train_step(self, batch) -> dict:
-        "One optimiser step on `batch`; returns the step's numbers (loss, grad norm, lr, task metrics)."
-        self.model.train()
-        if hasattr(_unwrap(self.model), 'set_epoch'): _unwrap(self.model).set_epoch(self.sampler.epoch)
-        batch = _to_device(batch, self.device)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            loss, metrics = self.model(batch, self.step)
-        if not torch.isfinite(loss): raise FloatingPointError(f"step {self.step}: loss is {loss.item()} (metrics {metrics})")
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.opt)
-        params = [p for g in self.opt.param_groups for p in g['params']]
-        gn = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip > 0 else float('inf'))
-        self.scaler.step(self.opt)
-        self.scaler.update()
-        with warnings.catch_warnings():   # fp16: a step the scaler skips (inf grads) still advances the schedule, on purpose
-            warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
-            self.sched.step()
-        return {'loss': _num(loss), 'grad_norm': _num(gn), 'lr': self.opt.param_groups[0]['lr'],
-                **{k: _num(v) for k, v in metrics.items()}}
-
-    def _one_step(self, batch) -> dict | None:
-        "Train on `batch`, count it, log the mean numbers every `log_every` steps, checkpoint when due."
-        cfg, t = self.cfg, time.time()
-        for k, v in self.train_step(batch).items(): self._acc[k] = self._acc.get(k, 0.0) + v
-        self._acc['_n'] = self._acc.get('_n', 0) + 1
-        self.sampler.advance()
-        self.step += 1
-        dt = time.time() - t
-        self._step_s = dt if self._step_s == 0 else 0.9 * self._step_s + 0.1 * dt
-        last = None
-        if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-            last = self._reduce({k: v / self._acc['_n'] for k, v in self._acc.items() if k != '_n'})
-            self._acc = {}
-            row = {'step': self.step, 'epoch': self.sampler.epoch, 'elapsed_s': round(self.elapsed(), 2), **last}
-            if self.eval_fn and self.eval_every and self.step % self.eval_every == 0 and self.is_main:
-                row.update(self.eval_fn(_unwrap(self.model), self.step))
-            self._log(row)
-        if self.step % cfg.ckpt_every == 0 or (cfg.keep_every and self.step % cfg.keep_every == 0): self.save()
-        return last
-
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict:
-        """Train up to `cfg.steps` (or `stop_after` more steps: a test hook that imitates an interruption).
-        `resume`: continue from `ckpt/last.pt` if it exists. A Ctrl-C stops after the current step, with a
-        checkpoint (state 'stopped_by_user'). Returns (and writes to `status.json`) a report."""
-        cfg = self.cfg
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir/'train_config.json',
-                       {'train': cfg.to_dict(), **self.extra_config, 'world_size': self.world})
-        resumed = resume and self.load()
-        if not resumed:
-            seed_everything(cfg.seed * 1000 + self.rank)
-            self.sampler.set_epoch(0)
-            if self.is_main and (self.run_dir/'metrics.jsonl').exists(): (self.run_dir/'metrics.jsonl').unlink()
-        start_step, state, msg, last = self.step, 'done', '', {}
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.run_dir.name}",
-                   disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
-        with self._catching_ctrl_c():
-            try:
-                while self.step < cfg.steps and state == 'done':
-                    for batch in self._loader():
-                        stop = self._should_stop()
-                        if stop:
-                            state = stop
-                            why = 'time budget' if stop == 'stopped_budget' else 'Ctrl-C'
-                            msg = f"{why}: stopped at step {self.step} of {cfg.steps}"
-                            break
-                        last = self._one_step(batch) or last
-                        if last: bar.set_postfix(loss=f"{last['loss']:.4f}")
-                        bar.update(1)
-                        if self.step >= cfg.steps: break
-                        if stop_after is not None and self.step - start_step >= stop_after:
-                            state, msg = 'interrupted', f"stop_after={stop_after}"
-                            break
-            finally:
-                bar.close()
-            if self._saved_step != self.step: self.save()
-        return self._finish(state, msg, last, start_step if resumed else None)
-
-    def _finish(self, state: str, msg: str, last: dict, resumed_from: int | None) -> dict:
-        "Final evaluation, the task's artifacts, the plot and `status.json`; returns the report."
-        if state == 'done' and self.eval_fn and self.is_main:
-            ev = self.eval_fn(_unwrap(self.model), self.step)
-            if ev: self._log({'step': self.step, 'epoch': self.sampler.epoch, **ev})
-        report = {'state': state, 'step': self.step, 'steps': self.cfg.steps, 'epoch': self.sampler.epoch,
-                  'resumed_from': resumed_from, 'elapsed_s': round(self.elapsed(), 2),
-                  'message': msg or f"finished {self.cfg.steps} steps", 'last': last, 'world_size': self.world,
-                  'deadline_left_s': None if self.deadline.at is None else round(self.deadline.left(), 1)}
-        if self.is_main:
-            if hasattr(_unwrap(self.model), 'save_artifacts'): _unwrap(self.model).save_artifacts(self.run_dir)
-            with contextlib.suppress(ArtifactError): plot_metrics(self.run_dir)
-            write_json(self.run_dir/'status.json', {**report, 'at': now_iso()})
-            if state == 'stopped_budget': print(f"{msg}; resume with --resume in the next session")
-        self._barrier()
-        return report
+@patch
+def _finish(self: Trainer, state: str, msg: str, last: dict, resumed_from: int | None) -> dict:
+    "Final evaluation, the task's artifacts, the plot and `status.json`; returns the report."
+    if state == 'done' and self.eval_fn and self.is_main:
+        ev = self.eval_fn(_unwrap(self.model), self.step)
+        if ev: self._log({'step': self.step, 'epoch': self.sampler.epoch, **ev})
+    report = {'state': state, 'step': self.step, 'steps': self.cfg.steps, 'epoch': self.sampler.epoch,
+              'resumed_from': resumed_from, 'elapsed_s': round(self.elapsed(), 2),
+              'message': msg or f"finished {self.cfg.steps} steps", 'last': last, 'world_size': self.world,
+              'deadline_left_s': None if self.deadline.at is None else round(self.deadline.left(), 1)}
+    if self.is_main:
+        if hasattr(_unwrap(self.model), 'save_artifacts'):
+            _unwrap(self.model).save_artifacts(self.run_dir)
+        with contextlib.suppress(ArtifactError): plot_metrics(self.run_dir)
+        write_json(self.run_dir/'status.json', {**report, 'at': now_iso()})
+        if state == 'stopped_budget': print(f"{msg}; resume with --resume in the next session")
+    self._barrier()
+    return report
 
 # %% ../nbs/41_engine.ipynb #9a485176
 class FeatureRegression(nn.Module):
@@ -459,10 +501,12 @@ class FeatureRegression(nn.Module):
     def __init__(self, dims: dict, target: str = 'audio', hidden: int = 32, dropout: float = 0.0):
         super().__init__()
         self.target, self.inputs = target, [m for m in ('text', 'audio', 'video') if m != target]
-        self.body = nn.Sequential(nn.Linear(sum(dims[m] for m in self.inputs), hidden), nn.GELU(), nn.Dropout(dropout))
+        self.body = nn.Sequential(nn.Linear(sum(dims[m] for m in self.inputs), hidden), nn.GELU(),
+                                  nn.Dropout(dropout))
         self.out = nn.Linear(hidden, dims[target])
 
-    def param_groups(self) -> dict: return {'body': list(self.body.parameters()), 'out': list(self.out.parameters())}
+    def param_groups(self) -> dict: return {'body': list(self.body.parameters()),
+                                            'out': list(self.out.parameters())}
 
     def forward(self, batch: dict, step: int = 0):
         x = torch.cat([batch['feats'][m] * batch['masks'][m][..., None] for m in self.inputs], -1)
@@ -478,7 +522,8 @@ def describe_checkpoint(path) -> dict:
     ck = load_checkpoint(path)
     tensors = [v for v in ck['task'].values() if hasattr(v, 'numel')]
     return {'kind': 'checkpoint', 'path': str(path), 'step': ck['step'], 'epoch': ck['sampler']['epoch'],
-            'batch_index': ck['sampler']['index'], 'world_size': ck.get('world_size', 1), 'saved': ck.get('saved'),
+            'batch_index': ck['sampler']['index'], 'world_size': ck.get('world_size',
+                                                                        1), 'saved': ck.get('saved'),
             'elapsed_s': ck.get('elapsed_s'), 'n_tensors': len(ck['task']),
             'n_params': int(sum(v.numel() for v in tensors)), 'train_config': ck.get('train_config')}
 
@@ -499,7 +544,8 @@ def describe_run(run_dir) -> dict:
     last_ck = None
     with contextlib.suppress(ArtifactError): last_ck = load_checkpoint(checkpoint_path(p))['step']
     return {'kind': 'run', 'path': str(p), 'phase': tc.get('phase'), 'preset': tc.get('preset'),
-            'state': status.get('state'), 'step': status.get('step', last_ck), 'steps': tc['train'].get('steps'),
+            'state': status.get('state'), 'step': status.get('step',
+                                                             last_ck), 'steps': tc['train'].get('steps'),
             'last_checkpoint_step': last_ck, 'checkpoints': ckpts, 'message': status.get('message'),
             'elapsed_s': status.get('elapsed_s'), 'world_size': tc.get('world_size'),
             'last_metrics': dict(rows[-1]) if rows else {},

@@ -70,7 +70,8 @@ def describe_file(path) -> dict:
     if path.suffix in ('.h5', '.hdf5') or (path.suffix == '.json' and path.name != 'config.json'):
         try: return simbrain.describe(path)
         except Exception as e:
-            if path.suffix == '.json': return {'kind': 'json', 'path': str(path), 'keys': sorted(json.loads(path.read_text()))}
+            if path.suffix == '.json':
+                return {'kind': 'json', 'path': str(path), 'keys': sorted(json.loads(path.read_text()))}
             raise ArtifactError(f"{path}: not a tinytribe artifact ({e})") from e
     if path.name == 'config.json': return describe_model_folder(path)
     if path.suffix == '.pt': return engine.describe_checkpoint(path)
@@ -87,7 +88,8 @@ FEATURE_CLIP_KEYS = ('clip_id', 'duration_s', 'n_steps', 'modalities', 'n_words'
 def describe_dir(path) -> dict:
     "Describe a folder: a model folder, a training run, simbrain output, or a folder of artifacts (by kind)."
     path = Path(path)
-    if (path / 'config.json').exists() and (path / 'model.safetensors').exists(): return describe_model_folder(path)
+    if (path / 'config.json').exists() and (path / 'model.safetensors').exists():
+        return describe_model_folder(path)
     if engine.is_run(path): return describe_run(path)
     if (path / 'simbrain.json').exists():
         try: return simbrain.describe(path)
@@ -97,11 +99,13 @@ def describe_dir(path) -> dict:
     for p in files:
         try: by_kind.setdefault(read_meta(p).get('kind'), []).append(p)
         except ArtifactError as e: unreadable[p.name] = str(e)
-    out = {'kind': 'folder', 'path': str(path), 'n_files': len(files), 'kinds': {k: len(v) for k, v in by_kind.items()}}
+    out = {'kind': 'folder', 'path': str(path), 'n_files': len(files), 'kinds': {k: len(v) for k,
+                                                                                 v in by_kind.items()}}
     if (path / 'manifest').is_dir():
         s = Manifest(path / 'manifest').summary()
         claims = [p.stem for p in (path / 'manifest' / 'claims').glob('*.claim')]
-        out['manifest'] = {'done': s['done'], 'failed': s['failed'], 'failures': s['failures'], 'claimed': sorted(claims)}
+        out['manifest'] = {'done': s['done'], 'failed': s['failed'], 'failures': s['failures'],
+                           'claimed': sorted(claims)}
     if 'features' in by_kind:
         clips = []
         for p in by_kind.pop('features'):
@@ -167,7 +171,8 @@ def render(d: dict, indent: int = 0) -> str:
 
 def inspect_cli(argv: list[str]) -> int:
     "`tinytribe inspect PATH [--json]`: describe a tinytribe artifact."
-    ap = argparse.ArgumentParser(prog='tinytribe inspect', description='Describe any tinytribe artifact (file or folder).')
+    ap = argparse.ArgumentParser(prog='tinytribe inspect',
+                                 description='Describe any tinytribe artifact (file or folder).')
     ap.add_argument('path')
     ap.add_argument('--json', action='store_true', help='print JSON instead of a table')
     a = ap.parse_args(argv)

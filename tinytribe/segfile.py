@@ -83,7 +83,8 @@ class TeacherSegment:
             if p.shape != (n, _space_width(s, w)):
                 raise ArtifactError(f"{w}: pred_{s} has shape {p.shape}, expected ({n}, {_space_width(s, w)})")
         for k, a in self.arrays().items():
-            if not np.isfinite(a).all(): raise ArtifactError(f"{w}: {k} holds NaN or inf (or overflows float16)")
+            if not np.isfinite(a).all():
+                raise ArtifactError(f"{w}: {k} holds NaN or inf (or overflows float16)")
         return self
 
 def _space_width(space: str, where: str) -> int:
@@ -150,7 +151,8 @@ def load_segment(path, hiddens: Iterable[str] | None = None, validate: bool = Tr
     if a['times'].shape != (seg.n,) or not np.allclose(a['times'], seg.times, atol=1e-3):
         raise ArtifactError(f"{path}: times do not match the grid "
                             f"(tr_s={seg.tr_s}, offset_s={seg.offset_s}, tr_start={seg.tr_start})")
-    if path.name != seg.name: raise ArtifactError(f"{path}: file name does not match its metadata (expected {seg.name})")
+    if path.name != seg.name:
+        raise ArtifactError(f"{path}: file name does not match its metadata (expected {seg.name})")
     return seg.validate(str(path))
 
 # %% ../nbs/04_segfile.ipynb #301e71a2
@@ -181,14 +183,17 @@ def split_segments(pred: np.ndarray, hiddens: dict | None, tr_s: float, offset_s
         if v.shape[0] != N: raise ValueError(f"hidden {k!r} has {v.shape[0]} rows, pred has {N}")
     if seg_len < 1: raise ValueError(f"seg_len must be >= 1, got {seg_len}")
     extra = [s for s in extra_spaces if s != space]
-    if extra and space != 'fsaverage5': raise ValueError(f"projections need fsaverage5 predictions, got {space!r}")
+    if extra and space != 'fsaverage5':
+        raise ValueError(f"projections need fsaverage5 predictions, got {space!r}")
     proj = {s: project(pred, s) for s in extra}
     out = []
     for a in range(0, N, seg_len):
         b = min(a + seg_len, N)
         out.append(TeacherSegment(dataset=dataset, video_id=video_id, tr_start=a, pred=pred[a:b], tr_s=tr_s,
-                                  offset_s=offset_s, space=space, hiddens={k: v[a:b] for k, v in hiddens.items()},
-                                  extra_preds={s: p[a:b] for s, p in proj.items()}, source_sha256=source_sha256,
+                                  offset_s=offset_s, space=space, hiddens={k: v[a:b] for k,
+                                                                           v in hiddens.items()},
+                                  extra_preds={s: p[a:b] for s,
+                                               p in proj.items()}, source_sha256=source_sha256,
                                   producer=dict(producer or {}), meta=dict(meta or {})))
     return out
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import STEP_S, TRGrid, double_gamma_hrf, step_times, bin_steps
 from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso
 from . import spaces
@@ -26,7 +27,8 @@ __all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'SimBrainConfig', 'RestNoise', 'SimBra
 
 # %% ../nbs/21_simbrain.ipynb #6bcffa0c
 SIMBRAIN_VERSION = '1'
-REGIONS = ('visual', 'auditory', 'language', 'multimodal', 'other')   # driver-map codes 1..5 (0 = medial wall)
+# driver-map codes 1..5 (0 = medial wall)
+REGIONS = ('visual', 'auditory', 'language', 'multimodal', 'other')
 
 @dataclass
 class SimBrainConfig:
@@ -56,13 +58,15 @@ class SimBrainConfig:
     teacher_offset_s: float = 5.0
 
     def __post_init__(self):
-        if not 0 <= self.teacher_quality <= 1: raise ValueError(f"teacher_quality must be in [0, 1], got {self.teacher_quality}")
+        if not 0 <= self.teacher_quality <= 1:
+            raise ValueError(f"teacher_quality must be in [0, 1], got {self.teacher_quality}")
         if not self.snr > 0: raise ValueError(f"snr must be > 0, got {self.snr}")
         if self.n_subjects < 1: raise ValueError(f"n_subjects must be >= 1, got {self.n_subjects}")
 
 def _rng(seed: int, *tags) -> np.random.Generator:
     "A generator keyed by the seed and tags (ints or strings): the same key always gives the same stream."
-    key = [int(seed) & 0xFFFFFFFF] + [t & 0xFFFFFFFF if isinstance(t, (int, np.integer)) else zlib.crc32(str(t).encode()) for t in tags]
+    key = [int(seed) & 0xFFFFFFFF] + [t & 0xFFFFFFFF if isinstance(t, (int,
+            np.integer)) else zlib.crc32(str(t).encode()) for t in tags]
     return np.random.default_rng(np.random.SeedSequence(key))
 
 def _standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -77,7 +81,8 @@ def _standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     return out
 
 # %% ../nbs/21_simbrain.ipynb #c0290bc8
-def _phase_surrogate(x: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
+def _phase_surrogate(x: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None,
+                     n_groups: int = 1) -> np.ndarray:
     """Phase-randomised surrogate of `x` (T, C): every column keeps its power spectrum; columns in the same group
     (`groups` (C,) ints in [0, n_groups), default one group) share their random phases, so they keep their cross-spectra."""
     T = x.shape[0]
@@ -102,14 +107,15 @@ class RestNoise:
         self.P = _standardise(P)
         Vz = _standardise(V)
         on = self.labels > 0
-        pm = Vz @ spaces.parcel_matrix('schaefer400', dtype=np.float64).T                # (100, 400) parcel means
+        # (100, 400) parcel means
+        pm = Vz @ spaces.parcel_matrix('schaefer400', dtype=np.float64).T
         painted = np.zeros_like(Vz)
         painted[:, on] = pm[:, self.labels[on] - 1]
         R = Vz - painted
-        self.alpha = painted.std(0)                     # share of the parcel component per vertex (0 on the medial wall)
+        # share of the parcel component per vertex (0 on the medial wall)
+        self.alpha = painted.std(0)
         self.beta = R.std(0)
         self.R = _standardise(R)
-        self.tr_s = 1.4
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         "A (n, 20484) noise draw, unit variance per vertex (vertices with no variance in the real data stay 0)."
@@ -188,145 +194,156 @@ class SimBrain:
         self.W_pop = self._weights(None)                                    # (V, K) population weights
         self.driven = np.isin(self.region, [1, 2, 3, 4])
 
-    # ---- anatomy and parameters
-    def _draw_bumps(self) -> dict:
-        "Per region group: bump centres (vertex ids) and amplitudes for each source's smooth map."
-        c, out = self.cfg, {}
-        groups = {'video': 1, 'audio': 2, 'text': 3, 'multi': 4}
-        for g, reg in groups.items():
-            rng = _rng(c.seed, 'bumps', g)
-            verts = np.flatnonzero(self.region == reg)
-            centres = rng.choice(verts, size=(self.k[g], c.n_bumps))
-            amps = rng.normal(0, 0.8, (self.k[g], c.n_bumps))
-            out[g] = (centres, amps)
-        rng = _rng(c.seed, 'bumps', 'other')
-        verts = np.flatnonzero(self.region == 5)
-        k_lin = self.k['video'] + self.k['audio'] + self.k['text']
-        out['other'] = (rng.choice(verts, size=(k_lin, c.n_bumps)), rng.normal(0, 0.8, (k_lin, c.n_bumps)))
-        return out
+# %% ../nbs/21_simbrain.ipynb #aaa0951f
+@patch
+def _draw_bumps(self: SimBrain) -> dict:
+    "Per region group: bump centres (vertex ids) and amplitudes for each source's smooth map."
+    c, out = self.cfg, {}
+    groups = {'video': 1, 'audio': 2, 'text': 3, 'multi': 4}
+    for g, reg in groups.items():
+        rng = _rng(c.seed, 'bumps', g)
+        verts = np.flatnonzero(self.region == reg)
+        centres = rng.choice(verts, size=(self.k[g], c.n_bumps))
+        amps = rng.normal(0, 0.8, (self.k[g], c.n_bumps))
+        out[g] = (centres, amps)
+    rng = _rng(c.seed, 'bumps', 'other')
+    verts = np.flatnonzero(self.region == 5)
+    k_lin = self.k['video'] + self.k['audio'] + self.k['text']
+    out['other'] = (rng.choice(verts, size=(k_lin, c.n_bumps)), rng.normal(0, 0.8, (k_lin, c.n_bumps)))
+    return out
 
-    def _maps(self, centres, amps, u) -> np.ndarray:
-        "Smooth maps (V, K): 0.6 + sum of von Mises bumps, each bump on its centre's hemisphere only."
-        kappa = 1 / math.radians(self.cfg.map_width_deg) ** 2
-        cu = self.sphere[centres]                                              # (K, B, 3) population centres
-        ch = self.hemi[centres]
-        out = np.full((len(u), len(centres)), 0.6)
-        for k in range(len(centres)):
-            for b in range(centres.shape[1]):
-                out[:, k] += amps[k, b] * np.exp(kappa * (u @ cu[k, b] - 1)) * (self.hemi == ch[k, b])
-        return out
+@patch
+def _maps(self: SimBrain, centres, amps, u) -> np.ndarray:
+    "Smooth maps (V, K): 0.6 + sum of von Mises bumps, each bump on its centre's hemisphere only."
+    kappa = 1 / math.radians(self.cfg.map_width_deg) ** 2
+    cu = self.sphere[centres]                                              # (K, B, 3) population centres
+    ch = self.hemi[centres]
+    out = np.full((len(u), len(centres)), 0.6)
+    for k in range(len(centres)):
+        for b in range(centres.shape[1]):
+            out[:, k] += amps[k, b] * np.exp(kappa * (u @ cu[k, b] - 1)) * (self.hemi == ch[k, b])
+    return out
 
-    def _subject_params(self, subject: int | None) -> dict:
-        "Rotation, region gains and HRF peaks of `subject` (None = the population / average subject)."
-        c = self.cfg
-        if subject is None:
-            return {'rot': np.eye(3), 'gain': np.ones(len(REGIONS)), 'peaks': self.hrf_peak_pop}
-        rng = _rng(c.seed, 'subject', subject)
-        axis = rng.standard_normal(3)
-        axis /= np.linalg.norm(axis)
-        ang = math.radians(rng.normal(0, c.subject_rotation_deg))
-        Kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-        rot = np.eye(3) + math.sin(ang) * Kx + (1 - math.cos(ang)) * Kx @ Kx    # Rodrigues
-        gain = np.exp(rng.normal(0, c.subject_gain_sd, len(REGIONS)))
-        peaks = np.clip(self.hrf_peak_pop + rng.normal(0, c.hrf_peak_jitter_s, 400), 4.0, 7.0)
-        return {'rot': rot, 'gain': gain, 'peaks': peaks}
+@patch
+def _subject_params(self: SimBrain, subject: int | None) -> dict:
+    "Rotation, region gains and HRF peaks of `subject` (None = the population / average subject)."
+    c = self.cfg
+    if subject is None:
+        return {'rot': np.eye(3), 'gain': np.ones(len(REGIONS)), 'peaks': self.hrf_peak_pop}
+    rng = _rng(c.seed, 'subject', subject)
+    axis = rng.standard_normal(3)
+    axis /= np.linalg.norm(axis)
+    ang = math.radians(rng.normal(0, c.subject_rotation_deg))
+    Kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rot = np.eye(3) + math.sin(ang) * Kx + (1 - math.cos(ang)) * Kx @ Kx    # Rodrigues
+    gain = np.exp(rng.normal(0, c.subject_gain_sd, len(REGIONS)))
+    peaks = np.clip(self.hrf_peak_pop + rng.normal(0, c.hrf_peak_jitter_s, 400), 4.0, 7.0)
+    return {'rot': rot, 'gain': gain, 'peaks': peaks}
 
-    def _weights(self, subject: int | None) -> np.ndarray:
-        "Vertex weights (V, K) on the latent sources: smooth maps × soft region masks × subject gains."
-        p = self._subject_params(subject)
-        u = self.sphere @ p['rot'].T
-        W = np.zeros((spaces.N_VERTICES, self.n_latent))
-        for i, g in enumerate(('video', 'audio', 'text', 'multi')):
-            M = self._maps(*self._bumps[g], u)
-            W[:, self.cols[g]] = M * (self.soft[i] * p['gain'][i])[:, None]
-        lin = np.r_[self.cols['video'].start:self.cols['text'].stop]
-        M = self._maps(*self._bumps['other'], u) / math.sqrt(3)
-        W[:, lin] += self.cfg.other_gain * M * (self.soft[4] * p['gain'][4])[:, None]
-        return W
+@patch
+def _weights(self: SimBrain, subject: int | None) -> np.ndarray:
+    "Vertex weights (V, K) on the latent sources: smooth maps × soft region masks × subject gains."
+    p = self._subject_params(subject)
+    u = self.sphere @ p['rot'].T
+    W = np.zeros((spaces.N_VERTICES, self.n_latent))
+    for i, g in enumerate(('video', 'audio', 'text', 'multi')):
+        M = self._maps(*self._bumps[g], u)
+        W[:, self.cols[g]] = M * (self.soft[i] * p['gain'][i])[:, None]
+    lin = np.r_[self.cols['video'].start:self.cols['text'].stop]
+    M = self._maps(*self._bumps['other'], u) / math.sqrt(3)
+    W[:, lin] += self.cfg.other_gain * M * (self.soft[4] * p['gain'][4])[:, None]
+    return W
 
-    def hrf_peaks(self, subject: int | None = None) -> np.ndarray:
-        "HRF peak latency (s) of each Schaefer-400 parcel for `subject` (None = population)."
-        return self._subject_params(subject)['peaks'].copy()
+@patch
+def hrf_peaks(self: SimBrain, subject: int | None = None) -> np.ndarray:
+    "HRF peak latency (s) of each Schaefer-400 parcel for `subject` (None = population)."
+    return self._subject_params(subject)['peaks'].copy()
 
-    # ---- features -> latent sources
-    def latents(self, feats: dict, masks: dict | None = None, variant: int = 0) -> np.ndarray:
-        """Latent sources (T, K) on the 2 Hz grid from `feats` {modality: (T, D)} and `masks` {modality: (T,) bool}.
-        `variant` > 0 uses other projections (the teacher's structured error)."""
-        c = self.cfg
-        T = {len(np.asarray(v)) for v in feats.values()}
-        if len(T) != 1: raise ValueError(f"modalities have different lengths {sorted(T)}")
-        T = T.pop()
-        masks = masks or {}
-        lat = {}
-        for m, g in (('video', 'video'), ('audio', 'audio'), ('text', 'text')):
-            if m not in feats:
-                lat[g] = np.zeros((T, self.k[g]))
-                continue
-            x = np.asarray(feats[m], np.float64)
-            if x.ndim != 2: raise ValueError(f"{m} features have shape {x.shape}, expected (T, D)")
-            on = np.asarray(masks.get(m, np.ones(T, bool)), bool)
-            xz = _standardise(x, on)
-            P = _rng(c.seed, 'proj', m, x.shape[1], variant).standard_normal((x.shape[1], self.k[g])) / math.sqrt(x.shape[1])
-            y = xz @ P
-            if g == 'text':                                    # causal context over a few seconds, then a tanh
-                a = math.exp(-STEP_S / c.text_context_s)
-                ctx = np.zeros_like(y)
-                acc = np.zeros(y.shape[1])
-                for t in range(T):
-                    acc = a * acc + y[t]
-                    ctx[t] = acc
-                y = np.tanh(_standardise(ctx))
-                lat[g] = _standardise(y)
-            else:
-                lat[g] = _standardise(y, on)
-        rng = _rng(c.seed, 'interactions', variant)
-        pairs = [('video', 'audio'), ('video', 'text'), ('audio', 'text')]
-        multi = np.zeros((T, self.k['multi']))
-        for k in range(self.k['multi']):
-            acc = np.zeros(T)
-            for j in range(2):
-                a, b = pairs[(k + j) % 3]
-                acc += lat[a][:, rng.integers(self.k[a])] * lat[b][:, rng.integers(self.k[b])]
-            multi[:, k] = acc
-        lat['multi'] = _standardise(multi)
-        return np.concatenate([lat[g] for g in ('video', 'audio', 'text', 'multi')], axis=1)
+# %% ../nbs/21_simbrain.ipynb #409515be
+@patch
+def latents(self: SimBrain, feats: dict, masks: dict | None = None, variant: int = 0) -> np.ndarray:
+    """Latent sources (T, K) on the 2 Hz grid from `feats` {modality: (T, D)} and `masks` {modality: (T,) bool}.
+    `variant` > 0 uses other projections (the teacher's structured error)."""
+    c = self.cfg
+    T = {len(np.asarray(v)) for v in feats.values()}
+    if len(T) != 1: raise ValueError(f"modalities have different lengths {sorted(T)}")
+    T = T.pop()
+    masks = masks or {}
+    lat = {}
+    for m, g in (('video', 'video'), ('audio', 'audio'), ('text', 'text')):
+        if m not in feats:
+            lat[g] = np.zeros((T, self.k[g]))
+            continue
+        x = np.asarray(feats[m], np.float64)
+        if x.ndim != 2: raise ValueError(f"{m} features have shape {x.shape}, expected (T, D)")
+        on = np.asarray(masks.get(m, np.ones(T, bool)), bool)
+        xz = _standardise(x, on)
+        P = _rng(c.seed, 'proj', m, x.shape[1], variant).standard_normal((x.shape[1],
+                self.k[g])) / math.sqrt(x.shape[1])
+        y = xz @ P
+        # causal context over a few seconds, then a tanh
+        if g == 'text':
+            a = math.exp(-STEP_S / c.text_context_s)
+            ctx = np.zeros_like(y)
+            acc = np.zeros(y.shape[1])
+            for t in range(T):
+                acc = a * acc + y[t]
+                ctx[t] = acc
+            y = np.tanh(_standardise(ctx))
+            lat[g] = _standardise(y)
+        else:
+            lat[g] = _standardise(y, on)
+    rng = _rng(c.seed, 'interactions', variant)
+    pairs = [('video', 'audio'), ('video', 'text'), ('audio', 'text')]
+    multi = np.zeros((T, self.k['multi']))
+    for k in range(self.k['multi']):
+        acc = np.zeros(T)
+        for j in range(2):
+            a, b = pairs[(k + j) % 3]
+            acc += lat[a][:, rng.integers(self.k[a])] * lat[b][:, rng.integers(self.k[b])]
+        multi[:, k] = acc
+    lat['multi'] = _standardise(multi)
+    return np.concatenate([lat[g] for g in ('video', 'audio', 'text', 'multi')], axis=1)
 
-    # ---- latent sources -> BOLD
-    def _convolved(self, Z: np.ndarray, peaks: np.ndarray, times: np.ndarray) -> np.ndarray:
-        "Sources `Z` (T, K) on the 2 Hz grid convolved with each parcel's HRF and sampled at `times`: (400, n, K)."
-        c = self.cfg
-        need = int(math.ceil((max(times.max(initial=0), 0) + 1) / STEP_S)) + 1
-        Tp = max(len(Z), need)
-        Zp = np.zeros((Tp, Z.shape[1]))  # silence after the clip
-        Zp[:len(Z)] = Z
-        nh = int(round(c.hrf_length_s / STEP_S))
-        nfft = 1 << int(math.ceil(math.log2(Tp + nh)))
-        FZ = np.fft.rfft(Zp, n=nfft, axis=0)
-        th = np.arange(nh) * STEP_S
-        H = np.stack([double_gamma_hrf(th, peak_s=p) for p in peaks])  # (400, nh)
-        H /= np.abs(H).sum(1, keepdims=True)
-        FH = np.fft.rfft(H, n=nfft, axis=1)                                   # (400, F)
-        st = step_times(Tp)
-        pos = np.clip((times - st[0]) / STEP_S, 0, Tp - 1)
-        i0 = np.clip(np.floor(pos).astype(int), 0, Tp - 2)
-        w = (pos - i0)[:, None]
-        out = np.empty((400, len(times), Z.shape[1]))
-        for p in range(400):
-            y = np.fft.irfft(FZ * FH[p][:, None], n=nfft, axis=0)[:Tp]
-            out[p] = y[i0] * (1 - w) + y[i0 + 1] * w
-        return out
+# %% ../nbs/21_simbrain.ipynb #cec213b8
+@patch
+def _convolved(self: SimBrain, Z: np.ndarray, peaks: np.ndarray, times: np.ndarray) -> np.ndarray:
+    "Sources `Z` (T, K) on the 2 Hz grid convolved with each parcel's HRF and sampled at `times`: (400, n, K)."
+    c = self.cfg
+    need = int(math.ceil((max(times.max(initial=0), 0) + 1) / STEP_S)) + 1
+    Tp = max(len(Z), need)
+    Zp = np.zeros((Tp, Z.shape[1]))  # silence after the clip
+    Zp[:len(Z)] = Z
+    nh = int(round(c.hrf_length_s / STEP_S))
+    nfft = 1 << int(math.ceil(math.log2(Tp + nh)))
+    FZ = np.fft.rfft(Zp, n=nfft, axis=0)
+    th = np.arange(nh) * STEP_S
+    H = np.stack([double_gamma_hrf(th, peak_s=p) for p in peaks])  # (400, nh)
+    H /= np.abs(H).sum(1, keepdims=True)
+    FH = np.fft.rfft(H, n=nfft, axis=1)                                   # (400, F)
+    st = step_times(Tp)
+    pos = np.clip((times - st[0]) / STEP_S, 0, Tp - 1)
+    i0 = np.clip(np.floor(pos).astype(int), 0, Tp - 2)
+    w = (pos - i0)[:, None]
+    out = np.empty((400, len(times), Z.shape[1]))
+    for p in range(400):
+        y = np.fft.irfft(FZ * FH[p][:, None], n=nfft, axis=0)[:Tp]
+        out[p] = y[i0] * (1 - w) + y[i0 + 1] * w
+    return out
 
-    def response(self, Z: np.ndarray, times: np.ndarray, subject: int | None = None, W: np.ndarray | None = None) -> np.ndarray:
-        "Noiseless BOLD (n, 20484) of `subject` (None = population) to sources `Z` (T, K) at BOLD `times` (s)."
-        p = self._subject_params(subject)
-        W = (self.W_pop if subject is None else self._weights(subject)) if W is None else W
-        C = self._convolved(Z, p['peaks'], np.asarray(times, np.float64))
-        Y = np.zeros((len(times), spaces.N_VERTICES))
-        lab = self.labels400
-        for q in range(400):
-            v = np.flatnonzero(lab == q + 1)
-            Y[:, v] = C[q] @ W[v].T
-        return Y
+@patch
+def response(self: SimBrain, Z: np.ndarray, times: np.ndarray, subject: int | None = None,
+             W: np.ndarray | None = None) -> np.ndarray:
+    "Noiseless BOLD (n, 20484) of `subject` (None = population) to sources `Z` (T, K) at BOLD `times` (s)."
+    p = self._subject_params(subject)
+    W = (self.W_pop if subject is None else self._weights(subject)) if W is None else W
+    C = self._convolved(Z, p['peaks'], np.asarray(times, np.float64))
+    Y = np.zeros((len(times), spaces.N_VERTICES))
+    lab = self.labels400
+    for q in range(400):
+        v = np.flatnonzero(lab == q + 1)
+        Y[:, v] = C[q] @ W[v].T
+    return Y
 
 # %% ../nbs/21_simbrain.ipynb #bcc01eb2
 def clip_inputs(clip) -> tuple[dict, dict, float, str]:
@@ -355,7 +372,8 @@ def split_half_ceiling(runs, n_repeats: int = 1) -> np.ndarray:
     """Measured noise ceiling from repeats `runs` (R >= 2, T, V): correlate the means of the even and odd repeats,
     Spearman-Brown that reliability to one repeat, then to `n_repeats`, and take √ (negative reliability -> 0)."""
     runs = np.asarray(runs, np.float64)
-    if runs.ndim != 3 or runs.shape[0] < 2: raise ValueError(f"need (repeats >= 2, T, V) runs, got shape {runs.shape}")
+    if runs.ndim != 3 or runs.shape[0] < 2:
+        raise ValueError(f"need (repeats >= 2, T, V) runs, got shape {runs.shape}")
     return _sb_ceiling(_colcorr(runs[0::2].mean(0), runs[1::2].mean(0)), runs.shape[0] / 2, n_repeats)
 
 def _sb_ceiling(r, k: float, n_repeats: int = 1) -> np.ndarray:
@@ -373,7 +391,8 @@ def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, 
     c = brain.cfg
     noise = noise or RestNoise()
     grid = fmri_grid(duration_s, c.tr_s)
-    if grid.n < 2: raise ValueError(f"clip {clip_id!r} is too short ({duration_s:.1f}s) for a TR of {c.tr_s}s")
+    if grid.n < 2:
+        raise ValueError(f"clip {clip_id!r} is too short ({duration_s:.1f}s) for a TR of {c.tr_s}s")
     Z = brain.latents(feats, masks)
     out = {}
     for s in (range(c.n_subjects) if subjects is None else subjects):
@@ -381,8 +400,10 @@ def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, 
         sig -= sig.mean(0)
         s2 = sig.var(0)
         scale = math.sqrt(s2[brain.driven].mean() / c.snr)
-        nz = np.stack([noise.sample(grid.n, _rng(c.seed, 'noise', s, clip_id, r)) * scale for r in range(n_repeats)])
-        out[s] = {'signal': sig.astype(np.float32), 'noise': nz, 'runs': (sig[None] + nz).astype(np.float32), 'grid': grid}
+        nz = np.stack([noise.sample(grid.n, _rng(c.seed, 'noise', s, clip_id,
+                                                 r)) * scale for r in range(n_repeats)])
+        out[s] = {'signal': sig.astype(np.float32), 'noise': nz, 'runs': (sig[None] + nz).astype(np.float32),
+                  'grid': grid}
     return out
 
 def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -> dict:
@@ -413,7 +434,8 @@ def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -
     np.add.at(pooled, rows[rows >= 0], Zp[rows >= 0])
     np.add.at(cnt, rows[rows >= 0], 1)
     pooled /= np.maximum(cnt, 1)[:, None]
-    conv = brain._convolved(Zt, np.full(400, 5.0), grid.times)[0]              # canonical-HRF sources at BOLD time
+    # canonical-HRF sources at BOLD time
+    conv = brain._convolved(Zt, np.full(400, 5.0), grid.times)[0]
     rng = _rng(c.seed, 'teacher-maps')
     K = brain.n_latent
     A4 = rng.standard_normal((K, c.hidden_dim)) / math.sqrt(K)
@@ -442,7 +464,8 @@ class SimBrainTeacher:
 
     def producer(self) -> dict:
         c = self.brain.cfg
-        return {'name': self.name, 'version': __version__, 'seed': c.seed, 'teacher_quality': c.teacher_quality}
+        return {'name': self.name, 'version': __version__, 'seed': c.seed,
+                'teacher_quality': c.teacher_quality}
 
     def grid_for(self, duration_s: float) -> TRGrid:
         return teacher_grid(duration_s, self.brain.cfg.teacher_tr_s, self.brain.cfg.teacher_offset_s)
@@ -487,7 +510,8 @@ class _Stats:
         self.add(name, n=np.float64(len(x)), sx=x.sum(0), sxx=(x * x).sum(0))
     def pair(self, name: str, a: np.ndarray, b: np.ndarray):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        self.add(name, n=np.float64(len(a)), sa=a.sum(0), sb=b.sum(0), saa=(a * a).sum(0), sbb=(b * b).sum(0), sab=(a * b).sum(0))
+        self.add(name, n=np.float64(len(a)), sa=a.sum(0), sb=b.sum(0), saa=(a * a).sum(0),
+                 sbb=(b * b).sum(0), sab=(a * b).sum(0))
     def var(self, name: str) -> np.ndarray:
         n, sx, sxx = (self.s[(name, k)] for k in ('n', 'sx', 'sxx'))
         return np.clip(sxx / n - (sx / n) ** 2, 0, None)
@@ -536,30 +560,36 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
     out.mkdir(parents=True, exist_ok=True)
     brain, noise = SimBrain(cfg), RestNoise()
     failed, seen = {}, set()
-    producer = {'name': 'simbrain', 'version': SIMBRAIN_VERSION, 'seed': cfg.seed, 'teacher_quality': cfg.teacher_quality}
+    producer = {'name': 'simbrain', 'version': SIMBRAIN_VERSION, 'seed': cfg.seed,
+                'teacher_quality': cfg.teacher_quality}
     paths = {s: fmri_paths(out, s, dataset) for s in range(cfg.n_subjects)}
     attrs = {'tr_s': cfg.tr_s, 'producer': 'simbrain', 'version': SIMBRAIN_VERSION, 'seed': cfg.seed}
     writers, stats = {}, {s: _Stats() for s in range(cfg.n_subjects)}
     seg_files, run_list = [], []
     try:
         for s in range(cfg.n_subjects):
-            writers[s, 'parcels'] = _H5Writer(paths[s]['parcels'], {**attrs, 'subject': s, 'space': 'schaefer400'})
-            writers[s, 'vertices'] = _H5Writer(paths[s]['vertices'], {**attrs, 'subject': s, 'space': 'fsaverage5'})
+            writers[s, 'parcels'] = _H5Writer(paths[s]['parcels'], {**attrs, 'subject': s,
+                                                                    'space': 'schaefer400'})
+            writers[s, 'vertices'] = _H5Writer(paths[s]['vertices'], {**attrs, 'subject': s,
+                                                                      'space': 'fsaverage5'})
         ses = 0
         for item in tqdm(clips, desc='simbrain clips', disable=not progress):
             try:
                 clip = _load_clip(item) if isinstance(item, (str, os.PathLike)) else item
                 feats, masks, dur, cid = clip if isinstance(clip, tuple) else clip_inputs(clip)
                 if cid in seen: raise ValueError(f"duplicate clip id {cid!r}")
-                if fmri_grid(dur, cfg.tr_s).n < 2: raise ValueError(f"clip {cid!r} too short ({dur:.1f}s) for two TRs of {cfg.tr_s}s")
+                if fmri_grid(dur, cfg.tr_s).n < 2:
+                    raise ValueError(f"clip {cid!r} too short ({dur:.1f}s) for two TRs of {cfg.tr_s}s")
             except (ArtifactError, ValueError, OSError) as e:
-                name = str(item) if isinstance(item, (str, os.PathLike)) else str(getattr(item, 'clip_id', item[3] if isinstance(item, tuple) else item))
+                name = str(item) if isinstance(item, (str, os.PathLike)) else str(getattr(item, 'clip_id',
+                        item[3] if isinstance(item, tuple) else item))
                 failed[name] = str(e)
                 print(f"simbrain: skipping {name}: {e}", file=sys.stderr)
                 continue
             seen.add(cid)
             ses += 1
-            src = None if isinstance(clip, tuple) else (getattr(clip, 'meta', None) or {}).get('source_sha256')
+            src = None if isinstance(clip, tuple) else (getattr(clip, 'meta',
+                                                                None) or {}).get('source_sha256')
             if teacher:
                 tv = teacher_view(brain, feats, masks, dur)
                 g = tv['grid']
@@ -582,7 +612,8 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
                 if n_repeats >= 2:
                     st.pair('half5', r['runs'][0::2].mean(0), r['runs'][1::2].mean(0))
                     st.pair('half4', rp[0::2].mean(0), rp[1::2].mean(0))
-            run_list.append({'clip_id': cid, 'session': ses, 'duration_s': dur, 'n_trs': fmri_grid(dur, cfg.tr_s).n, 'keys': keys})
+            run_list.append({'clip_id': cid, 'session': ses, 'duration_s': dur, 'n_trs': fmri_grid(dur,
+                    cfg.tr_s).n, 'keys': keys})
         if not seen: raise ValueError(f"no usable clips ({len(failed)} skipped: {failed})")
         for w in writers.values(): w.commit()
     except BaseException:
@@ -599,9 +630,12 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
         for k, v in ceil.items(): _npy_atomic(P[f"ceiling_{k}"], v.astype(np.float32))
         side = {'kind': 'simbrain_fmri', 'subject': f"sub-{s + 1:02d}", 'task': dataset, 'RepetitionTime': cfg.tr_s,
                 'snr': cfg.snr, 'seed': cfg.seed, 'noise_seed_key': ['seed', 'noise', s, 'clip_id', 'repeat'],
-                'n_repeats': n_repeats, 'runs': run_list, 'spaces': {'parcels': 'schaefer400', 'vertices': 'fsaverage5'},
-                'files': {k: v.name for k, v in P.items() if k != 'sidecar' and (n_repeats >= 2 or 'splithalf' not in k)},
-                'noise_ceiling_median_driven': {k: float(np.median(v[brain.driven])) for k, v in ceil.items() if 'fsaverage5' in k},
+                'n_repeats': n_repeats, 'runs': run_list, 'spaces': {'parcels': 'schaefer400',
+                                                                     'vertices': 'fsaverage5'},
+                'files': {k: v.name for k,
+                          v in P.items() if k != 'sidecar' and (n_repeats >= 2 or 'splithalf' not in k)},
+                'noise_ceiling_median_driven': {k: float(np.median(v[brain.driven])) for k,
+                                                v in ceil.items() if 'fsaverage5' in k},
                 'noise_ceiling_note': 'single-repeat ceilings: expected r of the true signal with one run',
                 'config': asdict(cfg), 'producer': producer, 'created': now_iso()}
         write_json(P['sidecar'], side)
@@ -617,7 +651,8 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
         plt.close(f)
         figs.append('simbrain_noise_ceiling.png')
         f = spaces.plot_surface(np.where(brain.region > 0, brain.region, np.nan), 'fsaverage5', cmap='Set1', vmin=1, vmax=9,
-                                categories={i + 1: f"{r} ({m})" for i, (r, m) in enumerate(zip(REGIONS, ('video', 'audio', 'text', 'all x all', 'weak mix')))},
+                                categories={i + 1: f"{r} ({m})" for i, (r, m) in enumerate(zip(REGIONS,
+                                        ('video', 'audio', 'text', 'all x all', 'weak mix')))},
                                 title='simbrain: what drives each vertex')
         f.savefig(out / 'simbrain_drivers.png', dpi=80)
         plt.close(f)
@@ -637,7 +672,8 @@ def describe(path) -> dict:
     import h5py                          # lazy: an optional dependency (the 'brain' extra)
     path = Path(path)
     if path.is_dir():
-        if not (path / 'simbrain.json').exists(): raise ArtifactError(f"{path}: no simbrain.json (not a simbrain output folder)")
+        if not (path / 'simbrain.json').exists():
+            raise ArtifactError(f"{path}: no simbrain.json (not a simbrain output folder)")
         s = json.loads((path / 'simbrain.json').read_text())
         return {k: s[k] for k in ('kind', 'version', 'dataset', 'n_repeats', 'regions', 'figures', 'teacher_grid')} | {
             'path': str(path), 'n_clips': len(s['clips']), 'subjects': sorted(s['subjects']),
@@ -680,7 +716,8 @@ def simbrain_cli(argv: list[str]) -> int:
     if not files:
         print(f"tinytribe simbrain: no usable feature files in {src}", file=sys.stderr)
         return 1
-    try: cfg = SimBrainConfig(seed=a.seed, n_subjects=a.subjects, snr=a.snr, teacher_quality=a.teacher_quality)
+    try:
+        cfg = SimBrainConfig(seed=a.seed, n_subjects=a.subjects, snr=a.snr, teacher_quality=a.teacher_quality)
     except ValueError as e:
         print(f"tinytribe simbrain: {e}", file=sys.stderr)
         return 2

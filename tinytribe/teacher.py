@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol, Iterable, runtime_checkable
 import numpy as np
 import torch
+from fastcore.basics import patch
 from .core import TRGrid, hrf_kernel, bin_steps
 from .featfile import MODALITIES
 from .media import media_kind
@@ -58,14 +59,16 @@ def capture_fusion(model, block_ids: Iterable[int] = (3, 5), low_rank: bool = Tr
         return hook
 
     for k in block_ids:
-        if not 0 <= k < n_blocks: raise ValueError(f"fusion block {k} out of range: the encoder has {n_blocks} blocks")
+        if not 0 <= k < n_blocks:
+            raise ValueError(f"fusion block {k} out of range: the encoder has {n_blocks} blocks")
         if types and (types[2 * k] != 'a' or types[2 * k + 1] != 'f'):
             raise ValueError(f"encoder layer types {types[2*k:2*k+2]} at block {k} are not ('a', 'f')")
         cap[fusion_name(k)] = []
         hooks.append(enc.layers[2 * k + 1][2].register_forward_hook(keep(fusion_name(k))))
     if low_rank:
         head = getattr(model, 'low_rank_head', None)
-        if head is None: raise ValueError("the model has no low_rank_head (config low_rank_head=None); use low_rank=False")
+        if head is None:
+            raise ValueError("the model has no low_rank_head (config low_rank_head=None); use low_rank=False")
         cap['low_rank'] = []
         hooks.append(head.register_forward_hook(keep('low_rank')))
     try:
@@ -84,9 +87,11 @@ class TeacherOutput:
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.pred.shape[0] != self.grid.n: raise ValueError(f"pred has {self.pred.shape[0]} rows, grid has {self.grid.n}")
+        if self.pred.shape[0] != self.grid.n:
+            raise ValueError(f"pred has {self.pred.shape[0]} rows, grid has {self.grid.n}")
         for k, v in self.hiddens.items():
-            if v.shape[0] != self.grid.n: raise ValueError(f"hidden {k!r} has {v.shape[0]} rows, grid has {self.grid.n}")
+            if v.shape[0] != self.grid.n:
+                raise ValueError(f"hidden {k!r} has {v.shape[0]} rows, grid has {self.grid.n}")
 
 @runtime_checkable
 class Teacher(Protocol):
@@ -106,7 +111,8 @@ class LinearHRFTeacher:
     "Deterministic test teacher: features -> tanh bottleneck -> 20484 vertices, HRF-smoothed; hiddens from fixed maps."
     seed: int = 0
     rank: int = 16
-    hidden_dims: dict = field(default_factory=lambda: {'fusion_l4': 1152, 'fusion_l6': 1152, 'low_rank': 2048})
+    hidden_dims: dict = field(default_factory=lambda: {'fusion_l4': 1152, 'fusion_l6': 1152,
+                                                       'low_rank': 2048})
     tr_s: float = 1.0
     offset_s: float = 5.0
     delay_s: float = 0.0
@@ -119,7 +125,8 @@ class LinearHRFTeacher:
 
     def _w(self, tag: str, shape) -> np.ndarray:
         h = int.from_bytes(tag.encode(), 'little') % (2**31)
-        return np.random.default_rng([self.seed, h, *shape]).standard_normal(shape).astype(np.float32) / np.sqrt(shape[0])
+        return np.random.default_rng([self.seed, h,
+                                      *shape]).standard_normal(shape).astype(np.float32) / np.sqrt(shape[0])
 
     def predict_clip(self, features=None, media_path=None) -> TeacherOutput:
         if features is None: raise ValueError(f"{self.name} needs a feature file (media alone is not enough)")
@@ -131,16 +138,20 @@ class LinearHRFTeacher:
         zc = np.stack([np.convolve(z[:, j], k)[:len(z)] for j in range(self.rank)], 1)   # causal HRF, (T, r)
         grid = self.grid_for(features.duration_s)
         t = features.times
-        zb = np.stack([np.interp(grid.times, t, zc[:, j]) for j in range(self.rank)], 1)  # BOLD at k·tr + offset
+        # BOLD at k·tr + offset
+        zb = np.stack([np.interp(grid.times, t, zc[:, j]) for j in range(self.rank)], 1)
         pred = zb @ self._w('vertices', (self.rank, 20484)) * np.sqrt(self.rank)
-        rows = bin_steps(t, TRGrid(self.tr_s, grid.n, 0.0))                         # stimulus second of each step
+        # stimulus second of each step
+        rows = bin_steps(t, TRGrid(self.tr_s, grid.n, 0.0))
         pooled = np.stack([x[rows == i].mean(0) if (rows == i).any() else np.zeros(x.shape[1], np.float32)
                            for i in range(grid.n)]) if grid.n else np.zeros((0, x.shape[1]), np.float32)
         hid = {h: np.tanh(pooled @ self._w(h, (x.shape[1], d))) for h, d in self.hidden_dims.items()}
-        return TeacherOutput(pred=pred.astype(np.float32), hiddens=hid, grid=grid, info={'test_teacher': True})
+        return TeacherOutput(pred=pred.astype(np.float32), hiddens=hid, grid=grid,
+                             info={'test_teacher': True})
 
 # %% ../nbs/20_teacher.ipynb #574f17e6
-def assemble_rows(values: dict, starts: np.ndarray, tr_s: float, n: int, t0: float = 0.0) -> tuple[dict, dict]:
+def assemble_rows(values: dict, starts: np.ndarray, tr_s: float, n: int, t0: float = 0.0) -> tuple[dict,
+                                                                                                   dict]:
     """Put rows `values {name: (R, D)}` whose stimulus windows start at `starts (R,)` seconds onto a contiguous
     grid of `n` rows (`row k` starts at `t0 + k·tr_s`). Rows outside the grid are dropped, repeated rows are
     averaged, missing rows are linearly interpolated (edges: nearest). Returns `(out, info)`."""
@@ -155,7 +166,8 @@ def assemble_rows(values: dict, starts: np.ndarray, tr_s: float, n: int, t0: flo
     out = {}
     for name, v in values.items():
         v = np.asarray(v, np.float64)
-        if v.shape[0] != len(starts): raise ValueError(f"{name} has {v.shape[0]} rows, {len(starts)} start times")
+        if v.shape[0] != len(starts):
+            raise ValueError(f"{name} has {v.shape[0]} rows, {len(starts)} start times")
         acc = np.zeros((n, v.shape[1]))
         np.add.at(acc, idx[inside], v[inside])
         acc[have] /= cnt[have, None]
@@ -218,31 +230,36 @@ class TribeV2Teacher:
         return {'name': self.name, 'version': ver, 'weights': str(c.weights), 'checkpoint': c.checkpoint_name,
                 'blocks': list(c.blocks), 'low_rank': c.low_rank}
 
-    def grid_for(self, duration_s: float) -> TRGrid: return teacher_grid(duration_s, self.config.tr_s, self.config.offset_s)
+    def grid_for(self, duration_s: float) -> TRGrid: return teacher_grid(duration_s, self.config.tr_s,
+                                                                         self.config.offset_s)
 
-    def events(self, media_path):
-        "TRIBE v2's events dataframe for a media file (video, audio or text, by suffix)."
-        p = Path(media_path)
-        arg = _events_arg(p)
-        if arg is None: raise ValueError(f"{p}: TRIBE v2 reads video, audio or .txt files, not {p.suffix!r}")
-        return self.load().get_events_dataframe(**{arg: str(p)})
+# %% ../nbs/20_teacher.ipynb #dc535e14
+@patch
+def events(self: TribeV2Teacher, media_path):
+    "TRIBE v2's events dataframe for a media file (video, audio or text, by suffix)."
+    p = Path(media_path)
+    arg = _events_arg(p)
+    if arg is None: raise ValueError(f"{p}: TRIBE v2 reads video, audio or .txt files, not {p.suffix!r}")
+    return self.load().get_events_dataframe(**{arg: str(p)})
 
-    def predict_clip(self, features=None, media_path=None) -> TeacherOutput:
-        if media_path is None: raise ValueError("TRIBE v2 needs the clip's media file (it runs its own backbones)")
-        xp = self.load()
-        df = self.events(media_path)
-        with capture_fusion(xp._model, self.config.blocks, low_rank=self.config.low_rank, pool=True) as cap:
-            preds, segs = xp.predict(events=df, verbose=self.config.verbose)
-        preds = np.asarray(preds, np.float32)
-        hid = {k: cap.rows(k) for k in cap}
-        for k, h in hid.items():
-            if h.shape[0] != preds.shape[0]:
-                raise RuntimeError(f"{k}: {h.shape[0]} hidden rows but {preds.shape[0]} predictions: TRIBE v2 dropped "
-                                   "empty segments (remove_empty_segments could not be switched off)")
-        if features is not None: duration = float(features.duration_s)
-        else:
-            ev = df[df['type'].isin(['Video', 'Audio'])] if 'type' in df else df
-            duration = float((ev['start'] + ev['duration']).max())
-        grid = self.grid_for(duration)
-        vals, info = assemble_rows({'pred': preds, **hid}, [s.start for s in segs], self.config.tr_s, grid.n)
-        return TeacherOutput(pred=vals.pop('pred'), hiddens=vals, grid=grid, info=info)
+@patch
+def predict_clip(self: TribeV2Teacher, features=None, media_path=None) -> TeacherOutput:
+    if media_path is None:
+        raise ValueError("TRIBE v2 needs the clip's media file (it runs its own backbones)")
+    xp = self.load()
+    df = self.events(media_path)
+    with capture_fusion(xp._model, self.config.blocks, low_rank=self.config.low_rank, pool=True) as cap:
+        preds, segs = xp.predict(events=df, verbose=self.config.verbose)
+    preds = np.asarray(preds, np.float32)
+    hid = {k: cap.rows(k) for k in cap}
+    for k, h in hid.items():
+        if h.shape[0] != preds.shape[0]:
+            raise RuntimeError(f"{k}: {h.shape[0]} hidden rows but {preds.shape[0]} predictions: TRIBE v2 dropped "
+                               "empty segments (remove_empty_segments could not be switched off)")
+    if features is not None: duration = float(features.duration_s)
+    else:
+        ev = df[df['type'].isin(['Video', 'Audio'])] if 'type' in df else df
+        duration = float((ev['start'] + ev['duration']).max())
+    grid = self.grid_for(duration)
+    vals, info = assemble_rows({'pred': preds, **hid}, [s.start for s in segs], self.config.tr_s, grid.n)
+    return TeacherOutput(pred=vals.pop('pred'), hiddens=vals, grid=grid, info=info)

@@ -39,7 +39,8 @@ def candidate_windows(features_dir, seg_len_s: float = 100.0, min_len_s: float |
         f = load_features(p)
         for s in np.arange(0.0, f.duration_s, seg_len_s):
             e = min(s + seg_len_s, f.duration_s)
-            if e - s < min_len_s and not (s == 0 and e - s > 0): continue   # a clip shorter than min_len is one window
+            if e - s < min_len_s and not (s == 0 and e - s > 0):
+                continue   # a clip shorter than min_len is one window
             a, b = int(round(s / f.step_s)), int(math.ceil(e / f.step_s - 1e-6))
             keys.append((f.clip_id, float(s), float(e)))
             rows.append(_window_descriptor(f, a, b))
@@ -84,7 +85,8 @@ def crop_features(f, start_s: float, end_s: float):
     on = np.asarray(f.word_onsets, np.float64)
     w = (on >= start_s) & (on < end_s)
     return ClipFeatures(clip_id=f.clip_id, duration_s=(b - a) * f.step_s, step_s=f.step_s,
-                        words=[x for x, k in zip(f.words, w) if k], word_onsets=(on[w] - start_s).astype(np.float32),
+                        words=[x for x, k in zip(f.words,
+                                                 w) if k], word_onsets=(on[w] - start_s).astype(np.float32),
                         word_durations=np.asarray(f.word_durations)[w], meta=dict(f.meta),
                         **{m: f.feature(m)[a:b] for m in MODALITIES}, **{f"{m}_mask": f.mask(m)[a:b] for m in MODALITIES})
 
@@ -95,7 +97,8 @@ def crop_media(path, start_s: float, end_s: float, out_dir) -> Path:
     cmd = ['ffmpeg', '-nostdin', '-loglevel', 'error', '-y', '-ss', f"{start_s:.3f}", '-i', str(path),
            '-t', f"{end_s - start_s:.3f}", str(out)]
     r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0: raise RuntimeError(f"{path}: ffmpeg could not cut {start_s}-{end_s}s: {r.stderr.strip()[-300:]}")
+    if r.returncode != 0:
+        raise RuntimeError(f"{path}: ffmpeg could not cut {start_s}-{end_s}s: {r.stderr.strip()[-300:]}")
     return out
 
 def clip_media(f, media_dir=None) -> Path | None:
@@ -124,19 +127,23 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
     out_dir.mkdir(parents=True, exist_ok=True)
     spaces = list(spaces)
     if not spaces: raise ValueError("spaces must name at least one output space")
-    for s in spaces: space_size(s)                                           # unknown space: fail now, not per clip
+    for s in spaces:
+        space_size(s)                                           # unknown space: fail now, not per clip
     files = {}
     for p in feature_files(features_dir):
         try: files[features_meta(p)['clip_id']] = p
-        except ArtifactError: files[p.stem] = p                               # unreadable: fails as its own item
+        except ArtifactError:
+            files[p.stem] = p                               # unreadable: fails as its own item
     if isinstance(select, int) and not isinstance(select, bool):
-        select = select_diverse(features_dir, select, seg_len_s=seg_len * teacher.grid_for(1000.0).tr_s, seed=select_seed)
+        select = select_diverse(features_dir, select, seg_len_s=seg_len * teacher.grid_for(1000.0).tr_s,
+                                seed=select_seed)
         write_json(out_dir/'selection.json', {'k': len(select), 'windows': select, 'at': now_iso()})
     if select is None: items = {cid: (cid, None, None) for cid in files}
     else:
         items = {}
         for cid, s, e in select:
-            if cid not in files: raise ValueError(f"selected clip {cid!r} has no feature file in {features_dir}")
+            if cid not in files:
+                raise ValueError(f"selected clip {cid!r} has no feature file in {features_dir}")
             items[f"{cid}@{float(s):.3f}"] = (cid, float(s), float(e))
     manifest = Manifest(out_dir/'manifest', lease_s=lease_s)
     remove_dead_temp_files(out_dir)            # left by a killed earlier run (its claims free themselves)
@@ -159,10 +166,12 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
             out = teacher.predict_clip(features=f, media_path=media)
             if s is not None:
                 tr0 = int(round(s / out.grid.tr_s))
-                if abs(tr0 * out.grid.tr_s - s) > 1e-3: raise ValueError(f"window start {s}s is not on the teacher's {out.grid.tr_s}-s grid")
+                if abs(tr0 * out.grid.tr_s - s) > 1e-3:
+                    raise ValueError(f"window start {s}s is not on the teacher's {out.grid.tr_s}-s grid")
             pred = out.pred if out.space == spaces[0] else None
             if pred is None:
-                if out.space != 'fsaverage5': raise ValueError(f"teacher gives {out.space!r}, cannot project to {spaces[0]!r}")
+                if out.space != 'fsaverage5':
+                    raise ValueError(f"teacher gives {out.space!r}, cannot project to {spaces[0]!r}")
                 pred = project(out.pred, spaces[0])
             segs = split_segments(pred, out.hiddens, out.grid.tr_s, out.grid.offset_s, seg_len, dataset, cid,
                                   space=spaces[0], source_sha256=sha, producer=producer,
@@ -171,14 +180,17 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
             if spaces[1:]:
                 full = out.pred if out.space == 'fsaverage5' else None
                 if full is None: raise ValueError("projections need fsaverage5 predictions from the teacher")
-                for sg in segs: sg.extra_preds = {sp_: project(full[sg.tr_start:sg.tr_start + sg.n], sp_) for sp_ in spaces[1:]}
+                for sg in segs:
+                    sg.extra_preds = {sp_: project(full[sg.tr_start:sg.tr_start + sg.n],
+                                                   sp_) for sp_ in spaces[1:]}
             names = []
             for sg in segs:
                 sg.tr_start += tr0
                 names.append(save_segment(out_dir, sg).name)
         dt = time.time() - t0
         dl.record(dt)
-        return {'segments': names, 'n_rows': int(out.grid.n), 'seconds': round(dt, 3), 'producer': producer.get('name')}
+        return {'segments': names, 'n_rows': int(out.grid.n), 'seconds': round(dt, 3),
+                'producer': producer.get('name')}
 
     rep = run_items(items, work, manifest, deadline=dl, margin_s=margin_s, retry_failed=retry_failed,
                     progress=progress, desc=f"teacher {getattr(teacher, 'name', '?')}")
@@ -200,14 +212,19 @@ def teacher_cache_parser() -> argparse.ArgumentParser:
     ap.add_argument('features_dir', help='folder of feature files (tinytribe extract)')
     ap.add_argument('--teacher', required=True, choices=sorted(TEACHERS))
     ap.add_argument('--out', required=True, help='folder for the teacher segments (and its manifest/)')
-    ap.add_argument('--budget-hours', type=float, default=None, help='stop cleanly before this many hours from now')
-    ap.add_argument('--select', type=int, default=None, metavar='K', help='run only on K diverse windows (design 5b)')
+    ap.add_argument('--budget-hours', type=float, default=None,
+                    help='stop cleanly before this many hours from now')
+    ap.add_argument('--select', type=int, default=None, metavar='K',
+                    help='run only on K diverse windows (design 5b)')
     ap.add_argument('--dataset', default='clips', help='dataset name in the segment file names')
-    ap.add_argument('--weights', default='facebook/tribev2', help='TRIBE v2 weights: local folder or HF repo id')
+    ap.add_argument('--weights', default='facebook/tribev2',
+                    help='TRIBE v2 weights: local folder or HF repo id')
     ap.add_argument('--cache-folder', default='./cache/tribev2', help="TRIBE v2's feature cache")
     ap.add_argument('--device', default='auto')
-    ap.add_argument('--blocks', default='3,5', help='fusion blocks to keep, 0-based (3,5 = "layer 4" and "layer 6")')
-    ap.add_argument('--media-dir', default=None, help="where the clips' media are, if not at the feature files' source")
+    ap.add_argument('--blocks', default='3,5',
+                    help='fusion blocks to keep, 0-based (3,5 = "layer 4" and "layer 6")')
+    ap.add_argument('--media-dir', default=None,
+                    help="where the clips' media are, if not at the feature files' source")
     ap.add_argument('--seg-len', type=int, default=SEG_LEN, help='TRs per segment file')
     ap.add_argument('--spaces', default='fsaverage5', help='comma list: stored space first, then projections')
     ap.add_argument('--margin-s', type=float, default=60.0, help='seconds kept free before the deadline')

@@ -19,7 +19,8 @@ PHASES = {1: 'tinytribe.phase1:phase1_main'}   # phase -> 'module:function(args)
 
 def phase_main(phase: int) -> Callable:
     "The entry point of `phase` from the registry (its module is imported now)."
-    if phase not in PHASES: raise ValueError(f"phase {phase} is not implemented yet (phases: {_phase_list()})")
+    if phase not in PHASES:
+        raise ValueError(f"phase {phase} is not implemented yet (phases: {_phase_list()})")
     mod, fn = PHASES[phase].split(':')
     return getattr(importlib.import_module(mod), fn)
 
@@ -30,20 +31,26 @@ def _phase(s: str) -> int:
     "argparse type of `--phase`: a number from the registry."
     try: k = int(s)
     except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a phase number") from None
-    if k not in PHASES: raise argparse.ArgumentTypeError(f"phase {k} is not implemented yet (phases: {_phase_list()})")
+    if k not in PHASES:
+        raise argparse.ArgumentTypeError(f"phase {k} is not implemented yet (phases: {_phase_list()})")
     return k
 
 def train_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe train` (every phase reads the ones it needs)."
-    p = argparse.ArgumentParser(prog='tinytribe train', description='Train one phase of Tiny-TRIBE v3 (resumable).')
-    p.add_argument('--phase', type=_phase, required=True, metavar='{' + ','.join(map(str, sorted(PHASES))) + '}')
+    p = argparse.ArgumentParser(prog='tinytribe train',
+                                description='Train one phase of Tiny-TRIBE v3 (resumable).')
+    p.add_argument('--phase', type=_phase, required=True, metavar='{' + ','.join(map(str,
+                                                                                     sorted(PHASES))) + '}')
     p.add_argument('--preset', default='sprint', choices=['tiny', 'sprint', 'full'])
     p.add_argument('--features', required=True, help='folder of feature files (tinytribe extract)')
-    p.add_argument('--audio-text-features', default=None, help='extra folder of audio+text-only sources (video masked)')
+    p.add_argument('--audio-text-features', default=None,
+                   help='extra folder of audio+text-only sources (video masked)')
     p.add_argument('--audio-text-weight', type=float, default=0.3)
     p.add_argument('--out', required=True, help='run folder (checkpoints, metrics, model)')
-    p.add_argument('--budget-hours', type=float, default=None, help='stop cleanly before this many hours from now')
-    p.add_argument('--margin-min', type=float, default=5.0, help='stop this many minutes before the budget ends')
+    p.add_argument('--budget-hours', type=float, default=None,
+                   help='stop cleanly before this many hours from now')
+    p.add_argument('--margin-min', type=float, default=5.0,
+                   help='stop this many minutes before the budget ends')
     p.add_argument('--resume', action='store_true', help='continue from RUN_DIR/ckpt/last.pt')
     p.add_argument('--steps', type=int, default=None)
     p.add_argument('--batch-size', type=int, default=None, help='global batch size')
@@ -51,7 +58,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--seg-steps', type=int, default=60)
     p.add_argument('--stride', type=int, default=30)
     p.add_argument('--ckpt-every', type=int, default=200, help='steps between checkpoints (ckpt/last.pt)')
-    p.add_argument('--keep-every', type=int, default=0, help='also keep ckpt/step_N.pt every N steps (0: only the last)')
+    p.add_argument('--keep-every', type=int, default=0,
+                   help='also keep ckpt/step_N.pt every N steps (0: only the last)')
     p.add_argument('--log-every', type=int, default=10)
     p.add_argument('--num-workers', type=int, default=0)
     p.add_argument('--seed', type=int, default=0)
