@@ -43,6 +43,7 @@ def _windows(n: int, seg: int, stride: int) -> list[int]:
     if starts[-1] + seg < n: starts.append(n - seg)
     return starts
 
+# %% ../nbs/40_data.ipynb #5f972328
 class FeatureSegments(torch.utils.data.Dataset):
     """Windows of `seg_steps` feature steps (stride `stride`) over feature files, read lazily.
     Item: `feats` {m: (seg_steps, D) float32}, `masks` {m: (seg_steps,) bool}, `step_valid` (seg_steps,) bool,
@@ -92,6 +93,7 @@ def _stream(f, m, force_absent, dims):
     if x.shape[1] != d: raise ArtifactError(f"{f.clip_id}: {m} features are {x.shape[1]}-d, expected {d}")
     return x, k
 
+# %% ../nbs/40_data.ipynb #0e761354
 def segment_item(f, start: int, seg_steps: int, force_absent=(), dims: dict | None = None,
                  steps: np.ndarray | None = None, t0: float | None = None, path: str = '') -> dict:
     """One window of a `ClipFeatures`: steps `start..start+seg_steps` (or the explicit step indices `steps`),
@@ -170,7 +172,7 @@ class Mixture(torch.utils.data.Dataset):
         j, k = self.plan[i]
         return {**self.datasets[j][int(k)], 'source': int(j)}
 
-# %% ../nbs/40_data.ipynb #9a1f80f1
+# %% ../nbs/40_data.ipynb #ceb221f7
 @dataclass
 class Target:
     "A target series on its own grid: `values (n, V)`, `grid.times` = BOLD time of each row; `extra` series share the rows."
@@ -190,11 +192,13 @@ class Target:
                 raise ArtifactError(f"{self.source or self.clip_id}: {k} has {v.shape[0]} rows, grid "
                                     f"{self.grid.n}")
 
+# %% ../nbs/40_data.ipynb #8fd7e5f5
 def load_teacher_target(path, extra: Sequence[str] = ()) -> Target:
     "Read a teacher segment (`tinytribe.segfile.load_segment`, validated) as a `Target` on its rows' grid; `extra` names hidden states to keep."
     seg = load_segment(path, hiddens=list(extra))
     return Target(seg.video_id, seg.pred, seg.grid, dict(seg.hiddens), seg.space, str(path))
 
+# %% ../nbs/40_data.ipynb #ca9c7419
 def merge_targets(parts: Sequence[Target], grid: TRGrid) -> tuple[np.ndarray, np.ndarray, dict]:
     """Resample several targets of one clip (e.g. its teacher segments) onto `grid` and combine them:
     returns `(values (grid.n, V) float32, valid (grid.n,) bool, extra {name: (grid.n, D)})`; where two parts
@@ -219,7 +223,7 @@ def merge_targets(parts: Sequence[Target], grid: TRGrid) -> tuple[np.ndarray, np
     c = np.maximum(cnt, 1)[:, None]
     return (acc / c).astype(np.float32), valid, {k: (v / c).astype(np.float32) for k, v in ex_acc.items()}
 
-# %% ../nbs/40_data.ipynb #ceb221f7
+# %% ../nbs/40_data.ipynb #9f894ce8
 def _target_grid(src) -> TRGrid:
     "The grid of a `Target` or of a teacher segment file (from its metadata alone)."
     if isinstance(src, Target): return src.grid
@@ -233,6 +237,7 @@ def _covered(parts, grid: TRGrid) -> np.ndarray:
         if g.n: ok |= (td >= g.times[0] - 1e-6) & (td <= g.times[-1] + 1e-6)
     return ok
 
+# %% ../nbs/40_data.ipynb #5a367c9a
 class TargetSegments(torch.utils.data.Dataset):
     """Feature windows paired with targets, cut on the student's TR grid.
     `pairs`: `[(feature_path, targets), ...]` where `targets` is a list of `Target`s or teacher segment paths

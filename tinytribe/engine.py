@@ -62,6 +62,7 @@ def dist_info() -> tuple[int, int, int]:
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE',
                                                               1)), int(os.environ.get('LOCAL_RANK', 0))
 
+# %% ../nbs/41_engine.ipynb #ae27508e
 def setup_distributed(device: str = 'auto') -> tuple[torch.device, int, int]:
     "Join the process group when launched by torchrun (gloo on CPU, NCCL on CUDA); returns (device, rank, world)."
     rank, world, local = dist_info()
@@ -73,6 +74,7 @@ def setup_distributed(device: str = 'auto') -> tuple[torch.device, int, int]:
         rank, world, _ = dist_info()
     return dev, rank, world
 
+# %% ../nbs/41_engine.ipynb #1a88582e
 def resolve_device(device: str = 'auto', local_rank: int = 0) -> torch.device:
     "'auto' -> cuda:local_rank when CUDA is there, else cpu."
     if device == 'auto':
@@ -83,6 +85,7 @@ def resolve_device(device: str = 'auto', local_rank: int = 0) -> torch.device:
     if d.type == 'cuda' and d.index is None: d = torch.device(f'cuda:{local_rank}')
     return d
 
+# %% ../nbs/41_engine.ipynb #5d9b6361
 def resolve_amp(amp: str, device: torch.device):
     "The autocast dtype for `amp` on `device` (None: full precision)."
     if amp not in ('auto', 'bf16', 'fp16', 'off'):
@@ -92,7 +95,7 @@ def resolve_amp(amp: str, device: torch.device):
     if amp == 'fp16': return torch.float16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
-# %% ../nbs/41_engine.ipynb #ae27508e
+# %% ../nbs/41_engine.ipynb #7665abe7
 def make_optimizer(groups: dict, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over `{component: [params]}` with per-component learning rates (`cfg.lr_groups`, default `cfg.lr`);
     weight decay on matrices only. Components with lr 0 are frozen. Each param group carries its `component` name."""
@@ -114,6 +117,7 @@ def make_optimizer(groups: dict, cfg: TrainConfig) -> torch.optim.AdamW:
         raise ValueError(f"lr_groups names unknown components {sorted(unknown)}; known: {sorted(groups)}")
     return torch.optim.AdamW(pgs, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
+# %% ../nbs/41_engine.ipynb #3282746e
 def make_scheduler(opt, cfg: TrainConfig):
     "Cosine with linear warm-up (`warmup_frac` of `steps`), OneCycle (warm-up share `warmup_frac`, cosine anneal) or constant."
     total, warm = max(1, cfg.steps), int(round(cfg.warmup_frac * cfg.steps))
@@ -131,13 +135,14 @@ def make_scheduler(opt, cfg: TrainConfig):
     else: raise ValueError(f"unknown schedule {cfg.schedule!r}: use cosine, onecycle or constant")
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
-# %% ../nbs/41_engine.ipynb #7665abe7
+# %% ../nbs/41_engine.ipynb #4845fb8b
 def rng_state() -> dict:
     "All random states of this process (python, numpy, torch CPU, every CUDA device)."
     s = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
     if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state_all()
     return s
 
+# %% ../nbs/41_engine.ipynb #2f22b2fb
 def set_rng_state(s: dict):
     "Restore what `rng_state` returned."
     random.setstate(s['python'])
@@ -145,12 +150,14 @@ def set_rng_state(s: dict):
     torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
+# %% ../nbs/41_engine.ipynb #453be4bc
 def seed_everything(seed: int):
     "Seed python, numpy and torch (all devices)."
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
+# %% ../nbs/41_engine.ipynb #71ede03a
 def save_checkpoint(path, state: dict) -> Path:
     "Write a checkpoint dict atomically (`torch.save` into a temporary file, then rename)."
     buf = io.BytesIO()
@@ -160,10 +167,12 @@ def save_checkpoint(path, state: dict) -> Path:
 
 CKPT_FORMAT = 'tinytribe-checkpoint'
 
+# %% ../nbs/41_engine.ipynb #7349e95a
 def checkpoint_path(run_dir) -> Path:
     "Where a run keeps its last checkpoint: `RUN_DIR/ckpt/last.pt`."
     return Path(run_dir)/'ckpt'/'last.pt'
 
+# %% ../nbs/41_engine.ipynb #c6f84f11
 def load_checkpoint(path, map_location='cpu') -> dict:
     "Read a checkpoint written by the `Trainer`; raises `ArtifactError` naming the file if it is not one."
     path = Path(path)
@@ -175,7 +184,7 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise ArtifactError(f"{path}: not a tinytribe training checkpoint")
     return ck
 
-# %% ../nbs/41_engine.ipynb #547c70b4
+# %% ../nbs/41_engine.ipynb #6ef10bb8
 def read_metrics(run_dir) -> list[dict]:
     "The rows of `RUN_DIR/metrics.jsonl` (a torn last line, from a kill mid-write, is ignored)."
     p = Path(run_dir)/'metrics.jsonl'
@@ -186,6 +195,7 @@ def read_metrics(run_dir) -> list[dict]:
             if line.strip(): rows.append(json.loads(line))
     return rows
 
+# %% ../nbs/41_engine.ipynb #de185e1b
 def plot_metrics(run_dir, out=None, keys: list | None = None) -> Path:
     "Plot every numeric metric of a run against its step into one PNG (default `RUN_DIR/metrics.png`)."
     rows = read_metrics(run_dir)
@@ -212,7 +222,7 @@ def plot_metrics(run_dir, out=None, keys: list | None = None) -> Path:
     with atomic_write(out) as f: f.write(buf.getvalue())
     return out
 
-# %% ../nbs/41_engine.ipynb #4845fb8b
+# %% ../nbs/41_engine.ipynb #ce4c4a89
 def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, 'module') and isinstance(m,
         nn.parallel.DistributedDataParallel) else m
 
@@ -223,6 +233,7 @@ def _to_device(x, dev):
 
 def _num(v) -> float: return float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
 
+# %% ../nbs/41_engine.ipynb #02334e74
 class Trainer:
     """Runs a task (see the module intro) over `dataset` with `cfg`, writing into `run_dir`.
     `deadline`: a `tinytribe.store.Deadline` (stop cleanly before it). `eval_fn(task, step) -> dict` runs on
@@ -265,7 +276,7 @@ class Trainer:
     @property
     def ckpt_path(self) -> Path: return checkpoint_path(self.run_dir)
 
-# %% ../nbs/41_engine.ipynb #453be4bc
+# %% ../nbs/41_engine.ipynb #2cee19db
 @patch
 def state_dict(self: Trainer) -> dict:
     rngs = [rng_state()]
@@ -278,6 +289,7 @@ def state_dict(self: Trainer) -> dict:
             'world_size': self.world, 'train_config': self.cfg.to_dict(), 'saved': now_iso(),
             'elapsed_s': self.elapsed(), 'metric_acc': dict(self._acc)}
 
+# %% ../nbs/41_engine.ipynb #234f06b6
 @patch
 def save(self: Trainer):
     "Checkpoint now (all ranks must call it: random states are gathered; rank 0 writes)."
@@ -291,6 +303,7 @@ def save(self: Trainer):
     self._saved_step = self.step
     self._barrier()
 
+# %% ../nbs/41_engine.ipynb #205028e5
 @patch
 def load(self: Trainer, path=None) -> bool:
     "Restore everything from a checkpoint (default `ckpt/last.pt`); False when there is none."
@@ -336,6 +349,7 @@ def _log(self: Trainer, row: dict):
 def _barrier(self: Trainer):
     if self.world > 1: torch.distributed.barrier()
 
+# %% ../nbs/41_engine.ipynb #cde3ee0b
 @patch
 def elapsed(self: Trainer) -> float: return self.elapsed0 + (time.time() - self.started)
 
@@ -375,7 +389,7 @@ def _catching_ctrl_c(self: Trainer):
     try: yield
     finally: signal.signal(signal.SIGINT, old)
 
-# %% ../nbs/41_engine.ipynb #7b0f23e6
+# %% ../nbs/41_engine.ipynb #35e5a1d0
 @patch
 def _reduce(self: Trainer, vals: dict) -> dict:
     if self.world == 1 or not vals: return vals
@@ -385,6 +399,7 @@ def _reduce(self: Trainer, vals: dict) -> dict:
     t /= self.world
     return dict(zip(keys, t.tolist()))
 
+# %% ../nbs/41_engine.ipynb #1412e765
 @patch
 def train_step(self: Trainer, batch) -> dict:
     "One optimiser step on `batch`; returns the step's numbers (loss, grad norm, lr, task metrics)."

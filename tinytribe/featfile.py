@@ -20,6 +20,7 @@ MODALITIES = ('text', 'audio', 'video')
 FEATURES_KIND = 'features'
 FEATURES_VERSION = 1
 
+# %% ../nbs/03_featfile.ipynb #0b31d6cf
 @dataclass
 class ClipFeatures:
     "One clip's backbone features on the 2 Hz grid. Arrays are (T, D) float16 and (T,) bool masks."
@@ -70,7 +71,7 @@ class ClipFeatures:
             raise ArtifactError(f"{w}: {len(self.words)} words but {len(self.word_onsets)} onsets")
         return self
 
-# %% ../nbs/03_featfile.ipynb #0b31d6cf
+# %% ../nbs/03_featfile.ipynb #a6f40c3a
 def save_features(path, f: ClipFeatures) -> Path:
     "Validate and write `f` atomically to `path` (a `.npz`)."
     f.validate(str(path))
@@ -84,6 +85,7 @@ def save_features(path, f: ClipFeatures) -> Path:
             'n_words': len(f.words), 'created': f.meta.get('created', now_iso()), 'tinytribe': __version__}
     return save_arrays(path, arrays, meta)
 
+# %% ../nbs/03_featfile.ipynb #fd5e5b42
 def load_features(path, validate: bool = True) -> ClipFeatures:
     "Read a feature file; raises `ArtifactError` naming the file if it is not a valid one."
     a, meta = load_arrays(path, kind=FEATURES_KIND)
@@ -95,6 +97,7 @@ def load_features(path, validate: bool = True) -> ClipFeatures:
                      **{m: a[m] for m in MODALITIES}, **{f"{m}_mask": a[f"{m}_mask"] for m in MODALITIES})
     return f.validate(str(path)) if validate else f
 
+# %% ../nbs/03_featfile.ipynb #28391f98
 def features_meta(path) -> dict:
     "The metadata of a feature file (read without its arrays); `ArtifactError` naming the file if it is not one."
     m = read_meta(path)
@@ -104,6 +107,7 @@ def features_meta(path) -> dict:
     if missing: raise ArtifactError(f"{path}: feature file metadata lacks {missing}")
     return {**m, 'clip_id': m.get('clip_id') or Path(path).stem}
 
+# %% ../nbs/03_featfile.ipynb #f7d1788a
 def describe_features(path) -> dict:
     "A JSON-able summary of a feature file for `tinytribe inspect` (reads only its metadata)."
     m = features_meta(path)

@@ -23,6 +23,7 @@ def _owner(kind: str):
     "The `describe` function of the module that owns array-file `kind`, or None."
     return OWNERS.get(kind)
 
+# %% ../nbs/73_inspect.ipynb #6d84557a
 def generic_describe(path) -> dict:
     "Kind, metadata keys and array shapes of any tinytribe array file."
     path = Path(path)
@@ -51,6 +52,7 @@ def _safetensors_counts(path: Path) -> dict:
     h.pop('__metadata__', None)
     return {'n_tensors': len(h), 'n_params': int(sum(int(np.prod(v['shape'])) for v in h.values()))}
 
+# %% ../nbs/73_inspect.ipynb #05df7210
 def describe_model_folder(path) -> dict:
     "A model folder (`config.json` + `model.safetensors`): the owner's description, else config + counts."
     path = Path(path)
@@ -63,6 +65,7 @@ def describe_model_folder(path) -> dict:
     if (d / 'model.safetensors').exists(): out |= _safetensors_counts(d / 'model.safetensors')
     return out
 
+# %% ../nbs/73_inspect.ipynb #6248dc7b
 def describe_file(path) -> dict:
     "Describe one artifact file (see the module notes)."
     path = Path(path)
@@ -82,9 +85,10 @@ def describe_file(path) -> dict:
         except Exception as e: return {**generic_describe(path), 'describe_error': f"{type(e).__name__}: {e}"}
     return generic_describe(path)
 
-# %% ../nbs/73_inspect.ipynb #6d84557a
+# %% ../nbs/73_inspect.ipynb #cd936e26
 FEATURE_CLIP_KEYS = ('clip_id', 'duration_s', 'n_steps', 'modalities', 'n_words', 'dims', 'words_source')
 
+# %% ../nbs/73_inspect.ipynb #2b66583d
 def describe_dir(path) -> dict:
     "Describe a folder: a model folder, a training run, simbrain output, or a folder of artifacts (by kind)."
     path = Path(path)
@@ -130,24 +134,27 @@ def describe_dir(path) -> dict:
     if unreadable: out['unreadable'] = unreadable
     return out
 
+# %% ../nbs/73_inspect.ipynb #d841eda0
 def describe_run(path) -> dict:
     "A training run folder: the engine's description, and its model folder's when it has one."
     out = engine.describe_run(path)
     if out['model_folder']: out['model'] = describe_model_folder(out['model_folder'])
     return out
 
+# %% ../nbs/73_inspect.ipynb #d00ece37
 def describe(path) -> dict:
     "A JSON-able description of any tinytribe artifact: a file or a folder."
     path = Path(path)
     if path.is_dir(): return describe_dir(path)
     return describe_file(path)
 
-# %% ../nbs/73_inspect.ipynb #cd936e26
+# %% ../nbs/73_inspect.ipynb #0a785e77
 def _fmt(v) -> str:
     if isinstance(v, float): return f"{v:.3f}".rstrip('0').rstrip('.')
     if isinstance(v, (list, tuple)): return ','.join(map(str, v))
     return str(v)
 
+# %% ../nbs/73_inspect.ipynb #bbe7a45c
 def render(d: dict, indent: int = 0) -> str:
     "A human-readable rendering of a description: a table of clips for feature folders, key: value lines otherwise."
     lines, pad = [], ' ' * indent
@@ -169,6 +176,7 @@ def render(d: dict, indent: int = 0) -> str:
         else: lines.append(f"{pad}{k}: {_fmt(v)}")
     return '\n'.join(lines)
 
+# %% ../nbs/73_inspect.ipynb #17baa983
 def inspect_cli(argv: list[str]) -> int:
     "`tinytribe inspect PATH [--json]`: describe a tinytribe artifact."
     ap = argparse.ArgumentParser(prog='tinytribe inspect',

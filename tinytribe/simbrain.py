@@ -30,6 +30,7 @@ SIMBRAIN_VERSION = '1'
 # driver-map codes 1..5 (0 = medial wall)
 REGIONS = ('visual', 'auditory', 'language', 'multimodal', 'other')
 
+# %% ../nbs/21_simbrain.ipynb #b50949a2
 @dataclass
 class SimBrainConfig:
     "Knobs of the in-silico brain. Everything it does is a deterministic function of these and the features."
@@ -80,7 +81,7 @@ def _standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     out[np.ix_(rows, ok)] = (x[np.ix_(rows, ok)] - mu[ok]) / sd[ok]
     return out
 
-# %% ../nbs/21_simbrain.ipynb #c0290bc8
+# %% ../nbs/21_simbrain.ipynb #f72f5924
 def _phase_surrogate(x: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None,
                      n_groups: int = 1) -> np.ndarray:
     """Phase-randomised surrogate of `x` (T, C): every column keeps its power spectrum; columns in the same group
@@ -93,6 +94,7 @@ def _phase_surrogate(x: np.ndarray, rng: np.random.Generator, groups: np.ndarray
     g = np.zeros(x.shape[1], int) if groups is None else groups
     return np.fft.irfft(X * np.exp(1j * ph[:, g]), n=T, axis=0)
 
+# %% ../nbs/21_simbrain.ipynb #298f4f85
 class RestNoise:
     """Noise surrogates from the packaged real resting-state BOLD: a parcel component (the 652-TR Schaefer-400 run)
     painted to its vertices plus a within-parcel residual (the 100-TR vertex run), each phase-randomised with one
@@ -132,7 +134,7 @@ class RestNoise:
         out[:, on] += self.alpha[on] * Ps[:, self.labels[on] - 1]
         return _standardise(out).astype(np.float32)
 
-# %% ../nbs/21_simbrain.ipynb #c86d325b
+# %% ../nbs/21_simbrain.ipynb #aaa0951f
 def _smoothing_matrix() -> sp.csr_matrix:
     "Row-normalised (self + neighbours) averaging on the fsaverage5 mesh, both hemispheres."
     m = spaces.fsaverage5_mesh('pial')
@@ -161,6 +163,7 @@ def _region_cores() -> np.ndarray:
     code[lab == 0] = 0
     return code
 
+# %% ../nbs/21_simbrain.ipynb #f7a2258e
 class SimBrain:
     """The in-silico brain of `cfg` (see the introduction). Stateless apart from its fixed anatomy and parameters,
     all drawn from `cfg.seed`: the same config and features always give the same arrays."""
@@ -194,7 +197,7 @@ class SimBrain:
         self.W_pop = self._weights(None)                                    # (V, K) population weights
         self.driven = np.isin(self.region, [1, 2, 3, 4])
 
-# %% ../nbs/21_simbrain.ipynb #aaa0951f
+# %% ../nbs/21_simbrain.ipynb #e055cd86
 @patch
 def _draw_bumps(self: SimBrain) -> dict:
     "Per region group: bump centres (vertex ids) and amplitudes for each source's smooth map."
@@ -254,6 +257,7 @@ def _weights(self: SimBrain, subject: int | None) -> np.ndarray:
     W[:, lin] += self.cfg.other_gain * M * (self.soft[4] * p['gain'][4])[:, None]
     return W
 
+# %% ../nbs/21_simbrain.ipynb #cec213b8
 @patch
 def hrf_peaks(self: SimBrain, subject: int | None = None) -> np.ndarray:
     "HRF peak latency (s) of each Schaefer-400 parcel for `subject` (None = population)."
@@ -305,7 +309,7 @@ def latents(self: SimBrain, feats: dict, masks: dict | None = None, variant: int
     lat['multi'] = _standardise(multi)
     return np.concatenate([lat[g] for g in ('video', 'audio', 'text', 'multi')], axis=1)
 
-# %% ../nbs/21_simbrain.ipynb #cec213b8
+# %% ../nbs/21_simbrain.ipynb #1f93be7c
 @patch
 def _convolved(self: SimBrain, Z: np.ndarray, peaks: np.ndarray, times: np.ndarray) -> np.ndarray:
     "Sources `Z` (T, K) on the 2 Hz grid convolved with each parcel's HRF and sampled at `times`: (400, n, K)."
@@ -331,6 +335,7 @@ def _convolved(self: SimBrain, Z: np.ndarray, peaks: np.ndarray, times: np.ndarr
         out[p] = y[i0] * (1 - w) + y[i0 + 1] * w
     return out
 
+# %% ../nbs/21_simbrain.ipynb #0483ed61
 @patch
 def response(self: SimBrain, Z: np.ndarray, times: np.ndarray, subject: int | None = None,
              W: np.ndarray | None = None) -> np.ndarray:
@@ -345,17 +350,19 @@ def response(self: SimBrain, Z: np.ndarray, times: np.ndarray, subject: int | No
         Y[:, v] = C[q] @ W[v].T
     return Y
 
-# %% ../nbs/21_simbrain.ipynb #bcc01eb2
+# %% ../nbs/21_simbrain.ipynb #c6f9609c
 def clip_inputs(clip) -> tuple[dict, dict, float, str]:
     "`(feats, masks, duration_s, clip_id)` from a `tinytribe.featfile.ClipFeatures` (or anything with those attributes)."
     feats = {m: np.asarray(getattr(clip, m), np.float32) for m in MODALITIES}
     masks = {m: np.asarray(getattr(clip, f"{m}_mask"), bool) for m in MODALITIES}
     return feats, masks, float(clip.duration_s), str(clip.clip_id)
 
+# %% ../nbs/21_simbrain.ipynb #e0f63ebb
 def fmri_grid(duration_s: float, tr_s: float = 1.49) -> TRGrid:
     "The fMRI TR grid of a clip: the TRs acquired while it plays."
     return TRGrid.covering(duration_s, tr_s)
 
+# %% ../nbs/21_simbrain.ipynb #5c4146dc
 def analytic_ceiling(s2, n2, n_repeats: int = 1) -> np.ndarray:
     "Expected correlation of the true signal with the mean of `n_repeats` noisy repeats: √(s²/(s²+n²/k)); 0 where s² = 0."
     s2, n2 = np.asarray(s2, np.float64), np.asarray(n2, np.float64)
@@ -368,6 +375,7 @@ def _colcorr(a, b):
     den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
     return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), 0.0)
 
+# %% ../nbs/21_simbrain.ipynb #2d247afe
 def split_half_ceiling(runs, n_repeats: int = 1) -> np.ndarray:
     """Measured noise ceiling from repeats `runs` (R >= 2, T, V): correlate the means of the even and odd repeats,
     Spearman-Brown that reliability to one repeat, then to `n_repeats`, and take √ (negative reliability -> 0)."""
@@ -384,6 +392,7 @@ def _sb_ceiling(r, k: float, n_repeats: int = 1) -> np.ndarray:
 
 def _gelu(x): return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
+# %% ../nbs/21_simbrain.ipynb #1b939e8a
 def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, clip_id: str,
                   n_repeats: int = 2, subjects=None, noise: RestNoise | None = None) -> dict:
     """fMRI of `subjects` (default all) watching one clip `n_repeats` times: {subject: {'signal': (n, V), 'noise': (R, n, V),
@@ -406,6 +415,7 @@ def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, 
                   'grid': grid}
     return out
 
+# %% ../nbs/21_simbrain.ipynb #21cced28
 def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -> dict:
     """The teacher's view of one clip on TRIBE v2's grid: `pred (n, 20484)`, `fusion_l4`, `fusion_l6 (n, 1152)`,
     `low_rank (n, 2048)`, `truth (n, 20484)` (the noiseless population response) and the `grid`."""
@@ -478,7 +488,7 @@ class SimBrainTeacher:
                              hiddens={k: np.asarray(v[k], np.float32) for k in self.hidden_names},
                              info={'teacher_quality': self.brain.cfg.teacher_quality})
 
-# %% ../nbs/21_simbrain.ipynb #3e013ad5
+# %% ../nbs/21_simbrain.ipynb #af514804
 class _H5Writer:
     "An HDF5 file of runs written under a temporary name and renamed into place by `commit` (atomic, streamed)."
     def __init__(self, path: Path, attrs: dict):
@@ -525,10 +535,12 @@ def _npy_atomic(path: Path, a: np.ndarray) -> Path:
     with atomic_write(path) as f: np.save(f, a)
     return path
 
+# %% ../nbs/21_simbrain.ipynb #9d4e28d7
 def run_key(session: int, clip_id: str, repeat: int, n_repeats: int) -> str:
     "HDF5 key of a run, like the Algonauts 2025 release: `ses-001_task-{clip}` (+ `_run-{r}` when repeated)."
     return f"ses-{session:03d}_task-{clip_id}" + (f"_run-{repeat + 1}" if n_repeats > 1 else '')
 
+# %% ../nbs/21_simbrain.ipynb #8b42efe1
 def fmri_paths(out: Path, subject: int, dataset: str) -> dict:
     "The files of one simulated subject (see the introduction)."
     sub = f"sub-{subject + 1:02d}"
@@ -546,6 +558,7 @@ def _load_clip(path):
     c.meta = {**c.meta, 'source_sha256': c.meta.get('source_sha256') or file_sha256(path)}
     return c
 
+# %% ../nbs/21_simbrain.ipynb #f3ff84cc
 def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | None = None, n_repeats: int = 2,
                   teacher: bool = True, figures: bool = True, progress: bool = True) -> dict:
     """Simulate and write a whole data set for `clips` (feature-file paths, ClipFeatures, or `(feats, masks, duration_s,

@@ -25,6 +25,7 @@ def fusion_name(k: int) -> str:
     "Storage name of fusion block `k` (0-based): `fusion_l{k+1}` (so 'layer 4' is block 3)."
     return f"fusion_l{k + 1}"
 
+# %% ../nbs/20_teacher.ipynb #c5054469
 class FusionCapture(dict):
     "name -> list of captured tensors `(B, T, D)`, one per forward call. `rows(name)` stacks them as `(B·T, D)`."
     def rows(self, name: str) -> np.ndarray:
@@ -38,6 +39,7 @@ def _fusion_encoder(model):
     if hasattr(model, 'layers') and hasattr(model, 'layer_types'): return model
     raise TypeError(f"{type(model).__name__} has no x_transformers encoder (expected .encoder.layers)")
 
+# %% ../nbs/20_teacher.ipynb #54387582
 @contextlib.contextmanager
 def capture_fusion(model, block_ids: Iterable[int] = (3, 5), low_rank: bool = True, pool: bool = False):
     """Context manager: forward hooks on fusion blocks `block_ids` (module `encoder.layers[2k+1][2]`) and,
@@ -179,7 +181,7 @@ def assemble_rows(values: dict, starts: np.ndarray, tr_s: float, n: int, t0: flo
             'rows_filled': int((~have).sum())}
     return out, info
 
-# %% ../nbs/20_teacher.ipynb #84924321
+# %% ../nbs/20_teacher.ipynb #401a1e70
 @dataclass
 class TribeV2Config:
     "Where TRIBE v2's weights are and what to capture. `weights`: a local folder (config.yaml + checkpoint) or a HF repo id."
@@ -199,6 +201,7 @@ def _events_arg(path: Path) -> str | None:
     kind = media_kind(path)
     return None if kind is None else f"{kind}_path"
 
+# %% ../nbs/20_teacher.ipynb #72397125
 class TribeV2Teacher:
     "TRIBE v2 as a `Teacher`: contiguous fsaverage5 predictions on its 1-s grid plus fusion and low-rank hidden states."
     name = 'tribev2'

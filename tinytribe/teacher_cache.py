@@ -31,6 +31,7 @@ def _window_descriptor(f, a: int, b: int) -> np.ndarray:
         parts += [xs.mean(0), xs.std(0), [k.mean()]]
     return np.concatenate(parts)
 
+# %% ../nbs/23_teacher_cache.ipynb #38dc5746
 def candidate_windows(features_dir, seg_len_s: float = 100.0, min_len_s: float | None = None):
     "`(keys, X)`: every window `(clip_id, start_s, end_s)` of every feature file and its descriptor row of `X`."
     min_len_s = seg_len_s / 2 if min_len_s is None else min_len_s
@@ -46,6 +47,7 @@ def candidate_windows(features_dir, seg_len_s: float = 100.0, min_len_s: float |
             rows.append(_window_descriptor(f, a, b))
     return keys, (np.stack(rows) if rows else np.zeros((0, 0), np.float32))
 
+# %% ../nbs/23_teacher_cache.ipynb #b737aec1
 def select_diverse(features_dir, k: int, seg_len_s: float = 100.0, min_len_s: float | None = None,
                    seed: int = 0, n_components: int = 32) -> list[tuple[str, float, float]]:
     "K representative windows `(clip_id, start_s, end_s)`: k-means on standardised feature statistics, nearest to each centroid."
@@ -67,7 +69,7 @@ def select_diverse(features_dir, k: int, seg_len_s: float = 100.0, min_len_s: fl
         chosen.append(keys[members[np.argmin(d)]])
     return sorted(set(chosen))
 
-# %% ../nbs/23_teacher_cache.ipynb #b45e7fe0
+# %% ../nbs/23_teacher_cache.ipynb #03eee50c
 class AdaptiveDeadline(Deadline):
     "A `Deadline` that also keeps room for one more item: `safety ×` the longest item time recorded so far."
     def __init__(self, base: Deadline | None = None, safety: float = 1.5):
@@ -78,6 +80,7 @@ class AdaptiveDeadline(Deadline):
     def reserve_s(self) -> float: return self.safety * max(self.times) if self.times else 0.0
     def reached(self, margin_s: float = 0.0) -> bool: return self.left() <= margin_s + self.reserve_s
 
+# %% ../nbs/23_teacher_cache.ipynb #17f9819b
 def crop_features(f, start_s: float, end_s: float):
     "The features of `[start_s, end_s)` as a clip of its own (times restart at 0; words shifted)."
     a = int(round(start_s / f.step_s))
@@ -90,6 +93,7 @@ def crop_features(f, start_s: float, end_s: float):
                         word_durations=np.asarray(f.word_durations)[w], meta=dict(f.meta),
                         **{m: f.feature(m)[a:b] for m in MODALITIES}, **{f"{m}_mask": f.mask(m)[a:b] for m in MODALITIES})
 
+# %% ../nbs/23_teacher_cache.ipynb #03a57219
 def crop_media(path, start_s: float, end_s: float, out_dir) -> Path:
     "Cut `[start_s, end_s)` of a media file with ffmpeg (re-encoded, so the cut is exact) into `out_dir`."
     path = Path(path)
@@ -101,6 +105,7 @@ def crop_media(path, start_s: float, end_s: float, out_dir) -> Path:
         raise RuntimeError(f"{path}: ffmpeg could not cut {start_s}-{end_s}s: {r.stderr.strip()[-300:]}")
     return out
 
+# %% ../nbs/23_teacher_cache.ipynb #e491b4e6
 def clip_media(f, media_dir=None) -> Path | None:
     "The media file of a clip: `meta['source']` if it exists, else `media_dir/{clip_id}.*` (video before audio)."
     src = f.meta.get('source')
@@ -112,7 +117,7 @@ def clip_media(f, media_dir=None) -> Path | None:
     if src and (Path(media_dir)/Path(src).name).is_file(): return Path(media_dir)/Path(src).name
     return None
 
-# %% ../nbs/23_teacher_cache.ipynb #921bd08c
+# %% ../nbs/23_teacher_cache.ipynb #0a341250
 def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_len: int = SEG_LEN,
                   spaces: Iterable[str] = ('fsaverage5',), deadline: Deadline | float | None = None,
                   select: int | list | None = None, media_dir=None, margin_s: float = 60.0, safety: float = 1.5,
@@ -198,6 +203,7 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
                                          'item_seconds': dl.times, 'reserve_s': dl.reserve_s})
     return rep
 
+# %% ../nbs/23_teacher_cache.ipynb #b8533d3e
 @contextlib.contextmanager
 def tempfile_dir():
     d = tempfile.mkdtemp(prefix='tinytribe-teacher-')
