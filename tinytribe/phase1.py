@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .featfile import MODALITIES
+from .featfile import MODALITIES, features_meta
 from .store import write_json, atomic_write, ArtifactError, Deadline, read_meta
 from .model import TinyTribe, get_config
 
@@ -327,7 +327,7 @@ def feature_dims(source) -> dict:
     from tinytribe.data import feature_files
     files = feature_files(source)
     if not files: raise ArtifactError(f"{source}: no feature files found")
-    d = read_meta(files[0]).get('dims')
+    d = features_meta(files[0]).get('dims')
     if not d: raise ArtifactError(f"{files[0]}: feature file metadata lacks 'dims'")
     return {m: int(d[m]) for m in MODALITIES}
 
