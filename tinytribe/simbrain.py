@@ -18,7 +18,7 @@ from . import spaces
 from . import __version__
 from .featfile import MODALITIES, load_features, feature_files
 from .segfile import split_segments, save_segment
-from .teacher import Teacher, TeacherOutput, teacher_grid   # TRIBE v2's grid: the cache's rows
+from .teacher import TeacherOutput, teacher_grid   # TRIBE v2's grid: the cache's rows
 
 # %% auto #0
 __all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'SimBrainConfig', 'RestNoise', 'SimBrain', 'clip_inputs', 'fmri_grid',

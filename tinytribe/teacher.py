@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Iterable, runtime_checkable
 import numpy as np
-import torch
 from fastcore.basics import patch
 from .core import TRGrid, hrf_kernel, bin_steps
 from .featfile import MODALITIES

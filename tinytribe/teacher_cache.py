@@ -20,7 +20,8 @@ from .simbrain import SimBrainTeacher
 
 # %% auto #0
 __all__ = ['TEACHERS', 'candidate_windows', 'select_diverse', 'AdaptiveDeadline', 'crop_features', 'crop_media', 'clip_media',
-           'cache_teacher', 'tempfile_dir', 'teacher_cache_parser', 'teacher_cache_cli', 'dry_run_features', 'dry_run']
+           'clip_segments', 'cache_teacher', 'tempfile_dir', 'teacher_cache_parser', 'teacher_cache_cli',
+           'dry_run_features', 'dry_run']
 
 # %% ../nbs/23_teacher_cache.ipynb #839275da
 def _window_descriptor(f, a: int, b: int) -> np.ndarray:
@@ -118,38 +119,62 @@ def clip_media(f, media_dir=None) -> Path | None:
     return None
 
 # %% ../nbs/23_teacher_cache.ipynb #0a341250
+def _clip_files(features_dir) -> dict:
+    "clip_id -> feature file, for a folder (an unreadable file under its stem: it fails as its own item)."
+    if not Path(features_dir).is_dir(): raise ArtifactError(f"{features_dir}: no such features folder")
+    files = {}
+    for p in feature_files(features_dir):
+        try: files[features_meta(p)['clip_id']] = p
+        except ArtifactError: files[p.stem] = p
+    return files
+
+def _items(files: dict, select: list | None, features_dir) -> dict:
+    "The manifest's items: `clip_id -> (clip_id, None, None)`, or one `clip@start -> (clip_id, start, end)` per window."
+    if select is None: return {cid: (cid, None, None) for cid in files}
+    items = {}
+    for cid, s, e in select:
+        if cid not in files: raise ValueError(f"selected clip {cid!r} has no feature file in {features_dir}")
+        items[f"{cid}@{float(s):.3f}"] = (cid, float(s), float(e))
+    return items
+
+# %% ../nbs/23_teacher_cache.ipynb #53906c03
+def clip_segments(out, spaces: list, seg_len: int, dataset: str, clip_id: str, tr0: int = 0,
+                  **seg_kw) -> list:
+    "Cut a `TeacherOutput` into `TeacherSegment`s of `seg_len` rows, stored in `spaces[0]`, projected to the rest."
+    if out.space != spaces[0] and out.space != 'fsaverage5':
+        raise ValueError(f"teacher gives {out.space!r}, cannot project to {spaces[0]!r}")
+    if spaces[1:] and out.space != 'fsaverage5':
+        raise ValueError("projections need fsaverage5 predictions from the teacher")
+    pred = out.pred if out.space == spaces[0] else project(out.pred, spaces[0])
+    segs = split_segments(pred, out.hiddens, out.grid.tr_s, out.grid.offset_s, seg_len, dataset, clip_id,
+                          space=spaces[0], **seg_kw)
+    for sg in segs:
+        rows = out.pred[sg.tr_start:sg.tr_start + sg.n]
+        sg.extra_preds = {sp: project(rows, sp) for sp in spaces[1:]}
+        sg.tr_start += tr0
+    return segs
+
+# %% ../nbs/23_teacher_cache.ipynb #41ca84a7
 def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_len: int = SEG_LEN,
                   spaces: Iterable[str] = ('fsaverage5',), deadline: Deadline | float | None = None,
                   select: int | list | None = None, media_dir=None, margin_s: float = 60.0, safety: float = 1.5,
                   lease_s: float = 1800.0, retry_failed: bool = False, progress: bool = True,
                   select_seed: int = 0) -> BatchReport:
-    """Run `teacher` on every clip of `features_dir` (or on the windows of `select`: a list of `(clip_id, start_s, end_s)`
-    or an int K for `select_diverse`) and write `TeacherSegment`s of `seg_len` rows to `out_dir`, resumably.
-    `spaces[0]` is the stored `pred`'s space; further spaces are stored as projections. `deadline`: a `Deadline`
-    or hours from now."""
-    if not Path(features_dir).is_dir(): raise ArtifactError(f"{features_dir}: no such features folder")
+    """Run `teacher` on every clip of `features_dir` (or on the windows of `select`: a list of
+    `(clip_id, start_s, end_s)` or an int K for `select_diverse`) and write `TeacherSegment`s of `seg_len` rows
+    to `out_dir`, resumably. `spaces[0]` is the stored `pred`'s space; further spaces are stored as
+    projections. `deadline`: a `Deadline` or hours from now."""
+    files = _clip_files(features_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     spaces = list(spaces)
     if not spaces: raise ValueError("spaces must name at least one output space")
-    for s in spaces:
-        space_size(s)                                           # unknown space: fail now, not per clip
-    files = {}
-    for p in feature_files(features_dir):
-        try: files[features_meta(p)['clip_id']] = p
-        except ArtifactError:
-            files[p.stem] = p                               # unreadable: fails as its own item
+    for s in spaces: space_size(s)                            # unknown space: fail now, not per clip
     if isinstance(select, int) and not isinstance(select, bool):
         select = select_diverse(features_dir, select, seg_len_s=seg_len * teacher.grid_for(1000.0).tr_s,
                                 seed=select_seed)
         write_json(out_dir/'selection.json', {'k': len(select), 'windows': select, 'at': now_iso()})
-    if select is None: items = {cid: (cid, None, None) for cid in files}
-    else:
-        items = {}
-        for cid, s, e in select:
-            if cid not in files:
-                raise ValueError(f"selected clip {cid!r} has no feature file in {features_dir}")
-            items[f"{cid}@{float(s):.3f}"] = (cid, float(s), float(e))
+    items = _items(files, select, features_dir)
     manifest = Manifest(out_dir/'manifest', lease_s=lease_s)
     remove_dead_temp_files(out_dir)            # left by a killed earlier run (its claims free themselves)
     if not isinstance(deadline, Deadline): deadline = Deadline(hours=deadline)
@@ -164,34 +189,18 @@ def cache_teacher(features_dir, teacher, out_dir, dataset: str = 'clips', seg_le
             f = load_features(files[cid])
             media = clip_media(f, media_dir)
             sha = f.meta.get('source_sha256') or (file_sha256(media) if media is not None else None)
-            tr0 = 0
             if s is not None:
                 f = crop_features(f, s, e)
                 if media is not None: media = crop_media(media, s, e, tmp)
             out = teacher.predict_clip(features=f, media_path=media)
-            if s is not None:
-                tr0 = int(round(s / out.grid.tr_s))
-                if abs(tr0 * out.grid.tr_s - s) > 1e-3:
-                    raise ValueError(f"window start {s}s is not on the teacher's {out.grid.tr_s}-s grid")
-            pred = out.pred if out.space == spaces[0] else None
-            if pred is None:
-                if out.space != 'fsaverage5':
-                    raise ValueError(f"teacher gives {out.space!r}, cannot project to {spaces[0]!r}")
-                pred = project(out.pred, spaces[0])
-            segs = split_segments(pred, out.hiddens, out.grid.tr_s, out.grid.offset_s, seg_len, dataset, cid,
-                                  space=spaces[0], source_sha256=sha, producer=producer,
-                                  meta={'clip_duration_s': float(f.duration_s), 'window_s': None if s is None else [s, e],
-                                        **{k: v for k, v in out.info.items() if isinstance(v, (int, float, str, bool))}})
-            if spaces[1:]:
-                full = out.pred if out.space == 'fsaverage5' else None
-                if full is None: raise ValueError("projections need fsaverage5 predictions from the teacher")
-                for sg in segs:
-                    sg.extra_preds = {sp_: project(full[sg.tr_start:sg.tr_start + sg.n],
-                                                   sp_) for sp_ in spaces[1:]}
-            names = []
-            for sg in segs:
-                sg.tr_start += tr0
-                names.append(save_segment(out_dir, sg).name)
+            tr0 = 0 if s is None else int(round(s / out.grid.tr_s))
+            if abs(tr0 * out.grid.tr_s - (s or 0)) > 1e-3:
+                raise ValueError(f"window start {s}s is not on the teacher's {out.grid.tr_s}-s grid")
+            info = {k: v for k, v in out.info.items() if isinstance(v, (int, float, str, bool))}
+            meta = {'clip_duration_s': float(f.duration_s), 'window_s': None if s is None else [s, e], **info}
+            segs = clip_segments(out, spaces, seg_len, dataset, cid, tr0, source_sha256=sha, producer=producer,
+                                 meta=meta)
+            names = [save_segment(out_dir, sg).name for sg in segs]
         dt = time.time() - t0
         dl.record(dt)
         return {'segments': names, 'n_rows': int(out.grid.n), 'seconds': round(dt, 3),

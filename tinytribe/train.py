@@ -5,7 +5,6 @@
 # %% ../nbs/45_train.ipynb #90239607
 from __future__ import annotations
 import argparse, importlib, json, sys
-from pathlib import Path
 from typing import Callable
 import torch
 from .store import ArtifactError
