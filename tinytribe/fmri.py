@@ -4,17 +4,23 @@
 
 # %% ../nbs/22_fmri.ipynb #82c26ba6
 from __future__ import annotations
-import ast, json, logging, math, re
+import argparse, csv, json, logging, re, shutil, subprocess, sys
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 import numpy as np
+from tqdm.auto import tqdm
 from .core import TRGrid
-from .store import ArtifactError
+from .store import ArtifactError, atomic_write
 from . import spaces
+from .media import Word, read_transcript
 
 # %% auto #0
-__all__ = ['log', 'MOVIE10', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of', 'split_clips',
-           'detect_layout', 'read_run', 'load_fmri', 'describe_fmri']
+__all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of',
+           'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'group_repeats', 'AlgonautsScan',
+           'scan_algonauts', 'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep',
+           'read_textgrid', 'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture',
+           'describe_fmri', 'fmri_cli']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -31,10 +37,12 @@ class FmriRun:
     provenance: dict = field(default_factory=dict)   # file, key, tr source, ...
 
     def __post_init__(self):
+        self.data, self.valid = np.asarray(self.data), np.asarray(self.valid, dtype=bool)
         n = self.grid.n
         if self.data.ndim != 2 or self.data.shape[0] != n:
             raise ValueError(f"{self.subject} {self.clip_id}: data {self.data.shape} does not match a grid of {n} TRs")
-        if self.valid.shape != (n,): raise ValueError(f"{self.subject} {self.clip_id}: valid {self.valid.shape}, expected ({n},)")
+        if self.valid.shape != (n,):
+            raise ValueError(f"{self.subject} {self.clip_id}: valid {self.valid.shape}, expected ({n},)")
         if self.space in spaces.SPACE_SIZES and self.data.shape[1] != spaces.SPACE_SIZES[self.space]:
             raise ValueError(f"{self.subject} {self.clip_id}: {self.data.shape[1]} columns, {self.space} has "
                              f"{spaces.SPACE_SIZES[self.space]}")
@@ -47,13 +55,14 @@ def _note(msg: str, report: list | None) -> None:
     log.warning(msg)
     if report is not None: report.append(msg)
 
+# %% ../nbs/22_fmri.ipynb #1c031b5f
 def subject_id(s) -> str:
     "Normalise a subject given as 1, '1', '01' or 'sub-01' to 'sub-01'."
     s = str(s)
     s = s[4:] if s.startswith('sub-') else s
     return f"sub-{int(s):02d}" if s.isdigit() else f"sub-{s}"
 
-# %% ../nbs/22_fmri.ipynb #89569123
+# %% ../nbs/22_fmri.ipynb #f0b4c95c
 def clean_rows(data) -> tuple[np.ndarray, np.ndarray, dict]:
     """`(data, valid, info)`: `data` as float32 with NaN-only columns set to 0, rows holding any other NaN or only
     zeros masked (`valid` False) and zeroed. `info` counts what was done."""
@@ -67,10 +76,11 @@ def clean_rows(data) -> tuple[np.ndarray, np.ndarray, dict]:
     x[nan] = 0
     valid &= (x != 0).any(1)
     x[~valid] = 0
-    info = {'n_masked': int((~valid).sum()), 'masked_rows': np.flatnonzero(~valid).tolist(), 'nan_columns': int(dead.sum())}
+    info = {'n_masked': int((~valid).sum()), 'masked_rows': np.flatnonzero(~valid).tolist(),
+            'nan_columns': int(dead.sum())}
     return x, valid, info
 
-# %% ../nbs/22_fmri.ipynb #a8128559
+# %% ../nbs/22_fmri.ipynb #cf57d456
 def fit_to_duration(data: np.ndarray, valid: np.ndarray, grid: TRGrid, duration_s: float, what: str,
                     report: list | None = None) -> tuple[np.ndarray, np.ndarray, TRGrid, int]:
     """Fit a run to the TRs a clip of `duration_s` covers on `grid`'s TR and offset: extra TRs are cut, missing
@@ -82,7 +92,8 @@ def fit_to_duration(data: np.ndarray, valid: np.ndarray, grid: TRGrid, duration_
         _note(f"{what}: {grid.n} TRs, the clip ({duration_s:.2f} s) covers {want.n}: cut the last {-d}", report)
         data, valid = data[:want.n], valid[:want.n]
     elif d > 0:
-        _note(f"{what}: {grid.n} TRs, the clip ({duration_s:.2f} s) covers {want.n}: {d} missing TRs masked", report)
+        _note(f"{what}: {grid.n} TRs, the clip ({duration_s:.2f} s) covers {want.n}: {d} missing TRs masked",
+              report)
         data = np.concatenate([data, np.zeros((d, data.shape[1]), data.dtype)])
         valid = np.concatenate([valid, np.zeros(d, bool)])
     return data, valid, want, d
@@ -106,7 +117,7 @@ class RunRef:
     def read(self) -> np.ndarray:
         "The raw (TRs, outputs) array, before cleaning."
         if self.key is not None:
-            import h5py
+            import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
             with h5py.File(self.files[0], 'r') as f:
                 if self.key not in f: raise ArtifactError(f"{self.files[0]}: no dataset {self.key!r}")
                 return np.asarray(f[self.key][:])
@@ -119,14 +130,16 @@ def repeat_of(key: str) -> tuple[str, int]:
     m = _REPEAT.search(key)
     return (key[:m.start()], int(m.group(1))) if m else (key, 1)
 
-# %% ../nbs/22_fmri.ipynb #62cb2271
+# %% ../nbs/22_fmri.ipynb #144a5e08
 def _scan_simbrain(root: Path, space: str | None, report: list | None) -> list[RunRef]:
     refs = []
     for side in sorted(root.rglob('*_desc-simbrain_bold.json')):
         try: s = json.loads(side.read_text())
-        except (OSError, ValueError) as e: raise ArtifactError(f"{side}: unreadable simbrain sidecar ({e})") from e
-        if s.get('kind') != 'simbrain_fmri': raise ArtifactError(f"{side}: not a simbrain sidecar (kind {s.get('kind')!r})")
-        have = s.get('spaces', {})                                   # {'parcels': 'schaefer400', 'vertices': 'fsaverage5'}
+        except (OSError, ValueError) as e:
+            raise ArtifactError(f"{side}: unreadable simbrain sidecar ({e})") from e
+        if s.get('kind') != 'simbrain_fmri':
+            raise ArtifactError(f"{side}: not a simbrain sidecar (kind {s.get('kind')!r})")
+        have = s.get('spaces', {})                     # {'parcels': 'schaefer400', 'vertices': 'fsaverage5'}
         want = space or have.get('vertices', 'fsaverage5')
         kind = next((k for k, v in have.items() if v == want), None)
         if kind is None or kind not in s.get('files', {}):
@@ -138,12 +151,12 @@ def _scan_simbrain(root: Path, space: str | None, report: list | None) -> list[R
             continue
         for r in s['runs']:
             for key in r['keys']:
-                refs.append(RunRef(subject_id(s['subject']), str(r['clip_id']), repeat_of(key)[1], str(s.get('task', '')),
-                                   want, float(s['RepetitionTime']), 0.0, (h5,), key, f"sidecar {side.name}",
-                                   {'duration_s': float(r['duration_s'])}))
+                refs.append(RunRef(subject_id(s['subject']), str(r['clip_id']), repeat_of(key)[1],
+                                   str(s.get('task', '')), want, float(s['RepetitionTime']), 0.0, (h5,), key,
+                                   f"sidecar {side.name}", {'duration_s': float(r['duration_s'])}))
     return refs
 
-# %% ../nbs/22_fmri.ipynb #3ab71d07
+# %% ../nbs/22_fmri.ipynb #ac3b5c84
 _FRIENDS = re.compile(r'^(?:friends_)?s(\d{2})e(\d{2})([a-d]?)$')
 MOVIE10 = ('bourne', 'figures', 'life', 'wolf')
 _MOVIE10 = re.compile(rf"^(?:movie10_)?({'|'.join(MOVIE10)})(\d+)(?:_run-\d+)?$")
@@ -155,15 +168,17 @@ def split_clips(clip_ids, split='algonauts') -> dict:
     a list of validation ids (everything else trains)."""
     ids = list(dict.fromkeys(str(c) for c in clip_ids))
     if isinstance(split, str):
-        if split != 'algonauts': raise ValueError(f"unknown split {split!r}: use 'algonauts', a dict of lists or a list of val ids")
+        if split != 'algonauts':
+            raise ValueError(f"unknown split {split!r}: use 'algonauts', a dict of lists or a list of val ids")
         out, bad = {'train': [], 'val': []}, []
         for c in ids:
             m = _FRIENDS.match(c)
-            if m: (out['val'] if int(m.group(1)) == 7 else out['train'] if 1 <= int(m.group(1)) <= 6 else bad).append(c)
-            elif _MOVIE10.match(c): out['train'].append(c)
+            season = int(m.group(1)) if m else None
+            if season == 7: out['val'].append(c)
+            elif (season is not None and 1 <= season <= 6) or _MOVIE10.match(c): out['train'].append(c)
             else: bad.append(c)
-        if bad: raise ValueError(f"split 'algonauts' knows Friends S01-S07 and movie10 clips only, not {bad[:5]}"
-                                 f"{' ...' if len(bad) > 5 else ''}: pass explicit lists")
+        if bad: raise ValueError(f"split 'algonauts' knows Friends S01-S07 and movie10 clips only, not "
+                                 f"{bad[:5]}{' ...' if len(bad) > 5 else ''}: pass explicit lists")
         return out
     if isinstance(split, dict):
         unknown = set(split) - {'train', 'val'}
@@ -176,7 +191,20 @@ def split_clips(clip_ids, split='algonauts') -> dict:
     va = set(map(str, split))
     return {'train': [c for c in ids if c not in va], 'val': [c for c in ids if c in va]}
 
-# %% ../nbs/22_fmri.ipynb #ea07021c
+# %% ../nbs/22_fmri.ipynb #b2c76347
+class Clip(NamedTuple):
+    "A stimulus clip: its id (the feature file's `clip_id`), media file and transcript (None when absent)."
+    clip_id: str
+    media: Path | None
+    transcript: Path | None
+
+class Skip(NamedTuple):
+    "Something a scan left out: the clip (or file), the subject ('' when it concerns every subject) and why."
+    clip_id: str
+    subject: str
+    reason: str
+
+# %% ../nbs/22_fmri.ipynb #334e4d5c
 _LAYOUT_GLOBS = {'simbrain': '*_desc-simbrain_bold.json',
                  'algonauts': '*_atlas-Schaefer18_parcel-1000Par7Net*_bold.h5',
                  'fmriprep': '*space-fsaverage5*.func.gii'}
@@ -190,12 +218,13 @@ def detect_layout(root) -> str:
     if len(found) > 1: raise ArtifactError(f"{root}: holds several layouts {found}; point at one of them")
     return found[0]
 
-def _scan(root: Path, layout: str, space: str | None, report: list | None) -> list[RunRef]:
-    scanners = {'simbrain': _scan_simbrain, 'algonauts': lambda r, s, rep: scan_algonauts(r, space=s, report=rep).refs,
-                'fmriprep': lambda r, s, rep: scan_fmriprep(r, space=s, report=rep)}
-    return scanners[layout](root, space, report)
+def _scan(root: Path, layout: str, space: str | None, report: list | None, run_is: str = 'repeat') -> list[RunRef]:
+    "References to every run of `root`, which holds `layout`."
+    if layout == 'simbrain': return _scan_simbrain(root, space, report)
+    if layout == 'algonauts': return scan_algonauts(root, space=space, report=report).refs
+    return _attach_sources(root, scan_fmriprep(root, space=space, report=report, run_is=run_is), report)
 
-# %% ../nbs/22_fmri.ipynb #334e4d5c
+# %% ../nbs/22_fmri.ipynb #a0c20752
 def _select(refs: list[RunRef], subjects, clips, report, root) -> list[RunRef]:
     "Keep the requested subjects and clips; name each requested one that has no run."
     if subjects is not None:
@@ -213,6 +242,7 @@ def _select(refs: list[RunRef], subjects, clips, report, root) -> list[RunRef]:
         refs = [r for r in refs if r.clip_id in set(want)]
     return sorted(refs, key=lambda r: (r.subject, r.clip_id, r.repeat))
 
+# %% ../nbs/22_fmri.ipynb #b058da2c
 def read_run(ref: RunRef, durations: dict | None = None, report: list | None = None) -> FmriRun:
     "Read, check, clean and (with `durations`) fit one referenced run."
     what = f"{ref.subject} {ref.clip_id}" + (f" run-{ref.repeat}" if ref.repeat > 1 else '')
@@ -220,29 +250,32 @@ def read_run(ref: RunRef, durations: dict | None = None, report: list | None = N
     raw = ref.read()
     if raw.ndim != 2: raise ArtifactError(f"{where}: expected (TRs, outputs), got shape {raw.shape}")
     n_out = spaces.space_size(ref.space)
-    if raw.shape[1] != n_out: raise ArtifactError(f"{where}: {raw.shape[1]} columns, but space {ref.space} has {n_out}")
+    if raw.shape[1] != n_out:
+        raise ArtifactError(f"{where}: {raw.shape[1]} columns, but space {ref.space} has {n_out}")
     data, valid, info = clean_rows(raw)
     if info['n_masked'] or info['nan_columns']:
-        log.info(f"{what}: {info['n_masked']} TRs masked (NaN or all zero), {info['nan_columns']} NaN-only columns set to 0")
+        log.info(f"{what}: {info['n_masked']} TRs masked (NaN or all zero), "
+                 f"{info['nan_columns']} NaN-only columns set to 0")
     grid, change = TRGrid(ref.tr_s, len(data), ref.offset_s), 0
     dur = (durations or {}).get(ref.clip_id)
     if dur is not None: data, valid, grid, change = fit_to_duration(data, valid, grid, float(dur), what, report)
     prov = {'file': str(ref.files[0]), **({'file_right': str(ref.files[1])} if len(ref.files) > 1 else {}),
-            'key': ref.key, 'tr_source': ref.tr_source, 'n_tr_file': int(raw.shape[0]), 'trs_added': max(change, 0),
-            'trs_cut': max(-change, 0), **info, **ref.extra}
+            'key': ref.key, 'tr_source': ref.tr_source, 'n_tr_file': int(raw.shape[0]),
+            'trs_added': max(change, 0), 'trs_cut': max(-change, 0), **info, **ref.extra}
     return FmriRun(ref.subject, ref.clip_id, data, grid, valid, ref.space, ref.repeat, ref.dataset, prov)
 
-# %% ../nbs/22_fmri.ipynb #2d915589
-def load_fmri(root, subjects=None, clips=None, space=None, durations=None, report: list | None = None) -> list[FmriRun]:
+# %% ../nbs/22_fmri.ipynb #c1091d8c
+def load_fmri(root, subjects=None, clips=None, space=None, durations=None, report: list | None = None,
+              run_is: str = 'repeat') -> list[FmriRun]:
     """Every run under `root` (Algonauts 2025 release root, fMRIPrep fsaverage5 derivatives or simbrain output; the
     layout is detected) as `FmriRun`s sorted by subject, clip and repeat. `subjects` and `clips` select (absent ones
     are logged and skipped); `space` must match the data's (None: whatever they hold); `durations={clip_id: s}` fits
-    runs to their clips. Skips and trims are logged on `tinytribe.fmri` and appended to `report` if given."""
-    from tqdm.auto import tqdm
+    runs to their clips. Skips and trims are logged on `tinytribe.fmri` and appended to `report` if given.
+    `run_is='part'` (fMRIPrep only): BIDS runs are parts of one stimulus, not repeats (see the fMRIPrep section)."""
     root = Path(root)
     if space is not None: spaces.space_size(space)                     # unknown names fail here
     layout = detect_layout(root)
-    refs = _select(_scan(root, layout, space, report), subjects, clips, report, root)
+    refs = _select(_scan(root, layout, space, report, run_is), subjects, clips, report, root)
     out = []
     for ref in tqdm(refs, desc=f"fMRI runs ({layout})", disable=len(refs) < 50):
         r = read_run(ref, durations, report)
@@ -250,22 +283,569 @@ def load_fmri(root, subjects=None, clips=None, space=None, durations=None, repor
         out.append(r)
     return out
 
+# %% ../nbs/22_fmri.ipynb #f6bdaf8b
+def group_repeats(runs: list) -> dict:
+    "`{(subject, clip_id): [runs sorted by repeat]}` of `FmriRun`s."
+    out = {}
+    for r in sorted(runs, key=lambda r: (r.subject, r.clip_id, r.repeat)):
+        out.setdefault((r.subject, r.clip_id), []).append(r)
+    return out
+
+# %% ../nbs/22_fmri.ipynb #2d915589
+ALGONAUTS_TR_S = 1.49
+_VIDEO_EXTS = ('.mkv', '.mp4', '.avi', '.mov', '.webm')
+_ALGO_H5 = re.compile(r'^(sub-[^_]+)_task-([^_]+)_.*atlas-Schaefer18_parcel-1000Par7Net.*_bold\.h5$')
+
+def _chunk_re(chunk: str) -> re.Pattern:
+    return re.compile(rf'(?<![A-Za-z0-9]){re.escape(chunk)}(?![A-Za-z0-9])')
+
+def _key_chunk(key: str) -> str:
+    "The clip chunk of an HDF5 key: what follows `task-`, without the `_run-N` suffix."
+    k = repeat_of(key)[0]
+    return k.split('task-', 1)[1] if 'task-' in k else k
+
+def _transcript_id(stem: str) -> str:
+    return re.sub(r'(_aligned-text|_aligned_text)$', '', stem)
+
+@dataclass
+class AlgonautsScan:
+    "What `scan_algonauts` found: usable clips, references to their runs, and what it skipped (and why)."
+    root: Path
+    clips: list
+    refs: list
+    skipped: list
+    files: dict                 # {subject: {dataset: h5 path}}
+
+# %% ../nbs/22_fmri.ipynb #d6047201
+def _algo_media(root: Path) -> tuple[dict, list]:
+    "`({clip_id: (dataset, chunk, media path)}, skipped)` from `root/stimuli/movies`."
+    media, skipped = {}, []
+    mdir = root / 'stimuli' / 'movies'
+    for ds in sorted(p for p in mdir.iterdir() if p.is_dir()) if mdir.is_dir() else []:
+        vids = (p for p in ds.rglob('*') if p.suffix.lower() in _VIDEO_EXTS and not p.name.startswith('.'))
+        for f in sorted(vids):
+            cid = f.stem
+            if cid in media:
+                skipped.append(Skip(cid, '', f"two media files {media[cid][2]} and {f}"))
+                continue
+            chunk = cid[len(ds.name) + 1:] if cid.startswith(ds.name + '_') else cid
+            media[cid] = (ds.name, chunk, f)
+    return media, skipped
+
+def _algo_transcripts(root: Path, media: dict) -> tuple[dict, list]:
+    "`({clip_id: transcript}, skipped)`: each clip's one transcript under `root/stimuli/transcripts`."
+    tdir, trans, cands, skipped = root / 'stimuli' / 'transcripts', {}, {}, []
+    for f in sorted(tdir.rglob('*.tsv')) if tdir.is_dir() else []:
+        ds, tid = f.relative_to(tdir).parts[0], _transcript_id(f.stem)
+        for cid in (tid, tid[len(ds) + 1:] if tid.startswith(ds + '_') else None):
+            if cid in media and media[cid][0] == ds: cands.setdefault(cid, []).append(f)
+    for cid, fs in cands.items():
+        if len(fs) == 1: trans[cid] = fs[0]
+        else: skipped.append(Skip(cid, '', f"two candidate transcripts {[str(p) for p in fs]}"))
+    return trans, skipped
+
+# %% ../nbs/22_fmri.ipynb #aac467ca
+def _algo_h5(root: Path, space: str | None) -> dict:
+    "`{subject: {dataset: path}}` of the release's HDF5 run files; a `space` other than schaefer1000 is an error."
+    files = {}
+    for f in sorted(root.rglob('*_bold.h5')):
+        m = _ALGO_H5.match(f.name)
+        if not m: continue
+        if space not in (None, 'schaefer1000'):
+            raise ArtifactError(f"{f}: Algonauts 2025 runs are in schaefer1000 (1000 Schaefer parcels), "
+                                f"not {space!r}")
+        sub, ds = subject_id(m.group(1)), m.group(2)
+        if ds in files.get(sub, {}):
+            raise ArtifactError(f"{f}: a second {ds} file for {sub} (first: {files[sub][ds]})")
+        files.setdefault(sub, {})[ds] = f
+    return files
+
+# %% ../nbs/22_fmri.ipynb #904a9094
+def scan_algonauts(root, space: str | None = None, report: list | None = None,
+                   require_fmri: bool = True) -> AlgonautsScan:
+    """Match the release's clips, transcripts and runs (rules above) without reading any run. Every skip is logged
+    and listed in `.skipped`. `require_fmri=False` keeps clips no subject has fMRI for (e.g. to extract features
+    for a held-out season) in `.clips`."""
+    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
+    root = Path(root)
+    media, skipped = _algo_media(root)
+    files = _algo_h5(root, space)
+    keys = {}
+    for sub, by_ds in files.items():
+        for ds, f in by_ds.items():
+            with h5py.File(f, 'r') as h: keys[sub, ds] = list(h.keys())
+    if not media:                                   # no stimuli folder: the clips are what the runs name
+        for (sub, ds), ks in keys.items():
+            for k in ks:
+                cid = f"friends_{_key_chunk(k)}" if ds == 'friends' else _key_chunk(k)
+                media.setdefault(cid, (ds, _key_chunk(k), None))
+    trans, skipped_t = _algo_transcripts(root, media)
+    skipped += skipped_t
+    need_t = (root / 'stimuli' / 'transcripts').is_dir()   # without transcripts at all, clips are runs only
+    refs, used, clips = [], set(), []
+    for ds in sorted({v[0] for v in media.values()}):
+        for sub in sorted(files):
+            if ds not in files[sub]: skipped.append(Skip(f"{ds} clips", sub, f"no {ds} fMRI file"))
+    for cid, (ds, chunk, mpath) in sorted(media.items()):
+        pat, found = _chunk_re(chunk), []
+        for sub in sorted(files):
+            if ds not in files[sub]: continue
+            by_rep = {}
+            for k in keys[sub, ds]:
+                if pat.search(repeat_of(k)[0]): by_rep.setdefault(repeat_of(k)[1], []).append(k)
+            for rep_, ks in sorted(by_rep.items()):
+                used.update((sub, ds, k) for k in ks)
+                if len(ks) > 1:
+                    skipped.append(Skip(cid, sub, f"two candidate runs {ks} in {files[sub][ds].name}"))
+                    continue
+                found.append(RunRef(sub, cid, rep_, ds, 'schaefer1000', ALGONAUTS_TR_S, 0.0, (files[sub][ds],),
+                                    ks[0], 'Algonauts 2025 release (CNeuroMod TR 1.49 s)'))
+        gone = lambda sub='': any(s.clip_id == cid and s.subject == sub for s in skipped)
+        if (mpath is not None or need_t) and cid not in trans and not gone():
+            skipped.append(Skip(cid, '', 'no transcript'))
+        if gone(): continue
+        if not found and require_fmri:
+            owners = sorted(s for s in files if ds in files[s])
+            skipped.append(Skip(cid, '', f"no fMRI in any subject ({ds} files of {owners})"))
+            continue
+        clips.append(Clip(cid, mpath, trans.get(cid)))
+        refs += found
+        have = {r.subject for r in found}
+        for sub in sorted(files):
+            if found and ds in files[sub] and sub not in have and not gone(sub):
+                skipped.append(Skip(cid, sub, f"no fMRI run in {files[sub][ds].name}"))
+    for (sub, ds), ks in sorted(keys.items()):
+        for k in ks:
+            if (sub, ds, k) not in used:
+                skipped.append(Skip(k, sub, f"run {k} in {files[sub][ds].name} matches no clip"))
+    for s in skipped: _note(f"{s.subject + ' ' if s.subject else ''}{s.clip_id}: skipped: {s.reason}", report)
+    return AlgonautsScan(root, clips, refs, skipped, files)
+
+# %% ../nbs/22_fmri.ipynb #843256ca
+_WORDS = ('we', 'need', 'coffee', 'now', 'the', 'blue', 'kettle', 'is', 'broken', 'again', 'who', 'took', 'my',
+          'umbrella', 'sorry', 'maybe', 'tomorrow', 'fine', 'look', 'at', 'this', 'map')
+
+def write_algonauts_transcript(path, episode: str, n_tr: int, seed: int = 0,
+                               tr_s: float = ALGONAUTS_TR_S) -> Path:
+    """A transcript in the release's layout (`episode`, `text_per_tr`, `words_per_tr`, `onsets_per_tr`,
+    `durations_per_tr`; one row per TR, Python list literals) with made-up words, 0-3 per TR."""
+    rng = np.random.default_rng(seed)
+    lines = ['episode\ttext_per_tr\twords_per_tr\tonsets_per_tr\tdurations_per_tr']
+    for k in range(n_tr):
+        n = int(rng.integers(0, 4))
+        ws = [str(w) for w in rng.choice(_WORDS, n)]
+        on = sorted(float(round(k * tr_s + t, 4)) for t in rng.uniform(0, tr_s * 0.8, n))
+        du = [float(round(x, 4)) for x in rng.uniform(0.1, 0.3, n)]
+        lines.append(f"{episode}\t{' ' + ' '.join(ws) if ws else ''}\t{ws!r}\t{on!r}\t{du!r}")
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+# %% ../nbs/22_fmri.ipynb #71f5f7ec
+_ALGO_SPEC = {   # clip: (dataset, folder, has transcript, {subject: [(key, extra TRs)]})
+    'friends_s01e01a': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01a', 0)],
+                                                 'sub-02': [('ses-001_task-s01e01a', 0)],
+                                                 'sub-03': [('ses-002_task-s01e01a', 0)]}),
+    'friends_s01e01b': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01b', 0)],
+                                                 'sub-02': [('ses-001_task-s01e01b', 0)]}),
+    'friends_s01e02b': ('friends', 's1', False, {'sub-01': [('ses-002_task-s01e02b', 0)]}),
+    'friends_s02e03a': ('friends', 's2', True, {'sub-01': [('ses-004_task-s02e03a', 0), ('ses-009_task-s02e03a', 0)],
+                                                 'sub-02': [('ses-005_task-s02e03a', 0)]}),
+    'friends_s04e01a': ('friends', 's4', True, {}),
+    'friends_s07e01a': ('friends', 's7', True, {'sub-01': [('ses-030_task-s07e01a', 0)]}),
+    'life01': ('movie10', 'life', True, {'sub-01': [('ses-003_task-life01_run-1', 0), ('ses-004_task-life01_run-2', 0)],
+                                          'sub-02': [('ses-003_task-life01_run-1', 0)]}),
+    'bourne01': ('movie10', 'bourne', True, {'sub-01': [('ses-001_task-bourne01', 0)],
+                                              'sub-02': [('ses-001_task-bourne01', 2)]}),
+}
+
+def _algo_h5_name(sub: str, ds: str) -> str:
+    desc = '_desc-s123456' if ds == 'friends' else ''
+    return f"{sub}_task-{ds}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-1000Par7Net{desc}_bold.h5"
+
+def _tiny_video(path: Path, duration_s: float) -> None:
+    d = f"{duration_s:.2f}"
+    subprocess.run(['ffmpeg', '-nostdin', '-y', '-loglevel', 'error', '-f', 'lavfi', '-i', f'testsrc2=s=32x24:r=5:d={d}',
+                    '-f', 'lavfi', '-i', f'sine=duration={d}', '-c:v', 'libx264', '-c:a', 'aac', '-shortest', str(path)],
+                   check=True)
+
+# %% ../nbs/22_fmri.ipynb #f14161d1
+def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int = 0) -> Path:
+    """Write the tiny Algonauts 2025 release described above under `root` (clips of `n_tr` TRs of 1.49 s, data
+    random with the defects listed). `media='empty'` writes empty media files (the reader only needs them to
+    exist), `'ffmpeg'` one real tiny video, copied to every clip. Returns `root`."""
+    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
+    root, rng = Path(root), np.random.default_rng(seed)
+    runs = {}
+    for i, (cid, (ds, folder, has_t, by_sub)) in enumerate(_ALGO_SPEC.items()):
+        mdir = root / 'stimuli' / 'movies' / ds / folder
+        mdir.mkdir(parents=True, exist_ok=True)
+        mp = mdir / f"{cid}.mkv"
+        if media == 'ffmpeg':
+            tpl = root / '.tiny.mkv'
+            if not tpl.exists(): _tiny_video(tpl, n_tr * ALGONAUTS_TR_S)
+            shutil.copyfile(tpl, mp)
+        elif media == 'empty': mp.touch()
+        else: raise ValueError(f"media must be 'empty' or 'ffmpeg', not {media!r}")
+        if has_t:
+            tname = f"movie10_{cid}.tsv" if ds == 'movie10' else f"{cid}.tsv"
+            tdir = root / 'stimuli' / 'transcripts' / ds / folder
+            write_algonauts_transcript(tdir / tname, cid.split('_')[-1], n_tr, seed + i)
+        for sub, keys in by_sub.items():
+            for key, extra in keys:
+                runs.setdefault((sub, ds), {})[key] = rng.standard_normal((n_tr + extra, 1000)).astype(np.float32)
+    r = runs
+    r['sub-01', 'friends']['ses-001_task-s01e01a'][2] = np.nan
+    r['sub-01', 'friends']['ses-001_task-s01e01a'][5] = 0
+    r['sub-02', 'friends']['ses-001_task-s01e01b'][:, 17] = np.nan
+    r['sub-02', 'friends']['ses-001_task-s01e01b'][3, 4] = np.nan
+    r['sub-02', 'friends']['ses-050_task-s05e10a'] = rng.standard_normal((n_tr, 1000)).astype(np.float32)
+    (root / '.tiny.mkv').unlink(missing_ok=True)
+    for (sub, ds), keys in runs.items():
+        d = root / 'fmri' / sub / 'func'
+        d.mkdir(parents=True, exist_ok=True)
+        with h5py.File(d / _algo_h5_name(sub, ds), 'w') as f:
+            for k in sorted(keys): f.create_dataset(k, data=keys[k])
+    return root
+
+# %% ../nbs/22_fmri.ipynb #5ca91023
+_MEDIA_EXTS = _VIDEO_EXTS + ('.wav', '.mp3', '.flac', '.m4a', '.ogg')
+
+def bids_entities(name: str) -> dict:
+    "BIDS entities of a file name (`sub`, `ses`, `task`, `run`, `hemi`, `space`, …) and its `suffix` ('' if none)."
+    stem = name.split('.')[0]
+    ents, suffix = {}, ''
+    for part in stem.split('_'):
+        if '-' in part: k, v = part.split('-', 1); ents[k] = v
+        else: suffix = part
+    return {**ents, 'suffix': suffix}
+
+# %% ../nbs/22_fmri.ipynb #39499335
+def _read_gifti(path) -> tuple[np.ndarray, float | None]:
+    "`(data (TRs, vertices), TimeStep in s or None)` of a GIfTI time series."
+    import nibabel as nib         # lazy: only the GIfTI layout needs it
+    try: img = nib.load(str(path))
+    except Exception as e: raise ArtifactError(f"{path}: not a readable GIfTI file ({e})") from e
+    if not img.darrays: raise ArtifactError(f"{path}: GIfTI file without data arrays")
+    arrs = [np.asarray(d.data) for d in img.darrays]
+    if len(arrs) == 1 and arrs[0].ndim == 2:                  # one 2-D array: vertices on the fsaverage5 axis
+        x = arrs[0]
+        x = x.T if x.shape[0] == spaces.N_HEMI and x.shape[1] != spaces.N_HEMI else x
+    else: x = np.stack([a.ravel() for a in arrs])
+    step = next((d.meta.get('TimeStep') for d in img.darrays if d.meta and d.meta.get('TimeStep')), None)
+    step = float(step) if step is not None else None
+    if step is not None and step > 20: step /= 1000.0             # FreeSurfer writes milliseconds
+    return x, step
+
+def _read_gifti_pair(left, right) -> np.ndarray:
+    "The (TRs, 20484) run of a left and a right fsaverage5 GIfTI, left hemisphere first."
+    parts = []
+    for p in (left, right):
+        x, _ = _read_gifti(p)
+        if x.shape[1] != spaces.N_HEMI:
+            raise ArtifactError(f"{p}: {x.shape[1]} vertices per TR, not fsaverage5's {spaces.N_HEMI} "
+                                "per hemisphere")
+        parts.append(x)
+    if len(parts[0]) != len(parts[1]):
+        raise ArtifactError(f"{left} has {len(parts[0])} TRs but {right} has {len(parts[1])}")
+    return np.concatenate(parts, axis=1)
+
+# %% ../nbs/22_fmri.ipynb #2c82c10e
+def _sidecar_tr(gii: Path, ents: dict, jsons: list) -> tuple[float | None, str]:
+    """The run's TR from JSON sidecars (see above), or `(None, '')`. `jsons`: `(path, bids_entities)` of the
+    root's JSON files."""
+    def tr_of(p):
+        try: v = json.loads(Path(p).read_text()).get('RepetitionTime')
+        except (OSError, ValueError): return None
+        return float(v) if v is not None else None
+    stem = gii.name[:-len('.func.gii')]
+    for p in (gii.with_name(stem + '.json'), gii.with_name(stem + '.func.json')):
+        if p.exists() and tr_of(p): return tr_of(p), f"sidecar {p.name}"
+    cands = [(p, e) for p, e in jsons if e['suffix'] == 'bold' and e.get('task') == ents['task']
+             and all(e[k] == ents.get(k) for k in ('sub', 'ses', 'run') if k in e)]
+    for p, e in sorted(cands, key=lambda pe: (-sum(k in pe[1] for k in ('sub', 'ses', 'run')), str(pe[0]))):
+        if tr_of(p): return tr_of(p), f"sidecar {p.name}"                 # the most specific sidecar wins
+    return None, ''
+
+# %% ../nbs/22_fmri.ipynb #3feba64a
+def _fmriprep_runs(root: Path, report) -> dict:
+    "`{(sub, ses, task, run): {'L': path, 'R': path}}` of the fsaverage5 GIfTIs, pairing hemispheres."
+    groups = {}
+    for p in sorted(root.rglob('*space-fsaverage5*.func.gii')):
+        e = bids_entities(p.name)
+        if e.get('space') != 'fsaverage5' or e.get('hemi') not in ('L', 'R') or 'sub' not in e or 'task' not in e:
+            continue
+        if e['suffix'] not in ('', 'bold'): continue
+        key = (e['sub'], e.get('ses', ''), e['task'], e.get('run', ''))
+        groups.setdefault(key, {}).setdefault(e['hemi'], []).append(p)
+    out = {}
+    for k, by_h in groups.items():
+        name = f"sub-{k[0]} task-{k[2]}" + (f" ses-{k[1]}" if k[1] else '') + (f" run-{k[3]}" if k[3] else '')
+        if set(by_h) != {'L', 'R'}:
+            one = next(iter(by_h.values()))[0]
+            _note(f"{name}: only hemi-{''.join(by_h)} on fsaverage5 ({one.name}): run skipped", report)
+        elif any(len(v) > 1 for v in by_h.values()):
+            names = [p.name for v in by_h.values() for p in v]
+            _note(f"{name}: two candidate files for one hemisphere {names}: run skipped", report)
+        else: out[k] = {h: v[0] for h, v in by_h.items()}
+    return out
+
+
+
+def _num(s: str):
+    return (0, int(s)) if s.isdigit() else (1, s)
+
+_GENERIC_DIRS = {'fmriprep', 'derivatives', 'derivative', 'out', 'output', 'outputs'}
+
+def _dataset_name(root: Path) -> str:
+    """The data set's `Name` from `dataset_description.json` at the root; for a derivative (fMRIPrep names itself
+    there) or without one, the folder's name, going up past folders called `fmriprep`, `derivatives`, ..."""
+    root = root.resolve()
+    folder = root
+    while folder.name.lower() in _GENERIC_DIRS and folder.parent != folder: folder = folder.parent
+    folder = folder.name
+    p = root / 'dataset_description.json'
+    try: d = json.loads(p.read_text()) if p.exists() else {}
+    except ValueError: d = {}
+    if d.get('DatasetType') == 'derivative' or 'GeneratedBy' in d or not d.get('Name'): return folder
+    return str(d['Name'])
+
+# %% ../nbs/22_fmri.ipynb #eb8d691c
+def scan_fmriprep(root, space: str | None = None, report: list | None = None,
+                  run_is: str = 'repeat') -> list[RunRef]:
+    "References to every paired fsaverage5 run under `root` (rules above), without reading their data."
+    root = Path(root)
+    if run_is not in ('repeat', 'part'): raise ValueError(f"run_is must be 'repeat' or 'part', not {run_is!r}")
+    pairs = _fmriprep_runs(root, report)
+    if space not in (None, 'fsaverage5') and pairs:
+        first = next(iter(pairs.values()))['L']
+        raise ArtifactError(f"{first}: fMRIPrep runs here are on fsaverage5, not {space!r}")
+    jsons = [(p, bids_entities(p.name)) for p in sorted(root.rglob('*_bold.json'))]
+    name = _dataset_name(root)
+    refs, count = [], {}
+    order = lambda kv: (kv[0][0], kv[0][2], kv[0][1], _num(kv[0][3]))      # subject, task, session, run
+    for (sub, ses, task, run), files in sorted(pairs.items(), key=order):
+        ents = {'sub': sub, 'task': task, **({'ses': ses} if ses else {}), **({'run': run} if run else {})}
+        tr, src = _sidecar_tr(files['L'], ents, jsons)
+        if tr is None:
+            tr = _read_gifti(files['L'])[1]
+            src = f"GIfTI TimeStep of {files['L'].name}"
+        if not tr:
+            _note(f"sub-{sub} task-{task}{' run-' + run if run else ''}: no TR in a sidecar or the GIfTI: "
+                  "run skipped", report)
+            continue
+        cid = f"{task}_run-{run}" if run_is == 'part' and run else task
+        count[sub, cid] = count.get((sub, cid), 0) + 1
+        refs.append(RunRef(subject_id(sub), cid, count[sub, cid], name, 'fsaverage5', float(tr), 0.0,
+                           (files['L'], files['R']), None, src, {'session': ses, 'run': run, 'task': task}))
+    return refs
+
+# %% ../nbs/22_fmri.ipynb #19d02b46
+_TG_TOKEN = re.compile(r'"((?:[^"]|"")*)"|\[\s*\d*\s*\]|<exists>|<absent>|(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)')
+_SILENCE = {'', 'sp', 'sil', 'sp1', '#', '...'}
+
+def _is_word(t: str) -> bool:
+    t = t.strip()
+    return t.lower() not in _SILENCE and not (t[:1] in '{<[' and t[-1:] in '}>]')
+
+def read_textgrid(path, tier: str | None = None) -> list:
+    "The words of a Praat TextGrid (long or short text format) as `tinytribe.media.Word`s, sorted by onset."
+    path = Path(path)
+    raw = path.read_bytes()
+    utf16 = raw[:2] in (b'\xff\xfe', b'\xfe\xff')
+    text = raw.decode('utf-16') if utf16 else raw.decode('utf-8-sig', errors='replace')
+    toks = [('s', m.group(1).replace('""', '"')) if m.group(1) is not None else ('n', float(m.group(2)))
+            for m in _TG_TOKEN.finditer(text) if m.group(1) is not None or m.group(2) is not None]
+    vals = [v for _, v in toks]
+    if len(vals) < 5 or vals[:2] != ['ooTextFile', 'TextGrid']:
+        raise ArtifactError(f"{path}: not a Praat TextGrid text file")
+    try:
+        i, tiers = 5, []
+        for _ in range(int(vals[4])):
+            kind, name, n = vals[i], vals[i + 1], int(vals[i + 4])
+            width = 3 if kind == 'IntervalTier' else 2
+            items = [vals[i + 5 + width * j: i + 5 + width * (j + 1)] for j in range(n)]
+            tiers.append((kind, name, items))
+            i += 5 + width * n
+    except (IndexError, ValueError, TypeError) as e:
+        raise ArtifactError(f"{path}: malformed TextGrid ({e})") from e
+    ints = [t for t in tiers if t[0] == 'IntervalTier']
+    if not ints: raise ArtifactError(f"{path}: no interval tier")
+    names = (tier.lower(),) if tier else ('words', 'word')
+    pick = [t for t in ints if t[1].lower() in names]
+    if tier and not pick: raise ArtifactError(f"{path}: no interval tier {tier!r} (tiers: {[t[1] for t in ints]})")
+    _, _, items = (pick or ints)[0]
+    return sorted((Word(str(x).strip(), float(a), float(b) - float(a)) for a, b, x in items if _is_word(str(x))),
+                  key=lambda w: w.onset_s)
+
+# %% ../nbs/22_fmri.ipynb #69870b87
+def read_events_words(path) -> list:
+    """The words of a BIDS `*_events.tsv`: `onset` and `duration` (s), text from `word`, else `trial_type`; rows
+    with `n/a` or empty text are dropped."""
+    path = Path(path)
+    rows = list(csv.DictReader(path.read_text(encoding='utf-8-sig').splitlines(), delimiter='\t'))
+    cols = set(rows[0]) if rows else set()
+    tc = 'word' if 'word' in cols else 'trial_type' if 'trial_type' in cols else None
+    if not {'onset', 'duration'} <= cols or tc is None:
+        raise ArtifactError(f"{path}: BIDS events need onset, duration and word or trial_type columns, "
+                            f"got {sorted(cols)}")
+    out = []
+    for r in rows:
+        t = (r[tc] or '').strip()
+        if t in ('', 'n/a') or r['onset'] in ('', 'n/a') or not _is_word(t): continue
+        dur = float(r['duration']) if r['duration'] not in ('', 'n/a') else 0.0
+        out.append(Word(t, float(r['onset']), dur))
+    return sorted(out, key=lambda w: w.onset_s)
+
+# %% ../nbs/22_fmri.ipynb #78042bef
+def read_words(path) -> list:
+    "Words of a TextGrid, BIDS events, or any transcript `tinytribe.media.read_transcript` reads."
+    p = Path(path)
+    if p.suffix.lower() == '.textgrid': return read_textgrid(p)
+    if p.name.endswith('_events.tsv'): return read_events_words(p)
+    return read_transcript(p)
+
+# %% ../nbs/22_fmri.ipynb #363c5320
+def _bids_sources(root: Path, refs: list, report) -> dict:
+    "`{clip_id: (media or None, words file or None)}` for the clips of fMRIPrep `refs` (rules above)."
+    events = [p for p in sorted(root.rglob('*_events.tsv'))]
+    grids = sorted(p for p in root.rglob('*') if p.suffix.lower() == '.textgrid')
+    out = {}
+    for cid in sorted({r.clip_id for r in refs}):
+        r0 = next(r for r in refs if r.clip_id == cid)
+        task, run = r0.extra['task'], r0.extra['run']
+        evs = [p for p in events if bids_entities(p.name).get('task') == task
+               and (cid == task or bids_entities(p.name).get('run') == run)]
+        tg = [p for p in grids if p.stem.lower() in (task.lower(), cid.lower())]
+        cols = {p: (p.read_text(encoding='utf-8-sig').split('\n', 1)[0].strip().split('\t')) for p in evs}
+        with_word = [p for p in evs if 'word' in cols[p]]
+        if len(tg) > 1: _note(f"{cid}: two candidate TextGrids {[p.name for p in tg]}: not used", report)
+        typed = next((p for p in evs if 'trial_type' in cols[p]), None)
+        words = with_word[0] if with_word else tg[0] if len(tg) == 1 else typed
+        media = None
+        for p in evs:
+            if 'stim_file' in cols[p]:
+                sf = next((r['stim_file'] for r in csv.DictReader(p.read_text().splitlines(), delimiter='\t')
+                           if r.get('stim_file') not in (None, '', 'n/a')), None)
+                if sf and (root / 'stimuli' / sf).exists(): media = root / 'stimuli' / sf; break
+        if media is None:
+            cands = [p for p in sorted((root / 'stimuli').rglob('*')) if p.suffix.lower() in _MEDIA_EXTS
+                     and p.stem.lower() in (task.lower(), cid.lower())] if (root / 'stimuli').is_dir() else []
+            media = cands[0] if len(cands) == 1 else None
+            if len(cands) > 1:
+                _note(f"{cid}: two candidate media files {[p.name for p in cands]}: none used", report)
+        out[cid] = (media, words)
+    return out
+
+# %% ../nbs/22_fmri.ipynb #b6939963
+def _attach_sources(root: Path, refs: list, report) -> list:
+    "Record each fMRIPrep run's media and word-timing file (see `_bids_sources`) in its provenance."
+    src = _bids_sources(root, refs, report)
+    for r in refs:
+        m, w = src[r.clip_id]
+        r.extra.update({'media': str(m) if m else None, 'words_file': str(w) if w else None})
+    return refs
+
+# %% ../nbs/22_fmri.ipynb #3825ce9e
+def _survey(root: Path, report: list | None, require_fmri: bool = True, run_is: str = 'repeat') -> tuple:
+    "`(layout, run references, clips)` of `root`, scanned once."
+    layout = detect_layout(root)
+    if layout == 'algonauts':
+        sc = scan_algonauts(root, report=report, require_fmri=require_fmri)
+        return layout, sc.refs, sc.clips
+    if layout == 'simbrain':
+        refs = _scan_simbrain(root, None, report)
+        return layout, refs, [Clip(c, None, None) for c in sorted({r.clip_id for r in refs})]
+    refs, out = _attach_sources(root, scan_fmriprep(root, report=report, run_is=run_is), report), {}
+    for r in refs:
+        m, w = r.extra['media'], r.extra['words_file']
+        out.setdefault(r.clip_id, Clip(r.clip_id, Path(m) if m else None, Path(w) if w else None))
+    for c in out.values():
+        if c.transcript is None:
+            _note(f"{c.clip_id}: no word timings (events with word/trial_type, or a TextGrid)", report)
+    return layout, refs, [out[k] for k in sorted(out)]
+
+def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
+    """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
+    clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
+    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only."""
+    return _survey(Path(root), report, require_fmri, run_is)[2]
+
+# %% ../nbs/22_fmri.ipynb #548e6372
+def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
+    import nibabel as nib         # lazy: only the GIfTI layout needs it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = nib.gifti.GiftiMetaData({'TimeStep': f"{timestep_ms:.6f}"}) if timestep_ms else None
+    das = [nib.gifti.GiftiDataArray(np.asarray(row, np.float32), intent='NIFTI_INTENT_TIME_SERIES',
+                                    datatype='NIFTI_TYPE_FLOAT32', meta=meta) for row in x]
+    nib.save(nib.gifti.GiftiImage(darrays=das), str(path))
+
 # %% ../nbs/22_fmri.ipynb #5be8d3be
+def write_textgrid(path, words, xmax: float, tier: str = 'words') -> Path:
+    "A Praat TextGrid (long text format), one interval tier of `words` (`Word`s; gaps become empty intervals)."
+    iv, t = [], 0.0
+    for w in sorted(words, key=lambda w: w.onset_s):
+        if w.onset_s > t: iv.append((t, w.onset_s, ''))
+        iv.append((w.onset_s, w.offset_s, w.text)); t = w.offset_s
+    if t < xmax: iv.append((t, xmax, ''))
+    L = ['File type = "ooTextFile"', 'Object class = "TextGrid"', '', 'xmin = 0 ', f'xmax = {xmax} ', 'tiers? <exists> ',
+         'size = 1 ', 'item []: ', '    item [1]:', '        class = "IntervalTier" ', f'        name = "{tier}" ',
+         '        xmin = 0 ', f'        xmax = {xmax} ', f'        intervals: size = {len(iv)} ']
+    for k, (a, b, x) in enumerate(iv, 1):
+        L += [f'        intervals [{k}]:', f'            xmin = {a} ', f'            xmax = {b} ',
+              f'            text = "{x.replace(chr(34), chr(34) * 2)}" ']
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('\n'.join(L) + '\n')
+    return path
+
+# %% ../nbs/22_fmri.ipynb #09325013
+def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
+    "Write the tiny fMRIPrep fsaverage5 data set described above under `root`; returns `root`."
+    root, rng = Path(root), np.random.default_rng(seed)
+    (root / 'dataset_description.json').parent.mkdir(parents=True, exist_ok=True)
+    (root / 'dataset_description.json').write_text(json.dumps({'Name': 'fixture-stories', 'BIDSVersion': '1.8.0'}))
+    run = lambda: rng.standard_normal((n_tr, spaces.N_HEMI)).astype(np.float32)
+    f1 = root / 'sub-01' / 'func'
+    for h in 'LR': _write_gifti(f1 / f"sub-01_task-storyA_hemi-{h}_space-fsaverage5_bold.func.gii", run())
+    (f1 / 'sub-01_task-storyA_hemi-L_space-fsaverage5_bold.json').write_text(json.dumps({'RepetitionTime': 2.0}))
+    ev = ['onset\tduration\ttrial_type\tword\tstim_file']
+    ev += [f"{0.4 + 1.1 * k:.2f}\t0.3\tword\t{w}\t{'storyA.wav' if k == 0 else 'n/a'}" for k, w in enumerate(_WORDS[:8])]
+    (f1 / 'sub-01_task-storyA_events.tsv').write_text('\n'.join(ev) + '\n')
+    for ses in ('1', '2'):
+        d = root / 'sub-01' / f"ses-{ses}" / 'func'
+        for h in 'LR':
+            _write_gifti(d / f"sub-01_ses-{ses}_task-storyB_space-fsaverage5_hemi-{h}.func.gii", run(), 2000.0)
+    _write_gifti(root / 'sub-02' / 'func' / 'sub-02_task-storyA_hemi-L_space-fsaverage5_bold.func.gii', run())
+    d2 = root / 'sub-02' / 'ses-1' / 'func'
+    L, R = run(), run()
+    L[1, 7] = np.nan
+    L[4], R[4] = 0, 0
+    _write_gifti(d2 / 'sub-02_ses-1_task-storyB_hemi-L_space-fsaverage5_bold.func.gii', L)
+    _write_gifti(d2 / 'sub-02_ses-1_task-storyB_hemi-R_space-fsaverage5_bold.func.gii', R)
+    (d2 / 'sub-02_ses-1_task-storyB_bold.json').write_text(json.dumps({'RepetitionTime': 2.0, 'TaskName': 'storyB'}))
+    (root / 'stimuli').mkdir(exist_ok=True)
+    (root / 'stimuli' / 'storyA.wav').touch()
+    write_textgrid(root / 'stimuli' / 'TextGrids' / 'storyB.TextGrid',
+                   [Word(w, 0.5 + 1.3 * k, 0.4) for k, w in enumerate(_WORDS[8:16])], xmax=n_tr * 2.0)
+    return root
+
+# %% ../nbs/22_fmri.ipynb #c797d992
 def describe_fmri(path) -> dict:
-    """For `tinytribe inspect`: a data set folder (layout, subjects, clips, runs, space, TR; no data read) or one
-    HDF5 run file (its keys, shapes and attributes)."""
+    """For `tinytribe inspect`: a data set folder (layout, subjects, clips, runs, space, TR, what was skipped; no
+    run is read), one HDF5 run file (its keys, shapes and attributes) or one GIfTI time series."""
     path = Path(path)
     if path.is_dir():
         layout = detect_layout(path)
         rep = []
         refs = _scan(path, layout, None, rep)
-        return {'kind': 'fmri_dataset', 'layout': layout, 'path': str(path), 'subjects': sorted({r.subject for r in refs}),
-                'n_clips': len({r.clip_id for r in refs}), 'n_runs': len(refs), 'n_repeated': sum(r.repeat > 1 for r in refs),
+        return {'kind': 'fmri_dataset', 'layout': layout, 'path': str(path),
+                'subjects': sorted({r.subject for r in refs}), 'n_clips': len({r.clip_id for r in refs}),
+                'n_runs': len(refs), 'n_repeated': sum(r.repeat > 1 for r in refs),
                 'datasets': sorted({r.dataset for r in refs}), 'spaces': sorted({r.space for r in refs}),
                 'tr_s': sorted({r.tr_s for r in refs}), 'skipped': rep}
     if not path.exists(): raise ArtifactError(f"{path}: no such file or folder")
     if path.suffix == '.h5':
-        import h5py
+        import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
         try:
             with h5py.File(path, 'r') as f:
                 runs = {k: list(f[k].shape) for k in f.keys()}
@@ -274,4 +854,42 @@ def describe_fmri(path) -> dict:
         return {'kind': 'fmri_runs', 'path': str(path), 'n_runs': len(runs), 'runs': runs,
                 'n_trs': int(sum(v[0] for v in runs.values())),
                 'attrs': {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}}
-    raise ArtifactError(f"{path}: not an fMRI data set folder or HDF5 run file")
+    if path.name.endswith('.func.gii'):
+        x, step = _read_gifti(path)
+        return {'kind': 'fmri_gifti', 'path': str(path), 'n_trs': int(x.shape[0]), 'n_vertices': int(x.shape[1]),
+                'time_step_s': step, 'entities': bids_entities(path.name)}
+    raise ArtifactError(f"{path}: not an fMRI data set folder, HDF5 run file or GIfTI time series")
+
+# %% ../nbs/22_fmri.ipynb #d362b5a0
+def fmri_cli(argv: list[str]) -> int:
+    "`tinytribe fmri ROOT [--json] [--media-list FILE] [--run-is repeat|part]`: what an fMRI data set holds."
+    ap = argparse.ArgumentParser(prog='tinytribe fmri', description='Describe an fMRI data set (Algonauts 2025 release '
+                                 'root, fMRIPrep fsaverage5 derivatives or simbrain output): runs, clips, skips.')
+    ap.add_argument('root', help='the data set folder')
+    ap.add_argument('--json', action='store_true', help='print JSON')
+    ap.add_argument('--media-list', default=None, help="write the usable clips' media files here, one per line")
+    ap.add_argument('--run-is', default='repeat', choices=['repeat', 'part'], help='fMRIPrep: what a BIDS run is')
+    a = ap.parse_args(argv)
+    root = Path(a.root)
+    try:
+        rep = []
+        layout, refs, clips = _survey(root, rep, run_is=a.run_is)
+    except (ArtifactError, ValueError, OSError) as e:
+        print(f"tinytribe fmri: {e}", file=sys.stderr)
+        return 1
+    per_sub = {s: sum(r.subject == s for r in refs) for s in sorted({r.subject for r in refs})}
+    out = {'layout': layout, 'root': str(root), 'runs_per_subject': per_sub, 'n_clips': len(clips),
+           'n_repeated_runs': sum(r.repeat > 1 for r in refs), 'spaces': sorted({r.space for r in refs}),
+           'tr_s': sorted({r.tr_s for r in refs}), 'clips_without_media': sum(c.media is None for c in clips),
+           'clips_without_words': sum(c.transcript is None for c in clips), 'skipped': rep}
+    if layout == 'algonauts':
+        sp = split_clips([c.clip_id for c in clips])
+        out['split_algonauts'] = {k: len(v) for k, v in sp.items()}
+    if a.media_list:
+        with atomic_write(a.media_list, 'w') as f: f.write(''.join(f"{c.media}\n" for c in clips if c.media))
+    if a.json: print(json.dumps(out, indent=1))
+    else:
+        for k, v in out.items():
+            if k != 'skipped': print(f"{k:>22}: {v}")
+        print(f"{'skipped':>22}: {len(rep)}" + ''.join(f"\n    {m}" for m in rep))
+    return 0
