@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .store import read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
-from . import segfile, simbrain, engine, model, predict
+from . import segfile, simbrain, fmri, engine, model, predict, report
 
 # %% auto #0
 __all__ = ['OWNERS', 'FEATURE_CLIP_KEYS', 'generic_describe', 'describe_model_folder', 'describe_file', 'describe_dir',
@@ -70,12 +70,14 @@ def describe_file(path) -> dict:
     "Describe one artifact file (see the module notes)."
     path = Path(path)
     if not path.exists(): raise ArtifactError(f"{path}: no such file or folder")
+    if path.name == 'report.json': return report.describe_report(path.parent)
     if path.suffix in ('.h5', '.hdf5') or (path.suffix == '.json' and path.name != 'config.json'):
         try: return simbrain.describe(path)
         except Exception as e:
             if path.suffix == '.json':
                 return {'kind': 'json', 'path': str(path), 'keys': sorted(json.loads(path.read_text()))}
             raise ArtifactError(f"{path}: not a tinytribe artifact ({e})") from e
+    if path.name.endswith('.func.gii'): return fmri.describe_fmri(path)
     if path.name == 'config.json': return describe_model_folder(path)
     if path.suffix == '.pt': return engine.describe_checkpoint(path)
     meta = read_meta(path)                         # ArtifactError for a non-tinytribe file
@@ -89,6 +91,11 @@ def describe_file(path) -> dict:
 FEATURE_CLIP_KEYS = ('clip_id', 'duration_s', 'n_steps', 'modalities', 'n_words', 'dims', 'words_source')
 
 # %% ../nbs/73_inspect.ipynb #2b66583d
+def _is_fmri_root(path: Path) -> bool:
+    "Whether `path` holds an fMRI data set that `tinytribe.fmri` reads (Algonauts 2025, fMRIPrep)."
+    try: return fmri.detect_layout(path) in ('algonauts', 'fmriprep')
+    except ArtifactError: return False
+
 def describe_dir(path) -> dict:
     "Describe a folder: a model folder, a training run, simbrain output, or a folder of artifacts (by kind)."
     path = Path(path)
@@ -98,6 +105,8 @@ def describe_dir(path) -> dict:
     if (path / 'simbrain.json').exists():
         try: return simbrain.describe(path)
         except Exception: pass
+    if (path / 'report.json').exists(): return report.describe_report(path)
+    if _is_fmri_root(path): return fmri.describe_fmri(path)
     files = sorted(p for p in path.glob('*.npz') if not p.name.startswith('.'))
     by_kind, unreadable = {}, {}
     for p in files:
