@@ -4,7 +4,7 @@
 
 # %% ../nbs/61_export.ipynb #b1697245
 from __future__ import annotations
-import argparse, json, math, os, sys, tempfile
+import argparse, json, math, sys, tempfile
 from pathlib import Path
 import numpy as np
 import torch
