@@ -18,15 +18,19 @@ from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso,
 
 # %% auto #0
 __all__ = ['PREDICTION_KIND', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize', 'save_prediction',
-           'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'render_movie', 'plot_prediction',
-           'video_backbone_for', 'predict_files', 'predict_cli', 'text_to_speech', 'TribeModel']
+           'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames', 'render_movie',
+           'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli', 'text_to_speech',
+           'TribeModel']
 
 # %% ../nbs/60_predict.ipynb #1a9157c2
 PREDICTION_KIND = 'prediction'
 
 @dataclass
 class Prediction:
-    "A clip's predicted responses on a TR grid."
+    """A clip's predicted responses on a TR grid. `pred[k]` is the BOLD response at `grid.times[k]` = `k·tr_s + offset_s`
+    seconds from the clip's start (the HRF delay is inside the model: compare with the volume acquired then), built
+    from the stimulus window `grid.window(k)`; rows with `tr_valid` False had no input. Columns: fsaverage5/4
+    vertices, left hemisphere first (10,242 / 2,562 each), medial wall included; parcel spaces in atlas order."""
     clip_id: str
     pred: np.ndarray          # (n_tr, n_out) float32
     grid: TRGrid
@@ -199,54 +203,92 @@ def _view_polys(coords: np.ndarray, faces: np.ndarray, hemi: str, view: str) -> 
     keep = keep[np.argsort(v[keep, :, 0].mean(1) * cam)]                   # far first
     return np.stack([v[keep, :, 1] * cam, v[keep, :, 2]], -1), keep
 
+class SurfaceFrames:
+    """The prediction's TRs drawn on the inflated fsaverage5 surface in four views (medial wall and parcel-less
+    vertices grey, values minus each vertex's clip mean, one colour scale): `draw(k)` recolours the faces for TR `k`
+    and stamps the time; `fig` is the matplotlib Figure (for a movie writer, a PNG, a widget)."""
+    def __init__(self, p: Prediction, vmax: float | None = None, dpi: int = 80):
+        import matplotlib
+        import matplotlib.pyplot as plt
+        from matplotlib.collections import PolyCollection
+        self.p = p
+        vert = np.where(medial_wall('fsaverage5'), np.nan, _vertices(p.pred, p.space))   # (n_tr, 20484)
+        with np.errstate(all='ignore'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')                               # all-NaN columns (medial wall) are expected
+            self.vert = vert - np.nanmean(vert[p.tr_valid] if p.tr_valid.any() else vert, 0)
+            self.vmax = vmax or float(np.nanpercentile(np.abs(self.vert), 98)) or 1.0
+        self.cmap, self.norm = plt.get_cmap('RdBu_r'), matplotlib.colors.Normalize(-self.vmax, self.vmax)
+        mesh, sulc = spaces.fsaverage5_mesh('inflated'), spaces.fsaverage5_sulc()
+        self.fig, axes = plt.subplots(2, 2, figsize=(8, 6), dpi=dpi)
+        self.fig.subplots_adjust(0.01, 0.08, 0.99, 0.92, 0.02, 0.02)
+        self.layers = []
+        for ax, (h, view) in zip(axes.ravel(), _VIEWS):
+            coords, faces = mesh[h]
+            tri, keep = _view_polys(coords, faces, h, view)
+            fv = faces[keep] + (0 if h == 'left' else spaces.N_HEMI)        # face vertex ids into the 20,484
+            grey = plt.get_cmap('Greys')(0.35 + 0.3 * (sulc[h][faces[keep]].mean(1) > 0))
+            pc = PolyCollection(tri, linewidths=0, antialiased=False)
+            ax.add_collection(pc)
+            ax.set_xlim(tri[..., 0].min(), tri[..., 0].max()); ax.set_ylim(tri[..., 1].min(), tri[..., 1].max())
+            ax.set_aspect('equal'); ax.axis('off'); ax.set_title(f"{h} {view}", fontsize=8)
+            self.layers.append((pc, fv, grey))
+        self.fig.colorbar(matplotlib.cm.ScalarMappable(self.norm, self.cmap), ax=axes, shrink=0.5, location='right',
+                          label='predicted BOLD minus clip mean')
+        self.stamp = self.fig.text(0.5, 0.02, '', ha='center', fontsize=10)
+        self.fig.suptitle(f"{p.clip_id} ({p.space})", fontsize=10)
+
+    def draw(self, k: int):
+        for pc, fv, grey in self.layers:
+            val = self.vert[k][fv].mean(1)
+            col = self.cmap(self.norm(val))
+            col[~np.isfinite(val)] = grey[~np.isfinite(val)]
+            pc.set_facecolors(col)
+        g = self.p.grid
+        a, b = g.window(k)
+        self.stamp.set_text(f"BOLD at t = {g.times[k]:6.1f} s   (stimulus {a:.1f}-{b:.1f} s, TR {k + 1}/{g.n})"
+                            + ('' if self.p.tr_valid[k] else '   [no input: invalid]'))
+        return self.fig
+
+    def png(self, k: int) -> bytes:
+        import io
+        buf = io.BytesIO()
+        self.draw(k).savefig(buf, format='png')
+        return buf.getvalue()
+
+    def close(self):
+        import matplotlib.pyplot as plt
+        plt.close(self.fig)
+
 def render_movie(p: Prediction, path, fps: float | None = None, vmax: float | None = None, dpi: int = 80) -> Path:
-    """An MP4 of the prediction over time on the inflated fsaverage5 surface (four views, medial wall and parcel-less
-    vertices grey, a time stamp per TR); `fps` defaults to real time (1 / TR). Needs matplotlib and ffmpeg."""
-    import matplotlib
-    import matplotlib.pyplot as plt
+    """An MP4 of the prediction over time on the inflated fsaverage5 surface (`SurfaceFrames`: four views, medial
+    wall grey, a time stamp per TR); `fps` defaults to real time (1 / TR). Needs matplotlib and ffmpeg."""
     from matplotlib.animation import FFMpegWriter
-    from matplotlib.collections import PolyCollection
-    vert = np.where(medial_wall('fsaverage5'), np.nan, _vertices(p.pred, p.space))   # (n_tr, 20484)
-    valid = vert[p.tr_valid] if p.tr_valid.any() else vert
-    with np.errstate(all='ignore'), warnings.catch_warnings():
-        warnings.simplefilter('ignore')                                   # all-NaN columns (medial wall) are expected
-        vmax = vmax or float(np.nanpercentile(np.abs(valid - np.nanmean(valid, 0)), 99)) or 1.0
-    cmap, norm = plt.get_cmap('RdBu_r'), matplotlib.colors.Normalize(-vmax, vmax)
-    mesh, sulc = spaces.fsaverage5_mesh('inflated'), spaces.fsaverage5_sulc()
-    fig, axes = plt.subplots(2, 2, figsize=(8, 6), dpi=dpi)
-    fig.subplots_adjust(0.01, 0.08, 0.99, 0.92, 0.02, 0.02)
-    layers = []
-    for ax, (h, view) in zip(axes.ravel(), _VIEWS):
-        coords, faces = mesh[h]
-        tri, keep = _view_polys(coords, faces, h, view)
-        off = 0 if h == 'left' else spaces.N_HEMI
-        fv = faces[keep] + off                                              # face vertex ids into the 20,484
-        grey = plt.get_cmap('Greys')(0.35 + 0.3 * (sulc[h][faces[keep]].mean(1) > 0))
-        pc = PolyCollection(tri, linewidths=0, antialiased=False)
-        ax.add_collection(pc)
-        ax.set_xlim(tri[..., 0].min(), tri[..., 0].max()); ax.set_ylim(tri[..., 1].min(), tri[..., 1].max())
-        ax.set_aspect('equal'); ax.axis('off'); ax.set_title(f"{h} {view}", fontsize=8)
-        layers.append((pc, fv, grey))
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=axes, shrink=0.5, location='right', label='predicted BOLD')
-    stamp = fig.text(0.5, 0.02, '', ha='center', fontsize=10)
-    fig.suptitle(f"{p.clip_id} ({p.space})", fontsize=10)
+    frames = SurfaceFrames(p, vmax, dpi)
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     writer = FFMpegWriter(fps=fps or 1.0 / p.grid.tr_s, codec='libx264', extra_args=['-pix_fmt', 'yuv420p'])
-    with writer.saving(fig, str(tmp), dpi):
-        for k in range(p.grid.n):
-            for pc, fv, grey in layers:
-                val = vert[k][fv].mean(1)
-                col = cmap(norm(val))
-                col[~np.isfinite(val)] = grey[~np.isfinite(val)]
-                pc.set_facecolors(col)
-            a, b = p.grid.window(k)
-            stamp.set_text(f"BOLD at t = {p.grid.times[k]:6.1f} s   (stimulus {a:.1f}-{b:.1f} s, TR {k + 1}/{p.grid.n})"
-                           + ('' if p.tr_valid[k] else '   [no input: invalid]'))
-            writer.grab_frame()
-    plt.close(fig)
+    try:
+        with writer.saving(frames.fig, str(tmp), dpi):
+            for k in range(p.grid.n):
+                frames.draw(k)
+                writer.grab_frame()
+    finally: frames.close()
     tmp.replace(path)
     return path
+
+# %% ../nbs/60_predict.ipynb #4a630680
+def view_prediction(p: Prediction, vmax: float | None = None):
+    """An ipywidgets box for a notebook: a TR slider (and play button) over the prediction drawn by `SurfaceFrames`
+    (four views of the inflated surface, medial wall grey, time stamp)."""
+    import ipywidgets as widgets            # optional: the viewer only
+    frames = SurfaceFrames(p, vmax)
+    frames.close()                          # drawn off-screen into PNGs; no figure left open in the notebook
+    img = widgets.Image(format='png', value=frames.png(0), width=640)
+    slider = widgets.IntSlider(0, 0, max(p.grid.n - 1, 0), description='TR', continuous_update=False)
+    play = widgets.Play(0, 0, max(p.grid.n - 1, 0), interval=int(1000 * p.grid.tr_s))
+    widgets.jslink((play, 'value'), (slider, 'value'))
+    slider.observe(lambda ch: setattr(img, 'value', frames.png(ch['new'])), names='value')
+    return widgets.VBox([widgets.HBox([play, slider]), img])
 
 # %% ../nbs/60_predict.ipynb #95454249
 def plot_prediction(p: Prediction, title: str | None = None):
