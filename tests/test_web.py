@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_export import demo_features, full_model, CLI   # noqa: F401  (session fixtures shared with test_export)
+from test_export import CLI
 
 WEB = Path(__file__).resolve().parents[1] / 'web'
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'

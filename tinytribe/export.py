@@ -50,7 +50,8 @@ class MoEDispatch(torch.autograd.Function):
         src = g.op('ScatterElements', zeros, slot, tok, axis_i=0)                   # token of each block row
         xs = g.op('Reshape', g.op('Gather', xf, src, axis_i=0), c64([E, -1, d]))     # (E,C,d)
         h = g.op('Add', g.op('MatMul', xs, w1), g.op('Unsqueeze', b1, c64([1])))     # (E,C,f)
-        h = g.op('Mul', g.op('Mul', h, c32(0.5)), g.op('Add', g.op('Erf', g.op('Mul', h, c32(1 / math.sqrt(2)))), c32(1.0)))
+        erf1 = g.op('Add', g.op('Erf', g.op('Div', h, c32(math.sqrt(2)))), c32(1.0))   # exact GELU, spelled as PyTorch
+        h = g.op('Mul', g.op('Mul', h, erf1), c32(0.5))                                  # exports it (ORT fuses it)
         ys = g.op('Add', g.op('MatMul', h, w2), g.op('Unsqueeze', b2, c64([1])))    # (E,C,d)
         rows = g.op('Gather', g.op('Reshape', ys, c64([-1, d])), slot, axis_i=0)    # (P,d)
         rows = g.op('Reshape', rows, g.op('Concat', c64([-1]), g.op('Unsqueeze', k, c64([0])), c64([d]), axis_i=0))
@@ -139,7 +140,7 @@ def _trace_inputs(cfg, T: int = 24, n_tr: int = 10) -> tuple:
     return (*feats, present, torch.as_tensor(W), torch.tensor([0]))
 
 def _int8_time_table(path: Path) -> None:
-    "Store the (fp32) time-embedding table as INT8 with a per-channel scale, dequantised in the graph."
+    "Store the (fp32) time-embedding table as INT8 with a per-channel scale; the graph scales only the rows it slices."
     import onnx
     from onnx import numpy_helper, helper
     m = onnx.load(str(path))
@@ -151,10 +152,21 @@ def _int8_time_table(path: Path) -> None:
     scale[scale == 0] = 1.0
     q = np.clip(np.round(t / scale), -127, 127).astype(np.int8)
     m.graph.initializer.remove(inits[name])
-    m.graph.initializer.extend([numpy_helper.from_array(q, name + '.int8'), numpy_helper.from_array(scale, name + '.scale'),
-                                numpy_helper.from_array(np.zeros_like(scale, np.int8), name + '.zero')])
-    m.graph.node.insert(0, helper.make_node('DequantizeLinear', [name + '.int8', name + '.scale', name + '.zero'],
-                                            [name], axis=2, name='dequantize_time_table'))
+    m.graph.initializer.extend([numpy_helper.from_array(q, name + '.int8'), numpy_helper.from_array(scale, name + '.scale')])
+    users = [n for n in m.graph.node if name in n.input]
+    if all(n.op_type == 'Slice' and n.input[0] == name for n in users):   # slice the INT8 table, dequantise the T rows
+        for i, n in enumerate(users):
+            out = n.output[0]
+            n.input[0], n.output[0] = name + '.int8', out + '.int8'
+            at = list(m.graph.node).index(n) + 1                           # Cast and Mul, not DequantizeLinear:
+            m.graph.node.insert(at, helper.make_node('Cast', [out + '.int8'], [out + '.f32'], to=1,   # ORT's QDQ
+                                                     name=f'time_rows_cast_{i}'))                      # passes leave
+            m.graph.node.insert(at + 1, helper.make_node('Mul', [out + '.f32', name + '.scale'], [out],   # these be
+                                                         name=f'time_rows_scale_{i}'))
+    else:
+        m.graph.initializer.append(numpy_helper.from_array(np.zeros_like(scale, np.int8), name + '.zero'))
+        m.graph.node.insert(0, helper.make_node('DequantizeLinear', [name + '.int8', name + '.scale', name + '.zero'],
+                                                [name], axis=2, name='dequantize_time_table'))
     onnx.save(m, str(path))
 
 def export_onnx(model: TinyTribe, out, int8: bool = False, meta: dict | None = None) -> Path:
