@@ -309,8 +309,8 @@ def video_backbone_for(video_dim: int) -> str:
 
 def _sources(sources) -> tuple[list[Path], list[Path]]:
     "Feature files and media files named by `sources`: .npz files, other files (media), folders (both, recursively)."
-    from tinytribe.data import feature_files
-    from tinytribe.extract import find_media
+    from tinytribe.featfile import feature_files
+    from tinytribe.media import find_media
     feats, media = [], []
     for s in ([sources] if isinstance(sources, (str, Path)) else sources):
         s = Path(s)
@@ -344,7 +344,7 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
     extraction = None
     if media:
         from tinytribe.extract import extract, clip_ids, ExtractConfig
-        from tinytribe.data import feature_files
+        from tinytribe.featfile import feature_files
         media = [q for k, q in clip_ids(media).items() if k not in items]   # a given feature file wins over extraction
         if media:
             video = video_backbone or video_backbone_for(get_model().config.video_dim)
