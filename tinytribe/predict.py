@@ -4,32 +4,40 @@
 
 # %% ../nbs/60_predict.ipynb #c026a2d5
 from __future__ import annotations
-import argparse, json, math, sys
+import argparse, json, re, sys, tempfile, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
-from .core import TRGrid, STEP_S
+from .core import TRGrid
 from .featfile import ClipFeatures, MODALITIES, load_features
 from .layers import tr_pool_weights
-from .store import save_arrays, load_arrays, read_meta, ArtifactError, now_iso, Manifest, run_items, write_json
+from . import spaces
+from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso, Manifest, run_items,
+                             write_json, atomic_write)
 
 # %% auto #0
-__all__ = ['PREDICTION_KIND', 'Prediction', 'window_starts', 'predict_clip', 'save_prediction', 'load_prediction',
-           'describe_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli']
+__all__ = ['PREDICTION_KIND', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize', 'save_prediction',
+           'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames', 'render_movie',
+           'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli', 'text_to_speech',
+           'TribeModel']
 
 # %% ../nbs/60_predict.ipynb #1a9157c2
 PREDICTION_KIND = 'prediction'
 
 @dataclass
 class Prediction:
-    "A clip's predicted responses on a TR grid."
+    """A clip's predicted responses on a TR grid. `pred[k]` is the BOLD response at `grid.times[k]` = `k·tr_s + offset_s`
+    seconds from the clip's start (the HRF delay is inside the model: compare with the volume acquired then), built
+    from the stimulus window `grid.window(k)`; rows with `tr_valid` False had no input. Columns: fsaverage5/4
+    vertices, left hemisphere first (10,242 / 2,562 each), medial wall included; parcel spaces in atlas order."""
     clip_id: str
     pred: np.ndarray          # (n_tr, n_out) float32
     grid: TRGrid
     space: str
     tr_valid: np.ndarray      # (n_tr,) bool: the TR's window holds a step with some modality present
     meta: dict = field(default_factory=dict)
+    summaries: dict = field(default_factory=dict)   # name -> (n_tr, n) parcel / ROI means (`summarize`)
 
 def window_starts(T: int, W: int, U: int) -> list[tuple[int, int]]:
     """Windows of W steps over T steps, each overlapping the previous by U steps of context, the last one ending
@@ -86,36 +94,208 @@ def predict_clip(model, clip: ClipFeatures, tr_s: float = 1.49, offset_s: float 
     return Prediction(clip.clip_id, pred.float().cpu().numpy(), grid, cfg.space, tr_valid[0].cpu().numpy(), meta)
 
 # %% ../nbs/60_predict.ipynb #62aced71
-def save_prediction(path, p: Prediction) -> Path:
-    "Write a prediction atomically as `.npz` (`pred` float32, `tr_valid`) with its grid, space and provenance."
-    meta = {'kind': PREDICTION_KIND, 'version': 1, 'clip_id': p.clip_id, 'space': p.space,
+def medial_wall(space: str = 'fsaverage5') -> np.ndarray:
+    "(n_out,) bool: the medial-wall vertices of a vertex space (aparc label 0); all False for parcel spaces."
+    mw = spaces.load_atlas('aparc') == 0
+    if space == 'fsaverage5': return mw
+    if space == 'fsaverage4': return mw[spaces.fsaverage4_indices()]
+    return np.zeros(spaces.space_size(space), bool)
+
+def _vertices(pred: np.ndarray, space: str) -> np.ndarray:
+    "(n_tr, 20484) fsaverage5 values of a prediction in any space (NaN off a parcel space's parcels)."
+    return pred if space == 'fsaverage5' else spaces.space_to_vertex(pred, space)
+
+def summarize(pred: np.ndarray, space: str) -> tuple[dict, dict]:
+    """Parcel and ROI means of a prediction (n_tr, n_out) in `space`: ({'parcels_schaefer400': (n_tr, 400),
+    'parcels_schaefer1000' when tinytribe.spaces can label it, 'roi': (n_tr, len(ROI_NAMES))}, notes for the meta)."""
+    vert = _vertices(np.asarray(pred, np.float32), space)
+    out, notes = {}, {'roi_names': list(spaces.ROI_NAMES)}
+    for ps in ('schaefer400', 'schaefer1000'):
+        if ps not in spaces.SPACE_SIZES: continue
+        if ps == space: out[f'parcels_{ps}'] = np.asarray(pred, np.float32); continue
+        try: out[f'parcels_{ps}'] = spaces.vertex_to_space(np.nan_to_num(vert), ps).astype(np.float32)
+        except (ValueError, FileNotFoundError) as e: notes[f'parcels_{ps}'] = f"not computed: {e}"
+    with np.errstate(all='ignore'):
+        out['roi'] = np.stack([np.nanmean(vert[:, spaces.roi_vertices(r)], 1) for r in spaces.ROI_NAMES], 1).astype(np.float32)
+    return out, notes
+
+# %% ../nbs/60_predict.ipynb #e2d47c88
+_FILE_KEYS = ('kind', 'version', 'clip_id', 'space', 'tr_s', 'offset_s', 'n_tr', 'n_out', 'summary_notes', 'bold_times_s')
+
+def _file_meta(p: Prediction, notes: dict | None = None) -> dict:
+    return {'kind': PREDICTION_KIND, 'version': 2, 'clip_id': p.clip_id, 'space': p.space,
             'tr_s': p.grid.tr_s, 'offset_s': p.grid.offset_s, 'n_tr': p.grid.n, 'n_out': int(p.pred.shape[1]),
-            'created': now_iso(), **{k: v for k, v in p.meta.items() if k not in ('clip_id',)}}
-    return save_arrays(path, {'pred': p.pred.astype(np.float32), 'tr_valid': p.tr_valid.astype(bool)}, meta)
+            'bold_times_s': 'row k: k * tr_s + offset_s seconds from clip start (see tinytribe.predict)',
+            'vertex_order': 'left hemisphere first' if p.space.startswith('fsaverage') else 'atlas label order',
+            'created': now_iso(), 'summary_notes': notes or {}, **{k: v for k, v in p.meta.items() if k not in ('clip_id',)}}
+
+def save_prediction(path, p: Prediction, summaries: bool = True) -> Path:
+    """Write a prediction atomically as `.npz`: `pred` float32, `tr_valid`, the parcel and ROI means of
+    `summarize` (`summaries=False` skips them), and its grid, space and provenance as JSON metadata (also
+    readable as the string array `meta_json`)."""
+    sums, notes = summarize(p.pred, p.space) if summaries else ({}, {})
+    p.summaries = sums
+    meta = _file_meta(p, notes)
+    arrays = {'pred': p.pred.astype(np.float32), 'tr_valid': p.tr_valid.astype(bool), **sums,
+              'meta_json': np.array(json.dumps(meta, default=str, indent=1))}
+    return save_arrays(path, arrays, meta)
 
 def load_prediction(path) -> Prediction:
-    "Read a prediction file; raise `ArtifactError` naming the file when it is not one."
+    "Read a prediction file (its summaries into `.summaries`); raise `ArtifactError` naming the file when it is not one."
     arrays, meta = load_arrays(path, kind=PREDICTION_KIND)
     pred = arrays['pred']
     if pred.shape != (meta['n_tr'], meta['n_out']):
         raise ArtifactError(f"{path}: pred has shape {pred.shape}, its meta says ({meta['n_tr']}, {meta['n_out']})")
-    rest = {k: v for k, v in meta.items() if k not in ('kind', 'version', 'clip_id', 'space', 'tr_s', 'offset_s', 'n_tr', 'n_out')}
+    rest = {k: v for k, v in meta.items() if k not in _FILE_KEYS}
+    sums = {k: v for k, v in arrays.items() if k.startswith('parcels_') or k == 'roi'}
     return Prediction(meta['clip_id'], pred, TRGrid(tr_s=meta['tr_s'], n=meta['n_tr'], offset_s=meta['offset_s']),
-                      meta['space'], arrays['tr_valid'], rest)
+                      meta['space'], arrays['tr_valid'], rest, sums)
 
 def describe_prediction(path) -> dict:
     "JSON-able summary of a prediction file (for `tinytribe inspect`)."
     m = read_meta(path)
     if m.get('kind') != PREDICTION_KIND: raise ArtifactError(f"{path}: not a prediction file (kind {m.get('kind')!r})")
     return {'kind': PREDICTION_KIND, 'clip_id': m['clip_id'], 'space': m['space'], 'n_tr': m['n_tr'], 'tr_s': m['tr_s'],
-            'n_out': m['n_out'], 'model': m.get('model'), 'subject': m.get('subject'), 'n_windows': m.get('n_windows')}
+            'offset_s': m.get('offset_s'), 'n_out': m['n_out'], 'model': m.get('model'), 'subject': m.get('subject'),
+            'n_windows': m.get('n_windows'), 'roi_names': m.get('summary_notes', {}).get('roi_names')}
 
-# %% ../nbs/60_predict.ipynb #d09c554e
+# %% ../nbs/60_predict.ipynb #eef872aa
+def _sidecar(p: Prediction) -> dict:
+    return {**_file_meta(p), 'bold_times': p.grid.times.round(4).tolist(), 'tr_valid': p.tr_valid.astype(int).tolist()}
+
+def save_npy(path, p: Prediction) -> Path:
+    "`pred` as a plain `.npy` (n_tr, n_out) float32, with a `.json` sidecar beside it (grid, `tr_valid`, provenance)."
+    path = Path(path)
+    with atomic_write(path) as f: np.save(f, p.pred.astype(np.float32))
+    write_json(path.with_suffix('.json'), _sidecar(p))
+    return path
+
+def save_gifti(stem, p: Prediction) -> list[Path]:
+    """`<stem>_hemi-L.func.gii` and `<stem>_hemi-R.func.gii`: one float32 data array per TR (intent time series,
+    `time_s` and `tr_valid` in its metadata) for each hemisphere of a vertex space (left = the first half)."""
+    import nibabel as nib            # optional: only GIfTI output needs it
+    if p.space not in ('fsaverage5', 'fsaverage4'):
+        raise ValueError(f"{p.clip_id}: GIfTI needs a vertex space (fsaverage5/4), this prediction is in {p.space}")
+    half = p.pred.shape[1] // 2
+    out = []
+    for hemi, cols, struct in (('L', slice(0, half), 'CortexLeft'), ('R', slice(half, None), 'CortexRight')):
+        img = nib.gifti.GiftiImage(meta=nib.gifti.GiftiMetaData({
+            'AnatomicalStructurePrimary': struct, 'Name': f"{p.clip_id} predicted BOLD ({p.space})",
+            'TimeStep': f"{p.grid.tr_s * 1000:g}", 'TR_s': f"{p.grid.tr_s:g}", 'offset_s': f"{p.grid.offset_s:g}"}))
+        for k, t in enumerate(p.grid.times):
+            img.add_gifti_data_array(nib.gifti.GiftiDataArray(
+                np.ascontiguousarray(p.pred[k, cols], np.float32), intent='NIFTI_INTENT_TIME_SERIES',
+                datatype='NIFTI_TYPE_FLOAT32', meta={'time_s': f"{t:.4f}", 'tr_valid': str(bool(p.tr_valid[k]))}))
+        f = Path(f"{stem}_hemi-{hemi}.func.gii")
+        with atomic_write(f) as fh: fh.write(img.to_bytes())
+        out.append(f)
+    return out
+
+# %% ../nbs/60_predict.ipynb #1f6af874
+_VIEWS = (('left', 'lateral'), ('right', 'lateral'), ('left', 'medial'), ('right', 'medial'))
+
+def _view_polys(coords: np.ndarray, faces: np.ndarray, hemi: str, view: str) -> tuple[np.ndarray, np.ndarray]:
+    "2-D triangles (F', 3, 2) of the faces seen from the side, back to front, and their indices into `faces`."
+    cam = -1.0 if (hemi == 'left') == (view == 'lateral') else 1.0       # camera on -x or +x
+    v = coords[faces]
+    nx = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])[:, 0]
+    keep = np.flatnonzero(nx * cam > 0)
+    keep = keep[np.argsort(v[keep, :, 0].mean(1) * cam)]                   # far first
+    return np.stack([v[keep, :, 1] * cam, v[keep, :, 2]], -1), keep
+
+class SurfaceFrames:
+    """The prediction's TRs drawn on the inflated fsaverage5 surface in four views (medial wall and parcel-less
+    vertices grey, values minus each vertex's clip mean, one colour scale): `draw(k)` recolours the faces for TR `k`
+    and stamps the time; `fig` is the matplotlib Figure (for a movie writer, a PNG, a widget)."""
+    def __init__(self, p: Prediction, vmax: float | None = None, dpi: int = 80):
+        import matplotlib
+        import matplotlib.pyplot as plt
+        from matplotlib.collections import PolyCollection
+        self.p = p
+        vert = np.where(medial_wall('fsaverage5'), np.nan, _vertices(p.pred, p.space))   # (n_tr, 20484)
+        with np.errstate(all='ignore'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')                               # all-NaN columns (medial wall) are expected
+            self.vert = vert - np.nanmean(vert[p.tr_valid] if p.tr_valid.any() else vert, 0)
+            self.vmax = vmax or float(np.nanpercentile(np.abs(self.vert), 98)) or 1.0
+        self.cmap, self.norm = plt.get_cmap('RdBu_r'), matplotlib.colors.Normalize(-self.vmax, self.vmax)
+        mesh, sulc = spaces.fsaverage5_mesh('inflated'), spaces.fsaverage5_sulc()
+        self.fig, axes = plt.subplots(2, 2, figsize=(8, 6), dpi=dpi)
+        self.fig.subplots_adjust(0.01, 0.08, 0.99, 0.92, 0.02, 0.02)
+        self.layers = []
+        for ax, (h, view) in zip(axes.ravel(), _VIEWS):
+            coords, faces = mesh[h]
+            tri, keep = _view_polys(coords, faces, h, view)
+            fv = faces[keep] + (0 if h == 'left' else spaces.N_HEMI)        # face vertex ids into the 20,484
+            grey = plt.get_cmap('Greys')(0.35 + 0.3 * (sulc[h][faces[keep]].mean(1) > 0))
+            pc = PolyCollection(tri, linewidths=0, antialiased=False)
+            ax.add_collection(pc)
+            ax.set_xlim(tri[..., 0].min(), tri[..., 0].max()); ax.set_ylim(tri[..., 1].min(), tri[..., 1].max())
+            ax.set_aspect('equal'); ax.axis('off'); ax.set_title(f"{h} {view}", fontsize=8)
+            self.layers.append((pc, fv, grey))
+        self.fig.colorbar(matplotlib.cm.ScalarMappable(self.norm, self.cmap), ax=axes, shrink=0.5, location='right',
+                          label='predicted BOLD minus clip mean')
+        self.stamp = self.fig.text(0.5, 0.02, '', ha='center', fontsize=10)
+        self.fig.suptitle(f"{p.clip_id} ({p.space})", fontsize=10)
+
+    def draw(self, k: int):
+        for pc, fv, grey in self.layers:
+            val = self.vert[k][fv].mean(1)
+            col = self.cmap(self.norm(val))
+            col[~np.isfinite(val)] = grey[~np.isfinite(val)]
+            pc.set_facecolors(col)
+        g = self.p.grid
+        a, b = g.window(k)
+        self.stamp.set_text(f"BOLD at t = {g.times[k]:6.1f} s   (stimulus {a:.1f}-{b:.1f} s, TR {k + 1}/{g.n})"
+                            + ('' if self.p.tr_valid[k] else '   [no input: invalid]'))
+        return self.fig
+
+    def png(self, k: int) -> bytes:
+        import io
+        buf = io.BytesIO()
+        self.draw(k).savefig(buf, format='png')
+        return buf.getvalue()
+
+    def close(self):
+        import matplotlib.pyplot as plt
+        plt.close(self.fig)
+
+def render_movie(p: Prediction, path, fps: float | None = None, vmax: float | None = None, dpi: int = 80) -> Path:
+    """An MP4 of the prediction over time on the inflated fsaverage5 surface (`SurfaceFrames`: four views, medial
+    wall grey, a time stamp per TR); `fps` defaults to real time (1 / TR). Needs matplotlib and ffmpeg."""
+    from matplotlib.animation import FFMpegWriter
+    frames = SurfaceFrames(p, vmax, dpi)
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    writer = FFMpegWriter(fps=fps or 1.0 / p.grid.tr_s, codec='libx264', extra_args=['-pix_fmt', 'yuv420p'])
+    try:
+        with writer.saving(frames.fig, str(tmp), dpi):
+            for k in range(p.grid.n):
+                frames.draw(k)
+                writer.grab_frame()
+    finally: frames.close()
+    tmp.replace(path)
+    return path
+
+# %% ../nbs/60_predict.ipynb #4a630680
+def view_prediction(p: Prediction, vmax: float | None = None):
+    """An ipywidgets box for a notebook: a TR slider (and play button) over the prediction drawn by `SurfaceFrames`
+    (four views of the inflated surface, medial wall grey, time stamp)."""
+    import ipywidgets as widgets            # optional: the viewer only
+    frames = SurfaceFrames(p, vmax)
+    frames.close()                          # drawn off-screen into PNGs; no figure left open in the notebook
+    img = widgets.Image(format='png', value=frames.png(0), width=640)
+    slider = widgets.IntSlider(0, 0, max(p.grid.n - 1, 0), description='TR', continuous_update=False)
+    play = widgets.Play(0, 0, max(p.grid.n - 1, 0), interval=int(1000 * p.grid.tr_s))
+    widgets.jslink((play, 'value'), (slider, 'value'))
+    slider.observe(lambda ch: setattr(img, 'value', frames.png(ch['new'])), names='value')
+    return widgets.VBox([widgets.HBox([play, slider]), img])
+
+# %% ../nbs/60_predict.ipynb #95454249
 def plot_prediction(p: Prediction, title: str | None = None):
-    "Brain map of the prediction's standard deviation over valid TRs (see the introduction). Returns a Figure."
-    from tinytribe.spaces import plot_surface
+    "Brain map of the prediction's standard deviation over valid TRs (medial wall grey; see the introduction). A Figure."
     sd = p.pred[p.tr_valid].std(0) if p.tr_valid.any() else np.zeros(p.pred.shape[1])
-    return plot_surface(sd, space=p.space, cmap='hot', symmetric=False, vmin=0.0,
+    sd = np.where(medial_wall(p.space), np.nan, sd)
+    return spaces.plot_surface(sd, space=p.space, cmap='hot', symmetric=False, vmin=0.0,
                         title=title or f"{p.clip_id}: predicted response s.d. over {int(p.tr_valid.sum())} TRs ({p.space})")
 
 def video_backbone_for(video_dim: int) -> str:
@@ -129,8 +309,8 @@ def video_backbone_for(video_dim: int) -> str:
 
 def _sources(sources) -> tuple[list[Path], list[Path]]:
     "Feature files and media files named by `sources`: .npz files, other files (media), folders (both, recursively)."
-    from tinytribe.data import feature_files
-    from tinytribe.extract import find_media
+    from tinytribe.featfile import feature_files
+    from tinytribe.media import find_media
     feats, media = [], []
     for s in ([sources] if isinstance(sources, (str, Path)) else sources):
         s = Path(s)
@@ -143,13 +323,17 @@ def _sources(sources) -> tuple[list[Path], list[Path]]:
 def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: float = 0.0, subject: int = 0,
                   window_s: float = 100.0, warmup_s: float = 16.0, plot: bool = False, retry_failed: bool = False,
                   progress: bool = True, model=None, video_backbone: str | None = None, transcripts=None,
-                  asr: bool = True, video_weights=None) -> dict:
-    """Predict every clip under `sources` into `out_dir/<clip_id>.npz` (and `.png` brain maps with `plot`), resumably:
+                  asr: bool = True, video_weights=None, formats=('npz',), movie: bool = False) -> dict:
+    """Predict every clip under `sources` into `out_dir/<clip_id>.npz` (always: the file resuming and `inspect` read),
+    plus `formats` 'npy' (`<clip_id>.npy` + `.json`) and 'gifti' (`<clip_id>_hemi-L/R.func.gii`), `.png` brain maps
+    with `plot` and `<clip_id>.mp4` with `movie` (see the introduction), resumably:
     done clips are skipped, failures recorded with reasons in `out_dir/manifest/`. Sources are feature files, media
     files, or folders of either; media are first extracted into `out_dir/features/` (resumable too) with the video
     backbone the model was trained on (`video_backbone` overrides).
     -> {'predict': BatchReport, 'extract': BatchReport or None}"""
     from tinytribe.model import TinyTribe
+    unknown = set(formats) - {'npz', 'npy', 'gifti'}
+    if unknown: raise ValueError(f"unknown output formats {sorted(unknown)}; known: npz, npy, gifti")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     state = {'model': model}
     def get_model():
@@ -160,7 +344,7 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
     extraction = None
     if media:
         from tinytribe.extract import extract, clip_ids, ExtractConfig
-        from tinytribe.data import feature_files
+        from tinytribe.featfile import feature_files
         media = [q for k, q in clip_ids(media).items() if k not in items]   # a given feature file wins over extraction
         if media:
             video = video_backbone or video_backbone_for(get_model().config.video_dim)
@@ -175,12 +359,16 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
                          warmup_s=warmup_s)
         p.meta['model'] = str(model_dir)
         save_prediction(out / f"{key}.npz", p)
+        files = [f"{key}.npz"]
+        if 'npy' in formats: files.append(save_npy(out / f"{key}.npy", p).name)
+        if 'gifti' in formats: files += [f.name for f in save_gifti(out / key, p)]
+        if movie: files.append(render_movie(p, out / f"{key}.mp4").name)
         if plot:
             import matplotlib.pyplot as plt
             fig = plot_prediction(p)
             fig.savefig(out / f".{key}.png.tmp.png", dpi=80); plt.close(fig)
             (out / f".{key}.png.tmp.png").replace(out / f"{key}.png")
-        return {'file': f"{key}.npz", 'n_tr': p.grid.n, 'n_windows': p.meta['n_windows'], 'source': str(path)}
+        return {'file': f"{key}.npz", 'files': files, 'n_tr': p.grid.n, 'n_windows': p.meta['n_windows'], 'source': str(path)}
 
     return {'predict': run_items(items, one, man, retry_failed=retry_failed, progress=progress, desc='predict'),
             'extract': extraction}
@@ -197,6 +385,9 @@ def predict_cli(argv: list[str]) -> int:
     ap.add_argument('--subject', type=int, default=0, help='FiLM row: 0 = the average subject')
     ap.add_argument('--window-s', type=float, default=100.0); ap.add_argument('--warmup-s', type=float, default=16.0)
     ap.add_argument('--plot', action='store_true', help='also write <clip_id>.png: the s.d. of the prediction on the brain')
+    ap.add_argument('--format', nargs='+', default=['npz'], choices=['npz', 'npy', 'gifti'],
+                    help='output formats besides the .npz (always written): npy (+ .json sidecar), gifti (one .func.gii per hemisphere)')
+    ap.add_argument('--movie', action='store_true', help='also write <clip_id>.mp4: the prediction over time on the inflated surface')
     ap.add_argument('--video-backbone', default=None, choices=['mobilevit_s', 'efficientnet_lite0'],
                     help="media only: the video backbone (default: the one matching the model's video width)")
     ap.add_argument('--video-weights', default=None, help='media only: video backbone weights (file or folder)')
@@ -211,7 +402,7 @@ def predict_cli(argv: list[str]) -> int:
         reps = predict_files(a.model, a.sources, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
                              window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed,
                              video_backbone=a.video_backbone, transcripts=a.transcripts, asr=not a.no_asr,
-                             video_weights=a.video_weights)
+                             video_weights=a.video_weights, formats=tuple(a.format), movie=a.movie)
     except (FileNotFoundError, ArtifactError, ValueError) as e:
         print(f"tinytribe predict: {e}", file=sys.stderr); return 2
     rep, ext = reps['predict'], reps['extract']
@@ -223,3 +414,96 @@ def predict_cli(argv: list[str]) -> int:
           f"failed {len(failed)}; {res['total_done']} done in {a.out}")
     for k, why in failed.items(): print(f"  failed {k}: {why}", file=sys.stderr)
     return 1 if failed else 0
+
+# %% ../nbs/60_predict.ipynb #8851163f
+def text_to_speech(text_path, out_dir, wpm: int = 160) -> tuple[Path, list]:
+    """Speak a text file with espeak-ng into `out_dir/<stem>.wav` (16 kHz mono) -> (wav path, words with approximate
+    timings: the speech's duration spread over the words by their length)."""
+    import shutil, subprocess
+    from tinytribe.media import Word, probe
+    text = Path(text_path).read_text(encoding='utf-8', errors='replace').strip()
+    words = re.findall(r"\S+", text)
+    if not words: raise ValueError(f"{text_path}: no words to speak")
+    if shutil.which('espeak-ng') is None: raise FileNotFoundError("espeak-ng not found (apt-get install espeak-ng)")
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    wav = out / f"{Path(text_path).stem}.wav"
+    tmp = out / f".{wav.name}.tmp.wav"
+    subprocess.run(['espeak-ng', '-s', str(wpm), '-w', str(tmp), '-f', str(text_path)], check=True, capture_output=True)
+    subprocess.run(['ffmpeg', '-y', '-loglevel', 'error', '-i', str(tmp), '-ar', '16000', '-ac', '1', str(wav)], check=True)
+    tmp.unlink()
+    dur = probe(wav).duration_s
+    w = np.array([len(x) + 1 for x in words], np.float64)
+    edges = np.concatenate([[0.0], np.cumsum(w)]) / w.sum() * dur
+    return wav, [Word(x, float(a), float(b - a)) for x, a, b in zip(words, edges[:-1], edges[1:])]
+
+class TribeModel:
+    """TRIBE v2's inference API on a Tiny-TRIBE v3: `TribeModel.from_pretrained(dir)`,
+    `get_events_dataframe(video_path=|audio_path=|text_path=)`, `preds, segments = predict(events=df)`."""
+    COLUMNS = ['type', 'start', 'duration', 'filepath', 'text']
+
+    def __init__(self, model, model_dir=None, cache_dir=None, threads: int = 2):
+        self.model, self.model_dir, self.threads = model.eval(), model_dir, threads
+        self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix='tinytribe_events_'))
+        self.subjects = []
+        if model_dir is not None:
+            self.subjects = list(json.loads((Path(model_dir) / 'config.json').read_text()).get('subjects', []))
+        self._backbones = None
+
+    @classmethod
+    def from_pretrained(cls, path, cache_dir=None, device: str = 'cpu') -> 'TribeModel':
+        "Load a saved model folder (`save_pretrained`); `cache_dir` holds speech made from text files."
+        from tinytribe.model import TinyTribe
+        return cls(TinyTribe.from_pretrained(path, map_location=device), path, cache_dir)
+
+    def get_events_dataframe(self, video_path=None, audio_path=None, text_path=None, transcript=None, asr: bool = True):
+        """Events of one stimulus: a Video row (video), an Audio row (when it has sound), one Word row per word (from
+        `transcript` or a transcript beside the media, else ASR when `asr`; for text, the spoken text)."""
+        import pandas as pd
+        from tinytribe.media import probe, words_for
+        given = {k: v for k, v in (('video', video_path), ('audio', audio_path), ('text', text_path)) if v is not None}
+        if len(given) != 1: raise ValueError(f"give exactly one of video_path, audio_path, text_path (got {sorted(given)})")
+        kind, path = next(iter(given.items()))
+        path = Path(path)
+        if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
+        if kind == 'text': path, words = text_to_speech(path, self.cache_dir)
+        info = probe(path)
+        if kind != 'text': words = words_for(path, transcripts=transcript, asr=asr, info=info)[0]
+        rows = []
+        if kind == 'video': rows.append(('Video', 0.0, info.duration_s, str(path), ''))
+        if info.has_audio: rows.append(('Audio', 0.0, info.duration_s, str(path), ''))
+        rows += [('Word', w.onset_s, w.duration_s, str(path), w.text) for w in words]
+        return pd.DataFrame(rows, columns=self.COLUMNS)
+
+    def _subject(self, subject) -> int:
+        if isinstance(subject, str):
+            if subject in ('average', 'avg'): return 0
+            if subject not in self.subjects:
+                raise ValueError(f"unknown subject {subject!r}; this model names {self.subjects or 'no subjects'} "
+                                 f"(rows 1..{self.model.config.n_subjects} by index, 0 = average)")
+            return self.subjects.index(subject) + 1
+        return int(subject)
+
+    def predict(self, events, subject=0, tr_s: float = 1.49, offset_s: float = 0.0, progress: bool = False):
+        """`(preds (n_tr, n_out) float32, segments DataFrame)` for the stimulus the events describe, on the TR grid
+        (`tr_s`, `offset_s`) for the average subject (0) or a subject given by FiLM row or name."""
+        import pandas as pd
+        from tinytribe.extract import extract_clip, ExtractConfig
+        from tinytribe.backbones import load_backbones
+        media = events[events['type'].isin(['Video', 'Audio'])]['filepath']
+        if media.empty: raise ValueError("events hold no Video or Audio row")
+        path = Path(media.iloc[0])
+        words = events[events['type'] == 'Word']
+        tsv = self.cache_dir / f"{path.stem}_events_words.tsv"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tsv.write_text('word\tonset\tduration\n' + ''.join(f"{t}\t{a:.4f}\t{d:.4f}\n" for t, a, d in
+                                                         zip(words['text'], words['start'], words['duration'])))
+        cfg = ExtractConfig(video=video_backbone_for(self.model.config.video_dim), threads=self.threads)
+        if self._backbones is None: self._backbones = load_backbones(cfg.video, threads=self.threads)
+        clip = extract_clip(path, self._backbones, transcripts=tsv, asr=False, clip_id=path.stem, cfg=cfg)
+        p = predict_clip(self.model, clip, tr_s=tr_s, offset_s=offset_s, subject=self._subject(subject))
+        win = [p.grid.window(k) for k in range(p.grid.n)]
+        n_words = [int(((words['start'] >= a) & (words['start'] < b)).sum()) for a, b in win]
+        segments = pd.DataFrame({'bold_time_s': p.grid.times, 'start_s': [a for a, _ in win], 'end_s': [b for _, b in win],
+                                 'tr_valid': p.tr_valid, 'n_words': n_words})
+        self.last_prediction = p
+        return p.pred, segments

@@ -1,0 +1,175 @@
+// Tiny-TRIBE v3 in the browser: the INT8 student (tinytribe export --int8) in onnxruntime-web (WebAssembly),
+// run on a clip's exported features (tinytribe export --features CLIP), shown on the fsaverage5 inflated surface
+// (tinytribe export --mesh) with three.js, a time slider and the clip playing beside it.
+// URL parameters (all optional): model, features, mesh (paths relative to this page), threads.
+import * as THREE from 'three';
+import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
+import * as ort from 'onnxruntime-web';
+
+const q = new URLSearchParams(location.search);
+const MODEL = q.get('model') || 'data/student_int8.onnx';
+const FEATURES = q.get('features') || 'data/demo.features.json';
+const MESH = q.get('mesh') || 'data/fsaverage5_inflated.json';
+const state = { status: 'loading', error: null };
+window.tinytribe = state;                       // read by tests/test_web.py
+const $ = (id) => document.getElementById(id);
+const say = (s) => { $('status').textContent = s; };
+
+async function loadBin(url) {
+  // a JSON header + one little-endian binary file (tinytribe.export._write_bin)
+  const head = await (await fetch(url)).json();
+  const base = url.slice(0, url.lastIndexOf('/') + 1);
+  const buf = await (await fetch(base + head.bin)).arrayBuffer();
+  if (buf.byteLength !== head.bytes) throw new Error(`${head.bin}: ${buf.byteLength} bytes, header says ${head.bytes}`);
+  const arrays = {};
+  for (const [k, a] of Object.entries(head.arrays)) {
+    const n = a.shape.reduce((x, y) => x * y, 1);
+    arrays[k] = a.dtype === 'uint32' ? new Uint32Array(buf, a.offset, n) : new Float32Array(buf, a.offset, n);
+  }
+  return { head, arrays, base, bytes: buf.byteLength };
+}
+
+async function predict(feat) {
+  ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
+  ort.env.wasm.numThreads = Number(q.get('threads') || 1);   // >1 needs a cross-origin isolated page
+  const t0 = performance.now();
+  const session = await ort.InferenceSession.create(MODEL, { executionProviders: ['wasm'] });
+  const t1 = performance.now();
+  const { head, arrays } = feat;
+  const T = head.n_steps, nTr = head.grid.n;
+  const present = new Uint8Array(T * 3);
+  arrays.present.forEach((v, i) => { present[i] = v > 0.5 ? 1 : 0; });
+  const feeds = {
+    text: new ort.Tensor('float32', arrays.text, [1, T, head.dims.text]),
+    audio: new ort.Tensor('float32', arrays.audio, [1, T, head.dims.audio]),
+    video: new ort.Tensor('float32', arrays.video, [1, T, head.dims.video]),
+    present: new ort.Tensor('bool', present, [1, T, 3]),
+    pool: new ort.Tensor('float32', arrays.pool, [1, nTr, T]),
+    subject: new ort.Tensor('int64', BigInt64Array.from([BigInt(head.subject)]), [1]),
+  };
+  const out = await session.run(feeds);
+  const t2 = performance.now();
+  const pred = out.pred;
+  return { pred: pred.data, nTr: pred.dims[1], nOut: pred.dims[2], loadMs: t1 - t0, runMs: t2 - t1 };
+}
+
+function rdbu(v) {                               // v in [-1, 1] -> RdBu (blue - white - red)
+  const c0 = [0.129, 0.4, 0.675], c1 = [0.969, 0.969, 0.969], c2 = [0.698, 0.094, 0.169];
+  const t = Math.max(-1, Math.min(1, v));
+  const [a, b, s] = t < 0 ? [c1, c0, -t] : [c1, c2, t];
+  return [a[0] + (b[0] - a[0]) * s, a[1] + (b[1] - a[1]) * s, a[2] + (b[2] - a[2]) * s];
+}
+
+function makeBrain(mesh) {
+  const el = $('brain');
+  const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+  renderer.setSize(el.clientWidth, el.clientHeight);
+  renderer.setClearColor(0xffffff);
+  el.appendChild(renderer.domElement);
+  const scene = new THREE.Scene();
+  const camera = new THREE.PerspectiveCamera(30, el.clientWidth / el.clientHeight, 1, 2000);
+  camera.up.set(0, 0, 1);
+  const controls = new OrbitControls(camera, renderer.domElement);
+  const geom = new THREE.BufferGeometry();
+  geom.setAttribute('position', new THREE.BufferAttribute(mesh.arrays.coords, 3));
+  geom.setIndex(new THREE.BufferAttribute(mesh.arrays.faces, 1));
+  const n = mesh.head.n_vertices;
+  const colors = new Float32Array(n * 3);
+  geom.setAttribute('color', new THREE.BufferAttribute(colors, 3));
+  geom.computeVertexNormals();
+  geom.computeBoundingSphere();
+  const mat = new THREE.MeshLambertMaterial({ vertexColors: true, side: THREE.DoubleSide });
+  scene.add(new THREE.Mesh(geom, mat));
+  scene.add(new THREE.AmbientLight(0xffffff, 1.6));
+  const light = new THREE.DirectionalLight(0xffffff, 1.6);
+  scene.add(light);
+  const c = geom.boundingSphere.center, r = geom.boundingSphere.radius;
+  controls.target.copy(c);
+  const views = { left: [-1, 0, 0.15], right: [1, 0, 0.15], top: [0, -0.2, 1], back: [0, -1, 0.3] };
+  const setView = (name) => {
+    const d = new THREE.Vector3(...views[name]).normalize();
+    camera.position.copy(c).addScaledVector(d, r * 4.2);
+    controls.update();
+  };
+  setView('top');
+  document.querySelectorAll('[data-view]').forEach((b) => b.addEventListener('click', () => setView(b.dataset.view)));
+  const render = () => { light.position.copy(camera.position); renderer.render(scene, camera); };
+  controls.addEventListener('change', render);
+  const sulc = mesh.arrays.sulc, wall = mesh.arrays.medial_wall;
+  return {
+    paint(values, vmax) {                        // values: Float32Array (n) of one TR
+      for (let i = 0; i < n; i++) {
+        let rgb;
+        if (wall[i] > 0.5 || !Number.isFinite(values[i])) { const g = sulc[i] > 0 ? 0.55 : 0.72; rgb = [g, g, g]; }
+        else rgb = rdbu(values[i] / vmax);
+        colors[3 * i] = rgb[0]; colors[3 * i + 1] = rgb[1]; colors[3 * i + 2] = rgb[2];
+      }
+      geom.attributes.color.needsUpdate = true;
+      render();
+    },
+    render,
+  };
+}
+
+async function main() {
+  try {
+    say('loading mesh and features…');
+    const [mesh, feat] = await Promise.all([loadBin(MESH), loadBin(FEATURES)]);
+    const brain = makeBrain(mesh);
+    say('running the model (onnxruntime-web, WebAssembly)…');
+    const res = await predict(feat);
+    const { pred, nTr, nOut } = res;
+    if (nOut !== mesh.head.n_vertices) throw new Error(`model gives ${nOut} outputs, the mesh has ${mesh.head.n_vertices} vertices`);
+    // colour scale: the 98th percentile of |value - vertex mean| over valid TRs
+    const valid = feat.head.tr_valid, mean = new Float32Array(nOut);
+    let nv = 0;
+    for (let k = 0; k < nTr; k++) if (valid[k]) { nv++; for (let i = 0; i < nOut; i++) mean[i] += pred[k * nOut + i]; }
+    for (let i = 0; i < nOut; i++) mean[i] /= Math.max(nv, 1);
+    const dev = [];
+    for (let k = 0; k < nTr; k++) if (valid[k]) for (let i = 0; i < nOut; i += 7) dev.push(Math.abs(pred[k * nOut + i] - mean[i]));
+    dev.sort((a, b) => a - b);
+    const vmax = dev.length ? dev[Math.floor(0.98 * (dev.length - 1))] || 1 : 1;
+    const grid = feat.head.grid;
+    const slider = $('slider');
+    slider.max = String(nTr - 1);
+    const show = (k) => {
+      const row = pred.subarray(k * nOut, (k + 1) * nOut);
+      const centred = new Float32Array(nOut);
+      for (let i = 0; i < nOut; i++) centred[i] = row[i] - mean[i];
+      brain.paint(centred, vmax);
+      const t = k * grid.tr_s + grid.offset_s;
+      $('tlabel').textContent = `TR ${k + 1}/${nTr}: BOLD at ${t.toFixed(1)} s (stimulus ${t.toFixed(1)}–${(t + grid.tr_s).toFixed(1)} s)` +
+        (valid[k] ? '' : ' [no input]');
+      state.tr = k;
+    };
+    slider.addEventListener('input', () => {
+      const k = Number(slider.value);
+      show(k);
+      const v = $('video');
+      if (v.src && Math.abs(v.currentTime - (k * grid.tr_s + grid.offset_s)) > grid.tr_s) v.currentTime = Math.max(0, k * grid.tr_s + grid.offset_s);
+    });
+    const video = $('video');
+    const vname = q.get('video') || (feat.head.video ? feat.head.video.split('/').pop() : null);
+    if (vname) {
+      video.src = feat.base + vname;
+      video.addEventListener('timeupdate', () => {
+        const k = Math.min(nTr - 1, Math.max(0, Math.floor((video.currentTime - grid.offset_s) / grid.tr_s)));
+        if (k !== Number(slider.value)) { slider.value = String(k); show(k); }
+      });
+    }
+    $('vmin').textContent = (-vmax).toFixed(3);
+    $('vmax').textContent = vmax.toFixed(3);
+    show(0);
+    const facts = [['clip', feat.head.clip_id], ['TRs', `${nTr} × ${grid.tr_s} s`], ['outputs', `${nOut} vertices (fsaverage5)`],
+      ['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]];
+    $('facts').innerHTML = facts.map(([a, b]) => `<tr><td>${a}</td><td>${b}</td></tr>`).join('');
+    Object.assign(state, { status: 'done', nTr, nOut, loadMs: res.loadMs, runMs: res.runMs, vmax,
+      pred: () => Array.from(pred), show: (k) => { slider.value = String(k); show(k); } });
+    say(`done: ${nTr} TRs predicted in ${res.runMs.toFixed(0)} ms`);
+  } catch (e) {
+    state.status = 'error'; state.error = String(e && e.stack || e);
+    say('error: ' + e);
+    console.error(e);
+  }
+}
+main();

@@ -1,0 +1,29 @@
+// Drive the page in headless Chromium (Debian's /usr/bin/chromium, no browser download) with playwright-core:
+//   node drive.mjs URL SCREENSHOT.png [TR]
+// Prints one JSON line: the page's state (status, sizes, timings) and its full prediction.
+import { chromium } from 'playwright-core';
+
+const [url, shot, tr] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-sandbox'],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1240, height: 640 } });
+  const logs = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e}`));
+  await page.goto(url);
+  await page.waitForFunction(() => window.tinytribe && window.tinytribe.status !== 'loading', null, { timeout: 240000 });
+  const st = await page.evaluate(() => ({ ...window.tinytribe, pred: undefined, show: undefined }));
+  if (st.status === 'done') {
+    if (tr !== undefined) await page.evaluate((k) => window.tinytribe.show(k), Number(tr));
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: shot });
+    st.pred = await page.evaluate(() => window.tinytribe.pred());
+  }
+  st.logs = logs;
+  console.log(JSON.stringify(st));
+} finally {
+  await browser.close();
+}
