@@ -444,11 +444,12 @@ def describe(path) -> dict:
             'has_model': (p/'model'/'config.json').exists(), 'has_heads': (p/'heads'/'heads.json').exists()}
 
 # %% ../nbs/41_engine.ipynb #b1b20798
-PHASES = {1: ('tinytribe.phase1', 'phase1_main')}   # phase -> (module, function(args) -> report)
+PHASES = {1: ('tinytribe.phase1', 'phase1_main'), 2: ('tinytribe.phase2', 'phase2_main'),
+          3: ('tinytribe.phase3', 'phase3_main')}   # phase -> (module, function(args) -> report)
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='tinytribe train', description='Train one phase of Tiny-TRIBE v3 (resumable).')
-    p.add_argument('--phase', type=int, required=True, choices=[1, 2, 3])
+    p.add_argument('--phase', type=int, required=True, choices=sorted(PHASES))
     p.add_argument('--preset', default='sprint', choices=['tiny', 'sprint', 'full'])
     p.add_argument('--features', required=True, help='folder of feature files (tinytribe extract)')
     p.add_argument('--audio-text-features', default=None, help='extra folder of audio+text-only sources (video masked)')
@@ -474,12 +475,14 @@ def train_parser() -> argparse.ArgumentParser:
 
 def train_cli(argv: list[str] | None = None) -> int:
     "`tinytribe train ...`: see `train_parser`. Returns 0 when done or stopped by the budget (resumable), 2 on bad input."
-    args = train_parser().parse_args(argv)
-    if args.phase not in PHASES:
-        print(f"tinytribe train: phase {args.phase} is not implemented yet (phase 1 is)", file=sys.stderr); return 2
     import importlib
-    mod, fn = PHASES[args.phase]
-    try: report = getattr(importlib.import_module(mod), fn)(args)
+    p = train_parser()
+    pre, _ = p.parse_known_args(argv)
+    mod, fn = PHASES[pre.phase]
+    module = importlib.import_module(mod)            # the phase's own options (phases 2 and 3: --teacher, --fmri ...)
+    if hasattr(module, 'add_arguments'): module.add_arguments(p)
+    args = p.parse_args(argv)
+    try: report = getattr(module, fn)(args)
     except (ArtifactError, ValueError, FileNotFoundError) as e:
         print(f"tinytribe train: {e}", file=sys.stderr); return 2
     if dist_info()[0] == 0: print(json.dumps({k: report[k] for k in ('state', 'step', 'steps', 'elapsed_s', 'message')}))
