@@ -476,13 +476,15 @@ def train_parser() -> argparse.ArgumentParser:
 def train_cli(argv: list[str] | None = None) -> int:
     "`tinytribe train ...`: see `train_parser`. Returns 0 when done or stopped by the budget (resumable), 2 on bad input."
     import importlib
-    p = train_parser()
-    pre, _ = p.parse_known_args(argv)
-    mod, fn = PHASES[pre.phase]
-    module = importlib.import_module(mod)            # the phase's own options (phases 2 and 3: --teacher, --fmri ...)
-    if hasattr(module, 'add_arguments'): module.add_arguments(p)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--phase', type=int, choices=sorted(PHASES))
+    p, module = train_parser(), None
+    ph = pre.parse_known_args(argv)[0].phase
+    if ph in PHASES:                                 # the phase's own options (phases 2 and 3: --teacher, --fmri ...)
+        module = importlib.import_module(PHASES[ph][0])
+        if hasattr(module, 'add_arguments'): module.add_arguments(p)
     args = p.parse_args(argv)
-    try: report = getattr(module, fn)(args)
+    try: report = getattr(module, PHASES[args.phase][1])(args)
     except (ArtifactError, ValueError, FileNotFoundError) as e:
         print(f"tinytribe train: {e}", file=sys.stderr); return 2
     if dist_info()[0] == 0: print(json.dumps({k: report[k] for k in ('state', 'step', 'steps', 'elapsed_s', 'message')}))

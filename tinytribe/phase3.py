@@ -436,8 +436,8 @@ def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: i
     A, C, Y, M = torch.cat(A), torch.cat(C), torch.cat(Y), torch.cat(M)
     g = head.film.gamma[0].detach().clone().requires_grad_(True)
     be = head.film.beta[0].detach().clone().requires_grad_(True)
-    Wout = head.out.weight.detach()
-    def fit_pred(): return task.to_fmri((g * A + be * C) @ Wout.T)
+    with torch.no_grad(): Wf = task.to_fmri(head.out.weight.detach().T[None])[0]   # (d, n_fmri): output layer and
+    def fit_pred(): return (g * A + be * C) @ Wf                                   # projection are linear: fold them
     def score():
         with torch.no_grad():
             p = fit_pred()
