@@ -20,9 +20,9 @@ from . import spaces
 from .data import TargetSegments, Mixture, feature_files, pair_teacher, collate
 
 # %% auto #0
-__all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'PRESET_BATCH', 'Phase2Config', 'multires_matrices', 'DistillHeads',
-           'Tagged', 'teacher_layout', 'is_val_clip', 'split_pairs', 'masked_mse', 'temporal_loss', 'parcel_means',
-           'feature_cos', 'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'build_phase2',
+__all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'Phase2Config', 'multires_matrices', 'DistillHeads', 'Tagged',
+           'teacher_layout', 'is_val_clip', 'split_pairs', 'masked_mse', 'temporal_loss', 'parcel_means', 'feature_cos',
+           'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'build_phase2',
            'add_arguments', 'run_config', 'phase2_main', 'trained_phases', 'head_trained']
 
 # %% ../nbs/43_phase2.ipynb #1f9be603
@@ -404,8 +404,6 @@ def add_arguments(p):
     _add(p, '--val-frac', type=float, default=None, help='share of clips held out for validation r')
     _add(p, '--space', default=None, help="output space of a model built from scratch (default: the preset's)")
     return p
-
-PRESET_BATCH = {'tiny': 8, 'sprint': 8, 'full': 8}
 
 def run_config(args, hp, n_items: int, lr_groups: dict, default_lr: float = 3e-4):
     "The `TrainConfig` of a Phase 2/3 run from the CLI arguments (steps: `epochs` over the data unless `--steps`)."
