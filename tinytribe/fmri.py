@@ -4,20 +4,23 @@
 
 # %% ../nbs/22_fmri.ipynb #82c26ba6
 from __future__ import annotations
-import ast, json, logging, math, re
+import argparse, csv, json, logging, re, shutil, subprocess, sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
 from pathlib import Path
 import numpy as np
+from tqdm.auto import tqdm
 from .core import TRGrid
-from .store import ArtifactError
+from .store import ArtifactError, atomic_write
 from . import spaces
+from .media import Word, read_transcript
 
 # %% auto #0
 __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of',
-           'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'AlgonautsScan', 'scan_algonauts',
-           'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid',
-           'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'describe_fmri']
+           'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'group_repeats', 'AlgonautsScan',
+           'scan_algonauts', 'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep',
+           'read_textgrid', 'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture',
+           'describe_fmri', 'fmri_cli']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -34,6 +37,7 @@ class FmriRun:
     provenance: dict = field(default_factory=dict)   # file, key, tr source, ...
 
     def __post_init__(self):
+        self.data, self.valid = np.asarray(self.data), np.asarray(self.valid, dtype=bool)
         n = self.grid.n
         if self.data.ndim != 2 or self.data.shape[0] != n:
             raise ValueError(f"{self.subject} {self.clip_id}: data {self.data.shape} does not match a grid of {n} TRs")
@@ -113,7 +117,7 @@ class RunRef:
     def read(self) -> np.ndarray:
         "The raw (TRs, outputs) array, before cleaning."
         if self.key is not None:
-            import h5py
+            import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
             with h5py.File(self.files[0], 'r') as f:
                 if self.key not in f: raise ArtifactError(f"{self.files[0]}: no dataset {self.key!r}")
                 return np.asarray(f[self.key][:])
@@ -268,7 +272,6 @@ def load_fmri(root, subjects=None, clips=None, space=None, durations=None, repor
     are logged and skipped); `space` must match the data's (None: whatever they hold); `durations={clip_id: s}` fits
     runs to their clips. Skips and trims are logged on `tinytribe.fmri` and appended to `report` if given.
     `run_is='part'` (fMRIPrep only): BIDS runs are parts of one stimulus, not repeats (see the fMRIPrep section)."""
-    from tqdm.auto import tqdm
     root = Path(root)
     if space is not None: spaces.space_size(space)                     # unknown names fail here
     layout = detect_layout(root)
@@ -278,6 +281,14 @@ def load_fmri(root, subjects=None, clips=None, space=None, durations=None, repor
         r = read_run(ref, durations, report)
         r.provenance['layout'] = layout
         out.append(r)
+    return out
+
+# %% ../nbs/22_fmri.ipynb #f6bdaf8b
+def group_repeats(runs: list) -> dict:
+    "`{(subject, clip_id): [runs sorted by repeat]}` of `FmriRun`s."
+    out = {}
+    for r in sorted(runs, key=lambda r: (r.subject, r.clip_id, r.repeat)):
+        out.setdefault((r.subject, r.clip_id), []).append(r)
     return out
 
 # %% ../nbs/22_fmri.ipynb #2d915589
@@ -305,11 +316,11 @@ class AlgonautsScan:
     skipped: list
     files: dict                 # {subject: {dataset: h5 path}}
 
-# %% ../nbs/22_fmri.ipynb #819dd107
-def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
-    "`({clip_id: (dataset, chunk, media)}, {clip_id: transcript}, skipped)` from `root/stimuli`."
+# %% ../nbs/22_fmri.ipynb #d6047201
+def _algo_media(root: Path) -> tuple[dict, list]:
+    "`({clip_id: (dataset, chunk, media path)}, skipped)` from `root/stimuli/movies`."
     media, skipped = {}, []
-    mdir, tdir = root / 'stimuli' / 'movies', root / 'stimuli' / 'transcripts'
+    mdir = root / 'stimuli' / 'movies'
     for ds in sorted(p for p in mdir.iterdir() if p.is_dir()) if mdir.is_dir() else []:
         vids = (p for p in ds.rglob('*') if p.suffix.lower() in _VIDEO_EXTS and not p.name.startswith('.'))
         for f in sorted(vids):
@@ -319,7 +330,11 @@ def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
                 continue
             chunk = cid[len(ds.name) + 1:] if cid.startswith(ds.name + '_') else cid
             media[cid] = (ds.name, chunk, f)
-    trans, cands = {}, {}
+    return media, skipped
+
+def _algo_transcripts(root: Path, media: dict) -> tuple[dict, list]:
+    "`({clip_id: transcript}, skipped)`: each clip's one transcript under `root/stimuli/transcripts`."
+    tdir, trans, cands, skipped = root / 'stimuli' / 'transcripts', {}, {}, []
     for f in sorted(tdir.rglob('*.tsv')) if tdir.is_dir() else []:
         ds, tid = f.relative_to(tdir).parts[0], _transcript_id(f.stem)
         for cid in (tid, tid[len(ds) + 1:] if tid.startswith(ds + '_') else None):
@@ -327,7 +342,7 @@ def _algo_stimuli(root: Path, report) -> tuple[dict, dict, list]:
     for cid, fs in cands.items():
         if len(fs) == 1: trans[cid] = fs[0]
         else: skipped.append(Skip(cid, '', f"two candidate transcripts {[str(p) for p in fs]}"))
-    return media, trans, skipped
+    return trans, skipped
 
 # %% ../nbs/22_fmri.ipynb #aac467ca
 def _algo_h5(root: Path, space: str | None) -> dict:
@@ -345,15 +360,15 @@ def _algo_h5(root: Path, space: str | None) -> dict:
         files.setdefault(sub, {})[ds] = f
     return files
 
-# %% ../nbs/22_fmri.ipynb #68889d5b
+# %% ../nbs/22_fmri.ipynb #904a9094
 def scan_algonauts(root, space: str | None = None, report: list | None = None,
                    require_fmri: bool = True) -> AlgonautsScan:
     """Match the release's clips, transcripts and runs (rules above) without reading any run. Every skip is logged
     and listed in `.skipped`. `require_fmri=False` keeps clips no subject has fMRI for (e.g. to extract features
     for a held-out season) in `.clips`."""
-    import h5py
+    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
     root = Path(root)
-    media, trans, skipped = _algo_stimuli(root, report)
+    media, skipped = _algo_media(root)
     files = _algo_h5(root, space)
     keys = {}
     for sub, by_ds in files.items():
@@ -364,6 +379,9 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None,
             for k in ks:
                 cid = f"friends_{_key_chunk(k)}" if ds == 'friends' else _key_chunk(k)
                 media.setdefault(cid, (ds, _key_chunk(k), None))
+    trans, skipped_t = _algo_transcripts(root, media)
+    skipped += skipped_t
+    need_t = (root / 'stimuli' / 'transcripts').is_dir()   # without transcripts at all, clips are runs only
     refs, used, clips = [], set(), []
     for ds in sorted({v[0] for v in media.values()}):
         for sub in sorted(files):
@@ -383,7 +401,8 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None,
                 found.append(RunRef(sub, cid, rep_, ds, 'schaefer1000', ALGONAUTS_TR_S, 0.0, (files[sub][ds],),
                                     ks[0], 'Algonauts 2025 release (CNeuroMod TR 1.49 s)'))
         gone = lambda sub='': any(s.clip_id == cid and s.subject == sub for s in skipped)
-        if mpath is not None and cid not in trans and not gone(): skipped.append(Skip(cid, '', 'no transcript'))
+        if (mpath is not None or need_t) and cid not in trans and not gone():
+            skipped.append(Skip(cid, '', 'no transcript'))
         if gone(): continue
         if not found and require_fmri:
             owners = sorted(s for s in files if ds in files[s])
@@ -445,7 +464,6 @@ def _algo_h5_name(sub: str, ds: str) -> str:
     return f"{sub}_task-{ds}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-1000Par7Net{desc}_bold.h5"
 
 def _tiny_video(path: Path, duration_s: float) -> None:
-    import subprocess
     d = f"{duration_s:.2f}"
     subprocess.run(['ffmpeg', '-nostdin', '-y', '-loglevel', 'error', '-f', 'lavfi', '-i', f'testsrc2=s=32x24:r=5:d={d}',
                     '-f', 'lavfi', '-i', f'sine=duration={d}', '-c:v', 'libx264', '-c:a', 'aac', '-shortest', str(path)],
@@ -456,7 +474,7 @@ def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int
     """Write the tiny Algonauts 2025 release described above under `root` (clips of `n_tr` TRs of 1.49 s, data
     random with the defects listed). `media='empty'` writes empty media files (the reader only needs them to
     exist), `'ffmpeg'` one real tiny video, copied to every clip. Returns `root`."""
-    import h5py, shutil
+    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
     root, rng = Path(root), np.random.default_rng(seed)
     runs = {}
     for i, (cid, (ds, folder, has_t, by_sub)) in enumerate(_ALGO_SPEC.items()):
@@ -490,8 +508,7 @@ def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int
             for k in sorted(keys): f.create_dataset(k, data=keys[k])
     return root
 
-# %% ../nbs/22_fmri.ipynb #ed2cf62c
-_GII = re.compile(r'^(?P<stem>.+?)\.func\.gii$')
+# %% ../nbs/22_fmri.ipynb #5ca91023
 _MEDIA_EXTS = _VIDEO_EXTS + ('.wav', '.mp3', '.flac', '.m4a', '.ogg')
 
 def bids_entities(name: str) -> dict:
@@ -506,7 +523,7 @@ def bids_entities(name: str) -> dict:
 # %% ../nbs/22_fmri.ipynb #39499335
 def _read_gifti(path) -> tuple[np.ndarray, float | None]:
     "`(data (TRs, vertices), TimeStep in s or None)` of a GIfTI time series."
-    import nibabel as nib
+    import nibabel as nib         # lazy: only the GIfTI layout needs it
     try: img = nib.load(str(path))
     except Exception as e: raise ArtifactError(f"{path}: not a readable GIfTI file ({e})") from e
     if not img.darrays: raise ArtifactError(f"{path}: GIfTI file without data arrays")
@@ -533,9 +550,10 @@ def _read_gifti_pair(left, right) -> np.ndarray:
         raise ArtifactError(f"{left} has {len(parts[0])} TRs but {right} has {len(parts[1])}")
     return np.concatenate(parts, axis=1)
 
-# %% ../nbs/22_fmri.ipynb #5ca91023
+# %% ../nbs/22_fmri.ipynb #2c82c10e
 def _sidecar_tr(gii: Path, ents: dict, jsons: list) -> tuple[float | None, str]:
-    "The run's TR from JSON sidecars (see above), or `(None, '')`."
+    """The run's TR from JSON sidecars (see above), or `(None, '')`. `jsons`: `(path, bids_entities)` of the
+    root's JSON files."""
     def tr_of(p):
         try: v = json.loads(Path(p).read_text()).get('RepetitionTime')
         except (OSError, ValueError): return None
@@ -543,15 +561,13 @@ def _sidecar_tr(gii: Path, ents: dict, jsons: list) -> tuple[float | None, str]:
     stem = gii.name[:-len('.func.gii')]
     for p in (gii.with_name(stem + '.json'), gii.with_name(stem + '.func.json')):
         if p.exists() and tr_of(p): return tr_of(p), f"sidecar {p.name}"
-    keys = ('sub', 'ses', 'task', 'run')
-    for level in (keys, ('task',)):
-        for p in jsons:
-            e = bids_entities(p.name)
-            same = all(e.get(k) == ents.get(k) for k in level) and all(k not in e for k in keys if k not in level)
-            if e['suffix'] == 'bold' and same and tr_of(p): return tr_of(p), f"sidecar {p.name}"
+    cands = [(p, e) for p, e in jsons if e['suffix'] == 'bold' and e.get('task') == ents['task']
+             and all(e[k] == ents.get(k) for k in ('sub', 'ses', 'run') if k in e)]
+    for p, e in sorted(cands, key=lambda pe: (-sum(k in pe[1] for k in ('sub', 'ses', 'run')), str(pe[0]))):
+        if tr_of(p): return tr_of(p), f"sidecar {p.name}"                 # the most specific sidecar wins
     return None, ''
 
-# %% ../nbs/22_fmri.ipynb #91c612e1
+# %% ../nbs/22_fmri.ipynb #3feba64a
 def _fmriprep_runs(root: Path, report) -> dict:
     "`{(sub, ses, task, run): {'L': path, 'R': path}}` of the fsaverage5 GIfTIs, pairing hemispheres."
     groups = {}
@@ -579,13 +595,22 @@ def _fmriprep_runs(root: Path, report) -> dict:
 def _num(s: str):
     return (0, int(s)) if s.isdigit() else (1, s)
 
-def _dataset_name(root: Path) -> str:
-    "The data set's `Name` from `dataset_description.json` at the root, else the folder's name."
-    p = root / 'dataset_description.json'
-    try: return str(json.loads(p.read_text()).get('Name') or root.name) if p.exists() else root.name
-    except ValueError: return root.name
+_GENERIC_DIRS = {'fmriprep', 'derivatives', 'derivative', 'out', 'output', 'outputs'}
 
-# %% ../nbs/22_fmri.ipynb #c06c1451
+def _dataset_name(root: Path) -> str:
+    """The data set's `Name` from `dataset_description.json` at the root; for a derivative (fMRIPrep names itself
+    there) or without one, the folder's name, going up past folders called `fmriprep`, `derivatives`, ..."""
+    root = root.resolve()
+    folder = root
+    while folder.name.lower() in _GENERIC_DIRS and folder.parent != folder: folder = folder.parent
+    folder = folder.name
+    p = root / 'dataset_description.json'
+    try: d = json.loads(p.read_text()) if p.exists() else {}
+    except ValueError: d = {}
+    if d.get('DatasetType') == 'derivative' or 'GeneratedBy' in d or not d.get('Name'): return folder
+    return str(d['Name'])
+
+# %% ../nbs/22_fmri.ipynb #eb8d691c
 def scan_fmriprep(root, space: str | None = None, report: list | None = None,
                   run_is: str = 'repeat') -> list[RunRef]:
     "References to every paired fsaverage5 run under `root` (rules above), without reading their data."
@@ -595,7 +620,7 @@ def scan_fmriprep(root, space: str | None = None, report: list | None = None,
     if space not in (None, 'fsaverage5') and pairs:
         first = next(iter(pairs.values()))['L']
         raise ArtifactError(f"{first}: fMRIPrep runs here are on fsaverage5, not {space!r}")
-    jsons = sorted(root.rglob('*.json'))
+    jsons = [(p, bids_entities(p.name)) for p in sorted(root.rglob('*_bold.json'))]
     name = _dataset_name(root)
     refs, count = [], {}
     order = lambda kv: (kv[0][0], kv[0][2], kv[0][1], _num(kv[0][3]))      # subject, task, session, run
@@ -625,7 +650,6 @@ def _is_word(t: str) -> bool:
 
 def read_textgrid(path, tier: str | None = None) -> list:
     "The words of a Praat TextGrid (long or short text format) as `tinytribe.media.Word`s, sorted by onset."
-    from tinytribe.media import Word
     path = Path(path)
     raw = path.read_bytes()
     utf16 = raw[:2] in (b'\xff\xfe', b'\xfe\xff')
@@ -658,8 +682,6 @@ def read_textgrid(path, tier: str | None = None) -> list:
 def read_events_words(path) -> list:
     """The words of a BIDS `*_events.tsv`: `onset` and `duration` (s), text from `word`, else `trial_type`; rows
     with `n/a` or empty text are dropped."""
-    import csv
-    from tinytribe.media import Word
     path = Path(path)
     rows = list(csv.DictReader(path.read_text(encoding='utf-8-sig').splitlines(), delimiter='\t'))
     cols = set(rows[0]) if rows else set()
@@ -678,7 +700,6 @@ def read_events_words(path) -> list:
 # %% ../nbs/22_fmri.ipynb #78042bef
 def read_words(path) -> list:
     "Words of a TextGrid, BIDS events, or any transcript `tinytribe.media.read_transcript` reads."
-    from tinytribe.media import read_transcript
     p = Path(path)
     if p.suffix.lower() == '.textgrid': return read_textgrid(p)
     if p.name.endswith('_events.tsv'): return read_events_words(p)
@@ -704,7 +725,6 @@ def _bids_sources(root: Path, refs: list, report) -> dict:
         media = None
         for p in evs:
             if 'stim_file' in cols[p]:
-                import csv
                 sf = next((r['stim_file'] for r in csv.DictReader(p.read_text().splitlines(), delimiter='\t')
                            if r.get('stim_file') not in (None, '', 'n/a')), None)
                 if sf and (root / 'stimuli' / sf).exists(): media = root / 'stimuli' / sf; break
@@ -727,27 +747,33 @@ def _attach_sources(root: Path, refs: list, report) -> list:
     return refs
 
 # %% ../nbs/22_fmri.ipynb #3825ce9e
-def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
-    """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
-    clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
-    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only."""
-    root = Path(root)
+def _survey(root: Path, report: list | None, require_fmri: bool = True, run_is: str = 'repeat') -> tuple:
+    "`(layout, run references, clips)` of `root`, scanned once."
     layout = detect_layout(root)
-    if layout == 'algonauts': return scan_algonauts(root, report=report, require_fmri=require_fmri).clips
+    if layout == 'algonauts':
+        sc = scan_algonauts(root, report=report, require_fmri=require_fmri)
+        return layout, sc.refs, sc.clips
     if layout == 'simbrain':
-        return [Clip(c, None, None) for c in sorted({r.clip_id for r in _scan_simbrain(root, None, report)})]
-    out = {}
-    for r in _attach_sources(root, scan_fmriprep(root, report=report, run_is=run_is), report):
+        refs = _scan_simbrain(root, None, report)
+        return layout, refs, [Clip(c, None, None) for c in sorted({r.clip_id for r in refs})]
+    refs, out = _attach_sources(root, scan_fmriprep(root, report=report, run_is=run_is), report), {}
+    for r in refs:
         m, w = r.extra['media'], r.extra['words_file']
         out.setdefault(r.clip_id, Clip(r.clip_id, Path(m) if m else None, Path(w) if w else None))
     for c in out.values():
         if c.transcript is None:
             _note(f"{c.clip_id}: no word timings (events with word/trial_type, or a TextGrid)", report)
-    return [out[k] for k in sorted(out)]
+    return layout, refs, [out[k] for k in sorted(out)]
+
+def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
+    """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
+    clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
+    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only."""
+    return _survey(Path(root), report, require_fmri, run_is)[2]
 
 # %% ../nbs/22_fmri.ipynb #548e6372
 def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
-    import nibabel as nib
+    import nibabel as nib         # lazy: only the GIfTI layout needs it
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = nib.gifti.GiftiMetaData({'TimeStep': f"{timestep_ms:.6f}"}) if timestep_ms else None
     das = [nib.gifti.GiftiDataArray(np.asarray(row, np.float32), intent='NIFTI_INTENT_TIME_SERIES',
@@ -775,7 +801,6 @@ def write_textgrid(path, words, xmax: float, tier: str = 'words') -> Path:
 # %% ../nbs/22_fmri.ipynb #09325013
 def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
     "Write the tiny fMRIPrep fsaverage5 data set described above under `root`; returns `root`."
-    from tinytribe.media import Word
     root, rng = Path(root), np.random.default_rng(seed)
     (root / 'dataset_description.json').parent.mkdir(parents=True, exist_ok=True)
     (root / 'dataset_description.json').write_text(json.dumps({'Name': 'fixture-stories', 'BIDSVersion': '1.8.0'}))
@@ -820,7 +845,7 @@ def describe_fmri(path) -> dict:
                 'tr_s': sorted({r.tr_s for r in refs}), 'skipped': rep}
     if not path.exists(): raise ArtifactError(f"{path}: no such file or folder")
     if path.suffix == '.h5':
-        import h5py
+        import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
         try:
             with h5py.File(path, 'r') as f:
                 runs = {k: list(f[k].shape) for k in f.keys()}
@@ -834,3 +859,37 @@ def describe_fmri(path) -> dict:
         return {'kind': 'fmri_gifti', 'path': str(path), 'n_trs': int(x.shape[0]), 'n_vertices': int(x.shape[1]),
                 'time_step_s': step, 'entities': bids_entities(path.name)}
     raise ArtifactError(f"{path}: not an fMRI data set folder, HDF5 run file or GIfTI time series")
+
+# %% ../nbs/22_fmri.ipynb #d362b5a0
+def fmri_cli(argv: list[str]) -> int:
+    "`tinytribe fmri ROOT [--json] [--media-list FILE] [--run-is repeat|part]`: what an fMRI data set holds."
+    ap = argparse.ArgumentParser(prog='tinytribe fmri', description='Describe an fMRI data set (Algonauts 2025 release '
+                                 'root, fMRIPrep fsaverage5 derivatives or simbrain output): runs, clips, skips.')
+    ap.add_argument('root', help='the data set folder')
+    ap.add_argument('--json', action='store_true', help='print JSON')
+    ap.add_argument('--media-list', default=None, help="write the usable clips' media files here, one per line")
+    ap.add_argument('--run-is', default='repeat', choices=['repeat', 'part'], help='fMRIPrep: what a BIDS run is')
+    a = ap.parse_args(argv)
+    root = Path(a.root)
+    try:
+        rep = []
+        layout, refs, clips = _survey(root, rep, run_is=a.run_is)
+    except (ArtifactError, ValueError, OSError) as e:
+        print(f"tinytribe fmri: {e}", file=sys.stderr)
+        return 1
+    per_sub = {s: sum(r.subject == s for r in refs) for s in sorted({r.subject for r in refs})}
+    out = {'layout': layout, 'root': str(root), 'runs_per_subject': per_sub, 'n_clips': len(clips),
+           'n_repeated_runs': sum(r.repeat > 1 for r in refs), 'spaces': sorted({r.space for r in refs}),
+           'tr_s': sorted({r.tr_s for r in refs}), 'clips_without_media': sum(c.media is None for c in clips),
+           'clips_without_words': sum(c.transcript is None for c in clips), 'skipped': rep}
+    if layout == 'algonauts':
+        sp = split_clips([c.clip_id for c in clips])
+        out['split_algonauts'] = {k: len(v) for k, v in sp.items()}
+    if a.media_list:
+        with atomic_write(a.media_list, 'w') as f: f.write(''.join(f"{c.media}\n" for c in clips if c.media))
+    if a.json: print(json.dumps(out, indent=1))
+    else:
+        for k, v in out.items():
+            if k != 'skipped': print(f"{k:>22}: {v}")
+        print(f"{'skipped':>22}: {len(rep)}" + ''.join(f"\n    {m}" for m in rep))
+    return 0

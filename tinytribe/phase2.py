@@ -12,12 +12,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import TRGrid
-from .featfile import MODALITIES
-from .store import write_json, atomic_write, ArtifactError, Deadline, read_meta
+from .featfile import MODALITIES, feature_files, features_meta
+from .segfile import segment_meta
+from .store import write_json, atomic_write, ArtifactError, Deadline
 from .model import TinyTribe, get_config
 from .layers import tr_pool_weights
 from . import spaces
-from .data import TargetSegments, Mixture, feature_files, pair_teacher, collate
+from .data import TargetSegments, Mixture, pair_teacher, collate
+from .model import TinyTribeConfig
+from .engine import Trainer, TrainConfig
+from .phase1 import feature_dims
+from safetensors.torch import save as st_save, load as st_load
 
 # %% auto #0
 __all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'Phase2Config', 'multires_matrices', 'DistillHeads', 'Tagged',
@@ -78,23 +83,21 @@ class DistillHeads(nn.Module):
 
     def save(self, path) -> Path:
         "Write `heads.safetensors` and `heads.json` into folder `path` (atomically)."
-        from safetensors.torch import save
         path = Path(path); path.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_write(path/'heads.safetensors') as f: f.write(save(sd))
+        with atomic_write(path/'heads.safetensors') as f: f.write(st_save(sd))
         write_json(path/'heads.json', {'kind': DISTILL_KIND, 'version': 1, 'd': self.d, 'dims': self.dims})
         return path
 
     @classmethod
     def load(cls, path) -> 'DistillHeads':
         "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
-        from safetensors.torch import load
         path = Path(path)
         try: meta = json.loads((path/'heads.json').read_text())
         except (FileNotFoundError, json.JSONDecodeError) as e: raise ArtifactError(f"{path}: no distillation heads ({e})") from None
         if meta.get('kind') != DISTILL_KIND: raise ArtifactError(f"{path}/heads.json: kind {meta.get('kind')!r}, not {DISTILL_KIND!r}")
         h = cls(meta['d'], meta['dims'])
-        h.load_state_dict(load((path/'heads.safetensors').read_bytes()))
+        h.load_state_dict(st_load((path/'heads.safetensors').read_bytes()))
         return h
 
 # %% ../nbs/43_phase2.ipynb #f13c28c5
@@ -152,7 +155,7 @@ def teacher_layout(segment_paths, wanted=('fusion_l4', 'fusion_l6', 'low_rank'))
     "(teacher space, `{hidden: D}` of the `wanted` hidden states that every segment holds), from metadata alone."
     space, common = None, None
     for p in segment_paths:
-        m = read_meta(p)
+        m = segment_meta(p)
         if space is None: space = m['space']
         elif m['space'] != space: raise ArtifactError(f"{p}: teacher space {m['space']!r}, other segments are {space!r}")
         dims = {k: int(v) for k, v in (m.get('hidden_dims') or {}).items() if k in m.get('hiddens', [])}
@@ -165,7 +168,7 @@ def is_val_clip(clip_id: str, frac: float) -> bool:
 
 def split_pairs(pairs: list, frac: float) -> tuple[list, list]:
     "Split `[(feature_path, targets)]` into (train, val) by `is_val_clip`; at least one clip each when there are two."
-    cid = lambda fp: read_meta(fp).get('clip_id', Path(fp).stem)
+    cid = lambda fp: features_meta(fp)['clip_id']
     val = [p for p in pairs if is_val_clip(cid(p[0]), frac)] if frac > 0 else []
     train = [p for p in pairs if p not in val]
     if frac > 0 and not val and len(pairs) >= 2: val, train = pairs[-1:], pairs[:-1]
@@ -341,13 +344,11 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
     paired with the feature files in `features` (and pseudo-labels in `pseudo`, weighted by `hp.pseudo_weight`).
     The model comes from `init` (a Phase 1 run) or is built from `preset` with the feature widths; `model_config`
     (a resumed run's) wins over both."""
-    from tinytribe.phase1 import feature_dims
     hp = hp or Phase2Config()
     dims = feature_dims(features)
     torch.manual_seed(seed)
     heads = None
     if model_config is not None:
-        from tinytribe.model import TinyTribeConfig
         model = TinyTribe(TinyTribeConfig.from_dict(dict(model_config))); phases = list(init_phases or [])
     elif init is not None:
         model, phases, run = init_model(init)
@@ -368,7 +369,7 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
     layout = {'space': cfg.space, 'n_out': cfg.n_outputs, 'hiddens': hid, 'fmri_space': None, 'n_fmri': 0}
     train_p, val_p = split_pairs(pairs, hp.val_frac)
     parts = [(_parts_datasets(train_p, hp, layout, dims, tspace, extra=tuple(hid)), 1.0)]
-    info = {'n_clips': len(pairs), 'val_clips': [read_meta(f).get('clip_id') for f, _ in val_p], 'teacher_space': tspace,
+    info = {'n_clips': len(pairs), 'val_clips': [features_meta(f)['clip_id'] for f, _ in val_p], 'teacher_space': tspace,
             'hiddens': hid, 'multires': [], 'init_phases': phases}
     if pseudo:
         pp = pair_teacher(features, pseudo)
@@ -407,7 +408,6 @@ def add_arguments(p):
 
 def run_config(args, hp, n_items: int, lr_groups: dict, default_lr: float = 3e-4):
     "The `TrainConfig` of a Phase 2/3 run from the CLI arguments (steps: `epochs` over the data unless `--steps`)."
-    from tinytribe.engine import TrainConfig
     bs = args.batch_size or hp.batch_size
     if n_items < bs: bs = max(1, n_items); warnings.warn(f"only {n_items} segments: batch size lowered to {bs}")
     spe = max(1, n_items // bs)
@@ -432,7 +432,6 @@ def _hp_from_args(hp, args):
 
 def phase2_main(args) -> dict:
     "Run Phase 2 from parsed `tinytribe train` arguments (see `add_arguments`)."
-    from tinytribe.engine import Trainer
     if not getattr(args, 'teacher', None): raise ValueError("--phase 2 needs --teacher DIR (teacher segments)")
     saved = _saved(args)
     hp = _hp_from_args(Phase2Config(), args)

@@ -11,11 +11,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 from .core import TRGrid
-from .featfile import MODALITIES
-from .store import write_json, ArtifactError, Deadline, read_meta
+from .featfile import MODALITIES, feature_files, features_meta
+from .segfile import split_segments, save_segment
+from .store import write_json, ArtifactError, Deadline
 from .model import TinyTribe, get_config, TinyTribeConfig
 from . import spaces
-from .data import Target, TargetSegments, Mixture, feature_files, pair_teacher, collate
+from .data import Target, TargetSegments, Mixture, pair_teacher, collate
+from .engine import Trainer
+from .phase1 import feature_dims
+from .fmri import load_fmri, subject_id
+from .featfile import load_features
+from tqdm.auto import tqdm
 from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
                               predict_items, pearson_cols, init_model, run_config, _saved, _hp_from_args, _add,
                               add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained)
@@ -191,7 +197,7 @@ def val_phase3(task: Phase3Task, val_parts: dict, teacher_part=None, batch_size:
 # %% ../nbs/44_phase3.ipynb #d97abbc5
 def clip_files(features) -> dict:
     "`{clip_id: feature file}` of a feature folder (metadata only)."
-    return {read_meta(p).get('clip_id', p.stem): p for p in feature_files(features)}
+    return {features_meta(p)['clip_id']: p for p in feature_files(features)}
 
 def subject_rows(runs, known: dict | None = None, n_rows: int | None = None) -> dict:
     "`{subject: FiLM row}`: rows already `known` kept, new subjects numbered after them (row 0 is the average subject)."
@@ -220,7 +226,6 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     """(task, train dataset, val parts {subject: Tagged}, val teacher part or None, model config dict, info) for Phase 3
     over the `FmriRun`s `runs` whose clips have feature files in `features`, the teacher segments in `teacher` (optional)
     and pseudo-labels in `pseudo` (optional). Model: `model_config` (a resumed run's), else `init`, else `preset`."""
-    from tinytribe.phase1 import feature_dims
     hp = hp or Phase3Config()
     dims = feature_dims(features)
     files = clip_files(features)
@@ -249,7 +254,7 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     fmri_projection(cfg.space, fspace)
     model.set_phase(3)
     subjects = subject_rows(runs, known_subjects if known_subjects is not None else model.meta.get('subjects'), cfg.n_subjects)
-    tsegs = {read_meta(fp).get('clip_id'): ps for fp, ps in pair_teacher(features, teacher)} if teacher else {}
+    tsegs = {features_meta(fp)['clip_id']: ps for fp, ps in pair_teacher(features, teacher)} if teacher else {}
     tspace, hid = teacher_layout([p for ps in tsegs.values() for p in ps], hp.feature_targets) if tsegs else (None, {})
     if heads is not None and heads.dims != hid: heads = None
     layout = {'space': cfg.space, 'n_out': cfg.n_outputs, 'hiddens': hid, 'fmri_space': fspace,
@@ -277,7 +282,7 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
             'teacher_space': tspace, 'hiddens': hid, 'init_phases': phases}
     if pseudo:
         pp = [(fp, {'teacher': ps}) for fp, ps in pair_teacher(features, pseudo)
-              if read_meta(fp).get('clip_id') not in set(tsegs) | set(val_clips)]
+              if features_meta(fp)['clip_id'] not in set(tsegs) | set(val_clips)]
         if pp:
             psp, _ = teacher_layout([p for _, d in pp for p in d['teacher']], ())
             parts.append(_part(pp, hp, dims, (), layout, 0, hp.pseudo_weight, psp))
@@ -293,9 +298,8 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
 # %% ../nbs/44_phase3.ipynb #509a2099
 def load_runs(fmri, features, space: str | None = None, subjects=None) -> list:
     "The `FmriRun`s under `fmri` for the clips of `features`, fitted to the clips' durations (`tinytribe.fmri.load_fmri`)."
-    from tinytribe.fmri import load_fmri
     files = clip_files(features)
-    durations = {c: float(read_meta(p)['duration_s']) for c, p in files.items()}
+    durations = {c: float(features_meta(p)['duration_s']) for c, p in files.items()}
     runs = load_fmri(fmri, subjects=subjects, clips=sorted(files), space=space, durations=durations)
     if not runs: raise ArtifactError(f"{fmri}: no fMRI runs for the clips of {features}")
     return runs
@@ -310,7 +314,6 @@ def add_arguments(p):
 
 def phase3_main(args) -> dict:
     "Run Phase 3 from parsed `tinytribe train` arguments (see `add_arguments`)."
-    from tinytribe.engine import Trainer
     if not getattr(args, 'fmri', None): raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
     saved = _saved(args)
     subs = args.subjects.split(',') if getattr(args, 'subjects', None) else None
@@ -356,22 +359,13 @@ def predict_clip_rows(model: TinyTribe, clip, grid: TRGrid, subject: int = 0, co
     return out
 
 # %% ../nbs/44_phase3.ipynb #d18f4f2e
-def _segment_io():
-    "split_segments and save_segment from the module that owns the teacher-segment format."
-    try: from tinytribe.segfile import split_segments, save_segment      # newer layout (one owner per format)
-    except ImportError: from tinytribe.teacher import split_segments, save_segment
-    return split_segments, save_segment
-
 def pseudo_label(model_dir, features, out, teacher=None, tr_s: float = 1.0, offset_s: float = 5.0,
                  dataset: str = 'pseudo', progress: bool = True) -> dict:
     """Write pseudo-label segments into `out` for every clip of `features` without segments in `teacher` (all clips when
     `teacher` is None). Returns `{'written': [clip_id], 'skipped': {clip_id: reason}, 'files': n}`."""
-    from tqdm.auto import tqdm
-    from tinytribe.featfile import load_features
     if not head_trained(model_dir): raise ArtifactError(f"{model_dir}: its head was never trained (Phase 2 or 3): no pseudo-labels from it")
-    split_segments, save_segment = _segment_io()
     model = TinyTribe.from_pretrained(model_dir).eval()
-    have = {read_meta(fp).get('clip_id') for fp, _ in pair_teacher(features, teacher)} if teacher else set()
+    have = {features_meta(fp)['clip_id'] for fp, _ in pair_teacher(features, teacher)} if teacher else set()
     written, skipped, n = [], {}, 0
     producer = {'name': 'tinytribe-student', 'phases': model.meta.get('phases', []), 'model': str(model_dir)}
     for cid, fp in tqdm(sorted(clip_files(features).items()), desc='pseudo-labels', disable=not progress):
@@ -413,7 +407,6 @@ def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: i
     hp = Phase3Config(val_frac=0.0)
     hp.tr_s, hp.offset_s = runs[0].grid.tr_s, runs[0].grid.offset_s
     hp.seg_trs = seg_trs or max(1, min(100, int((cfg.max_T - 1) * cfg.step_s / hp.tr_s)))
-    from tinytribe.phase1 import feature_dims
     files = clip_files(features)
     rs = [r for r in runs if r.clip_id in files]
     if not rs: raise ArtifactError(f"{features}: no feature file for the clips of {subject}'s runs")
@@ -469,7 +462,6 @@ def adapt_subject_cli(argv: list[str]) -> int:
     ap.add_argument('--fmri-space', default=None)
     a = ap.parse_args(argv)
     try:
-        from tinytribe.fmri import subject_id
         sub = subject_id(a.subject)
         model = TinyTribe.from_pretrained(a.model)
         runs = load_runs(a.fmri, a.features, a.fmri_space, [sub])
