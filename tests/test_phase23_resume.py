@@ -110,4 +110,4 @@ def test_phase_choices_and_missing_inputs(world, tmp_path):
     r = subprocess.run(base + ['--phase', '3'], env=env, capture_output=True, text=True)
     assert r.returncode == 2 and 'needs --fmri' in r.stderr
     r = subprocess.run(base + ['--phase', '4'], env=env, capture_output=True, text=True)
-    assert r.returncode != 0 and 'invalid choice' in r.stderr
+    assert r.returncode != 0 and 'phase 4 is not implemented yet (phases: 1, 2, 3)' in r.stderr
