@@ -24,6 +24,8 @@ COMMANDS = {
     'export':        ('tinytribe.export', 'export_cli', 'a saved model -> ONNX (fp32 or INT8) and clip features for the browser page'),
     'inspect':       ('tinytribe.inspect', 'inspect_cli', 'describe any tinytribe artifact (file or folder)'),
     'demo':          ('tinytribe.demo', 'demo_cli', 'the whole pipeline on the bundled clip (a few CPU minutes)'),
+    'adapt-subject': ('tinytribe.phase3', 'adapt_subject_cli', "fit a new subject's FiLM row from a few fMRI runs"),
+    'pseudo-label':  ('tinytribe.phase3', 'pseudo_label_cli', 'a trained student labels clips without teacher targets'),
 }
 
 def _usage() -> str:

@@ -126,6 +126,8 @@ class TinyTribe(nn.Module):
     def __init__(self, config: TinyTribeConfig | None = None):
         super().__init__()
         self.config = cfg = config or TinyTribeConfig()
+        self.meta = {}   # training record saved with the model: {'phases': [2, 3], 'subjects': {'sub-01': 1}, ...}
+        self.load_report = {}   # set by from_pretrained: what it did not load
         d = cfg.d_model
         self.projectors = nn.ModuleDict({m: Projector(cfg.dims[m], d, cfg.proj_hidden, cfg.dropout) for m in MODALITIES})
         self.motion = MotionConv(d, cfg.motion_kernel)
@@ -308,7 +310,8 @@ class TinyTribe(nn.Module):
         path = Path(path); path.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_write(path / 'model.safetensors') as f: f.write(save(sd, metadata={'format': 'pt'}))
-        write_json(path / 'config.json', {'kind': 'tinytribe-model', 'version': 1, 'config': self.config.to_dict()})
+        write_json(path / 'config.json', {'kind': 'tinytribe-model', 'version': 1, 'config': self.config.to_dict(),
+                                          'meta': dict(self.meta)})
         return path
 
     @classmethod
@@ -329,14 +332,22 @@ class TinyTribe(nn.Module):
         model = cls(TinyTribeConfig.from_dict(d))
         try: sd = load(w_file.read_bytes())
         except Exception as e: raise ValueError(f"{w_file}: unreadable safetensors ({e})") from None
+        reshaped = []
         if not strict:   # a head of another output space (e.g. phase 1 fsaverage5 -> phase 3 parcels) is left at init
             own = model.state_dict()
-            sd = {k: v for k, v in sd.items() if not (k.startswith('head.') and k in own and own[k].shape != v.shape)}
+            reshaped = sorted(k for k, v in sd.items() if k.startswith('head.') and k in own and own[k].shape != v.shape)
+            sd = {k: v for k, v in sd.items() if k not in reshaped}
         try: missing, unexpected = model.load_state_dict(sd, strict=False)
         except RuntimeError as e: raise ValueError(f"{w_file}: weights do not fit the config ({e})") from None
         bad = [k for k in missing if strict or not k.startswith('head.')]
         if bad or unexpected:
             raise ValueError(f"{w_file}: weights do not match the config: missing {bad[:5]}, unexpected {unexpected[:5]}")
+        model.meta = dict(meta.get('meta') or {})
+        model.load_report = {'not_loaded': sorted(missing), 'other_shape': reshaped, 'trained_phases': model.meta.get('phases', [])}
+        if missing:
+            import warnings
+            warnings.warn(f"{path}: {len(missing)} weight(s) not in the folder, left at their initial values: "
+                          f"{sorted(missing)[:4]}{' (and their shapes differ: ' + str(reshaped[:2]) + ')' if reshaped else ''}")
         return model.to(map_location)
 
 def _component(name: str) -> str:

@@ -11,10 +11,11 @@ from .store import ArtifactError
 from .engine import checkpoint_path, load_checkpoint, dist_info
 
 # %% auto #0
-__all__ = ['PHASES', 'phase_main', 'train_parser', 'refuse_restart', 'train_cli']
+__all__ = ['PHASES', 'phase_main', 'train_parser', 'refuse_restart', 'phase_options', 'train_cli']
 
 # %% ../nbs/45_train.ipynb #cdd578a8
-PHASES = {1: 'tinytribe.phase1:phase1_main'}   # phase -> 'module:function(args) -> report'
+PHASES = {1: 'tinytribe.phase1:phase1_main', 2: 'tinytribe.phase2:phase2_main',
+          3: 'tinytribe.phase3:phase3_main'}   # phase -> 'module:function(args) -> report'
 
 def phase_main(phase: int) -> Callable:
     "The entry point of `phase` from the registry (its module is imported now)."
@@ -78,6 +79,15 @@ def refuse_restart(out, resume: bool) -> str | None:
             f"or start over with a new --out (or delete {out}).")
 
 # %% ../nbs/45_train.ipynb #c75a8bfd
+def phase_options(p: argparse.ArgumentParser, argv) -> None:
+    "Add to `p` the options of the phase that `argv` names (its module's `add_arguments`: phases 2 and 3)."
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument('--phase', default=None)
+    ph = pre.parse_known_args(argv)[0].phase
+    if ph is None or not ph.isdigit() or int(ph) not in PHASES: return      # the full parser says what is wrong
+    mod = importlib.import_module(PHASES[int(ph)].split(':')[0])
+    if hasattr(mod, 'add_arguments'): mod.add_arguments(p)
+
 def _say(msg: str):
     "One line on stderr, from rank 0 only."
     if dist_info()[0] == 0: print(f"tinytribe train: {msg}", file=sys.stderr)
@@ -90,7 +100,9 @@ def _interrupted(out) -> str:
 def train_cli(argv: list[str] | None = None) -> int:
     """`tinytribe train ...` (see `train_parser`). Exit code 0 when done or stopped by the budget (resumable),
     2 on bad input or a run that is already there, 130 after a Ctrl-C (with a checkpoint)."""
-    args = train_parser().parse_args(argv)
+    p = train_parser()
+    phase_options(p, argv)
+    args = p.parse_args(argv)
     refusal = refuse_restart(args.out, args.resume)
     if refusal:
         _say(refusal)
