@@ -35,6 +35,7 @@ before the first forward, sampled every millisecond by a thread; weight bytes ar
     python bench/model_speed.py [--runs 15] [--out bench/results/model_speed.json]
     python bench/model_speed.py --student d_ffn=896 proj_hidden=512 --out bench/results/model_speed_variant.json
     python bench/model_speed.py --before bench/results/model_speed_before_refactor.json   # adds a `refactor` entry
+    python bench/model_speed.py --ref 64daf69 --before ...   # also times the student of commit 64daf69, same run
 """
 from __future__ import annotations
 import argparse, json, os, platform, statistics, sys, threading, time
@@ -88,6 +89,26 @@ def build_student(overrides: dict | None = None, dispatch: str = 'cpu'):
     grid = TRGrid(tr_s=1.0, n=int(CLIP_S), offset_s=0.0)
     run = lambda: model.predict(feats, masks, grid=grid, moe_dispatch=DISPATCH[dispatch])
     return model, run
+
+
+def build_student_at(ref: str, overrides: dict | None = None):
+    """The student as the code of git commit `ref` builds and runs it (its `predict`, its own expert dispatch),
+    imported from a `git archive` of that commit as a second package (tinytribe's imports are relative)."""
+    import importlib, io, subprocess, tarfile, tempfile
+    root = Path(__file__).resolve().parents[1]
+    tar = subprocess.run(['git', '-C', str(root), 'archive', ref, 'tinytribe'], capture_output=True, check=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix='model_speed_ref_'))
+    tarfile.open(fileobj=io.BytesIO(tar)).extractall(tmp, filter='data')
+    (tmp / 'tinytribe').rename(tmp / 'tinytribe_at_ref')
+    sys.path.insert(0, str(tmp))
+    mod = importlib.import_module('tinytribe_at_ref.model')
+    torch.manual_seed(0)
+    model = mod.TinyTribe(mod.get_config('full', space='fsaverage5', **(overrides or {}))).eval()
+    T = int(CLIP_S * HZ)
+    feats = {m: torch.randn(1, T, model.config.dims[m]) for m in ('text', 'audio', 'video')}
+    masks = {m: torch.ones(1, T, dtype=torch.bool) for m in feats}
+    grid = (1.0, 0.0, int(CLIP_S))      # (tr_s, offset_s, n): that package has its own TRGrid class
+    return model, lambda: model.predict(feats, masks, grid=grid)
 
 
 def build_teacher():
@@ -175,8 +196,14 @@ def compare(before: dict, after: dict, before_path: str) -> dict:
                       'load_avg_1min': r['load_avg'][0], 'when_utc': r.get('when_utc'),
                       'moe_dispatch': r.get('moe_dispatch', 'cpu (MoEFFN._infer_cpu, before tinytribe.moe_cpu)')}
     b, f = pick(before), pick(after)
-    return {'before': {**b, 'file': before_path}, 'after': f,
-            'ratio_after_over_before': round(f['ratio'] / b['ratio'], 3),
+    out = {'before': {**b, 'file': before_path}, 'after': f,
+           'ratio_after_over_before': round(f['ratio'] / b['ratio'], 3)}
+    ab = [r['at_ref'] for r in after.get('rounds', []) if 'at_ref' in r]
+    if ab:   # the code of --ref timed in the same alternation as this run: the fairest before/after on a busy machine
+        out['same_run'] = {'ref': ab[0]['ref'], 'rounds': ab,
+                           'student_over_ref_median': round(statistics.median(x['student_over_ref'] for x in ab), 3),
+                           'ref_max_abs_diff': after.get('ref_max_abs_diff')}
+    return {**out,
             'note': 'compare ratios to the teacher measured in the same run: the machine is shared and noisy'}
 
 
@@ -199,6 +226,9 @@ def main(argv=None) -> int:
     ap.add_argument('--before', default=None, metavar='JSON',
                     help='an earlier result of this benchmark (e.g. before a change): the output gets a `refactor` '
                          'entry with its headline and this run\'s, each with its ratio to the teacher')
+    ap.add_argument('--ref', default=None, metavar='GIT_REF',
+                    help='also time the student as the code of this commit builds it, in the same alternation '
+                         '(a before/after comparison that the load of a shared machine hits alike)')
     ap.add_argument('--_probe', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -207,18 +237,23 @@ def main(argv=None) -> int:
 
     student, srun = build_student(overrides, a.moe_dispatch)
     teacher, trun = build_teacher()
+    rrun = build_student_at(a.ref, overrides)[1] if a.ref else None
     rounds = []
     with torch.inference_mode():
         ps, pt = srun(), trun()
         assert ps.shape == (1, 100, 20484), ps.shape
         assert pt.shape == (1, 20484, 100), pt.shape
+        ref_max_abs_diff = float((rrun() - ps).abs().max()) if rrun else None   # same seed: the same model
         gmac_s, gmac_t = count_gmac(srun), count_gmac(trun)
         sfloor, tfloor = record_matmuls(srun), record_matmuls(trun)
-        for _ in range(a.warmup): srun(); trun(); sfloor(); tfloor()
+        for _ in range(a.warmup):
+            for fn in (srun, trun, sfloor, tfloor, rrun):
+                if fn is not None: fn()
         for r in range(a.rounds):
-            ts, tt, fs, ft = [], [], [], []
+            ts, tt, fs, ft, tr = [], [], [], [], []
             for i in range(a.runs):
-                for fn, acc in ((srun, ts), (trun, tt), (sfloor, fs), (tfloor, ft)):
+                for fn, acc in ((srun, ts), (trun, tt), (sfloor, fs), (tfloor, ft), (rrun, tr)):
+                    if fn is None: continue
                     t0 = time.perf_counter(); fn(); acc.append(time.perf_counter() - t0)
             ms = lambda x: 1000 * x / CLIP_S
             s_med, t_med = ms(statistics.median(ts)), ms(statistics.median(tt))
@@ -231,6 +266,13 @@ def main(argv=None) -> int:
                            'ratio_min': round(min(tt) / min(ts), 3), 'load_avg': list(os.getloadavg()),
                            'student_runs_ms': [round(1000 * x, 2) for x in ts],
                            'teacher_runs_ms': [round(1000 * x, 2) for x in tt]})
+            if rrun:   # the student at --ref, timed in the same alternation
+                r_med = ms(statistics.median(tr))
+                rounds[-1]['at_ref'] = {'ref': a.ref, 'student_ms_per_s': round(r_med, 3),
+                                        'ratio': round(t_med / r_med, 3),
+                                        'student_over_ref': round(s_med / r_med, 3)}
+                print(f"  student at {a.ref}: {r_med:.3f} ms/s, ratio {t_med / r_med:.2f}; this/ref {s_med / r_med:.3f}",
+                      file=sys.stderr)
             print(f"round {r}: student {s_med:.3f} ms/s, teacher {t_med:.3f} ms/s, ratio {t_med / s_med:.2f} "
                   f"(min-based {min(tt) / min(ts):.2f}; matmul floor {fs_med:.3f} vs {ft_med:.3f}, ratio {ft_med / fs_med:.2f}), "
                   f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
@@ -248,6 +290,7 @@ def main(argv=None) -> int:
         'ratio_over_gmac_ratio': round((t_med / s_med) / (gmac_t['total'] / gmac_s['total']), 3),
         'matmul_floor_calls': {'student': sfloor.n_calls, 'teacher_fusion': tfloor.n_calls},
         'student_config_overrides': overrides, 'moe_dispatch': a.moe_dispatch,
+        **({'ref': a.ref, 'ref_max_abs_diff': ref_max_abs_diff} if a.ref else {}),
         'student_params': n_params(student), 'teacher_fusion_params': n_params(teacher),
         'student_active_params_per_token': student.count_parameters()['active_per_token'],
         'student_peak_rss_delta_mb': mem_s['peak_rss_delta_mb'], 'teacher_peak_rss_delta_mb': mem_t['peak_rss_delta_mb'],
