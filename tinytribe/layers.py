@@ -153,7 +153,9 @@ class MoEFFN(nn.Module):
 
     def route(self, x: torch.Tensor, temperature: float | None = None):
         "x (n,d) -> (router logits (n,E), top-k experts (n,k), their weights (n,k) summing to 1)"
-        logits = self.router(x) / (temperature or self.temperature)
+        t = self.temperature if temperature is None else temperature
+        if t <= 0: raise ValueError(f"router temperature must be > 0, got {t}")
+        logits = self.router(x) / t
         top_logits, topi = logits.topk(self.k, dim=-1)
         return logits, topi, top_logits.softmax(-1)      # = the top-k probabilities renormalised
 
