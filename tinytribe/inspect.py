@@ -53,11 +53,20 @@ def _safetensors_counts(path: Path) -> dict:
     return {'n_tensors': len(h), 'n_params': int(sum(int(np.prod(v['shape'])) for v in h.values()))}
 
 # %% ../nbs/73_inspect.ipynb #05df7210
+def _with_training_record(out: dict, d: Path) -> dict:
+    "Add the phases recorded in a model folder's `config.json`, and a warning when its head was never trained."
+    phases = sorted((json.loads((d / 'config.json').read_text()).get('meta') or {}).get('phases', []))
+    out = {**out, 'trained_phases': phases}
+    if not set(phases) & {2, 3}:
+        out['warning'] = ('output head never trained (no Phase 2 or 3 recorded): predictions are random maps, '
+                          'not brain responses')
+    return out
+
 def describe_model_folder(path) -> dict:
     "A model folder (`config.json` + `model.safetensors`): the owner's description, else config + counts."
     path = Path(path)
     d = path if path.is_dir() else path.parent
-    try: return model.describe(d)
+    try: return _with_training_record(model.describe(d), d)
     except Exception as e:            # not its kind: fall back
         err = f"{type(e).__name__}: {e}"
     out = {'kind': 'model_folder', 'path': str(d), 'config': json.loads((d / 'config.json').read_text()),

@@ -5,7 +5,6 @@
 # %% ../nbs/30_layers.ipynb #3ffddca1
 from __future__ import annotations
 import math
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -13,7 +12,7 @@ from .core import hrf_kernel, TRGrid
 
 # %% auto #0
 __all__ = ['Projector', 'MotionConv', 'ModalityEmbeddings', 'DecayBias', 'token_times', 'attention_mask', 'MultiHeadAttention',
-           'plan_expert_jobs', 'MoEFFN', 'MoEBlock', 'GatedPooling', 'HRFConv', 'FiLM', 'tr_pool_weights', 'as_grid',
+           'router_losses', 'MoEFFN', 'MoEBlock', 'GatedPooling', 'HRFConv', 'FiLM', 'as_grid', 'tr_pool_weights',
            'OutputHead']
 
 # %% ../nbs/30_layers.ipynb #5fcd7831
@@ -29,13 +28,15 @@ class Projector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B,T,d_in) -> (B,T,d)
         return self.net(x)
 
+# %% ../nbs/30_layers.ipynb #6ad78c60
 class MotionConv(nn.Module):
     "Causal depthwise temporal conv with residual: `x + conv(x)`, taps at steps t-k+1..t; starts as identity."
     def __init__(self, d: int, kernel: int = 3):
         super().__init__()
         self.kernel = kernel
         self.conv = nn.Conv1d(d, d, kernel, groups=d)
-        nn.init.zeros_(self.conv.weight); nn.init.zeros_(self.conv.bias)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B,T,d) -> (B,T,d)
         y = F.pad(x.transpose(1, 2), (self.kernel - 1, 0))
@@ -59,9 +60,10 @@ class ModalityEmbeddings(nn.Module):
         x = torch.where(present[..., None], proj, self.mask_token.to(proj.dtype))
         return x + self.time[:, :T].transpose(0, 1) + self.modality
 
-# %% ../nbs/30_layers.ipynb #5559e6c4
+# %% ../nbs/30_layers.ipynb #411177fd
 class DecayBias(nn.Module):
-    "Temporal decay bias `-α·|t_i - t_j|` (t in seconds), α = exp(log_α) > 0 learned, head-shared; init α = 1/init_s."
+    """Temporal decay bias `-α·|t_i - t_j|` (t in seconds), α = exp(log_α) > 0 learned, shared by the heads;
+    init α = 1/init_s."""
     def __init__(self, init_s: float = 6.0):
         super().__init__()
         self.log_alpha = nn.Parameter(torch.tensor(math.log(1.0 / init_s)))
@@ -72,11 +74,14 @@ class DecayBias(nn.Module):
     def forward(self, dist: torch.Tensor) -> torch.Tensor:  # |t_i - t_j| (..., N, N) -> bias (..., N, N)
         return -self.alpha * dist
 
+# %% ../nbs/30_layers.ipynb #1744b8c2
 def token_times(step_times: torch.Tensor, n_mod: int = 3) -> torch.Tensor:
     "Step times (B,T) -> token times (B,T·M) in interleaved order t1 a1 v1 t2 ..."
     return step_times.repeat_interleave(n_mod, dim=1)
 
-def attention_mask(key_valid: torch.Tensor, steps: int, n_mod: int = 3, causal: bool = False) -> torch.Tensor | None:
+# %% ../nbs/30_layers.ipynb #3ce48cf7
+def attention_mask(key_valid: torch.Tensor, steps: int, n_mod: int = 3,
+                   causal: bool = False) -> torch.Tensor | None:
     """Additive float mask (B,1,N,N) from key validity (B,N) and an optional block-causal mask by timestep
     (tokens of step i see each other and all tokens of steps < i). The diagonal is always 0 so no row is
     all -inf. Returns None when nothing is masked (every key valid, not causal)."""
@@ -90,6 +95,7 @@ def attention_mask(key_valid: torch.Tensor, steps: int, n_mod: int = 3, causal: 
     mask = torch.zeros(B, 1, N, N, device=key_valid.device)
     return mask.masked_fill_(~allow[:, None], float('-inf'))
 
+# %% ../nbs/30_layers.ipynb #b73190f3
 class MultiHeadAttention(nn.Module):
     "Multi-head self-attention through `F.scaled_dot_product_attention` with an additive float mask."
     def __init__(self, d: int, n_heads: int = 8, dropout: float = 0.1):
@@ -103,151 +109,88 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # (B,N,d) -> (B,N,d)
         B, N, d = x.shape
         h, dh = self.h, d // self.h
-        if B == 1:   # one clip (inference): one batched matmul writes q, k, v head-major, contiguous for SDPA
-            W = self.qkv.weight.view(3 * h, dh, d).transpose(1, 2)                          # (3h,d,dh)
-            qkv = torch.baddbmm(self.qkv.bias.view(3 * h, 1, dh), x.expand(3 * h, N, d), W)  # (3h,N,dh)
-            q, k, v = qkv.view(1, 3 * h, N, dh).split(h, 1)                                  # 3 x (1,h,N,dh)
+        if B == 1:   # one clip: one batched matmul writes q, k, v head-major, contiguous for SDPA
+            W = self.qkv.weight.view(3 * h, dh, d).transpose(1, 2)                            # (3h,d,dh)
+            qkv = torch.baddbmm(self.qkv.bias.view(3 * h, 1, dh), x.expand(3 * h, N, d), W)   # (3h,N,dh)
+            q, k, v = qkv.view(1, 3 * h, N, dh).split(h, 1)                                    # 3 x (1,h,N,dh)
         else:
-            q, k, v = self.qkv(x).view(B, N, 3, h, dh).permute(2, 0, 3, 1, 4)              # 3 x (B,h,N,dh)
-        if mask is not None and mask.dtype != q.dtype: mask = mask.to(q.dtype)   # autocast: match the queries
+            q, k, v = self.qkv(x).view(B, N, 3, h, dh).permute(2, 0, 3, 1, 4)                # 3 x (B,h,N,dh)
+        if mask is not None and mask.dtype != q.dtype:
+            mask = mask.to(q.dtype)                                  # autocast: match the queries
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.drop(self.out(y.transpose(1, 2).reshape(B, N, d)))
 
-# %% ../nbs/30_layers.ipynb #80327b63
-def plan_expert_jobs(counts: list[int], job_rows: int = 24) -> list[tuple[int, int | None, int]]:
-    """Group experts into jobs for CPU inference. A job is one batched matmul of two equal slots (a batch of 2
-    splits across two threads): two experts padded to the busier one `(e1, e2, rows)`, or one expert cut in two
-    halves `(e, None, rows)`. Experts are sorted by load and a DP chooses pair-or-split to minimise
-    `job_rows · jobs + Σ slot rows` (`job_rows`: a job's fixed cost in rows, measured on 2 threads)."""
-    es = sorted((e for e, n in enumerate(counts) if n > 0), key=lambda e: -counts[e])
-    n = len(es)
-    cost, pick = [0.0] * (n + 2), [''] * (n + 1)
-    for i in range(n - 1, -1, -1):
-        split = cost[i + 1] + job_rows + (counts[es[i]] + 1) // 2
-        pair = cost[i + 2] + job_rows + counts[es[i]] if i + 1 < n else math.inf
-        cost[i], pick[i] = (split, 'split') if split <= pair else (pair, 'pair')
-    jobs, i = [], 0
-    while i < n:
-        if pick[i] == 'split': jobs.append((es[i], None, (counts[es[i]] + 1) // 2)); i += 1
-        else: jobs.append((min(es[i], es[i + 1]), max(es[i], es[i + 1]), counts[es[i]])); i += 2
-    return jobs
+# %% ../nbs/30_layers.ipynb #d1880761
+def router_losses(logits: torch.Tensor, topi: torch.Tensor, valid: torch.Tensor | None = None) -> dict:
+    """Switch load-balance loss `E·Σ_e f_e·P_e` and router z-loss `mean(logsumexp(logits)²)` over valid tokens.
+    logits (n,E), topi (n,k) chosen experts, valid (n,) bool or None -> {'lb': scalar, 'z': scalar}."""
+    E, k = logits.shape[-1], topi.shape[-1]
+    vw = torch.ones_like(logits[:, 0]) if valid is None else valid.reshape(-1).to(logits.dtype)
+    nv = vw.sum().clamp(min=1)
+    counts = logits.new_zeros(E).index_add_(0, topi.reshape(-1), vw.repeat_interleave(k))
+    frac = counts / (nv * k)                                       # f_e: share of the k·n assignments
+    pmean = (logits.softmax(-1) * vw[:, None]).sum(0) / nv         # P_e: mean router probability
+    return {'lb': E * (frac * pmean).sum(), 'z': (torch.logsumexp(logits, -1) ** 2 * vw).sum() / nv}
 
+# %% ../nbs/30_layers.ipynb #f317c244
 class MoEFFN(nn.Module):
-    """Mixture of `n_experts` GELU FFNs (d→d_ffn→d), top-k routing with a temperature, Switch load-balance
-    loss and router z-loss over valid tokens. Experts start as one FFN plus N(0, init_noise) noise each."""
+    """Mixture of `n_experts` GELU FFNs (d→d_ffn→d) with top-k routing; experts start as one FFN plus
+    N(0, init_noise) noise each. `forward` returns the output and the router losses (or None)."""
     def __init__(self, d: int, d_ffn: int = 1024, n_experts: int = 8, top_k: int = 2, dropout: float = 0.1,
                  init_noise: float = 0.01, temperature: float = 1.0):
         super().__init__()
         self.E, self.k, self.temperature = n_experts, top_k, temperature
         self.router = nn.Linear(d, n_experts)
         base1, base2 = nn.Linear(d, d_ffn), nn.Linear(d_ffn, d)   # the shared starting FFN
-        def stack(p): return p.detach()[None].repeat(n_experts, *[1] * p.ndim)
-        self.w1 = nn.Parameter(stack(base1.weight.t()) + init_noise * torch.randn(n_experts, d, d_ffn))   # (E,d,f)
-        self.b1 = nn.Parameter(stack(base1.bias) + init_noise * torch.randn(n_experts, d_ffn))            # (E,f)
-        self.w2 = nn.Parameter(stack(base2.weight.t()) + init_noise * torch.randn(n_experts, d_ffn, d))   # (E,f,d)
-        self.b2 = nn.Parameter(stack(base2.bias) + init_noise * torch.randn(n_experts, d))                # (E,d)
+        def stacked(p, *shape):
+            return nn.Parameter(p.detach().expand(n_experts, *shape) + init_noise * torch.randn(n_experts, *shape))
+        self.w1 = stacked(base1.weight.t(), d, d_ffn)    # (E,d,f)
+        self.b1 = stacked(base1.bias, d_ffn)             # (E,f)
+        self.w2 = stacked(base2.weight.t(), d_ffn, d)    # (E,f,d)
+        self.b2 = stacked(base2.bias, d)                 # (E,d)
         self.drop = nn.Dropout(dropout)
-        self.pad_slack = 1.25    # training: the padded batched path while padding adds < 25% work
+        self.dispatch = None    # None: the plain expert step below; else an explicit kernel (see the text)
 
-    def _two(self, p: torch.Tensor, e1: int, e2: int | None) -> torch.Tensor:
-        "Experts e1 < e2 of a stacked parameter (E,...) as a (2,...) view without copying; e2 None: e1 twice."
-        if e2 is None: return p[e1].expand(2, *p.shape[1:])
-        return p.as_strided((2, *p.shape[1:]), ((e2 - e1) * p.stride(0), *p.stride()[1:]), p.storage_offset() + e1 * p.stride(0))
+    def route(self, x: torch.Tensor, temperature: float | None = None):
+        "x (n,d) -> (router logits (n,E), top-k experts (n,k), their weights (n,k) summing to 1)"
+        t = self.temperature if temperature is None else temperature
+        if t <= 0: raise ValueError(f"router temperature must be > 0, got {t}")
+        logits = self.router(x) / t
+        top_logits, topi = logits.topk(self.k, dim=-1)
+        return logits, topi, top_logits.softmax(-1)      # = the top-k probabilities renormalised
 
-    def _losses(self, logits: torch.Tensor, topi: torch.Tensor, valid: torch.Tensor | None) -> dict:
-        "Switch load-balance loss and router z-loss over valid tokens. logits (BN,E), topi (BN,k), valid (BN,)"
-        probs = logits.softmax(-1)
-        vw = torch.ones_like(logits[:, 0]) if valid is None else valid.reshape(-1).to(logits.dtype)
-        nv = vw.sum().clamp(min=1)
-        counts = torch.zeros(self.E, device=logits.device, dtype=logits.dtype).index_add_(
-            0, topi.reshape(-1), vw.repeat_interleave(self.k))
-        frac = counts / (nv * self.k)                           # share of assignments per expert
-        pmean = (probs * vw[:, None]).sum(0) / nv               # mean router probability per expert
-        return {'lb': self.E * (frac * pmean).sum(), 'z': (torch.logsumexp(logits, -1) ** 2 * vw).sum() / nv}
+    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        "Expert `e` on rows x (n,d) -> (n,d)."
+        return torch.addmm(self.b2[e], F.gelu(torch.addmm(self.b1[e], x, self.w1[e])), self.w2[e])
 
-    def _infer_cpu(self, xf: torch.Tensor, topi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """Inference dispatch on CPU. xf (BN,d), topi/w (BN,k) -> y (BN,d). The (token, choice) pairs are sorted
-        by expert and laid out in the slots of `plan_expert_jobs`; each job runs as two batched matmuls, then
-        every token gathers its k rows, weighted, and the second bias is added as `weights @ b2`."""
-        BN, d = xf.shape
-        f = self.w1.shape[-1]
-        fe = topi.reshape(-1).numpy()                           # expert of each pair (P,) = (BN·k,)
-        order = np.argsort(fe, kind='stable')                   # pairs sorted by expert
-        cnt = np.bincount(fe, minlength=self.E)
-        start = np.cumsum(cnt) - cnt
-        jobs = plan_expert_jobs(cnt.tolist())
-        shift, off = np.zeros(self.E, dtype=np.int64), 0        # slot row of pair = its sorted index + shift[e]
-        for e1, e2, C in jobs:                                  # a job holds rows [off, off + 2C): slot 0, slot 1
-            shift[e1] = off - start[e1]                         # a split expert fills slot 0 then slot 1
-            if e2 is not None: shift[e2] = off + C - start[e2]
-            off += 2 * C
-        row = shift[fe[order]] + np.arange(fe.size)             # slot row of each sorted pair
-        src = np.zeros(off, dtype=np.int64); src[row] = order // self.k   # padding rows read token 0
-        pos = np.empty_like(row); pos[order] = row              # slot row of pair (token t, choice j) at t·k + j
-        xs = xf.index_select(0, torch.from_numpy(src))          # (R,d)
-        ys = xf.new_empty(off, d)
-        hbuf = xf.new_empty(2 * max(C for *_, C in jobs) * f)   # reused by every job
-        off = 0
-        for e1, e2, C in jobs:
-            h = hbuf[:2 * C * f].view(2, C, f)
-            torch.baddbmm(self._two(self.b1, e1, e2)[:, None], xs[off:off + 2 * C].view(2, C, d), self._two(self.w1, e1, e2), out=h)
-            torch._C._nn.gelu_(h)                               # = F.gelu, in place
-            torch.bmm(h, self._two(self.w2, e1, e2), out=ys[off:off + 2 * C].view(2, C, d))
-            off += 2 * C
-        g = ys.index_select(0, torch.from_numpy(pos)).view(BN, self.k, d)
-        y = g[:, 0] * w[:, :1]
-        for j in range(1, self.k): y.addcmul_(g[:, j], w[:, j:j + 1])
-        return y.addmm_(xf.new_zeros(BN, self.E).scatter_(1, topi, w), self.b2)   # + Σ_j w_j · b2[e_j]
+    def experts(self, x: torch.Tensor, topi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        "x (n,d), topi/w (n,k) -> y (n,d): each token's k expert outputs, weighted and summed."
+        expert_of_pair = topi.reshape(-1)                        # pair j of token t at t·k + j
+        order = expert_of_pair.argsort(stable=True)              # pairs sorted by expert
+        token = order // self.k
+        per_expert = torch.bincount(expert_of_pair, minlength=self.E).tolist()
+        xs = x.index_select(0, token).split(per_expert)          # each expert's rows, contiguous
+        ys = torch.cat([self.expert(e, xe) for e, xe in enumerate(xs)])
+        ys = ys * w.reshape(-1)[order, None]
+        return torch.zeros_like(x).index_add_(0, token, ys.to(x.dtype))
 
-    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, aux: bool = True) -> tuple[torch.Tensor, dict | None]:
-        "x (B,N,d), valid (B,N) bool -> (y (B,N,d), {'lb': load-balance loss, 'z': z-loss}, or None when not `aux`)"
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None, aux: bool = True,
+                temperature: float | None = None) -> tuple[torch.Tensor, dict | None]:
+        "x (B,N,d), valid (B,N) bool -> (y (B,N,d), router losses `{'lb', 'z'}`, or None when not `aux`)"
         B, N, d = x.shape
-        xf = x.reshape(-1, d)                                   # (BN,d)
-        logits = self.router(xf) / self.temperature             # (BN,E)
-        topl, topi = logits.topk(self.k, dim=-1)                # (BN,k)
-        w = topl.softmax(-1)                                    # = the top-k probabilities renormalised to sum 1
-        stats = self._losses(logits, topi, valid) if aux else None
-        if (not torch.is_grad_enabled() and x.device.type == 'cpu' and x.dtype == self.w1.dtype
-                and not torch.is_autocast_enabled('cpu')):
-            return self.drop(self._infer_cpu(xf, topi, w).view(B, N, d)), stats
-        # training (and GPU): sort the (token, slot) pairs by expert; each expert's pairs are a contiguous run
-        flat_e = topi.reshape(-1)                               # (BN·k,)
-        order = flat_e.argsort(stable=True)
-        tok = order // self.k                                   # token of each sorted pair
-        ws = w.reshape(-1)[order]                               # its routing weight
-        cnt = torch.bincount(flat_e, minlength=self.E)          # pairs per expert
-        C = int(cnt.max())
-        if C * self.E <= self.pad_slack * flat_e.numel():
-            # balanced enough: pad every expert to C rows and run all experts as one batched matmul pair
-            start = torch.cumsum(cnt, 0) - cnt
-            e_sorted = flat_e[order]
-            slot = e_sorted * C + torch.arange(order.numel(), device=x.device) - start[e_sorted]
-            src = torch.full((self.E * C,), xf.shape[0], dtype=torch.long, device=x.device)  # pad -> zero row
-            src[slot] = tok
-            wpad = torch.zeros(self.E * C, dtype=ws.dtype, device=x.device); wpad[slot] = ws
-            xs = torch.cat([xf, xf.new_zeros(1, d)]).index_select(0, src).view(self.E, C, d)
-            h = F.gelu(torch.baddbmm(self.b1[:, None], xs, self.w1))                  # (E,C,f)
-            ys = (torch.baddbmm(self.b2[:, None], h, self.w2).view(-1, d) * wpad[:, None]).to(xf.dtype)
-            y = xf.new_zeros(xf.shape[0] + 1, d).index_add_(0, src, ys)[:-1]
-        else:
-            # unbalanced routing: one matmul pair per expert on its own slice (no padding waste)
-            xs = xf.index_select(0, tok)                        # (BN·k,d)
-            outs, s0 = [], 0
-            for e, n in enumerate(cnt.tolist()):
-                if n == 0: continue
-                h = F.gelu(torch.addmm(self.b1[e], xs[s0:s0 + n], self.w1[e]))
-                outs.append(torch.addmm(self.b2[e], h, self.w2[e]))
-                s0 += n
-            y = torch.zeros_like(xf).index_add_(0, tok, (torch.cat(outs, 0) * ws[:, None]).to(xf.dtype))
-        return self.drop(y.view(B, N, d)), stats
+        xf = x.reshape(-1, d)
+        logits, topi, w = self.route(xf, temperature)
+        losses = router_losses(logits, topi, valid) if aux else None
+        y = self.experts(xf, topi, w) if self.dispatch is None else self.dispatch(self, xf, topi, w)
+        return self.drop(y.view(B, N, d)), losses
 
-# %% ../nbs/30_layers.ipynb #c93f0e28
+# %% ../nbs/30_layers.ipynb #7430f798
 class MoEBlock(nn.Module):
-    """Pre-LN transformer block: `x + attn(LN(x)) (+ decay bias)`, then `+ MoE(LN(.))`. Stochastic depth drops
-    the whole residual update per sample with prob `drop_path`, but the layer always runs and returns its aux."""
+    """Pre-LN transformer block: `x + attn(LN(x)) (+ decay bias)`, then `+ MoE(LN(.))`. Stochastic depth
+    drops the whole residual update per sample with prob `drop_path`; the layer always runs and returns its aux."""
     def __init__(self, d: int, n_heads: int, d_ffn: int, n_experts: int, top_k: int, dropout: float = 0.1,
-                 drop_path: float = 0.0, decay: bool = False, decay_init_s: float = 6.0, init_noise: float = 0.01,
-                 temperature: float = 1.0):
+                 drop_path: float = 0.0, decay: bool = False, decay_init_s: float = 6.0,
+                 init_noise: float = 0.01, temperature: float = 1.0):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.attn = MultiHeadAttention(d, n_heads, dropout)
@@ -256,14 +199,16 @@ class MoEBlock(nn.Module):
         self.drop_path = drop_path
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, dist: torch.Tensor | None,
-                valid: torch.Tensor | None, aux: bool = True) -> tuple[torch.Tensor, dict | None]:
-        "x (B,N,d), mask (B,1,N,N) or None, dist |t_i-t_j| (B,1,N,N), valid (B,N) -> (x (B,N,d), router losses or None)"
+                valid: torch.Tensor | None, aux: bool = True,
+                temperature: float | None = None) -> tuple[torch.Tensor, dict | None]:
+        """x (B,N,d), mask (B,1,N,N) or None, dist |t_i-t_j| (B,1,N,N), valid (B,N), router temperature
+        (None: the layer's own) -> (x (B,N,d), router losses or None)"""
         m = mask
         if self.decay is not None:
             bias = self.decay(dist)
             m = bias if m is None else m + bias
         h = x + self.attn(self.ln1(x), m)
-        f, stats = self.moe(self.ln2(h), valid, aux)
+        f, stats = self.moe(self.ln2(h), valid, aux, temperature)
         h = h + f
         if self.training and self.drop_path > 0:
             keep = 1.0 - self.drop_path
@@ -272,7 +217,7 @@ class MoEBlock(nn.Module):
             return x + (h - x) * kmask, stats
         return h, stats
 
-# %% ../nbs/30_layers.ipynb #717b0e15
+# %% ../nbs/30_layers.ipynb #0f467158
 class GatedPooling(nn.Module):
     """Per-step modality gates `sigmoid(Linear(d,M)(mean of present tokens))`, zeroed for absent modalities
     and normalised to sum 1 over the present ones (DECISIONS item 5). Steps with nothing present gate all M."""
@@ -289,12 +234,13 @@ class GatedPooling(nn.Module):
         w = g / g.sum(-1, keepdim=True).clamp(min=1e-6)
         return (w[..., None] * h).sum(2), w
 
+# %% ../nbs/30_layers.ipynb #9842c596
 class HRFConv(nn.Module):
     """Causal depthwise conv whose kernel is the canonical double-gamma HRF sampled every `step_s` seconds for
     `length_s` seconds (DECISIONS item 1: 16 s at 0.5 s = 32 taps), learnable per channel, plus residual."""
     def __init__(self, d: int, length_s: float = 16.0, step_s: float = 0.5):
         super().__init__()
-        k = torch.tensor(hrf_kernel(length_s=length_s, step_s=step_s), dtype=torch.float32)   # k[j]: lag j·step_s
+        k = torch.tensor(hrf_kernel(length_s=length_s, step_s=step_s), dtype=torch.float32)   # lag j·step_s
         self.taps = len(k)
         self.conv = nn.Conv1d(d, d, self.taps, groups=d, bias=False)
         with torch.no_grad(): self.conv.weight.copy_(k.flip(0)[None, None].expand(d, 1, -1))
@@ -303,6 +249,7 @@ class HRFConv(nn.Module):
         y = self.conv(F.pad(x.transpose(1, 2), (self.taps - 1, 0)))
         return x + y.transpose(1, 2)
 
+# %% ../nbs/30_layers.ipynb #7471b4a6
 class FiLM(nn.Module):
     "Per-subject scale and shift: `γ[s]·x + β[s]`; row 0 is the average subject; identity at init."
     def __init__(self, d: int, n_subjects: int):
@@ -311,15 +258,25 @@ class FiLM(nn.Module):
         self.gamma = nn.Parameter(torch.ones(self.n_rows, d))
         self.beta = nn.Parameter(torch.zeros(self.n_rows, d))
 
-    def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:  # (B,T,d), (B,) -> (B,T,d)
+    def forward(self, x: torch.Tensor, subject: torch.Tensor | None = None) -> torch.Tensor:
+        "x (B,T,d), subject (B,) ids (None: the average subject) -> (B,T,d)"
         if subject is None: subject = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         subject = torch.as_tensor(subject, device=x.device).long().reshape(-1)
-        if subject.numel() != x.shape[0]: raise ValueError(f"{subject.numel()} subject ids for a batch of {x.shape[0]}")
+        if subject.numel() != x.shape[0]:
+            raise ValueError(f"{subject.numel()} subject ids for a batch of {x.shape[0]}")
         if bool(((subject < 0) | (subject >= self.n_rows)).any()):
-            raise ValueError(f"subject ids must be in 0..{self.n_rows - 1} (0 = average subject), got {subject.tolist()}")
+            raise ValueError(f"subject ids must be in 0..{self.n_rows - 1} (0 = average subject), "
+                             f"got {subject.tolist()}")
         return self.gamma[subject][:, None] * x + self.beta[subject][:, None]
 
-# %% ../nbs/30_layers.ipynb #89b357a0
+# %% ../nbs/30_layers.ipynb #4b4e93fe
+def as_grid(grid) -> tuple[float, float, int]:
+    "A `TRGrid` or a tuple `(tr_s, offset_s, n_tr)` -> `(tr_s, offset_s, n_tr)`."
+    if isinstance(grid, TRGrid): return float(grid.tr_s), float(grid.offset_s), int(grid.n)
+    tr_s, offset_s, n = grid
+    return float(tr_s), float(offset_s), int(n)
+
+# %% ../nbs/30_layers.ipynb #74763173
 def tr_pool_weights(step_times: torch.Tensor, step_valid: torch.Tensor | None, tr_s: float, offset_s: float,
                     n_tr: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Averaging matrix that pools steps into TR windows `[k·tr_s + offset_s, (k+1)·tr_s + offset_s)` by time
@@ -336,12 +293,7 @@ def tr_pool_weights(step_times: torch.Tensor, step_valid: torch.Tensor | None, t
     cnt = W.sum(-1, keepdim=True)
     return W / cnt.clamp(min=1), cnt[..., 0] > 0
 
-def as_grid(grid) -> tuple[float, float, int]:
-    "A `TRGrid` or a tuple `(tr_s, offset_s, n_tr)` -> `(tr_s, offset_s, n_tr)`."
-    if isinstance(grid, TRGrid): return float(grid.tr_s), float(grid.offset_s), int(grid.n)
-    tr_s, offset_s, n = grid
-    return float(tr_s), float(offset_s), int(n)
-
+# %% ../nbs/30_layers.ipynb #88284085
 class OutputHead(nn.Module):
     """LN → Linear(d,d) → GELU → FiLM(subject) → [pool to TRs by time] → Linear(d→n_out, no bias).
     Pooling before the last (linear) layer equals pooling its outputs, at a fraction of the cost."""
@@ -352,7 +304,8 @@ class OutputHead(nn.Module):
         self.film = FiLM(d, n_subjects)
         self.out = nn.Linear(d, n_out, bias=False)
 
-    def features(self, x: torch.Tensor, subject=None) -> torch.Tensor:  # (B,T,d) -> (B,T,d)
+    def features(self, x: torch.Tensor, subject=None) -> torch.Tensor:
+        "x (B,T,d) -> the per-step features before the last projection (B,T,d)"
         return self.film(F.gelu(self.mlp(self.norm(x))), subject)
 
     def forward(self, x: torch.Tensor, subject=None, pool: torch.Tensor | None = None) -> torch.Tensor:

@@ -4,37 +4,44 @@
 
 # %% ../nbs/42_phase1.ipynb #c147c497
 from __future__ import annotations
-import json, math, warnings
-from dataclasses import dataclass, field, asdict
+import itertools, json, warnings
+from dataclasses import dataclass, asdict
 from pathlib import Path
+from types import SimpleNamespace
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .featfile import MODALITIES, features_meta
-from .store import write_json, atomic_write, ArtifactError, Deadline, read_meta
-from .model import TinyTribe, get_config
+from fastcore.basics import patch
+from safetensors.torch import save, load
+from .core import n_steps_for
+from .store import write_json, atomic_write, ArtifactError, Deadline
+from .featfile import MODALITIES, ClipFeatures, describe_features
+from .model import TinyTribe, TinyTribeConfig, get_config
+from .data import FeatureSegments, Mixture, feature_files
+from .engine import Trainer, TrainConfig
 
 # %% auto #0
 __all__ = ['HEADS_KIND', 'PRESET_BATCH', 'Phase1Config', 'regress_loss', 'info_nce', 'Phase1Heads', 'describe_heads',
-           'RouterMonitor', 'draw_modality_mask', 'draw_swaps', 'Phase1Task', 'correlated_features', 'feature_dims',
-           'build_phase1', 'phase1_main']
+           'RouterMonitor', 'draw_modality_mask', 'draw_swaps', 'masked_modality_loss', 'contrastive_loss',
+           'next_tr_loss', 'temporal_order_loss', 'Phase1Task', 'correlated_features', 'feature_dims', 'build_phase1',
+           'phase1_main']
 
-# %% ../nbs/42_phase1.ipynb #0cc9b8d5
+# %% ../nbs/42_phase1.ipynb #922310d1
 @dataclass
 class Phase1Config:
-    "Loss weights and task settings of Phase 1 (the spec's defaults)."
-    w_mmr: float = 0.4
-    w_cmc: float = 0.2
-    w_ntp: float = 0.2
-    w_top: float = 0.1
-    w_aux: float = 0.01
+    "Loss weights and task settings of Phase 1 (the spec's defaults); see the table above."
+    w_masked_modality: float = 0.4        # masked modality reconstruction
+    w_contrastive: float = 0.2            # cross-modal contrastive (InfoNCE)
+    w_next_tr: float = 0.2                # next-TR prediction
+    w_temporal_order: float = 0.1         # temporal order of swapped chunks
+    w_aux: float = 0.01                   # MoE router losses, after the warm-up
     p_mask: tuple = (0.25, 0.5, 0.25)     # P(mask 0, 1, 2 modalities)
-    mmr_mse: float = 0.7                  # MMR: 0.7 MSE + 0.3 (1 - cos)
-    tau: float = 0.07
+    masked_modality_mse: float = 0.7      # reconstruction: 0.7 MSE + 0.3 (1 - cos)
+    tau: float = 0.07                     # InfoNCE temperature
     contrast_dim: int = 128
-    ntp_mse: float = 0.5                  # NTP: 0.5 MSE + 0.5 (1 - cos)
-    n_chunks: int = 4
+    next_tr_mse: float = 0.5              # next-TR: 0.5 MSE + 0.5 (1 - cos)
+    n_chunks: int = 4                     # temporal order: chunks per segment
     warmup_steps: int = 1000              # router warm-up
     aux_start: float = 0.1
     temp_start: float = 2.0
@@ -42,20 +49,25 @@ class Phase1Config:
 
     def to_dict(self) -> dict: return asdict(self)
 
-# %% ../nbs/42_phase1.ipynb #996c86f8
+# %% ../nbs/42_phase1.ipynb #14e87694
 def regress_loss(pred: torch.Tensor, target: torch.Tensor, w_mse: float) -> tuple[torch.Tensor, torch.Tensor]:
     "Rows (N, d): `w_mse·MSE + (1−w_mse)·(1 − cos)`; returns (loss, mean cosine). Zero rows give a zero loss."
-    if pred.shape[0] == 0: z = pred.sum() * 0; return z, z.detach()
+    if pred.shape[0] == 0:
+        z = pred.sum() * 0
+        return z, z.detach()
     pred, target = pred.float(), target.float()
     cos = F.cosine_similarity(pred, target, dim=-1)
     return w_mse * F.mse_loss(pred, target) + (1 - w_mse) * (1 - cos.mean()), cos.mean().detach()
 
+# %% ../nbs/42_phase1.ipynb #d11836a1
 def info_nce(za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor, tau: float = 0.07):
     """Symmetric InfoNCE between L2-normalised rows `za`, `zb` (N, k): row i of `za` and row i of `zb` are a pair.
     Rows of the same `group` (sample) other than the pair are not used as negatives.
     Returns (loss, R@1 of a→b, chance level of R@1)."""
     N = za.shape[0]
-    if N == 0: z = za.sum() * 0; return z, z.detach(), z.detach()
+    if N == 0:
+        z = za.sum() * 0
+        return z, z.detach(), z.detach()
     logits = (za.float() @ zb.float().t()) / tau                        # (N,N)
     eye = torch.eye(N, dtype=torch.bool, device=za.device)
     drop = (groups[:, None] == groups[None, :]) & ~eye
@@ -66,16 +78,17 @@ def info_nce(za: torch.Tensor, zb: torch.Tensor, groups: torch.Tensor, tau: floa
     chance = (1.0 / (~drop).sum(1).float()).mean()
     return loss, r1.detach(), chance
 
-# %% ../nbs/42_phase1.ipynb #e785d1e4
+# %% ../nbs/42_phase1.ipynb #655de533
+HEADS_KIND = 'tinytribe-phase1-heads'
+
 def _mlp(d_in: int, d_out: int, d_hidden: int | None = None) -> nn.Sequential:
     "LayerNorm → Linear → GELU → Linear."
     h = d_hidden or d_out
     return nn.Sequential(nn.LayerNorm(d_in), nn.Linear(d_in, h), nn.GELU(), nn.Linear(h, d_out))
 
-HEADS_KIND = 'tinytribe-phase1-heads'
-
 class Phase1Heads(nn.Module):
-    "Pre-training heads: reconstruction per modality (d→d), contrastive projection per modality (d→128), next-step predictor (d→d), order classifier (2d→2)."
+    """Pre-training heads: reconstruction per modality (d→d), contrastive projection per modality (d→128),
+    next-step predictor (d→d), order classifier (2d→2)."""
     def __init__(self, d: int, contrast_dim: int = 128):
         super().__init__()
         self.d, self.contrast_dim = d, contrast_dim
@@ -86,21 +99,23 @@ class Phase1Heads(nn.Module):
 
     def save(self, path) -> Path:
         "Write `heads.safetensors` and `heads.json` into folder `path` (atomically)."
-        from safetensors.torch import save
-        path = Path(path); path.mkdir(parents=True, exist_ok=True)
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_write(path/'heads.safetensors') as f: f.write(save(sd))
-        write_json(path/'heads.json', {'kind': HEADS_KIND, 'version': 1, 'd': self.d, 'contrast_dim': self.contrast_dim})
+        write_json(path/'heads.json', {'kind': HEADS_KIND, 'version': 1, 'd': self.d,
+                                       'contrast_dim': self.contrast_dim})
         return path
 
     @classmethod
     def load(cls, path) -> 'Phase1Heads':
         "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
-        from safetensors.torch import load
         path = Path(path)
         try: meta = json.loads((path/'heads.json').read_text())
-        except (FileNotFoundError, json.JSONDecodeError) as e: raise ArtifactError(f"{path}: no Phase 1 heads ({e})") from None
-        if meta.get('kind') != HEADS_KIND: raise ArtifactError(f"{path}/heads.json: kind {meta.get('kind')!r}, not {HEADS_KIND!r}")
+        except (FileNotFoundError, json.JSONDecodeError) as e:
+            raise ArtifactError(f"{path}: no Phase 1 heads ({e})") from None
+        if meta.get('kind') != HEADS_KIND:
+            raise ArtifactError(f"{path}/heads.json: kind {meta.get('kind')!r}, not {HEADS_KIND!r}")
         h = cls(meta['d'], meta['contrast_dim'])
         h.load_state_dict(load((path/'heads.safetensors').read_bytes()))
         return h
@@ -113,7 +128,7 @@ def describe_heads(path) -> dict:
             'n_params': sum(p.numel() for p in h.parameters()),
             'heads': {'recon': list(h.recon), 'contrast': list(h.contrast), 'ntp': True, 'order': True}}
 
-# %% ../nbs/42_phase1.ipynb #468d2bae
+# %% ../nbs/42_phase1.ipynb #3ba752aa
 class RouterMonitor:
     """Forward hooks on every MoE router (`blocks[i].moe.router`): counts top-k assignments per expert over the
     valid tokens of the passes made while `valid` is set (B·N,) — the model exposes no router statistics itself."""
@@ -126,7 +141,7 @@ class RouterMonitor:
         def fn(mod, inp, out):
             if self.valid is None: return
             with torch.no_grad():
-                top = (out.detach().float() / moe.temperature).topk(moe.k, dim=-1).indices   # (BN,k)
+                top = out.detach().topk(moe.k, dim=-1).indices       # (BN,k); a temperature > 0 keeps the order
                 v = self.valid.reshape(-1).to(top.device)
                 if v.numel() != top.shape[0]: return
                 c = torch.bincount(top[v].reshape(-1), minlength=moe.E).float()
@@ -140,15 +155,15 @@ class RouterMonitor:
         if not self.counts: return {}
         shares = torch.stack([c / c.sum().clamp(min=1) for c in self.counts.values()])       # (L,E)
         ent = -(shares * shares.clamp(min=1e-12).log()).sum(1).mean()
-        out = {'expert_entropy': ent, 'expert_share_min': shares.min(1).values.mean(), 'expert_share_max': shares.max(1).values.mean()}
-        out |= {f'expert_share_{e}': s for e, s in enumerate(shares.mean(0))}
-        return out
+        out = {'expert_entropy': ent, 'expert_share_min': shares.min(1).values.mean(),
+               'expert_share_max': shares.max(1).values.mean()}
+        return out | {f'expert_share_{e}': s for e, s in enumerate(shares.mean(0))}
 
     def remove(self):
         for h in self.handles: h.remove()
         self.handles = []
 
-# %% ../nbs/42_phase1.ipynb #655de533
+# %% ../nbs/42_phase1.ipynb #abd05ca2
 def _gather_t(x: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     "Reorder the time axis (dim 1) of `x` (B,T,...) by `perm` (B,T)."
     idx = perm.to(x.device).view(*perm.shape, *([1] * (x.ndim - 2))).expand(*perm.shape, *x.shape[2:])
@@ -159,6 +174,7 @@ def _mmean(h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     p = present.to(h.dtype)[..., None]
     return (h * p).sum(2) / p.sum(2).clamp(min=1)
 
+# %% ../nbs/42_phase1.ipynb #4d50d6b6
 def draw_modality_mask(present: torch.Tensor, p_mask=(0.25, 0.5, 0.25)) -> torch.Tensor:
     """keep (B,M) bool: per sample mask 0/1/2 of the modalities present in it with probabilities `p_mask`,
     never all of them (a sample with fewer modalities masks fewer). Uses the torch CPU generator."""
@@ -170,7 +186,8 @@ def draw_modality_mask(present: torch.Tensor, p_mask=(0.25, 0.5, 0.25)) -> torch
     rank = score.argsort(1).argsort(1)                                   # 0 = masked first
     return ~(rank < k[:, None])
 
-def draw_swaps(step_valid: torch.Tensor, n_chunks: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+# %% ../nbs/42_phase1.ipynb #de8b9ad8
+def draw_swaps(step_valid: torch.Tensor, n_chunks: int = 4):
     """Cut each sample's valid steps into `n_chunks` equal chunks and swap each adjacent pair (1,2), (3,4)...
     with p = 0.5. Returns perm (B,T) (new step -> old step), chunk weights (B,n_chunks,T) (mean over a slot),
     swapped (B,n_chunks//2) bool labels, label_valid (B,) bool (chunks of >= 1 step)."""
@@ -191,7 +208,65 @@ def draw_swaps(step_valid: torch.Tensor, n_chunks: int = 4) -> tuple[torch.Tenso
                 perm[b, a0:a0 + L], perm[b, b0:b0 + L] = torch.arange(b0, b0 + L), torch.arange(a0, a0 + L)
     return perm, W, swapped, ok
 
-# %% ../nbs/42_phase1.ipynb #ef988cb6
+# %% ../nbs/42_phase1.ipynb #4d88c3dc
+def masked_modality_loss(heads: Phase1Heads, hidden: torch.Tensor, target: torch.Tensor, masked: torch.Tensor,
+                         mse_share: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstruct the projector outputs `target` (B,T,3,d) of the `masked` tokens (B,T,3) from the fused tokens
+    `hidden` (B,T,3,d) of the masked pass, a head per modality -> (loss, mean cosine)."""
+    preds, tgts = [], []
+    for i, m in enumerate(MODALITIES):
+        s = masked[:, :, i]
+        if bool(s.any()):
+            preds.append(heads.recon[m](hidden[:, :, i][s]))
+            tgts.append(target[:, :, i][s])
+    if not preds: preds, tgts = [hidden.new_zeros(0, hidden.shape[-1])], [hidden.new_zeros(0, hidden.shape[-1])]
+    return regress_loss(torch.cat(preds), torch.cat(tgts), mse_share)
+
+# %% ../nbs/42_phase1.ipynb #756eda07
+def contrastive_loss(heads: Phase1Heads, proj: torch.Tensor, present: torch.Tensor, tau: float = 0.07):
+    """Cross-modal InfoNCE between the projections `proj` (B,T,3,d) of every modality pair present at a step
+    (B,T,3), the sample as the group -> (mean loss over the pairs, R@1, its chance level)."""
+    B, T = present.shape[:2]
+    z = torch.stack([F.normalize(heads.contrast[m](proj[:, :, i]).float(), dim=-1)
+                     for i, m in enumerate(MODALITIES)], 2)            # (B,T,3,k)
+    sample = torch.arange(B, device=present.device)[:, None].expand(B, T)
+    losses, r1s, chances = [], [], []
+    for a, b in itertools.combinations(range(len(MODALITIES)), 2):
+        both = present[:, :, a] & present[:, :, b]
+        if int(both.sum()) < 2: continue
+        l, r1, ch = info_nce(z[:, :, a][both], z[:, :, b][both], sample[both], tau)
+        losses.append(l)
+        r1s.append(r1)
+        chances.append(ch)
+    if not losses: return z.new_zeros(()), 0.0, 0.0
+    return torch.stack(losses).mean(), torch.stack(r1s).mean(), torch.stack(chances).mean()
+
+# %% ../nbs/42_phase1.ipynb #ba1ec6c6
+def next_tr_loss(heads: Phase1Heads, hid_causal: torch.Tensor, hid_target: torch.Tensor, present: torch.Tensor,
+                 step_valid: torch.Tensor, mse_share: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predict the (detached) non-causal representation of step t+1 from the block-causal one of step t, both
+    the mean over present modalities of (B,T,3,d), where both steps are valid -> (loss, mean cosine)."""
+    pc, pt = _mmean(hid_causal, present), _mmean(hid_target, present)
+    ok = present.any(-1) & step_valid
+    ok = ok[:, :-1] & ok[:, 1:]
+    return regress_loss(heads.ntp(pc[:, :-1][ok]), pt[:, 1:][ok].detach(), mse_share)
+
+# %% ../nbs/42_phase1.ipynb #f6854456
+def temporal_order_loss(heads: Phase1Heads, hidden: torch.Tensor, present: torch.Tensor, chunk_w: torch.Tensor,
+                        swapped: torch.Tensor, label_ok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Say for each adjacent chunk pair whether it was swapped: chunk summaries `chunk_w` (B,C,T) @ the mean over
+    present modalities of `hidden` (B,T,3,d), pairs (1,2), (3,4)... -> (cross-entropy, accuracy)."""
+    chunks = chunk_w.to(hidden.dtype) @ _mmean(hidden, present)           # (B,C,d)
+    pairs = torch.cat([chunks[:, 0::2], chunks[:, 1::2]], -1)             # (B,C/2,2d)
+    logits = heads.order(pairs)[label_ok]                                 # (n,C/2,2)
+    lab = swapped[label_ok].long()
+    if not logits.numel():
+        z = pairs.sum() * 0
+        return z, z.detach()
+    loss = F.cross_entropy(logits.reshape(-1, 2).float(), lab.reshape(-1))
+    return loss, (logits.argmax(-1) == lab).float().mean()
+
+# %% ../nbs/42_phase1.ipynb #51fa060c
 class Phase1Task(nn.Module):
     "The model plus its Phase 1 heads; `forward(batch, step) -> (loss, metrics)` for the `Trainer`."
     def __init__(self, model: TinyTribe, hp: Phase1Config | None = None, heads: Phase1Heads | None = None):
@@ -213,136 +288,110 @@ class Phase1Task(nn.Module):
         f = min(1.0, step / max(1, hp.warmup_steps))
         return hp.aux_start + (hp.w_aux - hp.aux_start) * f, hp.temp_start + (hp.temp_end - hp.temp_start) * f
 
-    def forward(self, batch: dict, step: int = 0):
-        hp, m = self.hp, self.model
-        w_aux, temp = self.schedule(step)
-        m.set_router_temperature(temp)
-        sv = batch['step_valid']
-        feats = {k: batch['feats'][k] for k in MODALITIES}
-        masks = {k: batch['masks'][k] & sv for k in MODALITIES}
-        st = batch['step_times']
-        B, T = sv.shape
-        self.monitor.reset()
-
-        # (A) every modality, true order: projections + block-causal pass
-        enc = m.encode(feats, masks, modality_dropout=0.0)
-        present = enc.present                                              # (B,T,3)
-        self.monitor.reset(present.reshape(B, -1))
-        hid_c, aux_c = m.fuse(enc.tokens, present, causal=True, step_times=st)
-        # (T) the next-step target: non-causal, no dropout, no gradient
-        with torch.no_grad():
-            was = m.training; m.eval()
-            hid_t, _ = m.fuse(enc.tokens.detach(), present, causal=False, step_times=st, aux=False)
-            m.train(was)
-        # (B) masked modalities + swapped chunks, non-causal
-        keep = draw_modality_mask(present, hp.p_mask).to(present.device)     # (B,3)
-        perm, Wc, swapped, lab_ok = draw_swaps(sv, hp.n_chunks)
-        perm, Wc, swapped, lab_ok = perm.to(sv.device), Wc.to(sv.device), swapped.to(sv.device), lab_ok.to(sv.device)
-        feats_b = {k: _gather_t(feats[k], perm) for k in MODALITIES}
-        masks_b = {k: _gather_t(masks[k], perm) & keep[:, i, None] for i, k in enumerate(MODALITIES)}
-        enc_b = m.encode(feats_b, masks_b, modality_dropout=0.0)
-        self.monitor.valid = enc_b.present.reshape(B, -1)
-        hid_b, aux_b = m.fuse(enc_b.tokens, enc_b.present, causal=False, step_times=st)
-        self.monitor.valid = None
-
-        # masked modality reconstruction
-        tgt = _gather_t(enc.proj, perm).detach()                           # (B,T,3,d)
-        sel = _gather_t(present, perm) & ~keep[:, None, :]                 # masked tokens that had content
-        preds, tgts = [], []
-        for i, k in enumerate(MODALITIES):
-            s = sel[:, :, i]
-            if bool(s.any()):
-                preds.append(self.heads.recon[k](hid_b[:, :, i][s])); tgts.append(tgt[:, :, i][s])
-        if preds: l_mmr, mmr_cos = regress_loss(torch.cat(preds), torch.cat(tgts), hp.mmr_mse)
-        else: l_mmr, mmr_cos = regress_loss(hid_b.new_zeros(0, hid_b.shape[-1]), hid_b.new_zeros(0, hid_b.shape[-1]), hp.mmr_mse)
-
-        # cross-modal InfoNCE over the pairs present at a step
-        z = torch.stack([F.normalize(self.heads.contrast[k](enc.proj[:, :, i]).float(), dim=-1)
-                         for i, k in enumerate(MODALITIES)], 2)            # (B,T,3,128)
-        sample = torch.arange(B, device=sv.device)[:, None].expand(B, T)
-        l_cmc, r1s, chs, n_pairs = z.new_zeros(()), [], [], 0
-        for a in range(3):
-            for b_ in range(a + 1, 3):
-                both = present[:, :, a] & present[:, :, b_]
-                if int(both.sum()) < 2: continue
-                l, r1, ch = info_nce(z[:, :, a][both], z[:, :, b_][both], sample[both], hp.tau)
-                l_cmc = l_cmc + l; r1s.append(r1); chs.append(ch); n_pairs += 1
-        l_cmc = l_cmc / max(1, n_pairs)
-
-        # next-TR prediction
-        pc, pt = _mmean(hid_c, present), _mmean(hid_t, present)
-        ok = (present.any(-1) & sv)
-        ok = ok[:, :-1] & ok[:, 1:]
-        l_ntp, ntp_cos = regress_loss(self.heads.ntp(pc[:, :-1][ok]), pt[:, 1:][ok].detach(), hp.ntp_mse)
-
-        # temporal order of adjacent chunk pairs
-        chunks = Wc.to(hid_b.dtype) @ _mmean(hid_b, enc_b.present)          # (B,C,d)
-        pairs = torch.cat([chunks[:, 0::2], chunks[:, 1::2]], -1)           # (B,C/2,2d)
-        logits = self.heads.order(pairs)[lab_ok]                            # (n,C/2,2)
-        lab = swapped[lab_ok].long()
-        if logits.numel():
-            l_top = F.cross_entropy(logits.reshape(-1, 2).float(), lab.reshape(-1))
-            top_acc = (logits.argmax(-1) == lab).float().mean()
-        else: l_top = pairs.sum() * 0; top_acc = l_top.detach()
-
-        aux = 0.5 * (aux_c + aux_b)
-        aux_scale = w_aux / max(m.config.lb_weight, 1e-12)
-        loss = hp.w_mmr * l_mmr + hp.w_cmc * l_cmc + hp.w_ntp * l_ntp + hp.w_top * l_top + aux_scale * aux
-        metrics = {'l_mmr': l_mmr, 'l_cmc': l_cmc, 'l_ntp': l_ntp, 'l_top': l_top, 'l_aux': aux,
-                   'mmr_cos': mmr_cos, 'ntp_cos': ntp_cos, 'top_acc': top_acc,
-                   'cmc_r1': torch.stack(r1s).mean() if r1s else 0.0, 'cmc_chance': torch.stack(chs).mean() if chs else 0.0,
-                   'aux_weight': w_aux, 'router_temp': temp, **self.monitor.summary()}
-        return loss, {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
-
     def save_artifacts(self, run_dir) -> dict:
-        "Publish `RUN_DIR/model` (`save_pretrained`, no heads, router temperature at its end value) and `RUN_DIR/heads`."
-        t = self.model.config.router_temperature
-        self.model.set_router_temperature(self.hp.temp_end)
-        out = {'model': str(self.model.save_pretrained(Path(run_dir)/'model')), 'heads': str(self.heads.save(Path(run_dir)/'heads'))}
-        self.model.set_router_temperature(t)
-        return out
+        "Publish `RUN_DIR/model` (`save_pretrained`, no heads) and `RUN_DIR/heads`."
+        return {'model': str(self.model.save_pretrained(Path(run_dir)/'model')),
+                'heads': str(self.heads.save(Path(run_dir)/'heads'))}
 
-# %% ../nbs/42_phase1.ipynb #35670fe5
+# %% ../nbs/42_phase1.ipynb #46d0d45e
+@patch
+def passes(self: Phase1Task, feats: dict, masks: dict, step_valid: torch.Tensor, step_times: torch.Tensor,
+           temperature: float) -> SimpleNamespace:
+    """(A) every modality, true order, block-causal; (T) the same non-causal, in eval mode without gradients (the
+    next-TR target); (B) masked modalities and swapped chunks, non-causal. Router statistics count every pass."""
+    hp, m = self.hp, self.model
+    B = step_valid.shape[0]
+    enc = m.encode(feats, masks, modality_dropout=0.0)                                       # (A)
+    self.monitor.reset(enc.present.reshape(B, -1))
+    hid_c, aux_c = m.fuse(enc.tokens, enc.present, causal=True, step_times=step_times,
+                          router_temperature=temperature)
+    with torch.no_grad():                                                                    # (T)
+        was = m.training
+        m.eval()
+        hid_t, _ = m.fuse(enc.tokens.detach(), enc.present, causal=False, step_times=step_times, aux=False,
+                          router_temperature=temperature)
+        m.train(was)
+    dev = step_valid.device                                                                  # (B)
+    keep = draw_modality_mask(enc.present, hp.p_mask).to(dev)                                # (B,3)
+    perm, chunk_w, swapped, label_ok = (t.to(dev) for t in draw_swaps(step_valid, hp.n_chunks))
+    feats_b = {k: _gather_t(feats[k], perm) for k in MODALITIES}
+    masks_b = {k: _gather_t(masks[k], perm) & keep[:, i, None] for i, k in enumerate(MODALITIES)}
+    enc_b = m.encode(feats_b, masks_b, modality_dropout=0.0)
+    self.monitor.valid = enc_b.present.reshape(B, -1)
+    hid_b, aux_b = m.fuse(enc_b.tokens, enc_b.present, causal=False, step_times=step_times,
+                          router_temperature=temperature)
+    self.monitor.valid = None
+    return SimpleNamespace(enc=enc, hid_c=hid_c, hid_t=hid_t, enc_b=enc_b, hid_b=hid_b,
+                           aux=0.5 * (aux_c + aux_b),
+                           keep=keep, perm=perm, chunk_w=chunk_w, swapped=swapped, label_ok=label_ok)
+
+# %% ../nbs/42_phase1.ipynb #3fbc2fe7
+@patch
+def forward(self: Phase1Task, batch: dict, step: int = 0):
+    "One training step's loss and metrics on a collated batch of feature segments."
+    hp = self.hp
+    w_aux, temp = self.schedule(step)
+    sv = batch['step_valid']
+    feats = {k: batch['feats'][k] for k in MODALITIES}
+    masks = {k: batch['masks'][k] & sv for k in MODALITIES}
+    self.monitor.reset()
+    p = self.passes(feats, masks, sv, batch['step_times'], temp)
+    present = p.enc.present
+    masked = _gather_t(present, p.perm) & ~p.keep[:, None, :]              # masked tokens that had content
+    l_mmr, mmr_cos = masked_modality_loss(self.heads, p.hid_b, _gather_t(p.enc.proj, p.perm).detach(), masked,
+                                          hp.masked_modality_mse)
+    l_cmc, cmc_r1, cmc_chance = contrastive_loss(self.heads, p.enc.proj, present, hp.tau)
+    l_ntp, ntp_cos = next_tr_loss(self.heads, p.hid_c, p.hid_t, present, sv, hp.next_tr_mse)
+    l_top, top_acc = temporal_order_loss(self.heads, p.hid_b, p.enc_b.present, p.chunk_w, p.swapped, p.label_ok)
+    aux_scale = w_aux / max(self.model.config.lb_weight, 1e-12)   # the model's aux loss carries lb_weight already
+    loss = (hp.w_masked_modality * l_mmr + hp.w_contrastive * l_cmc + hp.w_next_tr * l_ntp
+            + hp.w_temporal_order * l_top + aux_scale * p.aux)
+    metrics = {'l_mmr': l_mmr, 'l_cmc': l_cmc, 'l_ntp': l_ntp, 'l_top': l_top, 'l_aux': p.aux,
+               'mmr_cos': mmr_cos, 'ntp_cos': ntp_cos, 'top_acc': top_acc, 'cmc_r1': cmc_r1,
+               'cmc_chance': cmc_chance, 'aux_weight': w_aux, 'router_temp': temp, **self.monitor.summary()}
+    return loss, {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
+
+# %% ../nbs/42_phase1.ipynb #3b39c177
 def correlated_features(clip_id: str, duration_s: float, dims: dict, seed: int = 0, latent: int = 8,
-                        noise: float = 0.5, smooth: int = 5, absent: tuple = ()):
-    """A `ClipFeatures` whose three streams are one smooth random latent (B·T, `latent`) seen through a different
+                        noise: float = 0.5, smooth: int = 5, absent: tuple = ()) -> ClipFeatures:
+    """A `ClipFeatures` whose three streams are one smooth random latent (T, `latent`) seen through a different
     random linear map per modality plus noise: a test fixture with real cross-modal and temporal structure."""
-    from tinytribe.featfile import ClipFeatures
-    from tinytribe.core import n_steps_for
     rng = np.random.default_rng(seed)
     T = n_steps_for(duration_s)
     zl = rng.standard_normal((T + smooth, latent))
     zl = np.stack([zl[i:i + T] for i in range(smooth)]).mean(0) * np.sqrt(smooth)
     kw = {}
     for j, m in enumerate(MODALITIES):
-        A = np.random.default_rng(1000 + j).standard_normal((latent, dims[m])) / np.sqrt(latent)   # same map for every clip
+        rng_map = np.random.default_rng(1000 + j)                          # the same map for every clip
+        A = rng_map.standard_normal((latent, dims[m])) / np.sqrt(latent)
         x = zl @ A + noise * rng.standard_normal((T, dims[m]))
         on = m not in absent
-        kw[m] = (x if on else np.zeros_like(x)).astype(np.float16); kw[f'{m}_mask'] = np.full(T, on)
-    return ClipFeatures(clip_id=clip_id, duration_s=duration_s, meta={'backbones': {m: {'name': 'synthetic', 'dim': dims[m]} for m in MODALITIES}}, **kw)
+        kw[m] = (x if on else np.zeros_like(x)).astype(np.float16)
+        kw[f'{m}_mask'] = np.full(T, on)
+    meta = {'backbones': {m: {'name': 'synthetic', 'dim': dims[m]} for m in MODALITIES}}
+    return ClipFeatures(clip_id=clip_id, duration_s=duration_s, meta=meta, **kw)
 
-# %% ../nbs/42_phase1.ipynb #de2aca47
+# %% ../nbs/42_phase1.ipynb #0903b2db
 def feature_dims(source) -> dict:
     "Widths of the three streams in the first feature file of `source` (the model is built to match)."
-    from tinytribe.data import feature_files
     files = feature_files(source)
     if not files: raise ArtifactError(f"{source}: no feature files found")
-    d = features_meta(files[0]).get('dims')
+    d = describe_features(files[0]).get('dims')
     if not d: raise ArtifactError(f"{files[0]}: feature file metadata lacks 'dims'")
     return {m: int(d[m]) for m in MODALITIES}
 
+# %% ../nbs/42_phase1.ipynb #96d7973e
 PRESET_BATCH = {'tiny': 8, 'sprint': 32, 'full': 32}
 
 def build_phase1(features, preset: str = 'sprint', audio_text_features=None, audio_text_weight: float = 0.3,
                  seg_steps: int = 60, stride: int = 30, hp: Phase1Config | None = None, seed: int = 0,
                  model_config: dict | None = None, **overrides):
     """(task, dataset, model config dict) for Phase 1 over a feature folder (and an optional audio+text-only one,
-    mixed in with `audio_text_weight`). The model's input widths come from the feature files."""
-    from tinytribe.data import FeatureSegments, Mixture
-    from tinytribe.model import TinyTribeConfig
+    mixed in with `audio_text_weight`). The model's input widths come from the feature files. The model and
+    heads are initialised from `seed` without touching torch's global random state."""
     dims = feature_dims(features)
     if model_config is not None: cfg = TinyTribeConfig.from_dict(dict(model_config))
-    else: cfg = get_config(preset, text_dim=dims['text'], audio_dim=dims['audio'], video_dim=dims['video'], **overrides)
+    else: cfg = get_config(preset, **{f'{m}_dim': dims[m] for m in MODALITIES}, **overrides)
     if (cfg.text_dim, cfg.audio_dim, cfg.video_dim) != (dims['text'], dims['audio'], dims['video']):
         raise ArtifactError(f"{features}: feature widths {dims} do not match the model's {cfg.dims}")
     if seg_steps > cfg.max_T: raise ValueError(f"seg_steps {seg_steps} exceeds the model's max_T {cfg.max_T}")
@@ -352,13 +401,17 @@ def build_phase1(features, preset: str = 'sprint', audio_text_features=None, aud
         at = FeatureSegments(audio_text_features, seg_steps=seg_steps, stride=stride, force_absent=('video',),
                              dims=dims, name='audio_text')
         ds = Mixture([(ds, 1.0), (at, audio_text_weight)], seed=seed)
-    torch.manual_seed(seed)
-    model = TinyTribe(cfg); model.set_phase(1)
-    return Phase1Task(model, hp), ds, cfg.to_dict()
+    with torch.random.fork_rng(devices=[]):        # a seeded init; the global random state is left as it was
+        torch.manual_seed(seed)
+        model = TinyTribe(cfg)
+        model.set_phase(1)
+        task = Phase1Task(model, hp)
+    return task, ds, cfg.to_dict()
 
+# %% ../nbs/42_phase1.ipynb #f282159b
 def phase1_main(args) -> dict:
-    "Run Phase 1 from parsed `tinytribe train` arguments (see `tinytribe.train.train_parser`)."
-    from tinytribe.engine import Trainer, TrainConfig
+    """Run Phase 1 with the arguments of `tinytribe train --phase 1` (an `argparse.Namespace`, or any object with
+    the same attributes) on the engine; returns the engine's report."""
     out = Path(args.out)
     saved = None
     if args.resume and (out/'train_config.json').exists():
@@ -367,11 +420,14 @@ def phase1_main(args) -> dict:
     task, ds, mcfg = build_phase1(args.features, args.preset, args.audio_text_features, args.audio_text_weight,
                                   args.seg_steps, args.stride, seed=args.seed, model_config=mc)
     bs = args.batch_size or PRESET_BATCH[args.preset]
-    if len(ds) < bs: bs = max(1, len(ds)); warnings.warn(f"only {len(ds)} segments: batch size lowered to {bs}")
+    if len(ds) < bs:
+        bs = max(1, len(ds))
+        warnings.warn(f"only {len(ds)} segments: batch size lowered to {bs}")
     steps = args.steps or max(1, 25 * (len(ds) // bs))                  # the spec's 25 epochs
-    cfg = TrainConfig(steps=steps, batch_size=bs, lr=args.lr or 3e-4, seed=args.seed, ckpt_every=args.ckpt_every, keep_every=args.keep_every,
-                      log_every=args.log_every, num_workers=args.num_workers, amp=args.amp, device=args.device,
-                      margin_s=60 * args.margin_min, progress=not args.no_progress)
+    cfg = TrainConfig(steps=steps, batch_size=bs, lr=args.lr or 3e-4, seed=args.seed, ckpt_every=args.ckpt_every,
+                      keep_every=args.keep_every, log_every=args.log_every, num_workers=args.num_workers,
+                      amp=args.amp, device=args.device, margin_s=60 * args.margin_min,
+                      progress=not args.no_progress)
     deadline = Deadline(hours=args.budget_hours) if args.budget_hours is not None else Deadline()
     tr = Trainer(task, ds, cfg, out, deadline=deadline,
                  extra_config={'phase': 1, 'preset': args.preset, 'model': mcfg, 'phase1': task.hp.to_dict(),

@@ -12,15 +12,26 @@ import torch
 from .core import TRGrid
 from .featfile import ClipFeatures, MODALITIES, load_features
 from .layers import tr_pool_weights
+from .moe_cpu import cpu_dispatch
 from . import spaces
 from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso, Manifest, run_items,
                              write_json, atomic_write)
 
 # %% auto #0
-__all__ = ['PREDICTION_KIND', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize', 'save_prediction',
-           'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames', 'render_movie',
-           'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli', 'text_to_speech',
-           'TribeModel']
+__all__ = ['PREDICTION_KIND', 'warn_untrained_head', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
+           'save_prediction', 'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames',
+           'render_movie', 'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli',
+           'text_to_speech', 'TribeModel']
+
+# %% ../nbs/60_predict.ipynb #9b9da0b1
+def warn_untrained_head(model, where='model') -> bool:
+    "Warn (and return True) when no phase that fits the output head (2 or 3) is recorded in `model.meta`."
+    phases = sorted(set(getattr(model, 'meta', {}).get('phases', [])))
+    if set(phases) & {2, 3}: return False
+    warnings.warn(f"{where}: the output head of this model was never trained (phases recorded: {phases or 'none'}); "
+                  "its predictions are random spatial maps, not brain responses. Train Phase 2 or 3 first "
+                  "(tinytribe train --phase 2 ...).", UserWarning, stacklevel=2)
+    return True
 
 # %% ../nbs/60_predict.ipynb #1a9157c2
 PREDICTION_KIND = 'prediction'
@@ -73,7 +84,8 @@ def predict_clip(model, clip: ClipFeatures, tr_s: float = 1.49, offset_s: float 
     W = max(1, min(int(round(window_s / cfg.step_s)), cfg.max_T))
     U = int(round(warmup_s / cfg.step_s))
     dev = next(model.parameters()).device
-    with model.inference():
+    dispatch = cpu_dispatch if dev.type == 'cpu' else None     # the CPU expert kernel (tinytribe.moe_cpu)
+    with model.inference(moe_dispatch=dispatch):
         pooled = torch.zeros(1, T, cfg.d_model, device=dev)
         step_valid = torch.zeros(1, T, dtype=torch.bool, device=dev)
         wins = window_starts(T, W, U)
@@ -337,7 +349,9 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     state = {'model': model}
     def get_model():
-        if state['model'] is None: state['model'] = TinyTribe.from_pretrained(model_dir).eval()
+        if state['model'] is None:
+            state['model'] = TinyTribe.from_pretrained(model_dir).eval()
+            warn_untrained_head(state['model'], model_dir)
         return state['model']
     feats, media = _sources(sources)
     items = {f.stem: f for f in feats}
