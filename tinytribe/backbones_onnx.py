@@ -168,7 +168,7 @@ class OnnxTextBackbone(Backbone):
     "all-MiniLM-L6-v2 in onnxruntime: `encode(words) -> (W, 384)` like `TextBackbone` (each word with its context)."
     modality = 'text'
     def __init__(self, model_path, tokenizer_path, source: dict | None = None, threads: int = 2,
-                 context_words: int = 32, batch_size: int = 64, precision: str = ''):
+                 context_words: int = 32, batch_size: int = 16, precision: str = ''):
         self.session = ort_session(model_path, threads)
         self.tok = load_tokenizer(tokenizer_path)
         src = source or {}
@@ -307,7 +307,7 @@ def _video_graph(vb):
 class OnnxVideoBackbone(Backbone):
     "A timm image model in onnxruntime: `encode(frames uint8 (N, H, W, 3)) -> (N, dim)` like `VideoBackbone`."
     modality = 'video'
-    def __init__(self, model_path, source: dict | None = None, threads: int = 2, batch_size: int = 8,
+    def __init__(self, model_path, source: dict | None = None, threads: int = 2, batch_size: int = 1,
                  precision: str = ''):
         self.session = ort_session(model_path, threads)
         src = source or {}
