@@ -2,12 +2,13 @@
 
 Decode, ASR (faster-whisper, as extraction runs it), each backbone, and the student (PyTorch `predict_clip`, the full
 Tiny-TRIBE v3 at fsaverage5, random weights: its speed does not depend on them), in CPU seconds per second of media,
-with 2 threads. Two backbone sets side by side, each in a fresh process on the same input:
+with 2 threads. Backbone sets side by side, each in a fresh process on the same input:
 
 - `torch`: `load_backbones(video)` as extraction uses it today (MiniLM and Whisper in PyTorch; the video model in
   onnxruntime fp32, exported in memory at load);
-- `onnx`: `onnx_backbones(dir)` from `tinytribe.backbones_onnx` (each backbone at the precision its export chose:
-  INT8 where INT8 keeps the features, else fp32; see `backbones_onnx.json`).
+- `onnx-fp32`: `onnx_backbones(dir, 'fp32')` from `tinytribe.backbones_onnx` (all three in onnxruntime, fp32);
+- `onnx`: `onnx_backbones(dir)` (each backbone at the precision its export chose: INT8 where INT8 keeps the
+  features, else fp32; see `backbones_onnx.json`).
 
 The input is the bundled demo clip (speech + video) looped with ffmpeg. Writes bench/results/e2e_speed.json.
 
@@ -15,7 +16,7 @@ The input is the bundled demo clip (speech + video) looped with ffmpeg. Writes b
     python bench/e2e_speed.py --seconds 60 --videos mobilevit_s
 
 CPU time is process time (all threads). Loading (models, sessions) is timed apart and not in the per-second numbers.
-The machine may be shared: compare the two sets within one run (the `ratio_*` fields) rather than across runs.
+The machine may be shared: compare the sets within one run (the `ratio_*` fields) rather than across runs.
 """
 from __future__ import annotations
 import argparse, json, os, platform, resource, subprocess, sys, tempfile, time
@@ -68,7 +69,7 @@ def run_child(path: str, video: str, threads: int, backbones: str, onnx_dir: str
         bb = load_backbones(video, threads=threads)
     else:
         from tinytribe.backbones_onnx import onnx_backbones
-        bb = onnx_backbones(onnx_dir, threads=threads)
+        bb = onnx_backbones(onnx_dir, 'fp32' if backbones == 'onnx-fp32' else 'auto', threads=threads)
     asr = load_asr(threads=threads)
     torch.manual_seed(0)
     model = TinyTribe(get_config('full', video_dim=bb.video.dim)).eval()
@@ -110,6 +111,7 @@ def main(argv=None):
     ap.add_argument('--seconds', type=float, default=90.0, help='length of the input (looped demo clip)')
     ap.add_argument('--videos', default='mobilevit_s,efficientnet_lite0')
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--sets', default='torch,onnx-fp32,onnx', help='backbone sets to compare (torch, onnx-fp32, onnx)')
     ap.add_argument('--onnx-dir', help='folder of exported backbones (one sub-folder per video model); else exported now')
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'e2e_speed.json'))
     ap.add_argument('--_child'); ap.add_argument('--video', default='mobilevit_s'); ap.add_argument('--backbones', default='torch')
@@ -135,19 +137,23 @@ def main(argv=None):
                                     'bytes': {k: f['bytes'] for k, f in e['files'].items()}}
                                 for m, e in man['backbones'].items()}}
         runs = {}
-        for kind in ('torch', 'onnx'):
+        for kind in a.sets.split(','):
             r = child(src, v, a.threads, kind, d)
             runs[kind] = {**per_second(r['timing'], r['student'], r['duration_s']), 'precision': r['precision'],
                           'load_s': {k: round(x, 2) for k, x in r['load'].items()}, 'n_words': r['n_words'],
                           'pred_shape': r['pred_shape'], 'pred_finite': r['pred_finite'],
                           'peak_rss_gb': round(r['peak_rss_gb'], 3), 'extract_wall_s': round(r['extract_wall_s'], 2)}
             print(v, kind, json.dumps(runs[kind]['cpu_s_per_s']), flush=True)
-        t, o = runs['torch']['cpu_s_per_s'], runs['onnx']['cpu_s_per_s']
-        runs['ratio_onnx_over_torch_cpu'] = {k: round(o[k] / t[k], 3) for k in t if t[k] > 0}
-        runs['meets_target'] = {k: runs[k]['cpu_s_per_s']['total'] <= TARGET_S_PER_S for k in ('torch', 'onnx')}
+        sets = a.sets.split(',')
+        if 'torch' in runs:
+            t = runs['torch']['cpu_s_per_s']
+            for k in sets[1:]:
+                runs[f'ratio_{k}_over_torch_cpu'] = {g: round(runs[k]['cpu_s_per_s'][g] / t[g], 3) for g in t if t[g] > 0}
+        runs['meets_target'] = {k: runs[k]['cpu_s_per_s']['total'] <= TARGET_S_PER_S for k in sets}
         res['runs'][v] = runs
     res['load_avg_end'] = os.getloadavg()
-    res['total_cpu_s_per_s'] = {f'{v}/{k}': r[k]['cpu_s_per_s']['total'] for v, r in res['runs'].items() for k in ('torch', 'onnx')}
+    res['total_cpu_s_per_s'] = {f'{v}/{k}': r[k]['cpu_s_per_s']['total'] for v, r in res['runs'].items()
+                                for k in a.sets.split(',')}
     write_json(a.out, res)
     print(json.dumps(res['total_cpu_s_per_s'], indent=1))
     import shutil; shutil.rmtree(tmp, ignore_errors=True)
