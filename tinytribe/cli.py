@@ -26,6 +26,7 @@ COMMANDS = {
     'demo':          ('tinytribe.demo', 'demo_cli', 'the whole pipeline on the bundled clip (a few CPU minutes)'),
     'adapt-subject': ('tinytribe.phase3', 'adapt_subject_cli', "fit a new subject's FiLM row from a few fMRI runs"),
     'pseudo-label':  ('tinytribe.phase3', 'pseudo_label_cli', 'a trained student labels clips without teacher targets'),
+    'export-backbones': ('tinytribe.backbones_onnx', 'export_backbones_cli', 'the three backbones to ONNX fp32 + INT8, checked against PyTorch'),
 }
 
 def _usage() -> str:
