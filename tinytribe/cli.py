@@ -5,6 +5,7 @@
 # %% ../nbs/72_cli.ipynb #d21b1408
 from __future__ import annotations
 import sys, importlib
+from .store import ArtifactError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'main']
@@ -20,6 +21,7 @@ COMMANDS = {
     'predict':       ('tinytribe.predict', 'predict_cli', 'feature files -> predicted responses per TR, with brain maps (resumable)'),
     'inspect':       ('tinytribe.inspect', 'inspect_cli', 'describe any tinytribe artifact (file or folder)'),
     'demo':          ('tinytribe.demo', 'demo_cli', 'the whole pipeline on the bundled clip (a few CPU minutes)'),
+    'sync':          ('tinytribe.session', 'sync_cli', 'mirror a job folder to a remote (Drive, S3, WebDAV, a folder) and back'),
 }
 
 def _usage() -> str:
@@ -46,5 +48,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tinytribe {cmd}: needs the optional package {e.name!r} (pip install 'tinytribe[...]'; see README)",
               file=sys.stderr)
         return 3
-    rc = getattr(module, fn)(rest)
+    try: rc = getattr(module, fn)(rest)
+    except KeyboardInterrupt:      # Ctrl-C: one line, never a traceback; finished work is on disk
+        print(f"\ntinytribe {cmd}: interrupted (Ctrl-C); finished work is kept: run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ArtifactError) as e:   # a missing or bad input, reported the same way by every command
+        msg = f"{e.filename}: no such file or folder" if isinstance(e, FileNotFoundError) and e.filename else str(e)
+        print(f"tinytribe {cmd}: {msg}", file=sys.stderr)
+        return 2
     return int(rc or 0)

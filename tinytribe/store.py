@@ -13,7 +13,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays', 'read_meta', 'file_sha256', 'safe_key',
-           'now_iso', 'pid_alive', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BatchReport', 'run_items']
+           'now_iso', 'pid_alive', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BatchReport', 'NothingToDo',
+           'run_items', 'require_path']
 
 # %% ../nbs/01_store.ipynb #720629b6
 class ArtifactError(ValueError):
@@ -274,24 +275,34 @@ class BatchReport:
     failed: dict = field(default_factory=dict)
     left: list = field(default_factory=list)
     stopped_early: bool = False
-    def to_dict(self) -> dict: return {k: getattr(self, k) for k in ('done', 'skipped', 'failed', 'left', 'stopped_early')}
+    failed_before: list = field(default_factory=list)   # of `skipped`: those that failed in an earlier run
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ('done', 'skipped', 'failed', 'left', 'stopped_early', 'failed_before')}
+
+class NothingToDo(ArtifactError):
+    "A batch had nothing to do: its input holds no items, or every item failed before (see `--retry-failed`)."
 
 def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Manifest,
               deadline: Deadline | None = None, margin_s: float = 0.0, retry_failed: bool = False,
-              progress: bool = True, desc: str = 'items') -> BatchReport:
+              progress: bool = True, desc: str = 'items', empty_ok: bool = False) -> BatchReport:
     """Run `fn(key, item)` for each `key -> item` of `items` not yet done, recording each in `manifest`.
     `fn` returns a dict of info to keep (or None) and must have written its output atomically before returning.
-    An exception marks that item failed with its message and the batch goes on. Stops before `deadline - margin_s`."""
+    An exception marks that item failed with its message and the batch goes on. Stops before `deadline - margin_s`.
+    Raises `NothingToDo` when `items` is empty or every item failed before (unless `empty_ok`)."""
     from tqdm.auto import tqdm
     deadline = deadline or Deadline()
     rep = BatchReport()
     keys = list(items)
+    if not keys and not empty_ok:
+        raise NothingToDo(f"nothing to do: the input holds no items ({desc}: no media or input files found)")
     bar = tqdm(keys, desc=desc, disable=not progress)
     for i, key in enumerate(bar):
         if deadline.reached(margin_s):
             rep.stopped_early = True; rep.left = [k for k in keys[i:] if not manifest.is_done(k)]; break
         if manifest.is_done(key) or (not retry_failed and manifest.status(key) == 'failed') or not manifest.claim(key):
-            rep.skipped.append(key); continue
+            rep.skipped.append(key)
+            if not retry_failed and not manifest.is_done(key) and manifest.status(key) == 'failed': rep.failed_before.append(key)
+            continue
         try:
             info = fn(key, items[key]) or {}
         except KeyboardInterrupt:
@@ -303,6 +314,9 @@ def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Mani
             continue
         manifest.done(key, **info); rep.done.append(key)
     bar.close()
+    if keys and len(rep.failed_before) == len(keys) and not empty_ok:
+        raise NothingToDo(f"nothing to do: all {len(keys)} item(s) failed in an earlier run (reasons in "
+                          f"{manifest.root}/failed); run again with --retry-failed to try them again")
     return rep
 
 # %% ../nbs/01_store.ipynb #3355f6fc
@@ -313,3 +327,11 @@ def _mp_worker(args):
         if m.claim(k):
             time.sleep(0.01); got.append(k); m.done(k)
     return got
+
+# %% ../nbs/01_store.ipynb #86397fb3
+def require_path(path, what: str = 'input') -> Path:
+    """`Path(path)` if it exists, else `ArtifactError` '`PATH: no such file or folder (WHAT)`': the one way every
+    command reports a missing input (the `tinytribe` entry point prints it as one line, exit code 2)."""
+    p = Path(path)
+    if not p.exists(): raise ArtifactError(f"{p}: no such file or folder ({what})")
+    return p
