@@ -4,7 +4,7 @@
 
 # %% ../nbs/71_session.ipynb #b48f6a06
 from __future__ import annotations
-import os, sys, json, time, threading, contextlib, argparse, importlib
+import os, sys, json, time, threading, contextlib, argparse, importlib, subprocess
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,9 +12,10 @@ from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, re
 from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, SyncReport
 
 # %% auto #0
-__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform', 'platform_setup',
-           'SessionReport', 'run_session', 'features_session', 'teacher_session', 'train_argv', 'train_session',
-           'evaluate_session', 'add_session_args', 'cli_session', 'sync_cli']
+__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform', 'job_remote',
+           'ensure_rclone', 'platform_setup', 'SessionReport', 'run_session', 'features_session', 'teacher_session',
+           'train_argv', 'train_session', 'options_argv', 'evaluate_session', 'add_session_args', 'cli_session',
+           'sync_cli']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -28,27 +29,66 @@ def detect_platform() -> str:
 
 @dataclass
 class Platform:
-    "Where a notebook runs: its name, default budget, work folder and (Colab) the mounted Drive."
+    """Where a notebook runs: its name, default budget, work folder (outputs; empty each session on Kaggle), data
+    root (inputs: Kaggle datasets, Colab's Drive) and (Colab) the mounted Drive."""
     name: str
     budget_hours: float | None
     work_dir: str
     drive: str | None = None
     started_at: float = field(default_factory=time.time)
+    data_root: str = ''
 
-def platform_setup(platform: str = 'auto', mount_drive: bool = True, started_at: float | None = None) -> Platform:
+    def path(self, p, under: str = 'work') -> str | None:
+        "`p` as is if absolute (or None/''), else under the work folder (`under='work'`) or the data root ('data')."
+        if not p: return p
+        return str(p) if os.path.isabs(str(p)) or str(p) == 'demo' else os.path.join(self.work_dir if under == 'work' else self.data_root, str(p))
+
+    def budget(self, hours=None) -> float | None:
+        "`hours` if given, else this platform's default."
+        return self.budget_hours if hours is None else float(hours)
+
+    def remote(self, base, job: str) -> str | None:
+        """The remote folder of `job` under `base` (one base for all jobs: 'gdrive:tinytribe' -> 'gdrive:tinytribe/phase1').
+        No `base`: on Colab with Drive mounted, `MyDrive/tinytribe/jobs` (a folder remote); elsewhere None (no sync)."""
+        base = base or (f"{self.drive}/tinytribe/jobs" if self.drive else '')
+        return job_remote(base, job)
+
+def job_remote(base, job: str) -> str | None:
+    "`base/job` for a remote spec (`'drive:' + 'x'` -> `'drive:x'`); None when `base` is empty."
+    if not base: return None
+    b = str(base)
+    return b + job if b.endswith((':', '/')) else f"{b}/{job}"
+
+def _is_rclone(remote) -> bool:
+    s = str(remote or '')
+    return bool(s) and (s.startswith('rclone:') or (':' in s.split('/')[0] and not s.startswith(('folder:', 'pydrive2:'))))
+
+def ensure_rclone(remote) -> None:
+    "Install the rclone binary (apt-get) when `remote` is an rclone remote and rclone is missing (Kaggle, Colab)."
+    import shutil
+    if not _is_rclone(remote) or shutil.which('rclone'): return
+    print("platform: installing rclone (apt-get)", flush=True)
+    subprocess.run(['apt-get', 'install', '-y', '-qq', 'rclone'], check=False, capture_output=True)
+    if not shutil.which('rclone'):
+        subprocess.run(['apt-get', 'update', '-qq'], check=False, capture_output=True)
+        subprocess.run(['apt-get', 'install', '-y', '-qq', 'rclone'], check=True, capture_output=True)
+
+def platform_setup(platform: str = 'auto', mount_drive: bool = True, started_at: float | None = None,
+                   remote=None) -> Platform:
     """Prepare the platform for a session: on Colab mount Drive at /content/drive (when `mount_drive`); on
-    Kaggle nothing (secrets are read when a remote needs them). `started_at`: when the session began (the
-    budget counts from it; default now)."""
+    Kaggle nothing (secrets are read when a remote needs them); install rclone when `remote` needs it.
+    `started_at`: when the session began (the budget counts from it; default now)."""
     name = detect_platform() if platform == 'auto' else platform
     started_at = started_at or time.time()
-    if name == 'kaggle': return Platform('kaggle', KAGGLE_BUDGET_HOURS, '/kaggle/working', None, started_at)
+    if name != 'local': ensure_rclone(remote)
+    if name == 'kaggle': return Platform('kaggle', KAGGLE_BUDGET_HOURS, '/kaggle/working', None, started_at, '/kaggle/input')
     if name == 'colab':
         drive = None
         if mount_drive:
             from google.colab import drive as gd   # exists only on Colab
             gd.mount('/content/drive'); drive = '/content/drive/MyDrive'
-        return Platform('colab', COLAB_BUDGET_HOURS, '/content', drive, started_at)
-    return Platform('local', None, os.getcwd(), None, started_at)
+        return Platform('colab', COLAB_BUDGET_HOURS, '/content', drive, started_at, f"{drive or '/content'}/tinytribe")
+    return Platform('local', None, os.getcwd(), None, started_at, os.getcwd())
 
 # %% ../nbs/71_session.ipynb #2b9c9f56
 @dataclass
@@ -273,12 +313,20 @@ def train_session(phase: int, features_dir, run_dir, remote=None, features_remot
                        inputs=ins, started_at=started_at)
 
 # %% ../nbs/71_session.ipynb #f960bd5c
-def evaluate_session(out_dir, argv: Sequence[str], remote=None, inputs: dict | None = None, budget_hours='auto',
-                     margin_min: float = 10.0, push_every_min: float = 5.0, started_at: float | None = None) -> SessionReport:
-    """Run `tinytribe evaluate ARGV... --out OUT_DIR` as a session mirrored to `remote`, after pulling `inputs`
+def options_argv(options: dict) -> list[str]:
+    "Typed options -> command-line arguments: `fmri_dir='x'` -> `--fmri-dir x`, `True` -> a flag, None/False -> nothing."
+    argv = []
+    for k, v in options.items():
+        if v is None or v is False: continue
+        argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])])
+    return argv
+
+def evaluate_session(out_dir, remote=None, inputs: dict | None = None, budget_hours='auto', margin_min: float = 10.0,
+                     push_every_min: float = 5.0, started_at: float | None = None, **options) -> SessionReport:
+    """Run `tinytribe evaluate --out OUT_DIR ...options` as a session mirrored to `remote`, after pulling `inputs`
     (`{local_folder: remote_spec}`: the trained run, fMRI, features). The command runs in its own process."""
     def job(deadline):
-        cmd = [sys.executable, '-m', 'tinytribe.cli', 'evaluate', *map(str, argv), '--out', str(out_dir)]
+        cmd = [sys.executable, '-m', 'tinytribe.cli', 'evaluate', '--out', str(out_dir), *options_argv(options)]
         rc = subprocess.call(cmd)
         if rc != 0: raise RuntimeError(f"tinytribe evaluate exited with {rc}")
         return {'state': 'done', 'out': str(out_dir)}
