@@ -216,6 +216,7 @@ print(report.state, report.next)""",
     if teacher == 'tribev2' and importlib.util.find_spec('tribev2') is None:
         subprocess.check_call([sys.executable, '-m', 'pip', 'install', '-q', 'git+https://github.com/facebookresearch/tribev2.git'])
     report = teacher_session(f"{w}/features", f"{w}/teacher", remote=plat.remote(remote, 'teacher'), teacher=teacher,
+                             features_remote=plat.remote(remote, 'features'),
                              budget_hours=budget, push_every_min=push_every_min, started_at=plat.started_at)
     print(report.state, report.next)""",
               """train = dict(preset=preset, steps=steps, batch_size=batch_size, ckpt_every=ckpt_every, log_every=log_every,
@@ -225,7 +226,8 @@ prev = None
 for ph in phases:
     if prev: extra[ph]['init'] = f"{w}/phase{prev}"
     report = train_session(ph, f"{w}/features", f"{w}/phase{ph}", remote=plat.remote(remote, f"phase{ph}"),
-                           budget_hours=budget, push_every_min=push_every_min, started_at=plat.started_at, **train, **extra[ph])
+                           features_remote=plat.remote(remote, 'features'), budget_hours=budget,
+                           push_every_min=push_every_min, started_at=plat.started_at, **train, **extra[ph])
     print(f"phase {ph}:", report.state, report.next)
     if report.state != 'done': break      # out of budget: run the notebook again, it resumes
     prev = ph""",
