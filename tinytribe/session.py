@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, require_path
-from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, SyncReport
+from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, shard_tag, SyncReport
 
 # %% auto #0
 __all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform', 'job_remote',
@@ -93,7 +93,7 @@ def platform_setup(platform: str = 'auto', mount_drive: bool = True, started_at:
 # %% ../nbs/71_session.ipynb #2b9c9f56
 @dataclass
 class SessionReport:
-    "How far a session got and what the next one will do (also written to `LOCAL/session.json`)."
+    "How far a session got and what the next one will do (also written to `LOCAL/session.json`; `session-shard-I-of-N.json` for a shard)."
     name: str
     state: str                       # done | stopped_budget | interrupted | failed
     job: dict = field(default_factory=dict)
@@ -143,7 +143,8 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
                 started_at: float | None = None, credentials: dict | None = None, quiet: bool = False) -> SessionReport:
     """Run `job(deadline)` as a session on `local_dir` mirrored to `remote` (a spec for `tinytribe.sync.open_remote`,
     or None: no sync). `budget_hours` counts from `started_at` (default now); the job's deadline leaves `margin_min`
-    for the final push. `inputs`: `{local_folder: remote_spec}` (or `(remote_spec, include)`) pulled before the job
+    for the final push; a job still running halfway into the margin is interrupted (a backstop: jobs stop themselves
+    at the deadline). `inputs`: `{local_folder: remote_spec}` (or `(remote_spec, include)`) pulled before the job
     and never pushed. `job` returns a dict with a `state` or a `BatchReport`."""
     local = Path(local_dir); local.mkdir(parents=True, exist_ok=True)
     t0 = started_at or time.time()
@@ -151,6 +152,7 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
     end = None if budget_hours is None else t0 + budget_hours * 3600
     deadline = Deadline(at=None if end is None else end - margin_min * 60)
     rep = SessionReport(name, 'failed', started=now_iso(), budget_hours=budget_hours)
+    session_file = 'session.json' if not parse_shard(shard) else f"session-{shard_tag(shard)}.json"   # shards never share a file
     say = (lambda *a: None) if quiet else (lambda m: print(f"session {name}: {m}", flush=True))
     for where, spec in (inputs or {}).items():
         spec, inc = spec if isinstance(spec, (tuple, list)) else (spec, None)
@@ -165,22 +167,33 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
         say(f"pulled {len(got.files)} file(s) ({got.bytes / 2**20:.1f} MiB) from {sync.remote.name}")
     pusher = _Pusher(sync, push_every_min * 60) if sync else None
     result, err = None, None
+    fired, hard = threading.Event(), None
+    if end is not None and threading.current_thread() is threading.main_thread():
+        # a backstop: a job that overruns its deadline is interrupted halfway into the margin (tests/test_preemption.py)
+        def _hard_stop():
+            import signal
+            fired.set(); os.kill(os.getpid(), signal.SIGINT)    # a real signal also wakes a sleeping main thread
+        hard = threading.Timer(max(0.0, end - margin_min * 30 - time.time()), _hard_stop)
+        hard.daemon = True; hard.start()
     try:
         with (pusher or contextlib.nullcontext()):
             try: result = job(deadline)
-            except KeyboardInterrupt: rep.state = 'interrupted'; err = 'KeyboardInterrupt'; raise
+            except KeyboardInterrupt:
+                if not fired.is_set(): rep.state = 'interrupted'; err = 'KeyboardInterrupt'; raise
+                result = {'state': 'stopped_budget', 'message': 'stopped by the session backstop: the job overran its deadline'}
             except BaseException as e: err = redact(f"{type(e).__name__}: {e}"); raise
+            finally:
+                if hard: hard.cancel()
     finally:
         if result is not None: rep.state, rep.job = _job_state(result)
         elif err: rep.job = {'error': err}
         rep.ended, rep.elapsed_s = now_iso(), round(time.time() - t0, 1)
         rep.next = _next_step(rep, remote)
-        write_json(local/'session.json', rep.to_dict())
+        if pusher: rep.pushes, rep.push_errors = pusher.pushes + 1, list(pusher.errors)   # counting the final push
+        write_json(local/session_file, rep.to_dict())
         if pusher:
             pusher.push()                             # the final push: always, also after Ctrl-C or an error
-            rep.pushes, rep.push_errors = pusher.pushes, pusher.errors
-            write_json(local/'session.json', rep.to_dict())
-            with contextlib.suppress(Exception): sync.push()
+            if pusher.errors != rep.push_errors: rep.pushes, rep.push_errors = pusher.pushes, pusher.errors
         say(f"{rep.state} after {rep.elapsed_s / 60:.1f} min; {rep.pushes} push(es); next: {rep.next}")
     return rep
 
@@ -284,18 +297,23 @@ def train_argv(phase: int, features_dir, run_dir, **options) -> list[str]:
 
 def train_session(phase: int, features_dir, run_dir, remote=None, features_remote=None, inputs: dict | None = None,
                   budget_hours='auto', margin_min: float = 10.0, push_every_min: float = 5.0, gpus: int | None = None,
-                  started_at: float | None = None, **options) -> SessionReport:
+                  started_at: float | None = None, train_margin_min: float = 1.0, **options) -> SessionReport:
     """Train `phase` (1, 2 or 3) on `features_dir` into `run_dir` as a session mirrored to `remote`: it resumes from
     the latest checkpoint there (pulled), checkpoints are pushed as they are written, and it stops before the
     budget. `options`: any `tinytribe train` option (`preset='tiny', steps=50, ckpt_every=20, ...`). `inputs`:
     further `{local_folder: remote_spec}` to pull (a teacher cache, fMRI, the previous phase's run).
-    `gpus`: GPUs to train on (None: all visible; more than one runs `torchrun`)."""
+    `gpus`: GPUs to train on (None: all visible; more than one runs `torchrun`). `margin_min` is kept free for the
+    final push; the trainer itself stops `train_margin_min` (plus two steps and two checkpoints) before that."""
     options.setdefault('resume', True)
     def job(deadline):
         import torch                                   # torch loads only for training
+        from tinytribe.engine import PHASES, train_parser
+        if phase in PHASES: importlib.import_module(PHASES[phase][0])   # imported before the budget is measured
+        known = {a.dest for a in train_parser()._actions}
         left = deadline.left()
         opts = {**options, 'budget_hours': None if left == float('inf') else max(0.0, left) / 3600,
-                'margin_min': options.get('margin_min', 1.0)}
+                'margin_min': train_margin_min}
+        if 'deadline_at' in known and deadline.at is not None: opts['deadline_at'] = deadline.at   # exact, if the CLI has it
         argv = train_argv(phase, features_dir, run_dir, **opts)
         n = torch.cuda.device_count() if gpus is None else int(gpus)
         if n > 1:   # one process per GPU (DDP); the global batch is split over them

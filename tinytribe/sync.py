@@ -138,11 +138,13 @@ def file_md5(path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 class Remote:
-    """A place files go to and come from. Backends implement: `ls(prefix, hashes)`, `put_tree(local_dir, prefix)`,
+    """A place files go to and come from. Backends implement: `ls(prefix, hashes)` (files, recursive), `dirs(prefix)`
+    (folder names directly under `prefix`), `put_tree(local_dir, prefix)`,
     `put_file(local, path)`, `move_tree(src, dst)`, `move_file(src, dst)`, `get_files(paths, local_dir)`,
     `delete(paths)`, `purge(prefix)`; `name` is a printable description with no secrets."""
     name = 'remote'
     def ls(self, prefix: str = '', hashes: bool = False) -> dict: raise NotImplementedError
+    def dirs(self, prefix: str = '') -> list: raise NotImplementedError
     def put_tree(self, local_dir, prefix: str): raise NotImplementedError
     def put_file(self, local, path: str): raise NotImplementedError
     def move_tree(self, src: str, dst: str): raise NotImplementedError
@@ -172,6 +174,10 @@ class FolderRemote(Remote):
                 rel = p.relative_to(base).as_posix()
                 out[rel] = RemoteFile(rel, p.stat().st_size, file_md5(p) if hashes else None)
         return out
+
+    def dirs(self, prefix='') -> list:
+        base = self._p(prefix)
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
     def _copy(self, src: Path, dst: Path):
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +243,10 @@ class RcloneRemote(Remote):
         return {d['Path']: RemoteFile(d['Path'], int(d['Size']), (d.get('Hashes') or {}).get('md5') or None)
                 for d in json.loads(p.stdout or '[]')}
 
+    def dirs(self, prefix='') -> list:
+        p = self.run('lsjson', '--dirs-only', self._r(prefix), ok=(0, 3))
+        return [] if p.returncode == 3 else sorted(d['Path'] for d in json.loads(p.stdout or '[]'))
+
     def put_tree(self, local_dir, prefix): self.run('copy', str(local_dir), self._r(prefix))
     def put_file(self, local, path): self.run('copyto', str(local), self._r(path))
     def move_file(self, src, dst): self.run('moveto', self._r(src), self._r(dst))
@@ -300,6 +310,10 @@ class PyDrive2Remote(Remote):
             r = _join(rel, f['title'])
             if f['mimeType'] == self.FOLDER: yield from self._walk(f['id'], r)
             else: yield r, f
+
+    def dirs(self, prefix='') -> list:
+        fid = self._folder(prefix) if prefix else self.root_id
+        return sorted(f['title'] for f in self._children(fid) if f['mimeType'] == self.FOLDER) if fid else []
 
     def _file(self, path: str):
         parent = self._folder(path.rsplit('/', 1)[0] if '/' in path else '')
@@ -369,7 +383,7 @@ def open_remote(spec, credentials: dict | None = None) -> Remote:
 # %% ../nbs/70_sync.ipynb #3dbcb1f8
 SYNC_DIR, DATA_DIR = '_sync', 'data'
 EXCLUDE = ('.sync/*', '*/.*.tmp', '.*.tmp', 'manifest/claims/*', '*.stale.*', '*.partial', '*/__pycache__/*')
-LATE = ('manifest/*', 'status.json', '*/status.json', 'session.json')   # snapshotted before the outputs they describe
+LATE = ('manifest/*', 'status.json', '*/status.json', 'session*.json')  # snapshotted before the outputs they describe
 
 def _match(rel: str, pats) -> bool: return any(fnmatch.fnmatchcase(rel, p) for p in pats)
 
@@ -393,6 +407,7 @@ class JobSync:
         self.prefix, self.tag = prefix.strip('/'), shard_tag(shard)
         self.state_dir = self.local/'.sync'
         self._lock = threading.Lock()
+        self._swept = False
 
     def _rp(self, *p) -> str: return _join(self.prefix, *p)
     def __repr__(self): return f"JobSync({self.local} <-> {self.remote.name}/{self.prefix} [{self.tag}])"
@@ -508,11 +523,8 @@ class JobSync:
                     if g is None or g.size != e['size'] or (g.md5 and g.md5 != e['md5']):
                         why = 'missing' if g is None else f"size {g.size}, md5 {g.md5} vs {e['size']}, {e['md5']}"
                         raise SyncError(f"{self.remote.name}/{sp}/{e['obj']}: did not verify after upload ({why})")
-                self.remote.move_tree(sp, self._rp(DATA_DIR))
-                final = self.remote.ls(self._rp(DATA_DIR))
-                for rel, e in staged.items():
-                    g = final.get(e['obj'])
-                    if g is None or g.size != e['size']: raise SyncError(f"{self.remote.name}/{DATA_DIR}/{e['obj']}: missing after the move")
+                self.remote.move_tree(sp, self._rp(DATA_DIR))     # a rename on the server (rclone checks each file)
+                with contextlib.suppress(SyncError): self.remote.purge(sp)   # the emptied staging folder, if left
                 files.update(staged)
                 rep.files, rep.bytes = sorted(staged), sum(e['size'] for e in staged.values())
             self._commit({'tag': self.tag, 'at': now_iso(), 't': time.time(), 'files': files})
@@ -527,18 +539,18 @@ class JobSync:
         "Delete remote objects this worker no longer lists; without shards also orphans of killed pushes."
         keep = {e['obj'] for e in files.values()} | {e['obj'] for t, m in ms.items() if t != self.tag for e in m['files'].values()}
         gone = [e['obj'] for e in old['files'].values() if e['obj'] not in keep]
-        alone = self.tag == 'main' and set(ms) <= {'main'}       # no other worker: orphans of killed pushes go too
-        if alone: gone += [o for o in self.remote.ls(self._rp(DATA_DIR)) if o not in keep]
-        mine = f".{self.tag}."
-        partials = [n for n in self.remote.ls(self._rp(SYNC_DIR))
-                    if '/' not in n and n.endswith('.partial') and (alone or n.startswith(mine))]
-        self.remote.delete([self._rp(SYNC_DIR, n) for n in partials])
-        self._purge_stages(any_tag=alone)
+        if not self._swept:     # once per session: what killed pushes of earlier sessions left behind
+            alone = self.tag == 'main' and set(ms) <= {'main'}   # no other worker: unlisted objects are orphans
+            if alone: gone += [o for o in self.remote.ls(self._rp(DATA_DIR)) if o not in keep]
+            partials = [n for n in self.remote.ls(self._rp(SYNC_DIR))
+                        if '/' not in n and n.endswith('.partial') and (alone or n.startswith(f".{self.tag}."))]
+            self.remote.delete([self._rp(SYNC_DIR, n) for n in partials])
+            self._purge_stages(any_tag=alone)
+            self._swept = True
         if gone: self.remote.delete([self._rp(DATA_DIR, o) for o in sorted(set(gone))])
 
     def _purge_stages(self, any_tag: bool = False):
-        names = {n.split('/', 1)[0] for n in self.remote.ls(self._rp(SYNC_DIR)) if '/' in n}
-        for n in names:
+        for n in self.remote.dirs(self._rp(SYNC_DIR)):
             if n.startswith('stage-') and (any_tag or n.startswith(f"stage-{self.tag}-")):
                 self.remote.purge(self._rp(SYNC_DIR, n))
 
