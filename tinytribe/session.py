@@ -221,6 +221,19 @@ def _demo_batch_job(out_dir, n: int = 6, sleep_s: float = 0.0, shard=None):
         return run_items(items, one, Manifest(out/'manifest'), deadline=deadline, progress=False, desc='demo')
     return job
 
+# %% ../nbs/71_session.ipynb #9a7894ea
+def _lookup(name: str, *modules: str):
+    "The attribute `name` of the first of `modules` that exists and has it."
+    for m in modules:
+        try: mod = importlib.import_module(m)
+        except ModuleNotFoundError as e:
+            if e.name == m: continue
+            raise
+        if hasattr(mod, name): return getattr(mod, name)
+    raise ImportError(f"{name} is in none of {', '.join(modules)}")
+
+_TRAIN = ('tinytribe.train', 'tinytribe.engine')
+
 # %% ../nbs/71_session.ipynb #7107ed32
 def _budget(platform_budget, budget_hours):
     return platform_budget if budget_hours == 'auto' else budget_hours
@@ -250,7 +263,7 @@ def features_session(media, features_dir, remote=None, shard=None, budget_hours=
                        margin_min=margin_min, push_every_min=push_every_min, pull_include=['manifest/*'], shard=shard,
                        started_at=started_at)
 
-# %% ../nbs/71_session.ipynb #7b3f45b7
+# %% ../nbs/71_session.ipynb #801f7b9d
 def teacher_session(features_dir, out_dir, remote=None, features_remote=None, teacher: str = 'tribev2',
                     teacher_options: dict | None = None, dataset: str = 'clips', spaces: Sequence[str] = ('fsaverage5',),
                     select: int | None = None, media_dir=None, shard=None, budget_hours='auto', margin_min: float = 10.0,
@@ -259,31 +272,31 @@ def teacher_session(features_dir, out_dir, remote=None, features_remote=None, te
     """Cache the teacher's outputs on the feature files of `features_dir` (pulled from `features_remote` when given)
     into `out_dir`, as a session mirrored to `remote`. `teacher`: 'tribev2' (options: `TribeV2Config` fields) or
     'simbrain' (the in-silico brain: a CPU stand-in). `shard='I/N'`: this worker's part of the clips."""
-    from tinytribe import teacher as tc       # TRIBE v2 loads only for this job
     def job(deadline):
         require_path(features_dir, 'features')
         opts = dict(teacher_options or {})
-        t = tc.TribeV2Teacher(tc.TribeV2Config(**opts)) if teacher == 'tribev2' else tc.SimBrainTeacher(**opts)
+        if teacher == 'tribev2':
+            t = _lookup('TribeV2Teacher', 'tinytribe.teacher')(_lookup('TribeV2Config', 'tinytribe.teacher')(**opts))
+        else: t = _lookup('SimBrainTeacher', 'tinytribe.simbrain', 'tinytribe.teacher')(**opts)
         feats = features_dir
         if parse_shard(shard):                  # this shard's clips only: a folder of links to them
             feats = Path(out_dir)/'.sync'/'shard-features'
             feats.mkdir(parents=True, exist_ok=True)
-            for f in shard_items(tc.feature_files(features_dir), shard):
+            for f in shard_items(_lookup('feature_files', 'tinytribe.featfile', 'tinytribe.teacher')(features_dir), shard):
                 with contextlib.suppress(FileExistsError): (feats/f.name).symlink_to(Path(f).resolve())
-        return tc.cache_teacher(feats, t, out_dir, dataset=dataset, spaces=spaces, deadline=deadline, select=select,
+        return _lookup('cache_teacher', 'tinytribe.teacher_cache', 'tinytribe.teacher')(feats, t, out_dir, dataset=dataset, spaces=spaces, deadline=deadline, select=select,
                                 media_dir=media_dir, retry_failed=retry_failed, progress=progress)
     return run_session(job, out_dir, remote, name='teacher-cache', budget_hours=_budget(KAGGLE_BUDGET_HOURS, budget_hours),
                        margin_min=margin_min, push_every_min=push_every_min, pull_include=['manifest/*'], shard=shard,
                        inputs={features_dir: features_remote}, started_at=started_at)
 
-# %% ../nbs/71_session.ipynb #877159ae
+# %% ../nbs/71_session.ipynb #2ba5b46f
 TRAIN_PULL_EXCLUDE = ('ckpt/step_*',)         # only the latest checkpoint comes back
 
 def train_argv(phase: int, features_dir, run_dir, **options) -> list[str]:
     """`tinytribe train` arguments from typed options (`steps=50` -> `--steps 50`, `resume=True` -> `--resume`);
     an option the train command does not have is an error naming it."""
-    from tinytribe.engine import train_parser   # torch loads only for training
-    ap = train_parser()
+    ap = _lookup('train_parser', *_TRAIN)()      # torch loads only for training
     known = {a.dest: a for a in ap._actions}
     argv = ['--phase', str(phase), '--features', str(features_dir), '--out', str(run_dir)]
     for k, v in options.items():
@@ -307,9 +320,9 @@ def train_session(phase: int, features_dir, run_dir, remote=None, features_remot
     options.setdefault('resume', True)
     def job(deadline):
         import torch                                   # torch loads only for training
-        from tinytribe.engine import PHASES, train_parser
-        if phase in PHASES: importlib.import_module(PHASES[phase][0])   # imported before the budget is measured
-        known = {a.dest for a in train_parser()._actions}
+        phases = _lookup('PHASES', *_TRAIN)
+        if phase in phases: importlib.import_module(phases[phase][0])    # imported before the budget is measured
+        known = {a.dest for a in _lookup('train_parser', *_TRAIN)()._actions}
         left = deadline.left()
         opts = {**options, 'budget_hours': None if left == float('inf') else max(0.0, left) / 3600,
                 'margin_min': train_margin_min}
@@ -320,8 +333,7 @@ def train_session(phase: int, features_dir, run_dir, remote=None, features_remot
             rc = subprocess.call([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(n),
                                   '-m', 'tinytribe.cli', 'train', *argv])
         else:
-            from tinytribe.engine import train_cli
-            rc = train_cli(argv)
+            rc = _lookup('train_cli', *_TRAIN)(argv)
         st = Path(run_dir)/'status.json'
         if rc != 0 or not st.exists(): raise RuntimeError(f"tinytribe train --phase {phase} exited with {rc}")
         return json.loads(st.read_text())
