@@ -248,8 +248,8 @@ def features_session(media, features_dir, remote=None, shard=None, budget_hours=
     from tinytribe.media import demo_clip
     media = [demo_clip() if str(m) == 'demo' else m for m in ([media] if isinstance(media, (str, Path)) else media)]
     for m in media: require_path(m, 'media')
-    found = ex.find_media(media)
-    if not found: raise ArtifactError(f"no media files in {', '.join(map(str, media))} (extensions: {', '.join(ex.MEDIA_EXTS)})")
+    found = _lookup('find_media', 'tinytribe.media', 'tinytribe.extract')(media)
+    if not found: raise ArtifactError(f"nothing to do: no media files in {', '.join(map(str, media))}")
     ids = ex.clip_ids(found)
     mine = shard_items(ids, shard)
     if parse_shard(shard) and set(ex.clip_ids(list(mine.values()))) != set(mine):
