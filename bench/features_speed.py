@@ -14,7 +14,7 @@ audio decode included); `text` = MiniLM on each word with context; `audio` = log
 `video` = the image backbone; `other` = hashing the source file.
 """
 from __future__ import annotations
-import argparse, json, os, resource, subprocess, sys, tempfile, time, platform
+import argparse, json, os, resource, shutil, subprocess, sys, tempfile, time, platform
 from pathlib import Path
 
 TARGET_S_PER_S = 0.2
@@ -28,7 +28,8 @@ def ff(*args):
 def make_loop(src: Path, seconds: float, out: Path, size: str | None = None, fps: int | None = None) -> Path:
     "Loop `src` (video + speech) to `seconds`, optionally re-scaled to `size` at `fps` (low-res long input)."
     vf = ['-vf', f'scale={size},fps={fps}'] if size else []
-    ff('-stream_loop', -1, '-i', src, '-t', seconds, *vf, '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p',
+    ff('-stream_loop', -1, '-i', src, '-t', seconds, *vf, '-c:v', 'libx264', '-preset', 'ultrafast',
+       '-pix_fmt', 'yuv420p',
        '-c:a', 'aac', '-b:a', '48k', '-ac', 1, out)
     return out
 
@@ -50,7 +51,8 @@ def run_child(path: str, video: str, threads: int, asr: bool) -> dict:
     "In a fresh process: load everything, extract `path`, report timings and peak RSS."
     import torch
     torch.set_num_threads(threads)
-    import warnings; warnings.simplefilter('ignore')
+    import warnings
+    warnings.simplefilter('ignore')
     from tinytribe.backbones import load_backbones
     from tinytribe.media import load_asr
     from tinytribe.extract import extract_clip, ExtractConfig
@@ -67,8 +69,9 @@ def run_child(path: str, video: str, threads: int, asr: bool) -> dict:
 
 
 def child(path, video, threads, asr=True) -> dict:
-    r = subprocess.run([sys.executable, __file__, '--_child', str(path), '--video', video, '--threads', str(threads),
-                        *([] if asr else ['--no-asr'])], capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    cmd = [sys.executable, __file__, '--_child', str(path), '--video', video, '--threads', str(threads),
+           *([] if asr else ['--no-asr'])]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
     if r.returncode != 0: raise RuntimeError(r.stderr[-3000:])
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -80,26 +83,31 @@ def main(argv=None):
     ap.add_argument('--videos', default='mobilevit_s,efficientnet_lite0')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--out', default=str(Path(__file__).parent / 'results' / 'features_speed.json'))
-    ap.add_argument('--_child'); ap.add_argument('--video', default='mobilevit_s'); ap.add_argument('--no-asr', action='store_true')
+    ap.add_argument('--_child')
+    ap.add_argument('--video', default='mobilevit_s')
+    ap.add_argument('--no-asr', action='store_true')
     a = ap.parse_args(argv)
     if a._child:
-        print(json.dumps(run_child(a._child, a.video, a.threads, not a.no_asr))); return 0
+        print(json.dumps(run_child(a._child, a.video, a.threads, not a.no_asr)))
+        return 0
 
     from tinytribe.media import demo_clip, probe
     tmp = Path(tempfile.mkdtemp(prefix='tt_bench_'))
     res = {'bench': 'features_speed', 'threads': a.threads, 'cpu': platform.processor() or platform.machine(),
-           'n_cpus': os.cpu_count(), 'targets': {'total_s_per_s': TARGET_S_PER_S, 'peak_rss_gb_1h': TARGET_PEAK_GB},
+           'n_cpus': os.cpu_count(),
+           'targets': {'total_s_per_s': TARGET_S_PER_S, 'peak_rss_gb_1h': TARGET_PEAK_GB},
            'input': {}, 'per_backbone': {}}
     t0 = time.time()
     speed_in = make_loop(demo_clip(), a.seconds, tmp / 'speed.mp4')
-    res['input']['speed'] = {'what': f'bundled demo clip (espeak-ng speech + video) looped to {a.seconds:.0f} s, 640x360 re-encoded',
-                             'duration_s': probe(speed_in).duration_s}
+    res['input']['speed'] = {'what': f'bundled demo clip (espeak-ng speech + video) looped to {a.seconds:.0f} s, '
+                                     '640x360 re-encoded', 'duration_s': probe(speed_in).duration_s}
     print(f"speed input ready ({time.time() - t0:.1f} s)", flush=True)
     for v in a.videos.split(','):
         r = child(speed_in, v, a.threads)
         s = stage_summary(r['timing'], r['duration_s'])
         res['per_backbone'][v] = {**s, 'wall_s': round(r['wall_s'], 2), 'n_words': r['n_words'],
-                                  'peak_rss_gb': round(r['peak_rss_gb'], 3), 'rss_after_load_gb': round(r['rss_after_load_gb'], 3)}
+                                  'peak_rss_gb': round(r['peak_rss_gb'], 3),
+                                  'rss_after_load_gb': round(r['rss_after_load_gb'], 3)}
         print(v, json.dumps(s['cpu_s_per_s']), flush=True)
     first = a.videos.split(',')[0]
     res['cpu_s_per_s'] = res['per_backbone'][first]['cpu_s_per_s']
@@ -109,13 +117,15 @@ def main(argv=None):
     if a.long_seconds > 0:
         t0 = time.time()
         long_in = make_loop(demo_clip(), a.long_seconds, tmp / 'long.mp4', size='160:90', fps=10)
-        res['input']['long'] = {'what': f'demo clip looped to {a.long_seconds:.0f} s at 160x90, 10 fps, with its speech',
-                                'duration_s': probe(long_in).duration_s, 'bytes': long_in.stat().st_size}
+        res['input']['long'] = {'what': f'demo clip looped to {a.long_seconds:.0f} s at 160x90, 10 fps, with its '
+                                        'speech', 'duration_s': probe(long_in).duration_s,
+                                'bytes': long_in.stat().st_size}
         print(f"long input ready ({time.time() - t0:.1f} s)", flush=True)
         r = child(long_in, first, a.threads)
         res['long'] = {'video': first, 'duration_s': r['duration_s'], 'wall_s': round(r['wall_s'], 1),
                        'peak_rss_gb_after_stage': r['timing'].get('peak_rss_gb_after'),
-                       'peak_rss_gb': round(r['peak_rss_gb'], 3), 'rss_after_load_gb': round(r['rss_after_load_gb'], 3),
+                       'peak_rss_gb': round(r['peak_rss_gb'], 3),
+                       'rss_after_load_gb': round(r['rss_after_load_gb'], 3),
                        'n_words': r['n_words'], **stage_summary(r['timing'], r['duration_s'])}
         res['peak_rss_gb'] = res['long']['peak_rss_gb']
         res['peak_rss_measured_on_s'] = r['duration_s']
@@ -123,9 +133,9 @@ def main(argv=None):
         print('long', json.dumps(res['long']), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
-    print(json.dumps({k: res.get(k) for k in ('total_s_per_s', 'total_s_per_s_by_backbone', 'peak_rss_gb', 'meets_speed_target',
-                                               'meets_memory_target')}, indent=1))
-    import shutil; shutil.rmtree(tmp, ignore_errors=True)
+    keys = ('total_s_per_s', 'total_s_per_s_by_backbone', 'peak_rss_gb', 'meets_speed_target', 'meets_memory_target')
+    print(json.dumps({k: res.get(k) for k in keys}, indent=1))
+    shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

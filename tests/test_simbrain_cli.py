@@ -37,7 +37,7 @@ def run1(features, tmp_path_factory):
 def test_outputs(run1):
     import h5py
     from tinytribe.simbrain import describe, fmri_paths
-    from tinytribe.teacher import load_segment
+    from tinytribe.segfile import load_segment
     out, r = run1
     assert 'broken.npz' in r.stderr                                              # named, skipped, not fatal
     assert 'broken.npz' in next(iter(json.loads((out / 'simbrain_failed.json').read_text())))

@@ -15,7 +15,8 @@ N_CLIPS, SEG_LEN = 8, 4
 
 SCRIPT = textwrap.dedent("""
     import sys
-    from tinytribe.teacher import cache_teacher, LinearHRFTeacher
+    from tinytribe.teacher import LinearHRFTeacher
+    from tinytribe.teacher_cache import cache_teacher
     fd, od, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
     t = LinearHRFTeacher(hidden_dims={'fusion_l4': 16, 'fusion_l6': 16, 'low_rank': 8}, delay_s=delay)
     rep = cache_teacher(fd, t, od, dataset='kill', seg_len=%d, spaces=('fsaverage5', 'fsaverage4'), progress=False)
@@ -40,7 +41,7 @@ def corpus(tmp_path_factory):
 
 
 def test_killed_run_resumes(corpus, tmp_path):
-    from tinytribe.teacher import load_segment
+    from tinytribe.segfile import load_segment
     from tinytribe.store import Manifest
     killed, ref = tmp_path/'killed', tmp_path/'ref'
 
@@ -98,7 +99,7 @@ def test_teacher_notebook_dry_run(platform, tmp_path):
     (demo clip, in-silico brain or test teacher; no TRIBE v2, no GPU)."""
     papermill = pytest.importorskip('papermill')
     import nbformat
-    from tinytribe.teacher import load_segment
+    from tinytribe.segfile import load_segment
     nb_path = Path(__file__).resolve().parents[1]/platform/'00_teacher_cache.ipynb'
     nb = nbformat.read(nb_path, as_version=4)
     nbformat.validate(nb)

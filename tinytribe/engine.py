@@ -4,7 +4,7 @@
 
 # %% ../nbs/41_engine.ipynb #7194e150
 from __future__ import annotations
-import io, os, json, math, time, random, contextlib, dataclasses, argparse, sys, warnings
+import io, os, json, math, time, random, contextlib, dataclasses, signal, threading, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable
@@ -12,13 +12,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 from .store import atomic_write, write_json, Deadline, ArtifactError, now_iso
+from fastcore.basics import patch
 from .data import ResumableSampler, collate
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'PHASES', 'TrainConfig', 'dist_info', 'setup_distributed', 'resolve_device', 'resolve_amp',
-           'make_optimizer', 'make_scheduler', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint',
-           'load_checkpoint', 'read_metrics', 'plot_metrics', 'Trainer', 'FeatureRegression', 'describe',
-           'train_parser', 'train_cli']
+__all__ = ['CKPT_FORMAT', 'TrainConfig', 'dist_info', 'setup_distributed', 'resolve_device', 'resolve_amp', 'make_optimizer',
+           'make_scheduler', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint', 'checkpoint_path',
+           'load_checkpoint', 'read_metrics', 'plot_metrics', 'Trainer', 'FeatureRegression', 'describe_checkpoint',
+           'describe_run', 'is_run']
 
 # %% ../nbs/41_engine.ipynb #c2db2609
 @dataclass
@@ -56,8 +59,10 @@ def dist_info() -> tuple[int, int, int]:
     "(rank, world_size, local_rank) of this process (0, 1, 0 outside torchrun)."
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size(), int(os.environ.get('LOCAL_RANK', 0))
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE',
+                                                              1)), int(os.environ.get('LOCAL_RANK', 0))
 
+# %% ../nbs/41_engine.ipynb #ae27508e
 def setup_distributed(device: str = 'auto') -> tuple[torch.device, int, int]:
     "Join the process group when launched by torchrun (gloo on CPU, NCCL on CUDA); returns (device, rank, world)."
     rank, world, local = dist_info()
@@ -69,23 +74,28 @@ def setup_distributed(device: str = 'auto') -> tuple[torch.device, int, int]:
         rank, world, _ = dist_info()
     return dev, rank, world
 
+# %% ../nbs/41_engine.ipynb #1a88582e
 def resolve_device(device: str = 'auto', local_rank: int = 0) -> torch.device:
     "'auto' -> cuda:local_rank when CUDA is there, else cpu."
-    if device == 'auto': return torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
+    if device == 'auto':
+        return torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
     d = torch.device(device)
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
+    if d.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
     if d.type == 'cuda' and d.index is None: d = torch.device(f'cuda:{local_rank}')
     return d
 
+# %% ../nbs/41_engine.ipynb #5d9b6361
 def resolve_amp(amp: str, device: torch.device):
     "The autocast dtype for `amp` on `device` (None: full precision)."
-    if amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
+    if amp not in ('auto', 'bf16', 'fp16', 'off'):
+        raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
     if amp == 'off' or (amp == 'auto' and device.type != 'cuda'): return None
     if amp == 'bf16': return torch.bfloat16
     if amp == 'fp16': return torch.float16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
-# %% ../nbs/41_engine.ipynb #ae27508e
+# %% ../nbs/41_engine.ipynb #7665abe7
 def make_optimizer(groups: dict, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over `{component: [params]}` with per-component learning rates (`cfg.lr_groups`, default `cfg.lr`);
     weight decay on matrices only. Components with lr 0 are frozen. Each param group carries its `component` name."""
@@ -103,15 +113,18 @@ def make_optimizer(groups: dict, cfg: TrainConfig) -> torch.optim.AdamW:
         if nodec: pgs.append({'params': nodec, 'lr': lr, 'weight_decay': 0.0, 'component': comp})
     if not pgs: raise ValueError("nothing to train: every component is frozen or empty")
     unknown = set(cfg.lr_groups) - set(groups)
-    if unknown: raise ValueError(f"lr_groups names unknown components {sorted(unknown)}; known: {sorted(groups)}")
+    if unknown:
+        raise ValueError(f"lr_groups names unknown components {sorted(unknown)}; known: {sorted(groups)}")
     return torch.optim.AdamW(pgs, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
+# %% ../nbs/41_engine.ipynb #3282746e
 def make_scheduler(opt, cfg: TrainConfig):
     "Cosine with linear warm-up (`warmup_frac` of `steps`), OneCycle (warm-up share `warmup_frac`, cosine anneal) or constant."
     total, warm = max(1, cfg.steps), int(round(cfg.warmup_frac * cfg.steps))
     if cfg.schedule == 'onecycle':
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in opt.param_groups], total_steps=total,
-                                                   pct_start=max(cfg.warmup_frac, 1e-3), anneal_strategy='cos',
+                                                   pct_start=max(cfg.warmup_frac,
+                                                                 1e-3), anneal_strategy='cos',
                                                    cycle_momentum=False)
     if cfg.schedule == 'constant': f = lambda s: 1.0
     elif cfg.schedule == 'cosine':
@@ -122,40 +135,56 @@ def make_scheduler(opt, cfg: TrainConfig):
     else: raise ValueError(f"unknown schedule {cfg.schedule!r}: use cosine, onecycle or constant")
     return torch.optim.lr_scheduler.LambdaLR(opt, f)
 
-# %% ../nbs/41_engine.ipynb #7665abe7
+# %% ../nbs/41_engine.ipynb #4845fb8b
 def rng_state() -> dict:
     "All random states of this process (python, numpy, torch CPU, every CUDA device)."
     s = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
     if torch.cuda.is_available(): s['cuda'] = torch.cuda.get_rng_state_all()
     return s
 
+# %% ../nbs/41_engine.ipynb #2f22b2fb
 def set_rng_state(s: dict):
     "Restore what `rng_state` returned."
-    random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
+    random.setstate(s['python'])
+    np.random.set_state(s['numpy'])
+    torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
+# %% ../nbs/41_engine.ipynb #453be4bc
 def seed_everything(seed: int):
     "Seed python, numpy and torch (all devices)."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
+# %% ../nbs/41_engine.ipynb #71ede03a
 def save_checkpoint(path, state: dict) -> Path:
     "Write a checkpoint dict atomically (`torch.save` into a temporary file, then rename)."
-    buf = io.BytesIO(); torch.save(state, buf)
+    buf = io.BytesIO()
+    torch.save(state, buf)
     with atomic_write(path) as f: f.write(buf.getbuffer())
     return Path(path)
 
 CKPT_FORMAT = 'tinytribe-checkpoint'
 
+# %% ../nbs/41_engine.ipynb #7349e95a
+def checkpoint_path(run_dir) -> Path:
+    "Where a run keeps its last checkpoint: `RUN_DIR/ckpt/last.pt`."
+    return Path(run_dir)/'ckpt'/'last.pt'
+
+# %% ../nbs/41_engine.ipynb #c6f84f11
 def load_checkpoint(path, map_location='cpu') -> dict:
     "Read a checkpoint written by the `Trainer`; raises `ArtifactError` naming the file if it is not one."
     path = Path(path)
     if not path.is_file(): raise ArtifactError(f"{path}: no such checkpoint")
     try: ck = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e: raise ArtifactError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(ck, dict) or ck.get('format') != CKPT_FORMAT: raise ArtifactError(f"{path}: not a tinytribe training checkpoint")
+    except Exception as e:
+        raise ArtifactError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(ck, dict) or ck.get('format') != CKPT_FORMAT:
+        raise ArtifactError(f"{path}: not a tinytribe training checkpoint")
     return ck
 
-# %% ../nbs/41_engine.ipynb #547c70b4
+# %% ../nbs/41_engine.ipynb #6ef10bb8
 def read_metrics(run_dir) -> list[dict]:
     "The rows of `RUN_DIR/metrics.jsonl` (a torn last line, from a kill mid-write, is ignored)."
     p = Path(run_dir)/'metrics.jsonl'
@@ -166,30 +195,36 @@ def read_metrics(run_dir) -> list[dict]:
             if line.strip(): rows.append(json.loads(line))
     return rows
 
+# %% ../nbs/41_engine.ipynb #de185e1b
 def plot_metrics(run_dir, out=None, keys: list | None = None) -> Path:
     "Plot every numeric metric of a run against its step into one PNG (default `RUN_DIR/metrics.png`)."
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     rows = read_metrics(run_dir)
     if not rows: raise ArtifactError(f"{run_dir}: no metrics.jsonl rows to plot")
     skip = {'step', 'epoch', 'time', 'elapsed_s', 'rank'}
-    keys = keys or sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int, float))})
-    n = max(1, len(keys)); cols = min(4, n); nr = math.ceil(n / cols)
-    fig, axes = plt.subplots(nr, cols, figsize=(3.6 * cols, 2.6 * nr), squeeze=False)
+    keys = keys or sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int,
+                                                                                                     float))})
+    n = max(1, len(keys))
+    cols = min(4, n)
+    fig = Figure(figsize=(3.6 * cols, 2.6 * math.ceil(n / cols)))     # no pyplot: no global backend, no state
+    axes = fig.subplots(math.ceil(n / cols), cols, squeeze=False)
     for ax, k in zip(axes.flat, keys):
-        xs = [r['step'] for r in rows if isinstance(r.get(k), (int, float))]
-        ys = [r[k] for r in rows if isinstance(r.get(k), (int, float))]
-        ax.plot(xs, ys, lw=1.2); ax.set_title(k, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
+        pts = [(r['step'], r[k]) for r in rows if isinstance(r.get(k), (int, float))]
+        ax.plot([x for x, _ in pts], [y for _, y in pts], lw=1.2)
+        ax.set_title(k, fontsize=9)
+        ax.set_xlabel('step', fontsize=8)
+        ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]: ax.axis('off')
-    fig.suptitle(Path(run_dir).name, fontsize=10); fig.tight_layout()
+    fig.suptitle(Path(run_dir).name, fontsize=10)
+    fig.tight_layout()
     out = Path(out or Path(run_dir)/'metrics.png')
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90); plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=90)
     with atomic_write(out) as f: f.write(buf.getvalue())
     return out
 
-# %% ../nbs/41_engine.ipynb #4845fb8b
-def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, 'module') and isinstance(m, nn.parallel.DistributedDataParallel) else m
+# %% ../nbs/41_engine.ipynb #ce4c4a89
+def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, 'module') and isinstance(m,
+        nn.parallel.DistributedDataParallel) else m
 
 def _to_device(x, dev):
     if isinstance(x, torch.Tensor): return x.to(dev, non_blocking=True)
@@ -198,6 +233,7 @@ def _to_device(x, dev):
 
 def _num(v) -> float: return float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v)
 
+# %% ../nbs/41_engine.ipynb #02334e74
 class Trainer:
     """Runs a task (see the module intro) over `dataset` with `cfg`, writing into `run_dir`.
     `deadline`: a `tinytribe.store.Deadline` (stop cleanly before it). `eval_fn(task, step) -> dict` runs on
@@ -208,7 +244,8 @@ class Trainer:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.deadline = deadline or Deadline()
         self.device, self.rank, self.world = setup_distributed(cfg.device)
-        if cfg.batch_size % self.world: raise ValueError(f"global batch {cfg.batch_size} does not split over {self.world} ranks")
+        if cfg.batch_size % self.world:
+            raise ValueError(f"global batch {cfg.batch_size} does not split over {self.world} ranks")
         self.dataset, self.collate_fn = dataset, collate_fn
         self.eval_fn, self.eval_every, self.extra_config = eval_fn, eval_every, extra_config or {}
         self.sampler = ResumableSampler(len(dataset), cfg.batch_size // self.world, seed=cfg.seed,
@@ -228,176 +265,250 @@ class Trainer:
                 task, device_ids=[self.device.index] if self.device.type == 'cuda' else None,
                 find_unused_parameters=cfg.find_unused_parameters)
         self.step, self.started, self.elapsed0 = 0, time.time(), 0.0
-        self._acc, self._saved_step = {}, None       # metric sums since the last log row; step of the last checkpoint
+        # metric sums since the last log row; step of the last checkpoint
+        self._acc, self._saved_step = {}, None
         self._step_s, self._ckpt_s = 0.0, 0.0
+        self._ctrl_c = False                         # set by a Ctrl-C during `fit`
 
-    # ---- files ------------------------------------------------------------------------------
+    # ---- where things are
     @property
     def is_main(self) -> bool: return self.rank == 0
     @property
-    def ckpt_path(self) -> Path: return self.run_dir/'ckpt'/'last.pt'
+    def ckpt_path(self) -> Path: return checkpoint_path(self.run_dir)
 
-    def state_dict(self) -> dict:
-        rngs = [rng_state()]
-        if self.world > 1:
-            rngs = [None] * self.world
-            torch.distributed.all_gather_object(rngs, rng_state())
-        return {'format': CKPT_FORMAT, 'version': 1, 'step': self.step, 'sampler': self.sampler.state_dict(),
-                'task': _unwrap(self.model).state_dict(), 'optimizer': self.opt.state_dict(),
-                'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rngs,
-                'world_size': self.world, 'train_config': self.cfg.to_dict(), 'saved': now_iso(),
-                'elapsed_s': self.elapsed(), 'metric_acc': dict(self._acc)}
+# %% ../nbs/41_engine.ipynb #2cee19db
+@patch
+def state_dict(self: Trainer) -> dict:
+    rngs = [rng_state()]
+    if self.world > 1:
+        rngs = [None] * self.world
+        torch.distributed.all_gather_object(rngs, rng_state())
+    return {'format': CKPT_FORMAT, 'version': 1, 'step': self.step, 'sampler': self.sampler.state_dict(),
+            'task': _unwrap(self.model).state_dict(), 'optimizer': self.opt.state_dict(),
+            'scheduler': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'rng': rngs,
+            'world_size': self.world, 'train_config': self.cfg.to_dict(), 'saved': now_iso(),
+            'elapsed_s': self.elapsed(), 'metric_acc': dict(self._acc)}
 
-    def save(self):
-        "Checkpoint now (all ranks must call it: random states are gathered; rank 0 writes)."
-        t = time.time()
-        st = self.state_dict()
-        if self.is_main:
-            save_checkpoint(self.ckpt_path, st)
-            if self.cfg.keep_every and self.step % self.cfg.keep_every == 0:
-                save_checkpoint(self.run_dir/'ckpt'/f'step_{self.step:07d}.pt', st)
-        self._ckpt_s = max(self._ckpt_s, time.time() - t)
-        self._saved_step = self.step
-        self._barrier()
+# %% ../nbs/41_engine.ipynb #234f06b6
+@patch
+def save(self: Trainer):
+    "Checkpoint now (all ranks must call it: random states are gathered; rank 0 writes)."
+    t = time.time()
+    st = self.state_dict()
+    if self.is_main:
+        save_checkpoint(self.ckpt_path, st)
+        if self.cfg.keep_every and self.step % self.cfg.keep_every == 0:
+            save_checkpoint(self.run_dir/'ckpt'/f'step_{self.step:07d}.pt', st)
+    self._ckpt_s = max(self._ckpt_s, time.time() - t)
+    self._saved_step = self.step
+    self._barrier()
 
-    def load(self, path=None) -> bool:
-        "Restore everything from a checkpoint (default `ckpt/last.pt`); False when there is none."
-        path = Path(path or self.ckpt_path)
-        if not path.exists(): return False
-        ck = load_checkpoint(path, map_location='cpu')
-        old = ck.get('train_config', {})
-        changed = {k: (old[k], v) for k, v in self.cfg.to_dict().items()
-                   if k in ('batch_size', 'seed', 'steps', 'schedule', 'lr') and k in old and old[k] != (list(v) if isinstance(v, tuple) else v)}
-        if changed and self.is_main:
-            warnings.warn(f"resume from {path}: settings changed since the checkpoint {changed}; the run will not match an uninterrupted one")
-        _unwrap(self.model).load_state_dict(ck['task'])
-        self.opt.load_state_dict(ck['optimizer']); self.sched.load_state_dict(ck['scheduler'])
-        self.scaler.load_state_dict(ck['scaler'])
-        self.sampler.load_state_dict(ck['sampler'])
-        self.step = int(ck['step']); self.elapsed0 = float(ck.get('elapsed_s', 0.0))
-        self._acc, self._saved_step = dict(ck.get('metric_acc', {})), self.step
-        rngs = ck['rng']
-        if len(rngs) == self.world: set_rng_state(rngs[self.rank])
-        elif self.is_main: print(f"resume: checkpoint from {len(rngs)} rank(s), now {self.world}: random streams restart")
-        if self.is_main: self._truncate_metrics(self.step)
-        self._barrier()
-        return True
+# %% ../nbs/41_engine.ipynb #205028e5
+@patch
+def load(self: Trainer, path=None) -> bool:
+    "Restore everything from a checkpoint (default `ckpt/last.pt`); False when there is none."
+    path = Path(path or self.ckpt_path)
+    if not path.exists(): return False
+    ck = load_checkpoint(path, map_location='cpu')
+    old = ck.get('train_config', {})
+    changed = {k: (old[k], v) for k, v in self.cfg.to_dict().items()
+               if k in ('batch_size', 'seed', 'steps', 'schedule', 'lr') and k in old and old[k] != (list(v) if isinstance(v, tuple) else v)}
+    if changed and self.is_main:
+        warnings.warn(f"resume from {path}: settings changed since the checkpoint {changed}; the run "
+                      "will not match an uninterrupted one")
+    _unwrap(self.model).load_state_dict(ck['task'])
+    self.opt.load_state_dict(ck['optimizer'])
+    self.sched.load_state_dict(ck['scheduler'])
+    self.scaler.load_state_dict(ck['scaler'])
+    self.sampler.load_state_dict(ck['sampler'])
+    self.step = int(ck['step'])
+    self.elapsed0 = float(ck.get('elapsed_s', 0.0))
+    self._acc, self._saved_step = dict(ck.get('metric_acc', {})), self.step
+    rngs = ck['rng']
+    if len(rngs) == self.world: set_rng_state(rngs[self.rank])
+    elif self.is_main:
+        print(f"resume: checkpoint from {len(rngs)} rank(s), now {self.world}: random streams restart")
+    if self.is_main: self._truncate_metrics(self.step)
+    self._barrier()
+    return True
 
-    def _truncate_metrics(self, step: int):
-        p = self.run_dir/'metrics.jsonl'
-        if not p.exists(): return
-        rows = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= step]
-        with atomic_write(p, 'w') as f: f.writelines(json.dumps(r) + '\n' for r in rows)
+@patch
+def _truncate_metrics(self: Trainer, step: int):
+    p = self.run_dir/'metrics.jsonl'
+    if not p.exists(): return
+    rows = [r for r in read_metrics(self.run_dir) if r.get('step', 0) <= step]
+    with atomic_write(p, 'w') as f: f.writelines(json.dumps(r) + '\n' for r in rows)
 
-    def _log(self, row: dict):
-        if not self.is_main: return
+@patch
+def _log(self: Trainer, row: dict):
+    if not self.is_main: return
+    self.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(self.run_dir/'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
+
+@patch
+def _barrier(self: Trainer):
+    if self.world > 1: torch.distributed.barrier()
+
+# %% ../nbs/41_engine.ipynb #cde3ee0b
+@patch
+def elapsed(self: Trainer) -> float: return self.elapsed0 + (time.time() - self.started)
+
+# %% ../nbs/41_engine.ipynb #6cd5156f
+@patch
+def _loader(self: Trainer):
+    return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
+                                       num_workers=self.cfg.num_workers, generator=torch.Generator(),
+                                       pin_memory=self.device.type == 'cuda')
+
+@patch
+def _should_stop(self: Trainer) -> str | None:
+    "'stopped_by_user' after a Ctrl-C, 'stopped_budget' near the deadline, else None (the same on every rank)."
+    need = self.cfg.margin_s + 2 * self._step_s + 2 * self._ckpt_s
+    code = 2.0 if self._ctrl_c else float(self.deadline.reached(need))
+    stop = torch.tensor([code])
+    if self.world > 1: torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
+    return {0: None, 1: 'stopped_budget', 2: 'stopped_by_user'}[int(stop.item())]
+
+@patch
+def stop_soon(self: Trainer):
+    "Ask `fit` to stop after the current step, with a checkpoint (what a Ctrl-C does)."
+    self._ctrl_c = True
+
+@patch
+@contextlib.contextmanager
+def _catching_ctrl_c(self: Trainer):
+    "While training, a Ctrl-C (SIGINT) asks the loop to stop after the current step; a second one interrupts."
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.getsignal(signal.SIGINT)
+    def ask_to_stop(sig, frame):
+        self.stop_soon()
+        signal.signal(signal.SIGINT, old)
+    signal.signal(signal.SIGINT, ask_to_stop)
+    try: yield
+    finally: signal.signal(signal.SIGINT, old)
+
+# %% ../nbs/41_engine.ipynb #35e5a1d0
+@patch
+def _reduce(self: Trainer, vals: dict) -> dict:
+    if self.world == 1 or not vals: return vals
+    keys = sorted(vals)
+    t = torch.tensor([vals[k] for k in keys], dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    t /= self.world
+    return dict(zip(keys, t.tolist()))
+
+# %% ../nbs/41_engine.ipynb #1412e765
+@patch
+def train_step(self: Trainer, batch) -> dict:
+    "One optimiser step on `batch`; returns the step's numbers (loss, grad norm, lr, task metrics)."
+    self.model.train()
+    if hasattr(_unwrap(self.model), 'set_epoch'): _unwrap(self.model).set_epoch(self.sampler.epoch)
+    batch = _to_device(batch, self.device)
+    with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                        enabled=self.amp_dtype is not None):
+        loss, metrics = self.model(batch, self.step)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"step {self.step}: loss is {loss.item()} (metrics {metrics})")
+    self.opt.zero_grad(set_to_none=True)
+    self.scaler.scale(loss).backward()
+    self.scaler.unscale_(self.opt)
+    params = [p for g in self.opt.param_groups for p in g['params']]
+    gn = torch.nn.utils.clip_grad_norm_(params,
+                                        self.cfg.grad_clip if self.cfg.grad_clip > 0 else float('inf'))
+    self.scaler.step(self.opt)
+    self.scaler.update()
+    # fp16: a step the scaler skips (inf grads) still advances the schedule, on purpose
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
+        self.sched.step()
+    return {'loss': _num(loss), 'grad_norm': _num(gn), 'lr': self.opt.param_groups[0]['lr'],
+            **{k: _num(v) for k, v in metrics.items()}}
+
+@patch
+def _one_step(self: Trainer, batch) -> dict | None:
+    "Train on `batch`, count it, log the mean numbers every `log_every` steps, checkpoint when due."
+    cfg, t = self.cfg, time.time()
+    for k, v in self.train_step(batch).items(): self._acc[k] = self._acc.get(k, 0.0) + v
+    self._acc['_n'] = self._acc.get('_n', 0) + 1
+    self.sampler.advance()
+    self.step += 1
+    dt = time.time() - t
+    self._step_s = dt if self._step_s == 0 else 0.9 * self._step_s + 0.1 * dt
+    last = None
+    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+        last = self._reduce({k: v / self._acc['_n'] for k, v in self._acc.items() if k != '_n'})
+        self._acc = {}
+        row = {'step': self.step, 'epoch': self.sampler.epoch, 'elapsed_s': round(self.elapsed(), 2),
+               **last}
+        if self.eval_fn and self.eval_every and self.step % self.eval_every == 0 and self.is_main:
+            row.update(self.eval_fn(_unwrap(self.model), self.step))
+        self._log(row)
+    if self.step % cfg.ckpt_every == 0 or (cfg.keep_every and self.step % cfg.keep_every == 0):
+        self.save()
+    return last
+
+# %% ../nbs/41_engine.ipynb #a15d332f
+@patch
+def fit(self: Trainer, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train up to `cfg.steps` (or `stop_after` more steps: a test hook that imitates an interruption).
+    `resume`: continue from `ckpt/last.pt` if it exists. A Ctrl-C stops after the current step, with a
+    checkpoint (state 'stopped_by_user'). Returns (and writes to `status.json`) a report."""
+    cfg = self.cfg
+    if self.is_main:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir/'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
-
-    def _barrier(self):
-        if self.world > 1: torch.distributed.barrier()
-
-    def elapsed(self) -> float: return self.elapsed0 + (time.time() - self.started)
-
-    # ---- the loop ---------------------------------------------------------------------------
-    def _loader(self):
-        return torch.utils.data.DataLoader(self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn,
-                                           num_workers=self.cfg.num_workers, generator=torch.Generator(),
-                                           pin_memory=self.device.type == 'cuda')
-
-    def _should_stop(self) -> bool:
-        need = self.cfg.margin_s + 2 * self._step_s + 2 * self._ckpt_s
-        stop = torch.tensor([float(self.deadline.reached(need))])
-        if self.world > 1: torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
-        return bool(stop.item() > 0)
-
-    def _reduce(self, vals: dict) -> dict:
-        if self.world == 1 or not vals: return vals
-        keys = sorted(vals)
-        t = torch.tensor([vals[k] for k in keys], dtype=torch.float64)
-        torch.distributed.all_reduce(t); t /= self.world
-        return dict(zip(keys, t.tolist()))
-
-    def train_step(self, batch) -> dict:
-        "One optimiser step on `batch`; returns the step's numbers (loss, grad norm, lr, task metrics)."
-        self.model.train()
-        if hasattr(_unwrap(self.model), 'set_epoch'): _unwrap(self.model).set_epoch(self.sampler.epoch)
-        batch = _to_device(batch, self.device)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            loss, metrics = self.model(batch, self.step)
-        if not torch.isfinite(loss): raise FloatingPointError(f"step {self.step}: loss is {loss.item()} (metrics {metrics})")
-        self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(self.opt)
-        params = [p for g in self.opt.param_groups for p in g['params']]
-        gn = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip > 0 else float('inf'))
-        self.scaler.step(self.opt); self.scaler.update()
-        with warnings.catch_warnings():   # fp16: a step the scaler skips (inf grads) still advances the schedule, on purpose
-            warnings.filterwarnings('ignore', message='Detected call of `lr_scheduler.step()` before')
-            self.sched.step()
-        return {'loss': _num(loss), 'grad_norm': _num(gn), 'lr': self.opt.param_groups[0]['lr'],
-                **{k: _num(v) for k, v in metrics.items()}}
-
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict:
-        """Train up to `cfg.steps` (or `stop_after` more steps: a test hook that imitates an interruption).
-        `resume`: continue from `ckpt/last.pt` if it exists. Returns (and writes to `status.json`) a report."""
-        cfg = self.cfg
-        if self.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.run_dir/'train_config.json', {'train': cfg.to_dict(), **self.extra_config, 'world_size': self.world})
-        resumed = resume and self.load()
-        if not resumed:
-            seed_everything(cfg.seed * 1000 + self.rank)
-            self.sampler.set_epoch(0)
-            if self.is_main and (self.run_dir/'metrics.jsonl').exists(): (self.run_dir/'metrics.jsonl').unlink()
-        start_step, state, msg = self.step, 'done', ''
-        from tqdm.auto import tqdm
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.run_dir.name}",
-                   disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
-        last = {}
+        write_json(self.run_dir/'train_config.json',
+                   {'train': cfg.to_dict(), **self.extra_config, 'world_size': self.world})
+    resumed = resume and self.load()
+    if not resumed:
+        seed_everything(cfg.seed * 1000 + self.rank)
+        self.sampler.set_epoch(0)
+        if self.is_main and (self.run_dir/'metrics.jsonl').exists():
+            (self.run_dir/'metrics.jsonl').unlink()
+    start_step, state, msg, last = self.step, 'done', '', {}
+    bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train {self.run_dir.name}",
+               disable=not (cfg.progress and self.is_main), dynamic_ncols=True)
+    with self._catching_ctrl_c():
         try:
-            while self.step < cfg.steps:
+            while self.step < cfg.steps and state == 'done':
                 for batch in self._loader():
-                    if self._should_stop():
-                        state = 'stopped_budget'; msg = f"time budget: stopped at step {self.step} of {cfg.steps}"; break
-                    t = time.time()
-                    vals = self.train_step(batch)
-                    for k, v in vals.items(): self._acc[k] = self._acc.get(k, 0.0) + v
-                    self._acc['_n'] = self._acc.get('_n', 0) + 1
-                    self.sampler.advance(); self.step += 1
-                    dt = time.time() - t
-                    self._step_s = dt if self._step_s == 0 else 0.9 * self._step_s + 0.1 * dt
-                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        last = self._reduce({k: v / self._acc['_n'] for k, v in self._acc.items() if k != '_n'})
-                        self._acc = {}
-                        row = {'step': self.step, 'epoch': self.sampler.epoch, 'elapsed_s': round(self.elapsed(), 2), **last}
-                        if self.eval_fn and self.eval_every and self.step % self.eval_every == 0 and self.is_main:
-                            row.update(self.eval_fn(_unwrap(self.model), self.step))
-                        self._log(row)
-                        bar.set_postfix(loss=f"{last['loss']:.4f}")
+                    stop = self._should_stop()
+                    if stop:
+                        state = stop
+                        why = 'time budget' if stop == 'stopped_budget' else 'Ctrl-C'
+                        msg = f"{why}: stopped at step {self.step} of {cfg.steps}"
+                        break
+                    last = self._one_step(batch) or last
+                    if last: bar.set_postfix(loss=f"{last['loss']:.4f}")
                     bar.update(1)
-                    if self.step % cfg.ckpt_every == 0 or (cfg.keep_every and self.step % cfg.keep_every == 0): self.save()
                     if self.step >= cfg.steps: break
                     if stop_after is not None and self.step - start_step >= stop_after:
-                        state = 'interrupted'; msg = f"stop_after={stop_after}"; break
-                if state != 'done': break
+                        state, msg = 'interrupted', f"stop_after={stop_after}"
+                        break
         finally:
             bar.close()
         if self._saved_step != self.step: self.save()
-        if state == 'done' and self.eval_fn and self.is_main:
-            ev = self.eval_fn(_unwrap(self.model), self.step)
-            if ev: self._log({'step': self.step, 'epoch': self.sampler.epoch, **ev})
-        report = {'state': state, 'step': self.step, 'steps': cfg.steps, 'epoch': self.sampler.epoch,
-                  'resumed_from': start_step if resumed else None, 'elapsed_s': round(self.elapsed(), 2),
-                  'message': msg or f"finished {cfg.steps} steps", 'last': last, 'world_size': self.world,
-                  'deadline_left_s': None if self.deadline.at is None else round(self.deadline.left(), 1)}
-        if self.is_main:
-            if hasattr(_unwrap(self.model), 'save_artifacts'): _unwrap(self.model).save_artifacts(self.run_dir)
-            with contextlib.suppress(ArtifactError): plot_metrics(self.run_dir)
-            write_json(self.run_dir/'status.json', {**report, 'at': now_iso()})
-            if state == 'stopped_budget': print(f"{msg}; resume with --resume in the next session")
-        self._barrier()
-        return report
+    return self._finish(state, msg, last, start_step if resumed else None)
+
+@patch
+def _finish(self: Trainer, state: str, msg: str, last: dict, resumed_from: int | None) -> dict:
+    "Final evaluation, the task's artifacts, the plot and `status.json`; returns the report."
+    if state == 'done' and self.eval_fn and self.is_main:
+        ev = self.eval_fn(_unwrap(self.model), self.step)
+        if ev: self._log({'step': self.step, 'epoch': self.sampler.epoch, **ev})
+    report = {'state': state, 'step': self.step, 'steps': self.cfg.steps, 'epoch': self.sampler.epoch,
+              'resumed_from': resumed_from, 'elapsed_s': round(self.elapsed(), 2),
+              'message': msg or f"finished {self.cfg.steps} steps", 'last': last, 'world_size': self.world,
+              'deadline_left_s': None if self.deadline.at is None else round(self.deadline.left(), 1)}
+    if self.is_main:
+        if hasattr(_unwrap(self.model), 'save_artifacts'):
+            _unwrap(self.model).save_artifacts(self.run_dir)
+        with contextlib.suppress(ArtifactError): plot_metrics(self.run_dir)
+        write_json(self.run_dir/'status.json', {**report, 'at': now_iso()})
+        if state == 'stopped_budget': print(f"{msg}; resume with --resume in the next session")
+    self._barrier()
+    return report
 
 # %% ../nbs/41_engine.ipynb #9a485176
 class FeatureRegression(nn.Module):
@@ -405,10 +516,12 @@ class FeatureRegression(nn.Module):
     def __init__(self, dims: dict, target: str = 'audio', hidden: int = 32, dropout: float = 0.0):
         super().__init__()
         self.target, self.inputs = target, [m for m in ('text', 'audio', 'video') if m != target]
-        self.body = nn.Sequential(nn.Linear(sum(dims[m] for m in self.inputs), hidden), nn.GELU(), nn.Dropout(dropout))
+        self.body = nn.Sequential(nn.Linear(sum(dims[m] for m in self.inputs), hidden), nn.GELU(),
+                                  nn.Dropout(dropout))
         self.out = nn.Linear(hidden, dims[target])
 
-    def param_groups(self) -> dict: return {'body': list(self.body.parameters()), 'out': list(self.out.parameters())}
+    def param_groups(self) -> dict: return {'body': list(self.body.parameters()),
+                                            'out': list(self.out.parameters())}
 
     def forward(self, batch: dict, step: int = 0):
         x = torch.cat([batch['feats'][m] * batch['masks'][m][..., None] for m in self.inputs], -1)
@@ -418,70 +531,42 @@ class FeatureRegression(nn.Module):
         per_sample = (err * w).sum(1) / w.sum(1).clamp(min=1)
         return per_sample.mean(), {'mse': per_sample.mean().detach()}
 
-# %% ../nbs/41_engine.ipynb #845406f2
-def describe(path) -> dict:
-    "A JSON-able summary of a training run folder or a checkpoint file, for `tinytribe inspect`."
-    p = Path(path)
-    if p.is_file():
-        ck = load_checkpoint(p)
-        return {'kind': 'checkpoint', 'path': str(p), 'step': ck['step'], 'epoch': ck['sampler']['epoch'],
-                'batch_index': ck['sampler']['index'], 'world_size': ck.get('world_size', 1), 'saved': ck.get('saved'),
-                'elapsed_s': ck.get('elapsed_s'), 'n_tensors': len(ck['task']),
-                'n_params': int(sum(v.numel() for v in ck['task'].values() if hasattr(v, 'numel'))),
-                'train_config': ck.get('train_config')}
-    if not (p/'train_config.json').exists(): raise ArtifactError(f"{p}: not a training run (no train_config.json) nor a checkpoint")
-    tc = json.loads((p/'train_config.json').read_text())
-    status = json.loads((p/'status.json').read_text()) if (p/'status.json').exists() else {'state': 'running or killed'}
+# %% ../nbs/41_engine.ipynb #8484bf2f
+def describe_checkpoint(path) -> dict:
+    "A JSON-able summary of a training checkpoint (`ckpt/*.pt`), for `tinytribe inspect`."
+    ck = load_checkpoint(path)
+    tensors = [v for v in ck['task'].values() if hasattr(v, 'numel')]
+    return {'kind': 'checkpoint', 'path': str(path), 'step': ck['step'], 'epoch': ck['sampler']['epoch'],
+            'batch_index': ck['sampler']['index'], 'world_size': ck.get('world_size',
+                                                                        1), 'saved': ck.get('saved'),
+            'elapsed_s': ck.get('elapsed_s'), 'n_tensors': len(ck['task']),
+            'n_params': int(sum(v.numel() for v in tensors)), 'train_config': ck.get('train_config')}
+
+# %% ../nbs/41_engine.ipynb #b1b20798
+def _read_json(p: Path) -> dict | None:
+    if not p.exists(): return None
+    try: return json.loads(p.read_text())
+    except json.JSONDecodeError as e: raise ArtifactError(f"{p}: unreadable JSON ({e})") from None
+
+def describe_run(run_dir) -> dict:
+    "A JSON-able summary of a training run folder: phase, steps, state, last metrics, checkpoints, model folder."
+    p = Path(run_dir)
+    tc = _read_json(p/'train_config.json')
+    if tc is None: raise ArtifactError(f"{p}: not a training run (no train_config.json)")
+    status = _read_json(p/'status.json') or {'state': 'running or killed'}
     rows = read_metrics(p)
     ckpts = sorted(x.name for x in (p/'ckpt').glob('*.pt')) if (p/'ckpt').exists() else []
     last_ck = None
-    with contextlib.suppress(ArtifactError): last_ck = load_checkpoint(p/'ckpt'/'last.pt')['step']
+    with contextlib.suppress(ArtifactError): last_ck = load_checkpoint(checkpoint_path(p))['step']
     return {'kind': 'run', 'path': str(p), 'phase': tc.get('phase'), 'preset': tc.get('preset'),
-            'state': status.get('state'), 'step': status.get('step', last_ck), 'steps': tc['train'].get('steps'),
+            'state': status.get('state'), 'step': status.get('step',
+                                                             last_ck), 'steps': tc['train'].get('steps'),
             'last_checkpoint_step': last_ck, 'checkpoints': ckpts, 'message': status.get('message'),
             'elapsed_s': status.get('elapsed_s'), 'world_size': tc.get('world_size'),
-            'last_metrics': {k: v for k, v in (rows[-1] if rows else {}).items()},
-            'has_model': (p/'model'/'config.json').exists(), 'has_heads': (p/'heads'/'heads.json').exists()}
+            'last_metrics': dict(rows[-1]) if rows else {},
+            'model_folder': str(p/'model') if (p/'model'/'config.json').exists() else None,
+            'has_heads': (p/'heads'/'heads.json').exists()}
 
-# %% ../nbs/41_engine.ipynb #b1b20798
-PHASES = {1: ('tinytribe.phase1', 'phase1_main')}   # phase -> (module, function(args) -> report)
-
-def train_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='tinytribe train', description='Train one phase of Tiny-TRIBE v3 (resumable).')
-    p.add_argument('--phase', type=int, required=True, choices=[1, 2, 3])
-    p.add_argument('--preset', default='sprint', choices=['tiny', 'sprint', 'full'])
-    p.add_argument('--features', required=True, help='folder of feature files (tinytribe extract)')
-    p.add_argument('--audio-text-features', default=None, help='extra folder of audio+text-only sources (video masked)')
-    p.add_argument('--audio-text-weight', type=float, default=0.3)
-    p.add_argument('--out', required=True, help='run folder (checkpoints, metrics, model)')
-    p.add_argument('--budget-hours', type=float, default=None, help='stop cleanly before this many hours from now')
-    p.add_argument('--margin-min', type=float, default=5.0, help='stop this many minutes before the budget ends')
-    p.add_argument('--resume', action='store_true', help='continue from RUN_DIR/ckpt/last.pt')
-    p.add_argument('--steps', type=int, default=None)
-    p.add_argument('--batch-size', type=int, default=None, help='global batch size')
-    p.add_argument('--lr', type=float, default=None)
-    p.add_argument('--seg-steps', type=int, default=60)
-    p.add_argument('--stride', type=int, default=30)
-    p.add_argument('--ckpt-every', type=int, default=200, help='steps between checkpoints (ckpt/last.pt)')
-    p.add_argument('--keep-every', type=int, default=0, help='also keep ckpt/step_N.pt every N steps (0: only the last)')
-    p.add_argument('--log-every', type=int, default=10)
-    p.add_argument('--num-workers', type=int, default=0)
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--amp', default='auto', choices=['auto', 'bf16', 'fp16', 'off'])
-    p.add_argument('--device', default='auto')
-    p.add_argument('--no-progress', action='store_true')
-    return p
-
-def train_cli(argv: list[str] | None = None) -> int:
-    "`tinytribe train ...`: see `train_parser`. Returns 0 when done or stopped by the budget (resumable), 2 on bad input."
-    args = train_parser().parse_args(argv)
-    if args.phase not in PHASES:
-        print(f"tinytribe train: phase {args.phase} is not implemented yet (phase 1 is)", file=sys.stderr); return 2
-    import importlib
-    mod, fn = PHASES[args.phase]
-    try: report = getattr(importlib.import_module(mod), fn)(args)
-    except (ArtifactError, ValueError, FileNotFoundError) as e:
-        print(f"tinytribe train: {e}", file=sys.stderr); return 2
-    if dist_info()[0] == 0: print(json.dumps({k: report[k] for k in ('state', 'step', 'steps', 'elapsed_s', 'message')}))
-    if torch.distributed.is_available() and torch.distributed.is_initialized(): torch.distributed.destroy_process_group()
-    return 0
+def is_run(path) -> bool:
+    "Whether `path` is a training run folder (it holds `train_config.json`)."
+    return (Path(path)/'train_config.json').is_file()

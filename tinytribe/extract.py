@@ -4,22 +4,23 @@
 
 # %% ../nbs/12_extract.ipynb #01618bb3
 from __future__ import annotations
-import os, time, json, socket, hashlib, argparse, contextlib, warnings
-from dataclasses import dataclass, field, asdict
+import sys, time, json, hashlib, argparse, contextlib, resource
+from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 import numpy as np
-from .core import STEP_S, FEATURE_HZ, n_steps_for
+import torch
+from .core import FEATURE_HZ, n_steps_for
 from .store import Manifest, Deadline, BatchReport, run_items, file_sha256, safe_key, ArtifactError
-from .featfile import ClipFeatures, save_features, load_features
+from .store import worker_name
+from .featfile import ClipFeatures, save_features
+from .media import find_media, probe, iter_frames, iter_audio, words_for, load_asr
+from .backbones import text_features, load_backbones, resolve_video_weights
 
 # %% auto #0
-__all__ = ['MEDIA_EXTS', 'ExtractConfig', 'clip_words_for', 'extract_clip', 'find_media', 'clip_ids', 'extract', 'extract_cli']
+__all__ = ['ExtractConfig', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
 
 # %% ../nbs/12_extract.ipynb #1aa86fdd
-MEDIA_EXTS = ('.mp4', '.mkv', '.avi', '.mov', '.webm', '.m4v', '.mpg', '.mpeg', '.ts', '.flv', '.wmv',
-              '.wav', '.mp3', '.flac', '.m4a', '.ogg', '.opus', '.aac')
-
 @dataclass
 class ExtractConfig:
     "Settings of the extraction job (defaults follow the spec: 2 Hz, 224x224 frames, 30-s audio windows)."
@@ -38,7 +39,6 @@ class ExtractConfig:
 # %% ../nbs/12_extract.ipynb #abe1decc
 def _peak_rss_gb() -> float:
     "Peak resident memory of this process so far (GiB; Linux reports KiB)."
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 class _Timer:
@@ -64,86 +64,72 @@ class _Timer:
         return {'cpu_s': {k: round(v, 4) for k, v in self.cpu.items()},
                 'wall_s': {k: round(v, 4) for k, v in self.wall.items()}, 'peak_rss_gb_after': dict(self.peak)}
 
-def clip_words_for(media_path, info, transcripts=None, asr: bool = True, asr_model=None, beam_size: int = 1,
-                   chunk_s: float = 300.0):
-    """`(words, source)`: a transcript if one is found (see `tinytribe.media.words_for`), else ASR (`beam_size`), else
-    none. ASR runs on `chunk_s`-second pieces of the audio (memory stays bounded for long files; a word cut by a piece
-    boundary may be lost or split, one per `chunk_s` at most)."""
-    from tinytribe.media import words_for, transcribe, clip_words, load_asr, iter_audio, Word
-    words, src = words_for(media_path, transcripts=transcripts, asr=False, info=info)
-    if src != 'none' or not asr or not info.has_audio: return words, src
-    m = load_asr(asr_model)
-    words = []
-    for t0, x in iter_audio(media_path, sr=16000, chunk_s=chunk_s, info=info):
-        words += [Word(w.text, w.onset_s + t0, w.duration_s) for w in transcribe(x, m, beam_size=beam_size)]
-    return clip_words(words, info.duration_s), f'asr:{m.name}'
+# %% ../nbs/12_extract.ipynb #ffb7f1d0
+def _audio_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple:
+    "`(T, dim)` audio features and `(T,)` mask: 30-s chunks of 16 kHz audio through the audio backbone, pooled."
+    if not info.has_audio: return np.zeros((T, bb.audio.dim), np.float32), np.zeros(T, bool)
+    chunks = tm.timed_iter('audio_decode', iter_audio(path, sr=16000, chunk_s=cfg.audio_chunk_s, info=info))
+    def beating(it):
+        for x in it:
+            beat()
+            yield x
+    c0, w0 = dict(tm.cpu), dict(tm.wall)
+    with tm('audio_all'): audio, mask = bb.audio.features(beating(chunks), T, 1.0 / cfg.fps)
+    # the encoder's own time: decoding was charged to 'audio_decode' while it ran inside
+    tm.cpu['audio'] = tm.cpu.pop('audio_all') - (tm.cpu.get('audio_decode', 0) - c0.get('audio_decode', 0))
+    tm.wall['audio'] = tm.wall.pop('audio_all') - (tm.wall.get('audio_decode', 0) - w0.get('audio_decode', 0))
+    return audio, mask
 
+def _video_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat) -> tuple:
+    """`(T, dim)` video features and `(T,)` mask: the frame at each step centre, encoded `cfg.video_batch` at
+    a time. Steps without a picture (`iter_frames` skips them: a hole, a stream stopping early) stay zero,
+    mask off."""
+    video, mask = np.zeros((T, bb.video.dim), np.float32), np.zeros(T, bool)
+    if not info.has_video: return video, mask
+    ks, imgs = [], []
+    def flush():
+        with tm('video'): video[ks] = bb.video.encode(np.stack(imgs))
+        mask[ks] = True
+        ks.clear()
+        imgs.clear()
+        beat()
+    for t, img in tm.timed_iter('video_decode', iter_frames(path, fps=cfg.fps, size=cfg.size, info=info)):
+        k = int(round(t * cfg.fps - 0.5))
+        if not 0 <= k < T: raise ArtifactError(f"{path}: a frame at {t:.2f} s is outside its {T} steps")
+        ks.append(k)
+        imgs.append(img)
+        if len(imgs) >= cfg.video_batch: flush()
+    if imgs: flush()
+    return video, mask
+
+# %% ../nbs/12_extract.ipynb #875217a9
 def extract_clip(media_path, backbones, transcripts=None, asr: bool = True, clip_id: str | None = None,
                  asr_model=None, cfg: ExtractConfig | None = None, heartbeat=None) -> ClipFeatures:
     """Features of one media file on the 2 Hz grid, streaming frames and audio. Raises `MediaError` (an
-    `ArtifactError`) naming the file when it cannot be used. `heartbeat()` is called now and then (lease renewal)."""
-    from tinytribe.media import probe, iter_frames, iter_audio
-    from tinytribe.backbones import text_features
+    `ArtifactError`) naming the file when it cannot be used. `heartbeat()` is called now and then (lease
+    renewal)."""
     cfg = cfg or ExtractConfig()
-    path = Path(media_path)
-    tm = _Timer()
+    path, bb, tm = Path(media_path), backbones, _Timer()
     beat = heartbeat or (lambda: None)
     with tm('probe'): info = probe(path)
     T = n_steps_for(info.duration_s, 1.0 / cfg.fps)
-    bb = backbones
     with tm('asr'):
-        words, src = clip_words_for(path, info, transcripts, asr and cfg.asr, asr_model, cfg.asr_beam_size, cfg.asr_chunk_s)
+        words, src = words_for(path, transcripts, asr and cfg.asr, asr_model, info=info,
+                               beam_size=cfg.asr_beam_size, chunk_s=cfg.asr_chunk_s)
     beat()
     with tm('text'): text, text_mask = text_features(bb.text, words, T, 1.0 / cfg.fps)
-    # audio: 30-s chunks, pooled to the grid
-    audio, audio_mask = np.zeros((T, bb.audio.dim), np.float32), np.zeros(T, bool)
-    if info.has_audio:
-        chunks = tm.timed_iter('audio_decode', iter_audio(path, sr=16000, chunk_s=cfg.audio_chunk_s, info=info))
-        def beating(it):
-            for x in it: beat(); yield x
-        c0, w0 = dict(tm.cpu), dict(tm.wall)
-        with tm('audio_all'): audio, audio_mask = bb.audio.features(beating(chunks), T, 1.0 / cfg.fps)
-        tm.cpu['audio'] = tm.cpu.pop('audio_all') - (tm.cpu.get('audio_decode', 0) - c0.get('audio_decode', 0))
-        tm.wall['audio'] = tm.wall.pop('audio_all') - (tm.wall.get('audio_decode', 0) - w0.get('audio_decode', 0))
-    # video: frames at the step centres, encoded in batches
-    video, video_mask = np.zeros((T, bb.video.dim), np.float32), np.zeros(T, bool)
-    if info.has_video:
-        k, buf = 0, []
-        def flush():
-            nonlocal k, buf
-            with tm('video'): video[k:k + len(buf)] = bb.video.encode(np.stack(buf))
-            video_mask[k:k + len(buf)] = True
-            k += len(buf); buf = []; beat()
-        for _, img in tm.timed_iter('video_decode', iter_frames(path, fps=cfg.fps, size=cfg.size, info=info)):
-            buf.append(img)
-            if len(buf) >= cfg.video_batch: flush()
-        if buf: flush()
-        if k != T: raise ArtifactError(f"{path}: decoder gave {k} frames for {T} steps")
+    audio, audio_mask = _audio_features(path, info, bb, T, cfg, tm, beat)
+    video, video_mask = _video_features(path, info, bb, T, cfg, tm, beat)
     with tm('hash'): sha = file_sha256(path)
     meta = {'backbones': bb.info(), 'source': str(path.resolve()), 'source_sha256': sha, 'words_source': src,
             'media': info.to_dict(), 'timing': tm.to_dict(), 'extract_config': asdict(cfg)}
-    return ClipFeatures(clip_id=clip_id or safe_key(path.stem), duration_s=float(info.duration_s), step_s=1.0 / cfg.fps,
-                        text=text, audio=audio, video=video, text_mask=text_mask, audio_mask=audio_mask,
-                        video_mask=video_mask, words=[w.text for w in words],
+    return ClipFeatures(clip_id=clip_id or safe_key(path.stem), duration_s=float(info.duration_s),
+                        step_s=1.0 / cfg.fps, text=text, audio=audio, video=video, text_mask=text_mask,
+                        audio_mask=audio_mask, video_mask=video_mask, words=[w.text for w in words],
                         word_onsets=np.array([w.onset_s for w in words], np.float32),
                         word_durations=np.array([w.duration_s for w in words], np.float32), meta=meta)
 
 # %% ../nbs/12_extract.ipynb #7ddb0b71
-def find_media(media_or_dirs: Iterable, exts: Sequence[str] = MEDIA_EXTS) -> list[Path]:
-    """Media paths from files and folders: a folder is searched recursively for files with `exts`; a file is taken
-    as given (if it is not media, extraction records it failed). Sorted within each folder, duplicates removed."""
-    out = []
-    for x in ([media_or_dirs] if isinstance(media_or_dirs, (str, Path)) else media_or_dirs):
-        p = Path(x)
-        if p.is_dir():
-            out += sorted(q for q in p.rglob('*') if q.is_file() and q.suffix.lower() in exts and not q.name.startswith('.'))
-        else: out.append(p)
-    seen, res = set(), []
-    for p in out:
-        r = str(p.resolve())
-        if r not in seen: seen.add(r); res.append(p)
-    return res
-
 def clip_ids(paths: Sequence[Path]) -> dict:
     """`{clip_id: path}`: ids are safe file stems; stems shared by several files get the parent folder's name
     prefixed, then a short hash of the full path if still shared. Independent of the order of `paths`."""
@@ -152,7 +138,9 @@ def clip_ids(paths: Sequence[Path]) -> dict:
     for p in paths: stems.setdefault(safe_key(p.stem), []).append(p)
     ids = {}
     for s, ps in stems.items():
-        if len(ps) == 1: ids[s] = ps[0]; continue
+        if len(ps) == 1:
+            ids[s] = ps[0]
+            continue
         named = {}
         for p in ps: named.setdefault(safe_key(f"{p.parent.name}_{p.stem}"), []).append(p)
         for n, qs in named.items():
@@ -161,87 +149,93 @@ def clip_ids(paths: Sequence[Path]) -> dict:
                 ids[key] = q
     return {k: ids[k] for k in sorted(ids, key=lambda k: paths.index(ids[k]))}
 
-# %% ../nbs/12_extract.ipynb #99e37ab6
-def _worker_name(worker_id: str | None) -> str:
-    "Manifest worker name `host:pid:tag`, so a dead local worker's claims can be recognised."
-    import uuid
-    return f"{socket.gethostname()}:{os.getpid()}:{worker_id or uuid.uuid4().hex[:6]}"
-
+# %% ../nbs/12_extract.ipynb #af4c85b4
 def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None = None, backbones=None,
             asr_model=None, budget_hours: float | None = None, deadline: Deadline | None = None,
             worker_id: str | None = None, retry_failed: bool = False, progress: bool = True,
             paths: dict | None = None) -> BatchReport:
-    """Extract features of every media file in `media_or_dirs` into `out_dir/<clip_id>.npz`, resumably: finished clips
-    are skipped, failures recorded with reasons in `out_dir/manifest/`, two workers never do the same clip, and no clip
-    is started once `budget_hours` (or `deadline`) has run out. Backbones (and ASR) load only if there is work."""
+    """Extract features of every media file in `media_or_dirs` into `out_dir/<clip_id>.npz`, resumably:
+    finished clips are skipped, failures recorded with reasons in `out_dir/manifest/`, two workers never do
+    the same clip, and no clip is started once `budget_hours` (or `deadline`) has run out. Backbones (and
+    ASR) load only if there is work."""
     cfg = cfg or ExtractConfig()
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    man = Manifest(out / 'manifest', worker=_worker_name(worker_id), lease_s=cfg.lease_s)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    man = Manifest(out / 'manifest', worker=worker_name(worker_id), lease_s=cfg.lease_s)
     items = clip_ids(find_media(media_or_dirs))
     deadline = deadline or Deadline(hours=budget_hours)
     if not man.todo(items, retry_failed=retry_failed):
         return run_items(items, lambda k, p: None, man, deadline=deadline, progress=False)  # all skipped
     if backbones is None:
-        from tinytribe.backbones import load_backbones
         backbones = load_backbones(cfg.video, paths=paths, threads=cfg.threads)
     state = {'asr': asr_model}
 
     def one(key, path):
         last = [time.time()]
         def beat():
-            if time.time() - last[0] > cfg.renew_s: man.renew(key); last[0] = time.time()
+            if time.time() - last[0] > cfg.renew_s:
+                man.renew(key)
+                last[0] = time.time()
         if cfg.asr and state['asr'] is None:
-            from tinytribe.media import load_asr
             state['asr'] = load_asr(threads=cfg.threads)
-        f = extract_clip(path, backbones, transcripts=transcripts, clip_id=key, asr_model=state['asr'], cfg=cfg, heartbeat=beat)
+        f = extract_clip(path, backbones, transcripts=transcripts, clip_id=key, asr_model=state['asr'],
+                         cfg=cfg, heartbeat=beat)
         save_features(out / f"{key}.npz", f)
         return {'source': str(path), 'file': f"{key}.npz", 'duration_s': f.duration_s, 'n_steps': f.n_steps,
                 'modalities': f.modalities, 'n_words': len(f.words), 'words_source': f.meta['words_source'],
                 'timing': f.meta['timing']}
 
-    return run_items(items, one, man, deadline=deadline, retry_failed=retry_failed, progress=progress, desc='extract')
+    return run_items(items, one, man, deadline=deadline, retry_failed=retry_failed, progress=progress,
+                     desc='extract')
 
-# %% ../nbs/12_extract.ipynb #8a30cb74
-def extract_cli(argv: list[str]) -> int:
-    "`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary."
-    ap = argparse.ArgumentParser(prog='tinytribe extract', description='Media files -> cached 2 Hz feature files (resumable).')
+# %% ../nbs/12_extract.ipynb #6f5f8d3d
+def _extract_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog='tinytribe extract',
+                                 description='Media files -> cached 2 Hz feature files (resumable).')
     ap.add_argument('media', nargs='+', help='media files and/or folders (searched recursively)')
     ap.add_argument('--out', required=True, help='output folder: one .npz per clip, plus manifest/')
-    ap.add_argument('--transcripts', default=None, help='a transcript file or a folder of them (matched by stem)')
+    ap.add_argument('--transcripts', default=None,
+                    help='a transcript file or a folder of them (matched by stem)')
     ap.add_argument('--video-backbone', default='mobilevit_s', choices=['mobilevit_s', 'efficientnet_lite0'])
-    ap.add_argument('--no-asr', action='store_true', help='never run ASR (clips without transcripts get no words)')
-    ap.add_argument('--asr-model', default=None, help='faster-whisper model folder (default: resolved offline)')
+    ap.add_argument('--no-asr', action='store_true',
+                    help='never run ASR (clips without transcripts get no words)')
+    ap.add_argument('--asr-model', default=None,
+                    help='faster-whisper model folder (default: resolved offline)')
     ap.add_argument('--budget-hours', type=float, default=None, help='start no clip after this many hours')
     ap.add_argument('--worker-id', '--workers-id', dest='worker_id', default=None,
                     help='a name for this worker in the manifest (several workers may share --out)')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--retry-failed', action='store_true')
-    ap.add_argument('--text-model', default=None); ap.add_argument('--audio-model', default=None)
+    ap.add_argument('--text-model', default=None)
+    ap.add_argument('--audio-model', default=None)
     ap.add_argument('--video-weights', default=None)
     ap.add_argument('--json', action='store_true', help='print the summary as JSON')
-    a = ap.parse_args(argv)
-    import torch
+    return ap
+
+def _print_summary(rep: BatchReport, summ: dict, out) -> None:
+    left = f", {len(rep.left)} left (budget reached)" if rep.stopped_early else ''
+    print(f"extract: {len(rep.done)} done now, {len(rep.skipped)} skipped (done or claimed), "
+          f"{len(rep.failed)} failed{left}; {out} holds {summ['done']} done, {summ['failed']} failed")
+    for k, r in rep.failed.items(): print(f"  FAILED {k}: {r}")
+
+# %% ../nbs/12_extract.ipynb #3b257e1a
+def extract_cli(argv: list[str]) -> int:
+    "`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary."
+    a = _extract_parser().parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = ExtractConfig(video=a.video_backbone, asr=not a.no_asr, threads=a.threads)
-    paths = {k: v for k, v in (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights)) if v}
-    from tinytribe.backbones import resolve_video_weights
+    given = (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights))
+    paths = {k: v for k, v in given if v}
     if not a.video_weights and resolve_video_weights(cfg.video) is None:
-        import sys
-        print(f"WARNING: no pretrained weights for {cfg.video}: video features will come from a RANDOM-INIT network "
-              f"(pass --video-weights, or --video-backbone efficientnet_lite0 for real offline weights)", file=sys.stderr)
-    asr_model = None
-    if cfg.asr and a.asr_model:
-        from tinytribe.media import load_asr
-        asr_model = load_asr(a.asr_model, threads=a.threads)
-    rep = extract(a.media, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model,
-                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed, paths=paths)
+        print(f"WARNING: no pretrained weights for {cfg.video}: video features will come from a RANDOM-INIT "
+              f"network (pass --video-weights, or --video-backbone efficientnet_lite0 for real weights)",
+              file=sys.stderr)
+    asr_model = load_asr(a.asr_model, threads=a.threads) if cfg.asr and a.asr_model else None
+    rep = extract(a.media, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model, paths=paths,
+                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed)
     summ = Manifest(Path(a.out) / 'manifest').summary()
     res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': rep.failed, 'left': rep.left,
            'stopped_early': rep.stopped_early, 'total_done': summ['done'], 'total_failed': summ['failed']}
     if a.json: print(json.dumps(res, indent=1))
-    else:
-        print(f"extract: {len(rep.done)} done now, {len(rep.skipped)} skipped (done or claimed), {len(rep.failed)} failed"
-              + (f", {len(rep.left)} left (budget reached)" if rep.stopped_early else '')
-              + f"; {a.out} holds {summ['done']} done, {summ['failed']} failed")
-        for k, r in rep.failed.items(): print(f"  FAILED {k}: {r}")
+    else: _print_summary(rep, summ, a.out)
     return 1 if rep.failed else 0

@@ -8,17 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .core import STEP_S, step_times, n_steps_for
+from . import __version__
 from .store import save_arrays, load_arrays, read_meta, ArtifactError, now_iso
 
 # %% auto #0
-__all__ = ['MODALITIES', 'FEATURES_KIND', 'FEATURES_VERSION', 'ClipFeatures', 'save_features', 'load_features',
-           'describe_features', 'random_features']
+__all__ = ['MODALITIES', 'FEATURES_KIND', 'FEATURES_VERSION', 'ClipFeatures', 'save_features', 'load_features', 'features_meta',
+           'describe_features', 'feature_files', 'random_features']
 
 # %% ../nbs/03_featfile.ipynb #dd1b815a
 MODALITIES = ('text', 'audio', 'video')
 FEATURES_KIND = 'features'
 FEATURES_VERSION = 1
 
+# %% ../nbs/03_featfile.ipynb #0b31d6cf
 @dataclass
 class ClipFeatures:
     "One clip's backbone features on the 2 Hz grid. Arrays are (T, D) float16 and (T,) bool masks."
@@ -57,16 +59,19 @@ class ClipFeatures:
         T = self.n_steps
         for m in MODALITIES:
             x, k = self.feature(m), self.mask(m)
-            if x.ndim != 2 or x.shape[0] != T: raise ArtifactError(f"{w}: {m} has shape {x.shape}, expected ({T}, D)")
-            if k.shape != (T,) or k.dtype != bool: raise ArtifactError(f"{w}: {m}_mask has shape {k.shape} dtype {k.dtype}")
+            if x.ndim != 2 or x.shape[0] != T:
+                raise ArtifactError(f"{w}: {m} has shape {x.shape}, expected ({T}, D)")
+            if k.shape != (T,) or k.dtype != bool:
+                raise ArtifactError(f"{w}: {m}_mask has shape {k.shape} dtype {k.dtype}")
             if not np.isfinite(x).all(): raise ArtifactError(f"{w}: {m} features hold NaN or inf")
         if T != n_steps_for(self.duration_s, self.step_s):
-            raise ArtifactError(f"{w}: {T} steps but duration {self.duration_s:.2f}s needs {n_steps_for(self.duration_s, self.step_s)}")
+            raise ArtifactError(f"{w}: {T} steps but duration {self.duration_s:.2f}s needs "
+                                f"{n_steps_for(self.duration_s, self.step_s)}")
         if len(self.words) != len(self.word_onsets) or len(self.words) != len(self.word_durations):
             raise ArtifactError(f"{w}: {len(self.words)} words but {len(self.word_onsets)} onsets")
         return self
 
-# %% ../nbs/03_featfile.ipynb #0b31d6cf
+# %% ../nbs/03_featfile.ipynb #a6f40c3a
 def save_features(path, f: ClipFeatures) -> Path:
     "Validate and write `f` atomically to `path` (a `.npz`)."
     f.validate(str(path))
@@ -74,13 +79,13 @@ def save_features(path, f: ClipFeatures) -> Path:
     arrays |= {f"{m}_mask": np.asarray(f.mask(m), bool) for m in MODALITIES}
     arrays |= {'times': f.times, 'word_onsets': np.asarray(f.word_onsets, np.float32),
                'word_durations': np.asarray(f.word_durations, np.float32)}
-    from tinytribe import __version__
     meta = {**f.meta, 'kind': FEATURES_KIND, 'version': FEATURES_VERSION, 'clip_id': f.clip_id,
             'duration_s': float(f.duration_s), 'step_s': float(f.step_s), 'n_steps': f.n_steps,
             'modalities': f.modalities, 'dims': f.dims, 'words': [str(w) for w in f.words],
             'n_words': len(f.words), 'created': f.meta.get('created', now_iso()), 'tinytribe': __version__}
     return save_arrays(path, arrays, meta)
 
+# %% ../nbs/03_featfile.ipynb #fd5e5b42
 def load_features(path, validate: bool = True) -> ClipFeatures:
     "Read a feature file; raises `ArtifactError` naming the file if it is not a valid one."
     a, meta = load_arrays(path, kind=FEATURES_KIND)
@@ -92,17 +97,41 @@ def load_features(path, validate: bool = True) -> ClipFeatures:
                      **{m: a[m] for m in MODALITIES}, **{f"{m}_mask": a[f"{m}_mask"] for m in MODALITIES})
     return f.validate(str(path)) if validate else f
 
+# %% ../nbs/03_featfile.ipynb #28391f98
+def features_meta(path) -> dict:
+    "The metadata of a feature file (read without its arrays); `ArtifactError` naming the file if it is not one."
+    m = read_meta(path)
+    if m.get('kind') != FEATURES_KIND:
+        raise ArtifactError(f"{path}: not a feature file (kind {m.get('kind')!r})")
+    missing = [k for k in ('duration_s', 'n_steps') if k not in m]
+    if missing: raise ArtifactError(f"{path}: feature file metadata lacks {missing}")
+    return {**m, 'clip_id': m.get('clip_id') or Path(path).stem}
+
+# %% ../nbs/03_featfile.ipynb #f7d1788a
 def describe_features(path) -> dict:
     "A JSON-able summary of a feature file for `tinytribe inspect` (reads only its metadata)."
-    m = read_meta(path)
-    if m.get('kind') != FEATURES_KIND: raise ArtifactError(f"{path}: not a feature file (kind {m.get('kind')!r})")
-    return {'kind': FEATURES_KIND, 'path': str(path), 'clip_id': m.get('clip_id'), 'duration_s': m.get('duration_s'),
-            'n_steps': m.get('n_steps'), 'step_s': m.get('step_s'), 'modalities': m.get('modalities'),
-            'dims': m.get('dims'), 'n_words': m.get('n_words', len(m.get('words', []))),
-            'words_source': m.get('words_source'), 'backbones': m.get('backbones'),
-            'source': m.get('source'), 'source_sha256': m.get('source_sha256')}
+    m = features_meta(path)
+    keys = ('clip_id', 'duration_s', 'n_steps', 'step_s', 'modalities', 'dims', 'words_source', 'backbones',
+            'source', 'source_sha256')
+    return {'kind': FEATURES_KIND, 'path': str(path), **{k: m.get(k) for k in keys},
+            'n_words': m.get('n_words', len(m.get('words', [])))}
 
 # %% ../nbs/03_featfile.ipynb #89289738
+def feature_files(source) -> list[Path]:
+    "Feature files of `source`: a folder (searched recursively), one file, or a list of files."
+    if not isinstance(source, (str, Path)): return [Path(s) for s in source]
+    p = Path(source)
+    if p.is_file(): return [p]
+    if not p.is_dir(): raise ArtifactError(f"{p}: no such file or folder")
+    out = []
+    for c in sorted(p.rglob('*.npz')):
+        if c.name.startswith('.'): continue
+        try: kind = read_meta(c).get('kind')
+        except ArtifactError: kind = FEATURES_KIND                 # unreadable: its reader reports it
+        if kind == FEATURES_KIND: out.append(c)
+    return out
+
+# %% ../nbs/03_featfile.ipynb #1bdf2c05
 def random_features(clip_id: str = 'random', duration_s: float = 10.0, dims: dict | None = None,
                     absent: tuple = (), seed: int = 0) -> ClipFeatures:
     "Well-formed features of Gaussian noise (smooth in time), with the `absent` modalities masked off."
@@ -116,4 +145,5 @@ def random_features(clip_id: str = 'random', duration_s: float = 10.0, dims: dic
         on = m not in absent
         kw[m] = (x if on else np.zeros_like(x)).astype(np.float16)
         kw[f"{m}_mask"] = np.full(T, on, bool)
-    return ClipFeatures(clip_id=clip_id, duration_s=duration_s, meta={'backbones': {m: {'name': 'random', 'dim': dims[m]} for m in MODALITIES}}, **kw)
+    backbones = {m: {'name': 'random', 'dim': dims[m]} for m in MODALITIES}
+    return ClipFeatures(clip_id=clip_id, duration_s=duration_s, meta={'backbones': backbones}, **kw)

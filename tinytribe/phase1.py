@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .featfile import MODALITIES
+from .featfile import MODALITIES, features_meta
 from .store import write_json, atomic_write, ArtifactError, Deadline, read_meta
 from .model import TinyTribe, get_config
 
@@ -327,7 +327,7 @@ def feature_dims(source) -> dict:
     from tinytribe.data import feature_files
     files = feature_files(source)
     if not files: raise ArtifactError(f"{source}: no feature files found")
-    d = read_meta(files[0]).get('dims')
+    d = features_meta(files[0]).get('dims')
     if not d: raise ArtifactError(f"{files[0]}: feature file metadata lacks 'dims'")
     return {m: int(d[m]) for m in MODALITIES}
 
@@ -357,7 +357,7 @@ def build_phase1(features, preset: str = 'sprint', audio_text_features=None, aud
     return Phase1Task(model, hp), ds, cfg.to_dict()
 
 def phase1_main(args) -> dict:
-    "Run Phase 1 from parsed `tinytribe train` arguments (see `tinytribe.engine.train_parser`)."
+    "Run Phase 1 from parsed `tinytribe train` arguments (see `tinytribe.train.train_parser`)."
     from tinytribe.engine import Trainer, TrainConfig
     out = Path(args.out)
     saved = None

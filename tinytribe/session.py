@@ -321,7 +321,9 @@ def train_session(phase: int, features_dir, run_dir, remote=None, features_remot
     def job(deadline):
         import torch                                   # torch loads only for training
         phases = _lookup('PHASES', *_TRAIN)
-        if phase in phases: importlib.import_module(phases[phase][0])    # imported before the budget is measured
+        if phase in phases:                    # imported before the budget is measured ('module:function' or a tuple)
+            spec = phases[phase]
+            importlib.import_module(spec.split(':')[0] if isinstance(spec, str) else spec[0])
         known = {a.dest for a in _lookup('train_parser', *_TRAIN)()._actions}
         left = deadline.left()
         opts = {**options, 'budget_hours': None if left == float('inf') else max(0.0, left) / 3600,
@@ -335,6 +337,7 @@ def train_session(phase: int, features_dir, run_dir, remote=None, features_remot
         else:
             rc = _lookup('train_cli', *_TRAIN)(argv)
         st = Path(run_dir)/'status.json'
+        if rc == 130: raise KeyboardInterrupt   # Ctrl-C (or the session's backstop) reached the trainer: it saved
         if rc != 0 or not st.exists(): raise RuntimeError(f"tinytribe train --phase {phase} exited with {rc}")
         return json.loads(st.read_text())
     ins = {features_dir: features_remote, **(inputs or {})}

@@ -5,25 +5,32 @@
 # %% ../nbs/21_simbrain.ipynb #cc8a0a0c
 from __future__ import annotations
 import os, json, math, zlib, argparse, sys
+import importlib.resources
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .core import STEP_S, TRGrid, double_gamma_hrf, step_times, bin_steps
 from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso
 from . import spaces
-from .teacher import teacher_grid      # TRIBE v2's grid: the teacher view uses the same rows as the cache
+from . import __version__
+from .featfile import MODALITIES, load_features, feature_files
+from .segfile import split_segments, save_segment
+from .teacher import TeacherOutput, teacher_grid   # TRIBE v2's grid: the cache's rows
 
 # %% auto #0
-__all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'MODALITIES', 'SimBrainConfig', 'RestNoise', 'SimBrain', 'clip_inputs', 'fmri_grid',
-           'analytic_ceiling', 'split_half_ceiling', 'simulate_clip', 'teacher_view', 'run_key', 'fmri_paths',
-           'write_dataset', 'describe', 'simbrain_cli']
+__all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'SimBrainConfig', 'RestNoise', 'SimBrain', 'clip_inputs', 'fmri_grid',
+           'analytic_ceiling', 'split_half_ceiling', 'simulate_clip', 'teacher_view', 'SimBrainTeacher', 'run_key',
+           'fmri_paths', 'write_dataset', 'describe', 'simbrain_cli']
 
 # %% ../nbs/21_simbrain.ipynb #6bcffa0c
 SIMBRAIN_VERSION = '1'
-REGIONS = ('visual', 'auditory', 'language', 'multimodal', 'other')   # driver-map codes 1..5 (0 = medial wall)
-MODALITIES = ('text', 'audio', 'video')
+# driver-map codes 1..5 (0 = medial wall)
+REGIONS = ('visual', 'auditory', 'language', 'multimodal', 'other')
 
+# %% ../nbs/21_simbrain.ipynb #b50949a2
 @dataclass
 class SimBrainConfig:
     "Knobs of the in-silico brain. Everything it does is a deterministic function of these and the features."
@@ -52,13 +59,15 @@ class SimBrainConfig:
     teacher_offset_s: float = 5.0
 
     def __post_init__(self):
-        if not 0 <= self.teacher_quality <= 1: raise ValueError(f"teacher_quality must be in [0, 1], got {self.teacher_quality}")
+        if not 0 <= self.teacher_quality <= 1:
+            raise ValueError(f"teacher_quality must be in [0, 1], got {self.teacher_quality}")
         if not self.snr > 0: raise ValueError(f"snr must be > 0, got {self.snr}")
         if self.n_subjects < 1: raise ValueError(f"n_subjects must be >= 1, got {self.n_subjects}")
 
 def _rng(seed: int, *tags) -> np.random.Generator:
     "A generator keyed by the seed and tags (ints or strings): the same key always gives the same stream."
-    key = [int(seed) & 0xFFFFFFFF] + [t & 0xFFFFFFFF if isinstance(t, (int, np.integer)) else zlib.crc32(str(t).encode()) for t in tags]
+    key = [int(seed) & 0xFFFFFFFF] + [t & 0xFFFFFFFF if isinstance(t, (int,
+            np.integer)) else zlib.crc32(str(t).encode()) for t in tags]
     return np.random.default_rng(np.random.SeedSequence(key))
 
 def _standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
@@ -72,17 +81,20 @@ def _standardise(x: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     out[np.ix_(rows, ok)] = (x[np.ix_(rows, ok)] - mu[ok]) / sd[ok]
     return out
 
-# %% ../nbs/21_simbrain.ipynb #c0290bc8
-def _phase_surrogate(x: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None, n_groups: int = 1) -> np.ndarray:
+# %% ../nbs/21_simbrain.ipynb #f72f5924
+def _phase_surrogate(x: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None,
+                     n_groups: int = 1) -> np.ndarray:
     """Phase-randomised surrogate of `x` (T, C): every column keeps its power spectrum; columns in the same group
     (`groups` (C,) ints in [0, n_groups), default one group) share their random phases, so they keep their cross-spectra."""
     T = x.shape[0]
     X = np.fft.rfft(x, axis=0)
-    ph = rng.uniform(0, 2 * np.pi, (X.shape[0], n_groups)); ph[0] = 0
+    ph = rng.uniform(0, 2 * np.pi, (X.shape[0], n_groups))
+    ph[0] = 0
     if T % 2 == 0: ph[-1] = 0
     g = np.zeros(x.shape[1], int) if groups is None else groups
     return np.fft.irfft(X * np.exp(1j * ph[:, g]), n=T, axis=0)
 
+# %% ../nbs/21_simbrain.ipynb #298f4f85
 class RestNoise:
     """Noise surrogates from the packaged real resting-state BOLD: a parcel component (the 652-TR Schaefer-400 run)
     painted to its vertices plus a within-parcel residual (the 100-TR vertex run), each phase-randomised with one
@@ -90,21 +102,22 @@ class RestNoise:
     parcels get independent phases, so noise does not fluctuate coherently over the whole cortex (with shared phases
     the real run's few effective degrees of freedom made every vertex's noise move together)."""
     def __init__(self):
-        from importlib.resources import files
-        d = Path(str(files('tinytribe'))) / 'assets' / 'rest_bold'
+        d = Path(str(importlib.resources.files('tinytribe'))) / 'assets' / 'rest_bold'
         P = np.load(d / 'rest_fsa5_schaefer400_T652.npy').astype(np.float64)            # (652, 400)
         V = np.load(d / 'rest_fsa5_vertices_first100TR_float16.npy').astype(np.float64)  # (100, 20484)
         self.labels = spaces.load_atlas('schaefer_400')
         self.P = _standardise(P)
         Vz = _standardise(V)
         on = self.labels > 0
-        pm = Vz @ spaces.parcel_matrix('schaefer400', dtype=np.float64).T                # (100, 400) parcel means
-        painted = np.zeros_like(Vz); painted[:, on] = pm[:, self.labels[on] - 1]
+        # (100, 400) parcel means
+        pm = Vz @ spaces.parcel_matrix('schaefer400', dtype=np.float64).T
+        painted = np.zeros_like(Vz)
+        painted[:, on] = pm[:, self.labels[on] - 1]
         R = Vz - painted
-        self.alpha = painted.std(0)                     # share of the parcel component per vertex (0 on the medial wall)
+        # share of the parcel component per vertex (0 on the medial wall)
+        self.alpha = painted.std(0)
         self.beta = R.std(0)
         self.R = _standardise(R)
-        self.tr_s = 1.4
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         "A (n, 20484) noise draw, unit variance per vertex (vertices with no variance in the real data stay 0)."
@@ -112,7 +125,8 @@ class RestNoise:
             parts, k = [], 0
             while k < n:
                 s = _phase_surrogate(x, rng, groups, 401)
-                parts.append(np.roll(s, rng.integers(len(s)), axis=0)); k += len(s)
+                parts.append(np.roll(s, rng.integers(len(s)), axis=0))
+                k += len(s)
             return np.concatenate(parts)[:n]
         Ps, Rs = tile(self.P, np.arange(1, 401)), tile(self.R, self.labels)
         out = self.beta * Rs
@@ -120,7 +134,7 @@ class RestNoise:
         out[:, on] += self.alpha[on] * Ps[:, self.labels[on] - 1]
         return _standardise(out).astype(np.float32)
 
-# %% ../nbs/21_simbrain.ipynb #c86d325b
+# %% ../nbs/21_simbrain.ipynb #aaa0951f
 def _smoothing_matrix() -> sp.csr_matrix:
     "Row-normalised (self + neighbours) averaging on the fsaverage5 mesh, both hemispheres."
     m = spaces.fsaverage5_mesh('pial')
@@ -128,10 +142,12 @@ def _smoothing_matrix() -> sp.csr_matrix:
     for off, h in ((0, 'left'), (spaces.N_HEMI, 'right')):
         f = m[h][1] + off
         for a, b in ((0, 1), (1, 2), (2, 0)):
-            rows += [f[:, a], f[:, b]]; cols += [f[:, b], f[:, a]]
+            rows += [f[:, a], f[:, b]]
+            cols += [f[:, b], f[:, a]]
     r, c = np.concatenate(rows), np.concatenate(cols)
     A = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(spaces.N_VERTICES,) * 2)
-    A.data[:] = 1; A = A + sp.identity(spaces.N_VERTICES, format='csr')
+    A.data[:] = 1
+    A = A + sp.identity(spaces.N_VERTICES, format='csr')
     return sp.diags(1 / np.asarray(A.sum(1)).ravel()) @ A
 
 def _region_cores() -> np.ndarray:
@@ -147,6 +163,7 @@ def _region_cores() -> np.ndarray:
     code[lab == 0] = 0
     return code
 
+# %% ../nbs/21_simbrain.ipynb #f7a2258e
 class SimBrain:
     """The in-silico brain of `cfg` (see the introduction). Stateless apart from its fixed anatomy and parameters,
     all drawn from `cfg.seed`: the same config and features always give the same arrays."""
@@ -154,8 +171,11 @@ class SimBrain:
         self.cfg = cfg or SimBrainConfig(**kw)
         c = self.cfg
         self.k = {'video': c.k_video, 'audio': c.k_audio, 'text': c.k_text, 'multi': c.k_multi}
-        self.cols = {}; o = 0
-        for g in ('video', 'audio', 'text', 'multi'): self.cols[g] = slice(o, o + self.k[g]); o += self.k[g]
+        self.cols = {}
+        o = 0
+        for g in ('video', 'audio', 'text', 'multi'):
+            self.cols[g] = slice(o, o + self.k[g])
+            o += self.k[g]
         self.n_latent = o
         self.labels400 = spaces.load_atlas('schaefer_400')
         self.region = _region_cores()                                       # (V,) 0..5
@@ -177,149 +197,172 @@ class SimBrain:
         self.W_pop = self._weights(None)                                    # (V, K) population weights
         self.driven = np.isin(self.region, [1, 2, 3, 4])
 
-    # ---- anatomy and parameters
-    def _draw_bumps(self) -> dict:
-        "Per region group: bump centres (vertex ids) and amplitudes for each source's smooth map."
-        c, out = self.cfg, {}
-        groups = {'video': 1, 'audio': 2, 'text': 3, 'multi': 4}
-        for g, reg in groups.items():
-            rng = _rng(c.seed, 'bumps', g)
-            verts = np.flatnonzero(self.region == reg)
-            centres = rng.choice(verts, size=(self.k[g], c.n_bumps))
-            amps = rng.normal(0, 0.8, (self.k[g], c.n_bumps))
-            out[g] = (centres, amps)
-        rng = _rng(c.seed, 'bumps', 'other')
-        verts = np.flatnonzero(self.region == 5)
-        k_lin = self.k['video'] + self.k['audio'] + self.k['text']
-        out['other'] = (rng.choice(verts, size=(k_lin, c.n_bumps)), rng.normal(0, 0.8, (k_lin, c.n_bumps)))
-        return out
+# %% ../nbs/21_simbrain.ipynb #e055cd86
+@patch
+def _draw_bumps(self: SimBrain) -> dict:
+    "Per region group: bump centres (vertex ids) and amplitudes for each source's smooth map."
+    c, out = self.cfg, {}
+    groups = {'video': 1, 'audio': 2, 'text': 3, 'multi': 4}
+    for g, reg in groups.items():
+        rng = _rng(c.seed, 'bumps', g)
+        verts = np.flatnonzero(self.region == reg)
+        centres = rng.choice(verts, size=(self.k[g], c.n_bumps))
+        amps = rng.normal(0, 0.8, (self.k[g], c.n_bumps))
+        out[g] = (centres, amps)
+    rng = _rng(c.seed, 'bumps', 'other')
+    verts = np.flatnonzero(self.region == 5)
+    k_lin = self.k['video'] + self.k['audio'] + self.k['text']
+    out['other'] = (rng.choice(verts, size=(k_lin, c.n_bumps)), rng.normal(0, 0.8, (k_lin, c.n_bumps)))
+    return out
 
-    def _maps(self, centres, amps, u) -> np.ndarray:
-        "Smooth maps (V, K): 0.6 + sum of von Mises bumps, each bump on its centre's hemisphere only."
-        kappa = 1 / math.radians(self.cfg.map_width_deg) ** 2
-        cu = self.sphere[centres]                                              # (K, B, 3) population centres
-        ch = self.hemi[centres]
-        out = np.full((len(u), len(centres)), 0.6)
-        for k in range(len(centres)):
-            for b in range(centres.shape[1]):
-                out[:, k] += amps[k, b] * np.exp(kappa * (u @ cu[k, b] - 1)) * (self.hemi == ch[k, b])
-        return out
+@patch
+def _maps(self: SimBrain, centres, amps, u) -> np.ndarray:
+    "Smooth maps (V, K): 0.6 + sum of von Mises bumps, each bump on its centre's hemisphere only."
+    kappa = 1 / math.radians(self.cfg.map_width_deg) ** 2
+    cu = self.sphere[centres]                                              # (K, B, 3) population centres
+    ch = self.hemi[centres]
+    out = np.full((len(u), len(centres)), 0.6)
+    for k in range(len(centres)):
+        for b in range(centres.shape[1]):
+            out[:, k] += amps[k, b] * np.exp(kappa * (u @ cu[k, b] - 1)) * (self.hemi == ch[k, b])
+    return out
 
-    def _subject_params(self, subject: int | None) -> dict:
-        "Rotation, region gains and HRF peaks of `subject` (None = the population / average subject)."
-        c = self.cfg
-        if subject is None:
-            return {'rot': np.eye(3), 'gain': np.ones(len(REGIONS)), 'peaks': self.hrf_peak_pop}
-        rng = _rng(c.seed, 'subject', subject)
-        axis = rng.standard_normal(3); axis /= np.linalg.norm(axis)
-        ang = math.radians(rng.normal(0, c.subject_rotation_deg))
-        Kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-        rot = np.eye(3) + math.sin(ang) * Kx + (1 - math.cos(ang)) * Kx @ Kx    # Rodrigues
-        gain = np.exp(rng.normal(0, c.subject_gain_sd, len(REGIONS)))
-        peaks = np.clip(self.hrf_peak_pop + rng.normal(0, c.hrf_peak_jitter_s, 400), 4.0, 7.0)
-        return {'rot': rot, 'gain': gain, 'peaks': peaks}
+@patch
+def _subject_params(self: SimBrain, subject: int | None) -> dict:
+    "Rotation, region gains and HRF peaks of `subject` (None = the population / average subject)."
+    c = self.cfg
+    if subject is None:
+        return {'rot': np.eye(3), 'gain': np.ones(len(REGIONS)), 'peaks': self.hrf_peak_pop}
+    rng = _rng(c.seed, 'subject', subject)
+    axis = rng.standard_normal(3)
+    axis /= np.linalg.norm(axis)
+    ang = math.radians(rng.normal(0, c.subject_rotation_deg))
+    Kx = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rot = np.eye(3) + math.sin(ang) * Kx + (1 - math.cos(ang)) * Kx @ Kx    # Rodrigues
+    gain = np.exp(rng.normal(0, c.subject_gain_sd, len(REGIONS)))
+    peaks = np.clip(self.hrf_peak_pop + rng.normal(0, c.hrf_peak_jitter_s, 400), 4.0, 7.0)
+    return {'rot': rot, 'gain': gain, 'peaks': peaks}
 
-    def _weights(self, subject: int | None) -> np.ndarray:
-        "Vertex weights (V, K) on the latent sources: smooth maps × soft region masks × subject gains."
-        p = self._subject_params(subject)
-        u = self.sphere @ p['rot'].T
-        W = np.zeros((spaces.N_VERTICES, self.n_latent))
-        for i, g in enumerate(('video', 'audio', 'text', 'multi')):
-            M = self._maps(*self._bumps[g], u)
-            W[:, self.cols[g]] = M * (self.soft[i] * p['gain'][i])[:, None]
-        lin = np.r_[self.cols['video'].start:self.cols['text'].stop]
-        M = self._maps(*self._bumps['other'], u) / math.sqrt(3)
-        W[:, lin] += self.cfg.other_gain * M * (self.soft[4] * p['gain'][4])[:, None]
-        return W
+@patch
+def _weights(self: SimBrain, subject: int | None) -> np.ndarray:
+    "Vertex weights (V, K) on the latent sources: smooth maps × soft region masks × subject gains."
+    p = self._subject_params(subject)
+    u = self.sphere @ p['rot'].T
+    W = np.zeros((spaces.N_VERTICES, self.n_latent))
+    for i, g in enumerate(('video', 'audio', 'text', 'multi')):
+        M = self._maps(*self._bumps[g], u)
+        W[:, self.cols[g]] = M * (self.soft[i] * p['gain'][i])[:, None]
+    lin = np.r_[self.cols['video'].start:self.cols['text'].stop]
+    M = self._maps(*self._bumps['other'], u) / math.sqrt(3)
+    W[:, lin] += self.cfg.other_gain * M * (self.soft[4] * p['gain'][4])[:, None]
+    return W
 
-    def hrf_peaks(self, subject: int | None = None) -> np.ndarray:
-        "HRF peak latency (s) of each Schaefer-400 parcel for `subject` (None = population)."
-        return self._subject_params(subject)['peaks'].copy()
+# %% ../nbs/21_simbrain.ipynb #cec213b8
+@patch
+def hrf_peaks(self: SimBrain, subject: int | None = None) -> np.ndarray:
+    "HRF peak latency (s) of each Schaefer-400 parcel for `subject` (None = population)."
+    return self._subject_params(subject)['peaks'].copy()
 
-    # ---- features -> latent sources
-    def latents(self, feats: dict, masks: dict | None = None, variant: int = 0) -> np.ndarray:
-        """Latent sources (T, K) on the 2 Hz grid from `feats` {modality: (T, D)} and `masks` {modality: (T,) bool}.
-        `variant` > 0 uses other projections (the teacher's structured error)."""
-        c = self.cfg
-        T = {len(np.asarray(v)) for v in feats.values()}
-        if len(T) != 1: raise ValueError(f"modalities have different lengths {sorted(T)}")
-        T = T.pop()
-        masks = masks or {}
-        lat = {}
-        for m, g in (('video', 'video'), ('audio', 'audio'), ('text', 'text')):
-            if m not in feats: lat[g] = np.zeros((T, self.k[g])); continue
-            x = np.asarray(feats[m], np.float64)
-            if x.ndim != 2: raise ValueError(f"{m} features have shape {x.shape}, expected (T, D)")
-            on = np.asarray(masks.get(m, np.ones(T, bool)), bool)
-            xz = _standardise(x, on)
-            P = _rng(c.seed, 'proj', m, x.shape[1], variant).standard_normal((x.shape[1], self.k[g])) / math.sqrt(x.shape[1])
-            y = xz @ P
-            if g == 'text':                                    # causal context over a few seconds, then a tanh
-                a = math.exp(-STEP_S / c.text_context_s)
-                ctx = np.zeros_like(y); acc = np.zeros(y.shape[1])
-                for t in range(T): acc = a * acc + y[t]; ctx[t] = acc
-                y = np.tanh(_standardise(ctx))
-                lat[g] = _standardise(y)
-            else:
-                lat[g] = _standardise(y, on)
-        rng = _rng(c.seed, 'interactions', variant)
-        pairs = [('video', 'audio'), ('video', 'text'), ('audio', 'text')]
-        multi = np.zeros((T, self.k['multi']))
-        for k in range(self.k['multi']):
-            acc = np.zeros(T)
-            for j in range(2):
-                a, b = pairs[(k + j) % 3]
-                acc += lat[a][:, rng.integers(self.k[a])] * lat[b][:, rng.integers(self.k[b])]
-            multi[:, k] = acc
-        lat['multi'] = _standardise(multi)
-        return np.concatenate([lat[g] for g in ('video', 'audio', 'text', 'multi')], axis=1)
+# %% ../nbs/21_simbrain.ipynb #409515be
+@patch
+def latents(self: SimBrain, feats: dict, masks: dict | None = None, variant: int = 0) -> np.ndarray:
+    """Latent sources (T, K) on the 2 Hz grid from `feats` {modality: (T, D)} and `masks` {modality: (T,) bool}.
+    `variant` > 0 uses other projections (the teacher's structured error)."""
+    c = self.cfg
+    T = {len(np.asarray(v)) for v in feats.values()}
+    if len(T) != 1: raise ValueError(f"modalities have different lengths {sorted(T)}")
+    T = T.pop()
+    masks = masks or {}
+    lat = {}
+    for m, g in (('video', 'video'), ('audio', 'audio'), ('text', 'text')):
+        if m not in feats:
+            lat[g] = np.zeros((T, self.k[g]))
+            continue
+        x = np.asarray(feats[m], np.float64)
+        if x.ndim != 2: raise ValueError(f"{m} features have shape {x.shape}, expected (T, D)")
+        on = np.asarray(masks.get(m, np.ones(T, bool)), bool)
+        xz = _standardise(x, on)
+        P = _rng(c.seed, 'proj', m, x.shape[1], variant).standard_normal((x.shape[1],
+                self.k[g])) / math.sqrt(x.shape[1])
+        y = xz @ P
+        # causal context over a few seconds, then a tanh
+        if g == 'text':
+            a = math.exp(-STEP_S / c.text_context_s)
+            ctx = np.zeros_like(y)
+            acc = np.zeros(y.shape[1])
+            for t in range(T):
+                acc = a * acc + y[t]
+                ctx[t] = acc
+            y = np.tanh(_standardise(ctx))
+            lat[g] = _standardise(y)
+        else:
+            lat[g] = _standardise(y, on)
+    rng = _rng(c.seed, 'interactions', variant)
+    pairs = [('video', 'audio'), ('video', 'text'), ('audio', 'text')]
+    multi = np.zeros((T, self.k['multi']))
+    for k in range(self.k['multi']):
+        acc = np.zeros(T)
+        for j in range(2):
+            a, b = pairs[(k + j) % 3]
+            acc += lat[a][:, rng.integers(self.k[a])] * lat[b][:, rng.integers(self.k[b])]
+        multi[:, k] = acc
+    lat['multi'] = _standardise(multi)
+    return np.concatenate([lat[g] for g in ('video', 'audio', 'text', 'multi')], axis=1)
 
-    # ---- latent sources -> BOLD
-    def _convolved(self, Z: np.ndarray, peaks: np.ndarray, times: np.ndarray) -> np.ndarray:
-        "Sources `Z` (T, K) on the 2 Hz grid convolved with each parcel's HRF and sampled at `times`: (400, n, K)."
-        c = self.cfg
-        need = int(math.ceil((max(times.max(initial=0), 0) + 1) / STEP_S)) + 1
-        Tp = max(len(Z), need)
-        Zp = np.zeros((Tp, Z.shape[1])); Zp[:len(Z)] = Z                     # silence after the clip
-        nh = int(round(c.hrf_length_s / STEP_S))
-        nfft = 1 << int(math.ceil(math.log2(Tp + nh)))
-        FZ = np.fft.rfft(Zp, n=nfft, axis=0)
-        th = np.arange(nh) * STEP_S
-        H = np.stack([double_gamma_hrf(th, scale=p / 5.0) for p in peaks])  # (400, nh)
-        H /= np.abs(H).sum(1, keepdims=True)
-        FH = np.fft.rfft(H, n=nfft, axis=1)                                   # (400, F)
-        st = step_times(Tp)
-        pos = np.clip((times - st[0]) / STEP_S, 0, Tp - 1)
-        i0 = np.clip(np.floor(pos).astype(int), 0, Tp - 2); w = (pos - i0)[:, None]
-        out = np.empty((400, len(times), Z.shape[1]))
-        for p in range(400):
-            y = np.fft.irfft(FZ * FH[p][:, None], n=nfft, axis=0)[:Tp]
-            out[p] = y[i0] * (1 - w) + y[i0 + 1] * w
-        return out
+# %% ../nbs/21_simbrain.ipynb #1f93be7c
+@patch
+def _convolved(self: SimBrain, Z: np.ndarray, peaks: np.ndarray, times: np.ndarray) -> np.ndarray:
+    "Sources `Z` (T, K) on the 2 Hz grid convolved with each parcel's HRF and sampled at `times`: (400, n, K)."
+    c = self.cfg
+    need = int(math.ceil((max(times.max(initial=0), 0) + 1) / STEP_S)) + 1
+    Tp = max(len(Z), need)
+    Zp = np.zeros((Tp, Z.shape[1]))  # silence after the clip
+    Zp[:len(Z)] = Z
+    nh = int(round(c.hrf_length_s / STEP_S))
+    nfft = 1 << int(math.ceil(math.log2(Tp + nh)))
+    FZ = np.fft.rfft(Zp, n=nfft, axis=0)
+    th = np.arange(nh) * STEP_S
+    H = np.stack([double_gamma_hrf(th, peak_s=p) for p in peaks])  # (400, nh)
+    H /= np.abs(H).sum(1, keepdims=True)
+    FH = np.fft.rfft(H, n=nfft, axis=1)                                   # (400, F)
+    st = step_times(Tp)
+    pos = np.clip((times - st[0]) / STEP_S, 0, Tp - 1)
+    i0 = np.clip(np.floor(pos).astype(int), 0, Tp - 2)
+    w = (pos - i0)[:, None]
+    out = np.empty((400, len(times), Z.shape[1]))
+    for p in range(400):
+        y = np.fft.irfft(FZ * FH[p][:, None], n=nfft, axis=0)[:Tp]
+        out[p] = y[i0] * (1 - w) + y[i0 + 1] * w
+    return out
 
-    def response(self, Z: np.ndarray, times: np.ndarray, subject: int | None = None, W: np.ndarray | None = None) -> np.ndarray:
-        "Noiseless BOLD (n, 20484) of `subject` (None = population) to sources `Z` (T, K) at BOLD `times` (s)."
-        p = self._subject_params(subject)
-        W = (self.W_pop if subject is None else self._weights(subject)) if W is None else W
-        C = self._convolved(Z, p['peaks'], np.asarray(times, np.float64))
-        Y = np.zeros((len(times), spaces.N_VERTICES))
-        lab = self.labels400
-        for q in range(400):
-            v = np.flatnonzero(lab == q + 1)
-            Y[:, v] = C[q] @ W[v].T
-        return Y
+# %% ../nbs/21_simbrain.ipynb #0483ed61
+@patch
+def response(self: SimBrain, Z: np.ndarray, times: np.ndarray, subject: int | None = None,
+             W: np.ndarray | None = None) -> np.ndarray:
+    "Noiseless BOLD (n, 20484) of `subject` (None = population) to sources `Z` (T, K) at BOLD `times` (s)."
+    p = self._subject_params(subject)
+    W = (self.W_pop if subject is None else self._weights(subject)) if W is None else W
+    C = self._convolved(Z, p['peaks'], np.asarray(times, np.float64))
+    Y = np.zeros((len(times), spaces.N_VERTICES))
+    lab = self.labels400
+    for q in range(400):
+        v = np.flatnonzero(lab == q + 1)
+        Y[:, v] = C[q] @ W[v].T
+    return Y
 
-# %% ../nbs/21_simbrain.ipynb #bcc01eb2
+# %% ../nbs/21_simbrain.ipynb #c6f9609c
 def clip_inputs(clip) -> tuple[dict, dict, float, str]:
     "`(feats, masks, duration_s, clip_id)` from a `tinytribe.featfile.ClipFeatures` (or anything with those attributes)."
     feats = {m: np.asarray(getattr(clip, m), np.float32) for m in MODALITIES}
     masks = {m: np.asarray(getattr(clip, f"{m}_mask"), bool) for m in MODALITIES}
     return feats, masks, float(clip.duration_s), str(clip.clip_id)
 
+# %% ../nbs/21_simbrain.ipynb #e0f63ebb
 def fmri_grid(duration_s: float, tr_s: float = 1.49) -> TRGrid:
     "The fMRI TR grid of a clip: the TRs acquired while it plays."
     return TRGrid.covering(duration_s, tr_s)
 
+# %% ../nbs/21_simbrain.ipynb #5c4146dc
 def analytic_ceiling(s2, n2, n_repeats: int = 1) -> np.ndarray:
     "Expected correlation of the true signal with the mean of `n_repeats` noisy repeats: √(s²/(s²+n²/k)); 0 where s² = 0."
     s2, n2 = np.asarray(s2, np.float64), np.asarray(n2, np.float64)
@@ -327,15 +370,18 @@ def analytic_ceiling(s2, n2, n_repeats: int = 1) -> np.ndarray:
     return np.where(den > 0, np.sqrt(np.clip(s2, 0, None) / np.where(den > 0, den, 1)), 0.0)
 
 def _colcorr(a, b):
-    a = a - a.mean(0); b = b - b.mean(0)
+    a = a - a.mean(0)
+    b = b - b.mean(0)
     den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
     return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1), 0.0)
 
+# %% ../nbs/21_simbrain.ipynb #2d247afe
 def split_half_ceiling(runs, n_repeats: int = 1) -> np.ndarray:
     """Measured noise ceiling from repeats `runs` (R >= 2, T, V): correlate the means of the even and odd repeats,
     Spearman-Brown that reliability to one repeat, then to `n_repeats`, and take √ (negative reliability -> 0)."""
     runs = np.asarray(runs, np.float64)
-    if runs.ndim != 3 or runs.shape[0] < 2: raise ValueError(f"need (repeats >= 2, T, V) runs, got shape {runs.shape}")
+    if runs.ndim != 3 or runs.shape[0] < 2:
+        raise ValueError(f"need (repeats >= 2, T, V) runs, got shape {runs.shape}")
     return _sb_ceiling(_colcorr(runs[0::2].mean(0), runs[1::2].mean(0)), runs.shape[0] / 2, n_repeats)
 
 def _sb_ceiling(r, k: float, n_repeats: int = 1) -> np.ndarray:
@@ -346,6 +392,7 @@ def _sb_ceiling(r, k: float, n_repeats: int = 1) -> np.ndarray:
 
 def _gelu(x): return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
+# %% ../nbs/21_simbrain.ipynb #1b939e8a
 def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, clip_id: str,
                   n_repeats: int = 2, subjects=None, noise: RestNoise | None = None) -> dict:
     """fMRI of `subjects` (default all) watching one clip `n_repeats` times: {subject: {'signal': (n, V), 'noise': (R, n, V),
@@ -353,7 +400,8 @@ def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, 
     c = brain.cfg
     noise = noise or RestNoise()
     grid = fmri_grid(duration_s, c.tr_s)
-    if grid.n < 2: raise ValueError(f"clip {clip_id!r} is too short ({duration_s:.1f}s) for a TR of {c.tr_s}s")
+    if grid.n < 2:
+        raise ValueError(f"clip {clip_id!r} is too short ({duration_s:.1f}s) for a TR of {c.tr_s}s")
     Z = brain.latents(feats, masks)
     out = {}
     for s in (range(c.n_subjects) if subjects is None else subjects):
@@ -361,10 +409,13 @@ def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, 
         sig -= sig.mean(0)
         s2 = sig.var(0)
         scale = math.sqrt(s2[brain.driven].mean() / c.snr)
-        nz = np.stack([noise.sample(grid.n, _rng(c.seed, 'noise', s, clip_id, r)) * scale for r in range(n_repeats)])
-        out[s] = {'signal': sig.astype(np.float32), 'noise': nz, 'runs': (sig[None] + nz).astype(np.float32), 'grid': grid}
+        nz = np.stack([noise.sample(grid.n, _rng(c.seed, 'noise', s, clip_id,
+                                                 r)) * scale for r in range(n_repeats)])
+        out[s] = {'signal': sig.astype(np.float32), 'noise': nz, 'runs': (sig[None] + nz).astype(np.float32),
+                  'grid': grid}
     return out
 
+# %% ../nbs/21_simbrain.ipynb #21cced28
 def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -> dict:
     """The teacher's view of one clip on TRIBE v2's grid: `pred (n, 20484)`, `fusion_l4`, `fusion_l6 (n, 1152)`,
     `low_rank (n, 2048)`, `truth (n, 20484)` (the noiseless population response) and the `grid`."""
@@ -385,15 +436,20 @@ def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -
         pred, Zt = truth, Z
     # sources pooled over each row's stimulus window [k·tr + offset, (k+1)·tr + offset): silence after the clip
     Tp = max(len(Zt), int(math.ceil((grid.times[-1] + grid.tr_s) / STEP_S)) + 1)
-    Zp = np.zeros((Tp, Zt.shape[1])); Zp[:len(Zt)] = Zt
+    Zp = np.zeros((Tp, Zt.shape[1]))
+    Zp[:len(Zt)] = Zt
     rows = bin_steps(step_times(Tp), grid)
-    pooled = np.zeros((grid.n, Zt.shape[1])); cnt = np.zeros(grid.n)
-    np.add.at(pooled, rows[rows >= 0], Zp[rows >= 0]); np.add.at(cnt, rows[rows >= 0], 1)
+    pooled = np.zeros((grid.n, Zt.shape[1]))
+    cnt = np.zeros(grid.n)
+    np.add.at(pooled, rows[rows >= 0], Zp[rows >= 0])
+    np.add.at(cnt, rows[rows >= 0], 1)
     pooled /= np.maximum(cnt, 1)[:, None]
-    conv = brain._convolved(Zt, np.full(400, 5.0), grid.times)[0]              # canonical-HRF sources at BOLD time
+    # canonical-HRF sources at BOLD time
+    conv = brain._convolved(Zt, np.full(400, 5.0), grid.times)[0]
     rng = _rng(c.seed, 'teacher-maps')
     K = brain.n_latent
-    A4 = rng.standard_normal((K, c.hidden_dim)) / math.sqrt(K); b4 = rng.normal(0, 0.1, c.hidden_dim)
+    A4 = rng.standard_normal((K, c.hidden_dim)) / math.sqrt(K)
+    b4 = rng.normal(0, 0.1, c.hidden_dim)
     A6 = rng.standard_normal((c.hidden_dim + K, c.hidden_dim)) / math.sqrt(c.hidden_dim + K)
     G = rng.standard_normal((K, c.low_rank_dim)) / math.sqrt(K)
     l4 = _gelu(pooled @ A4 + b4)
@@ -403,17 +459,50 @@ def teacher_view(brain: SimBrain, feats: dict, masks: dict, duration_s: float) -
             'fusion_l6': l6.astype(np.float32), 'low_rank': low.astype(np.float32), 'grid': grid}
 
 # %% ../nbs/21_simbrain.ipynb #9cc6287a
+class SimBrainTeacher:
+    "The in-silico brain's teacher view as a `Teacher` (features in; fsaverage5 predictions + hidden states out)."
+    name = 'simbrain'
+    hidden_names = ('fusion_l4', 'fusion_l6', 'low_rank')
+    def __init__(self, brain: SimBrain | None = None, **config):
+        self._brain, self._config = brain, config
+
+    @property
+    def brain(self) -> SimBrain:
+        "The brain, built on first use (building it reads the packaged atlases)."
+        if self._brain is None: self._brain = SimBrain(SimBrainConfig(**self._config))
+        return self._brain
+
+    def producer(self) -> dict:
+        c = self.brain.cfg
+        return {'name': self.name, 'version': __version__, 'seed': c.seed,
+                'teacher_quality': c.teacher_quality}
+
+    def grid_for(self, duration_s: float) -> TRGrid:
+        return teacher_grid(duration_s, self.brain.cfg.teacher_tr_s, self.brain.cfg.teacher_offset_s)
+
+    def predict_clip(self, features=None, media_path=None) -> TeacherOutput:
+        if features is None: raise ValueError("the simbrain teacher needs a feature file")
+        feats, masks, dur, _ = clip_inputs(features)
+        v = teacher_view(self.brain, feats, masks, dur)
+        return TeacherOutput(pred=np.asarray(v['pred'], np.float32), grid=v['grid'],
+                             hiddens={k: np.asarray(v[k], np.float32) for k in self.hidden_names},
+                             info={'teacher_quality': self.brain.cfg.teacher_quality})
+
+# %% ../nbs/21_simbrain.ipynb #af514804
 class _H5Writer:
     "An HDF5 file of runs written under a temporary name and renamed into place by `commit` (atomic, streamed)."
     def __init__(self, path: Path, attrs: dict):
-        import h5py
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
+        import h5py                      # lazy: an optional dependency (the 'brain' extra)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.f = h5py.File(self.tmp, 'w')
         for k, v in attrs.items(): self.f.attrs[k] = v
     def add(self, key: str, x: np.ndarray): self.f.create_dataset(key, data=np.asarray(x, np.float32))
     def commit(self) -> Path:
-        self.f.close(); os.replace(self.tmp, self.path); return self.path
+        self.f.close()
+        os.replace(self.tmp, self.path)
+        return self.path
     def abort(self):
         try: self.f.close()
         finally:
@@ -431,7 +520,8 @@ class _Stats:
         self.add(name, n=np.float64(len(x)), sx=x.sum(0), sxx=(x * x).sum(0))
     def pair(self, name: str, a: np.ndarray, b: np.ndarray):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        self.add(name, n=np.float64(len(a)), sa=a.sum(0), sb=b.sum(0), saa=(a * a).sum(0), sbb=(b * b).sum(0), sab=(a * b).sum(0))
+        self.add(name, n=np.float64(len(a)), sa=a.sum(0), sb=b.sum(0), saa=(a * a).sum(0),
+                 sbb=(b * b).sum(0), sab=(a * b).sum(0))
     def var(self, name: str) -> np.ndarray:
         n, sx, sxx = (self.s[(name, k)] for k in ('n', 'sx', 'sxx'))
         return np.clip(sxx / n - (sx / n) ** 2, 0, None)
@@ -445,10 +535,12 @@ def _npy_atomic(path: Path, a: np.ndarray) -> Path:
     with atomic_write(path) as f: np.save(f, a)
     return path
 
+# %% ../nbs/21_simbrain.ipynb #9d4e28d7
 def run_key(session: int, clip_id: str, repeat: int, n_repeats: int) -> str:
     "HDF5 key of a run, like the Algonauts 2025 release: `ses-001_task-{clip}` (+ `_run-{r}` when repeated)."
     return f"ses-{session:03d}_task-{clip_id}" + (f"_run-{repeat + 1}" if n_repeats > 1 else '')
 
+# %% ../nbs/21_simbrain.ipynb #8b42efe1
 def fmri_paths(out: Path, subject: int, dataset: str) -> dict:
     "The files of one simulated subject (see the introduction)."
     sub = f"sub-{subject + 1:02d}"
@@ -462,11 +554,11 @@ def fmri_paths(out: Path, subject: int, dataset: str) -> dict:
 
 def _load_clip(path):
     "A feature file as ClipFeatures, its `source_sha256` defaulting to the file's own hash."
-    from tinytribe.featfile import load_features
     c = load_features(path)
     c.meta = {**c.meta, 'source_sha256': c.meta.get('source_sha256') or file_sha256(path)}
     return c
 
+# %% ../nbs/21_simbrain.ipynb #f3ff84cc
 def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | None = None, n_repeats: int = 2,
                   teacher: bool = True, figures: bool = True, progress: bool = True) -> dict:
     """Simulate and write a whole data set for `clips` (feature-file paths, ClipFeatures, or `(feats, masks, duration_s,
@@ -475,36 +567,43 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
     HDF5 files appear, complete, at the end. A clip that cannot be used (unreadable file, duplicate id, shorter than
     two TRs) is skipped with its reason in `summary['failed']` (and `simbrain_failed.json`). Returns the summary
     also written to `out/simbrain.json`."""
-    from tqdm.auto import tqdm
     cfg = cfg or SimBrainConfig()
     if n_repeats < 1: raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     brain, noise = SimBrain(cfg), RestNoise()
     failed, seen = {}, set()
-    producer = {'name': 'simbrain', 'version': SIMBRAIN_VERSION, 'seed': cfg.seed, 'teacher_quality': cfg.teacher_quality}
+    producer = {'name': 'simbrain', 'version': SIMBRAIN_VERSION, 'seed': cfg.seed,
+                'teacher_quality': cfg.teacher_quality}
     paths = {s: fmri_paths(out, s, dataset) for s in range(cfg.n_subjects)}
     attrs = {'tr_s': cfg.tr_s, 'producer': 'simbrain', 'version': SIMBRAIN_VERSION, 'seed': cfg.seed}
     writers, stats = {}, {s: _Stats() for s in range(cfg.n_subjects)}
     seg_files, run_list = [], []
     try:
         for s in range(cfg.n_subjects):
-            writers[s, 'parcels'] = _H5Writer(paths[s]['parcels'], {**attrs, 'subject': s, 'space': 'schaefer400'})
-            writers[s, 'vertices'] = _H5Writer(paths[s]['vertices'], {**attrs, 'subject': s, 'space': 'fsaverage5'})
+            writers[s, 'parcels'] = _H5Writer(paths[s]['parcels'], {**attrs, 'subject': s,
+                                                                    'space': 'schaefer400'})
+            writers[s, 'vertices'] = _H5Writer(paths[s]['vertices'], {**attrs, 'subject': s,
+                                                                      'space': 'fsaverage5'})
         ses = 0
         for item in tqdm(clips, desc='simbrain clips', disable=not progress):
             try:
                 clip = _load_clip(item) if isinstance(item, (str, os.PathLike)) else item
                 feats, masks, dur, cid = clip if isinstance(clip, tuple) else clip_inputs(clip)
                 if cid in seen: raise ValueError(f"duplicate clip id {cid!r}")
-                if fmri_grid(dur, cfg.tr_s).n < 2: raise ValueError(f"clip {cid!r} too short ({dur:.1f}s) for two TRs of {cfg.tr_s}s")
+                if fmri_grid(dur, cfg.tr_s).n < 2:
+                    raise ValueError(f"clip {cid!r} too short ({dur:.1f}s) for two TRs of {cfg.tr_s}s")
             except (ArtifactError, ValueError, OSError) as e:
-                name = str(item) if isinstance(item, (str, os.PathLike)) else str(getattr(item, 'clip_id', item[3] if isinstance(item, tuple) else item))
-                failed[name] = str(e); print(f"simbrain: skipping {name}: {e}", file=sys.stderr)
+                name = str(item) if isinstance(item, (str, os.PathLike)) else str(getattr(item, 'clip_id',
+                        item[3] if isinstance(item, tuple) else item))
+                failed[name] = str(e)
+                print(f"simbrain: skipping {name}: {e}", file=sys.stderr)
                 continue
-            seen.add(cid); ses += 1
-            src = None if isinstance(clip, tuple) else (getattr(clip, 'meta', None) or {}).get('source_sha256')
+            seen.add(cid)
+            ses += 1
+            src = None if isinstance(clip, tuple) else (getattr(clip, 'meta',
+                                                                None) or {}).get('source_sha256')
             if teacher:
-                from tinytribe.teacher import split_segments, save_segment
                 tv = teacher_view(brain, feats, masks, dur)
                 g = tv['grid']
                 for seg in split_segments(tv['pred'], {k: tv[k] for k in ('fusion_l4', 'fusion_l6', 'low_rank')}, g.tr_s,
@@ -516,15 +615,18 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
                 r = simulate_clip(brain, feats, masks, dur, cid, n_repeats, subjects=[s], noise=noise)[s]
                 rp = spaces.vertex_to_space(r['runs'], 'schaefer400')                    # (R, n, 400)
                 for k, key in enumerate(keys):
-                    writers[s, 'vertices'].add(key, r['runs'][k]); writers[s, 'parcels'].add(key, rp[k])
+                    writers[s, 'vertices'].add(key, r['runs'][k])
+                    writers[s, 'parcels'].add(key, rp[k])
                 st = stats[s]
-                st.moments('sig5', r['signal']); st.moments('noise5', r['noise'])
+                st.moments('sig5', r['signal'])
+                st.moments('noise5', r['noise'])
                 st.moments('sig4', spaces.vertex_to_space(r['signal'], 'schaefer400'))
                 st.moments('noise4', spaces.vertex_to_space(r['noise'], 'schaefer400'))
                 if n_repeats >= 2:
                     st.pair('half5', r['runs'][0::2].mean(0), r['runs'][1::2].mean(0))
                     st.pair('half4', rp[0::2].mean(0), rp[1::2].mean(0))
-            run_list.append({'clip_id': cid, 'session': ses, 'duration_s': dur, 'n_trs': fmri_grid(dur, cfg.tr_s).n, 'keys': keys})
+            run_list.append({'clip_id': cid, 'session': ses, 'duration_s': dur, 'n_trs': fmri_grid(dur,
+                    cfg.tr_s).n, 'keys': keys})
         if not seen: raise ValueError(f"no usable clips ({len(failed)} skipped: {failed})")
         for w in writers.values(): w.commit()
     except BaseException:
@@ -541,9 +643,12 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
         for k, v in ceil.items(): _npy_atomic(P[f"ceiling_{k}"], v.astype(np.float32))
         side = {'kind': 'simbrain_fmri', 'subject': f"sub-{s + 1:02d}", 'task': dataset, 'RepetitionTime': cfg.tr_s,
                 'snr': cfg.snr, 'seed': cfg.seed, 'noise_seed_key': ['seed', 'noise', s, 'clip_id', 'repeat'],
-                'n_repeats': n_repeats, 'runs': run_list, 'spaces': {'parcels': 'schaefer400', 'vertices': 'fsaverage5'},
-                'files': {k: v.name for k, v in P.items() if k != 'sidecar' and (n_repeats >= 2 or 'splithalf' not in k)},
-                'noise_ceiling_median_driven': {k: float(np.median(v[brain.driven])) for k, v in ceil.items() if 'fsaverage5' in k},
+                'n_repeats': n_repeats, 'runs': run_list, 'spaces': {'parcels': 'schaefer400',
+                                                                     'vertices': 'fsaverage5'},
+                'files': {k: v.name for k,
+                          v in P.items() if k != 'sidecar' and (n_repeats >= 2 or 'splithalf' not in k)},
+                'noise_ceiling_median_driven': {k: float(np.median(v[brain.driven])) for k,
+                                                v in ceil.items() if 'fsaverage5' in k},
                 'noise_ceiling_note': 'single-repeat ceilings: expected r of the true signal with one run',
                 'config': asdict(cfg), 'producer': producer, 'created': now_iso()}
         write_json(P['sidecar'], side)
@@ -551,15 +656,20 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
     _npy_atomic(out / 'simbrain_drivers_fsaverage5.npy', brain.region.astype(np.int8))
     figs = []
     if figures:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: plotting (nilearn's surfaces) only when figures are drawn
         c0 = np.load(out / subjects['sub-01']['ceiling_analytic_fsaverage5'])
         f = spaces.plot_surface(np.where(brain.region > 0, c0, np.nan), 'fsaverage5', cmap='hot', vmin=0, vmax=1, symmetric=False,
                                 title=f"simbrain sub-01: analytic noise ceiling (one repeat, SNR {cfg.snr})")
-        f.savefig(out / 'simbrain_noise_ceiling.png', dpi=80); plt.close(f); figs.append('simbrain_noise_ceiling.png')
+        f.savefig(out / 'simbrain_noise_ceiling.png', dpi=80)
+        plt.close(f)
+        figs.append('simbrain_noise_ceiling.png')
         f = spaces.plot_surface(np.where(brain.region > 0, brain.region, np.nan), 'fsaverage5', cmap='Set1', vmin=1, vmax=9,
-                                categories={i + 1: f"{r} ({m})" for i, (r, m) in enumerate(zip(REGIONS, ('video', 'audio', 'text', 'all x all', 'weak mix')))},
+                                categories={i + 1: f"{r} ({m})" for i, (r, m) in enumerate(zip(REGIONS,
+                                        ('video', 'audio', 'text', 'all x all', 'weak mix')))},
                                 title='simbrain: what drives each vertex')
-        f.savefig(out / 'simbrain_drivers.png', dpi=80); plt.close(f); figs.append('simbrain_drivers.png')
+        f.savefig(out / 'simbrain_drivers.png', dpi=80)
+        plt.close(f)
+        figs.append('simbrain_drivers.png')
     summary = {'kind': 'simbrain_dataset', 'version': SIMBRAIN_VERSION, 'dataset': dataset, 'config': asdict(cfg),
                'n_repeats': n_repeats, 'clips': run_list, 'subjects': subjects, 'teacher_segments': seg_files,
                'teacher_grid': {'tr_s': cfg.teacher_tr_s, 'offset_s': cfg.teacher_offset_s},
@@ -569,13 +679,14 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
     write_json(out / 'simbrain.json', summary)
     return summary
 
-# %% ../nbs/21_simbrain.ipynb #8c69ebdd
+# %% ../nbs/21_simbrain.ipynb #8ca848d0
 def describe(path) -> dict:
     "For `tinytribe inspect`: a simbrain output folder (its `simbrain.json`), a sidecar, or one of its HDF5 run files."
-    import h5py
+    import h5py                          # lazy: an optional dependency (the 'brain' extra)
     path = Path(path)
     if path.is_dir():
-        if not (path / 'simbrain.json').exists(): raise ArtifactError(f"{path}: no simbrain.json (not a simbrain output folder)")
+        if not (path / 'simbrain.json').exists():
+            raise ArtifactError(f"{path}: no simbrain.json (not a simbrain output folder)")
         s = json.loads((path / 'simbrain.json').read_text())
         return {k: s[k] for k in ('kind', 'version', 'dataset', 'n_repeats', 'regions', 'figures', 'teacher_grid')} | {
             'path': str(path), 'n_clips': len(s['clips']), 'subjects': sorted(s['subjects']),
@@ -594,30 +705,40 @@ def describe(path) -> dict:
     return {'kind': 'fmri_runs', 'path': str(path), 'n_runs': len(runs), 'runs': runs,
             'n_trs': int(sum(v[0] for v in runs.values())), 'attrs': {k: (str(v) if isinstance(v, bytes) else v) for k, v in attrs.items()}}
 
-# %% ../nbs/21_simbrain.ipynb #5cb112f8
+# %% ../nbs/21_simbrain.ipynb #0fe6f464
 def simbrain_cli(argv: list[str]) -> int:
     "`tinytribe simbrain FEATURES_DIR --out DIR [...]`: write an in-silico brain data set for the feature files in FEATURES_DIR."
     ap = argparse.ArgumentParser(prog='tinytribe simbrain', description='Write an in-silico brain data set (teacher segments, '
                                  'fMRI runs like Algonauts 2025, noise ceilings, maps) for the feature files in FEATURES_DIR.')
     ap.add_argument('features_dir', help='folder of feature files (*.npz, searched recursively)')
     ap.add_argument('--out', required=True, help='output folder')
-    ap.add_argument('--subjects', type=int, default=3); ap.add_argument('--repeats', type=int, default=2)
-    ap.add_argument('--snr', type=float, default=0.5); ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--subjects', type=int, default=3)
+    ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--snr', type=float, default=0.5)
+    ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--teacher-quality', type=float, default=0.8)
     ap.add_argument('--dataset', default='sim', help='dataset name in file names (default: sim)')
     ap.add_argument('--no-teacher', action='store_true', help='skip the teacher segments')
     ap.add_argument('--no-figures', action='store_true')
     a = ap.parse_args(argv)
     src = Path(a.features_dir)
-    if not src.is_dir(): print(f"tinytribe simbrain: {src}: not a folder", file=sys.stderr); return 2
-    files = sorted(p for p in src.rglob('*.npz') if not p.name.startswith('.'))
-    if not files: print(f"tinytribe simbrain: no usable feature files in {src}", file=sys.stderr); return 1
-    try: cfg = SimBrainConfig(seed=a.seed, n_subjects=a.subjects, snr=a.snr, teacher_quality=a.teacher_quality)
-    except ValueError as e: print(f"tinytribe simbrain: {e}", file=sys.stderr); return 2
+    if not src.is_dir():
+        print(f"tinytribe simbrain: {src}: not a folder", file=sys.stderr)
+        return 2
+    files = feature_files(src)
+    if not files:
+        print(f"tinytribe simbrain: no usable feature files in {src}", file=sys.stderr)
+        return 1
+    try:
+        cfg = SimBrainConfig(seed=a.seed, n_subjects=a.subjects, snr=a.snr, teacher_quality=a.teacher_quality)
+    except ValueError as e:
+        print(f"tinytribe simbrain: {e}", file=sys.stderr)
+        return 2
     try:
         write_dataset(files, a.out, dataset=a.dataset, cfg=cfg, n_repeats=a.repeats, teacher=not a.no_teacher,
                       figures=not a.no_figures)
     except ValueError as e:
-        print(f"tinytribe simbrain: no usable feature files in {src}: {e}", file=sys.stderr); return 1
+        print(f"tinytribe simbrain: no usable feature files in {src}: {e}", file=sys.stderr)
+        return 1
     print(json.dumps(describe(a.out), indent=1))
     return 0

@@ -21,7 +21,7 @@ N_HEMI = 10242            # fsaverage5 vertices per hemisphere
 N_HEMI_FSA4 = 2562        # fsaverage4 vertices per hemisphere (ico-4)
 SPACE_SIZES = {'fsaverage5': N_VERTICES, 'fsaverage4': 2 * N_HEMI_FSA4,
                'schaefer100': 100, 'schaefer200': 200, 'schaefer400': 400, 'schaefer1000': 1000}
-ATLASES = ('schaefer_100', 'schaefer_200', 'schaefer_400', 'glasser_360', 'aparc')
+ATLASES = ('schaefer_100', 'schaefer_200', 'schaefer_400', 'schaefer_1000', 'glasser_360', 'aparc')
 
 def space_size(name: str) -> int:
     "Number of outputs (vertices or parcels) of the output space `name`."
@@ -175,12 +175,8 @@ def fsaverage4_indices() -> np.ndarray:
 
 # %% ../nbs/02_spaces.ipynb #7d28c9cc
 def _parcel_atlas(space: str) -> str:
-    if space == 'schaefer1000':
-        raise ValueError("no fsaverage5 labelling of Schaefer-1000 is available to tinytribe (the shared data hold "
-                         "Schaefer 100-400 only); schaefer1000 targets come only from data released in that space "
-                         "(Algonauts 2025). Project vertices to 'schaefer400' instead.")
     if not space.startswith('schaefer') or space not in SPACE_SIZES:
-        raise ValueError(f"{space!r} is not a parcel space; known: schaefer100, schaefer200, schaefer400")
+        raise ValueError(f"{space!r} is not a parcel space; known: schaefer100, schaefer200, schaefer400, schaefer1000")
     return f"schaefer_{space[len('schaefer'):]}"
 
 @functools.lru_cache(maxsize=None)
@@ -245,7 +241,7 @@ def space_to_vertex(values, space: str, fill: float = np.nan) -> np.ndarray:
     out[..., on] = values[..., lab[on] - 1]
     return out
 
-# %% ../nbs/02_spaces.ipynb #e294a7a0
+# %% ../nbs/02_spaces.ipynb #e1179014
 def _views():
     return [('left', 'lateral'), ('left', 'medial'), ('right', 'lateral'), ('right', 'medial')]
 
@@ -263,7 +259,7 @@ def plot_surface(values, space: str | None = None, title: str | None = None, cma
     from nilearn import plotting
     values = np.asarray(values, dtype=np.float64).ravel()
     if space is None:
-        by_size = {v: k for k, v in SPACE_SIZES.items() if k != 'schaefer1000'}
+        by_size = {v: k for k, v in SPACE_SIZES.items()}
         if len(values) not in by_size: raise ValueError(f"cannot tell the space of {len(values)} values; pass space=")
         space = by_size[len(values)]
     vals = space_to_vertex(values, space)
