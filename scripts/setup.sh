@@ -38,10 +38,11 @@ if [ $use_venv = 1 ]; then
   VENV=${TINYTRIBE_VENV:-$ROOT/.venv}
   if [ ! -x "$VENV/bin/python" ]; then
     echo "setup: creating the project environment $VENV (system Python: $PY)"
-    "$PY" -m venv "$VENV"
+    # --system-site-packages: what the interpreter already has is reused (instant where the pinned set is
+    # installed already, e.g. CI); on a stock Debian/Ubuntu pip below installs everything into the venv
+    "$PY" -m venv --system-site-packages "$VENV"
   fi
   PY="$VENV/bin/python"
-  "$PY" -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 fi
 
 "$PY" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
