@@ -76,7 +76,8 @@ def ensure_rclone(remote) -> None:
 def platform_setup(platform: str = 'auto', mount_drive: bool = True, started_at: float | None = None,
                    remote=None) -> Platform:
     """Prepare the platform for a session: on Colab mount Drive at /content/drive (when `mount_drive`); on
-    Kaggle nothing (secrets are read when a remote needs them); install rclone when `remote` needs it.
+    Kaggle nothing (secrets are read when a remote needs them)
+    install rclone when `remote` needs it.
     `started_at`: when the session began (the budget counts from it; default now)."""
     name = detect_platform() if platform == 'auto' else platform
     started_at = started_at or time.time()
@@ -86,7 +87,8 @@ def platform_setup(platform: str = 'auto', mount_drive: bool = True, started_at:
         drive = None
         if mount_drive:
             from google.colab import drive as gd   # exists only on Colab
-            gd.mount('/content/drive'); drive = '/content/drive/MyDrive'
+            gd.mount('/content/drive')
+            drive = '/content/drive/MyDrive'
         return Platform('colab', COLAB_BUDGET_HOURS, '/content', drive, started_at, f"{drive or '/content'}/tinytribe")
     return Platform('local', None, os.getcwd(), None, started_at, os.getcwd())
 
@@ -125,8 +127,13 @@ class _Pusher:
             self.errors.append(redact(f"{now_iso()} {type(e).__name__}: {e}")[-500:])
             print(f"session: push failed ({self.errors[-1]}); retrying at the next tick", file=sys.stderr)
 
-    def __enter__(self): self._t.start(); return self
-    def __exit__(self, *exc): self._stop.set(); self._t.join()
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
 
 def _job_state(rep) -> tuple[str, dict]:
     if isinstance(rep, BatchReport):
@@ -146,7 +153,8 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
     for the final push; a job still running halfway into the margin is interrupted (a backstop: jobs stop themselves
     at the deadline). `inputs`: `{local_folder: remote_spec}` (or `(remote_spec, include)`) pulled before the job
     and never pushed. `job` returns a dict with a `state` or a `BatchReport`."""
-    local = Path(local_dir); local.mkdir(parents=True, exist_ok=True)
+    local = Path(local_dir)
+    local.mkdir(parents=True, exist_ok=True)
     t0 = started_at or time.time()
     creds = credentials if credentials is not None else (remote_credentials() if remote or inputs else {})
     end = None if budget_hours is None else t0 + budget_hours * 3600
@@ -172,16 +180,22 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
         # a backstop: a job that overruns its deadline is interrupted halfway into the margin (tests/test_preemption.py)
         def _hard_stop():
             import signal
-            fired.set(); os.kill(os.getpid(), signal.SIGINT)    # a real signal also wakes a sleeping main thread
+            fired.set()
+            os.kill(os.getpid(), signal.SIGINT)    # a real signal also wakes a sleeping main thread
         hard = threading.Timer(max(0.0, end - margin_min * 30 - time.time()), _hard_stop)
-        hard.daemon = True; hard.start()
+        hard.daemon = True
+        hard.start()
     try:
         with (pusher or contextlib.nullcontext()):
             try: result = job(deadline)
             except KeyboardInterrupt:
-                if not fired.is_set(): rep.state = 'interrupted'; err = 'KeyboardInterrupt'; raise
+                if not fired.is_set():
+                    rep.state, err = 'interrupted', 'KeyboardInterrupt'
+                    raise
                 result = {'state': 'stopped_budget', 'message': 'stopped by the session backstop: the job overran its deadline'}
-            except BaseException as e: err = redact(f"{type(e).__name__}: {e}"); raise
+            except BaseException as e:
+                err = redact(f"{type(e).__name__}: {e}")
+                raise
             finally:
                 if hard: hard.cancel()
     finally:
@@ -315,7 +329,8 @@ def train_session(phase: int, features_dir, run_dir, remote=None, features_remot
     the latest checkpoint there (pulled), checkpoints are pushed as they are written, and it stops before the
     budget. `options`: any `tinytribe train` option (`preset='tiny', steps=50, ckpt_every=20, ...`). `inputs`:
     further `{local_folder: remote_spec}` to pull (a teacher cache, fMRI, the previous phase's run).
-    `gpus`: GPUs to train on (None: all visible; more than one runs `torchrun`). `margin_min` is kept free for the
+    `gpus`: GPUs to train on (None: all visible
+    more than one runs `torchrun`). `margin_min` is kept free for the
     final push; the trainer itself stops `train_margin_min` (plus two steps and two checkpoints) before that."""
     options.setdefault('resume', True)
     def job(deadline):
@@ -400,7 +415,9 @@ def sync_cli(argv: list[str] | None = None) -> int:
     if a.action == 'push': require_path(a.local, 'job folder')
     s = JobSync(a.local, a.remote, shard=a.shard)
     if a.action == 'verify':
-        v = s.verify(); print(json.dumps(v, indent=1)); return 1 if v['bad'] else 0
+        v = s.verify()
+        print(json.dumps(v, indent=1))
+        return 1 if v['bad'] else 0
     r = s.push() if a.action == 'push' else s.pull(include=a.include)
     print(f"sync {a.action}: {len(r.files)} file(s), {r.bytes / 2**20:.1f} MiB in {r.seconds:.1f} s"
           + (f"; {len(r.removed)} unlisted" if r.removed else '') + f" ({s.remote.name})")

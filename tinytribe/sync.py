@@ -190,7 +190,8 @@ class FolderRemote(Remote):
     def put_file(self, local, path): self._copy(Path(local), self._p(path))
 
     def move_file(self, src, dst):
-        d = self._p(dst); d.parent.mkdir(parents=True, exist_ok=True)
+        d = self._p(dst)
+        d.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._p(src), d)
 
     def move_tree(self, src, dst):
@@ -201,7 +202,8 @@ class FolderRemote(Remote):
 
     def get_files(self, paths, local_dir):
         for rel in paths:
-            d = Path(local_dir)/rel; d.parent.mkdir(parents=True, exist_ok=True)
+            d = Path(local_dir)/rel
+            d.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self._p(rel), d)
 
     def delete(self, paths):
@@ -213,7 +215,8 @@ class FolderRemote(Remote):
 # %% ../nbs/70_sync.ipynb #60b4f02a
 class RcloneRemote(Remote):
     """Any rclone remote (`drive:tinytribe`, `s3:bucket/x`, `dav:`, or a local path), driven through the `rclone`
-    binary. `env` adds environment variables for rclone only (credentials from `remote_credentials`); they are
+    binary. `env` adds environment variables for rclone only (credentials from `remote_credentials`)
+    they are
     never put on its command line, and rclone's messages go through `redact`."""
     def __init__(self, spec: str, env: dict | None = None, rclone: str = 'rclone', timeout_s: float = 3600.0):
         self.spec, self.env, self.rclone, self.timeout_s = str(spec), dict(env or {}), rclone, timeout_s
@@ -254,7 +257,8 @@ class RcloneRemote(Remote):
 
     def _files_from(self, paths):
         f = tempfile.NamedTemporaryFile('w', suffix='.txt', delete=False)
-        f.write(''.join(p + '\n' for p in paths)); f.close()
+        f.write(''.join(p + '\n' for p in paths))
+        f.close()
         return f.name
 
     def get_files(self, paths, local_dir):
@@ -274,7 +278,8 @@ class RcloneRemote(Remote):
 # %% ../nbs/70_sync.ipynb #c0aaa95d
 class PyDrive2Remote(Remote):
     """Google Drive through PyDrive2. `folder_id`: the Drive folder (from its URL) that is the remote's root;
-    `service_account`: a service-account JSON key as a dict (see `remote_credentials`); the folder must be shared
+    `service_account`: a service-account JSON key as a dict (see `remote_credentials`)
+    the folder must be shared
     with its e-mail. Untested here (needs Google's servers): see above."""
     FOLDER = 'application/vnd.google-apps.folder'
 
@@ -302,7 +307,8 @@ class PyDrive2Remote(Remote):
         if hit: self._ids[path] = hit[0]['id']
         elif create:
             f = self.drive.CreateFile({'title': name, 'mimeType': self.FOLDER, 'parents': [{'id': parent}]})
-            f.Upload(); self._ids[path] = f['id']
+            f.Upload()
+            self._ids[path] = f['id']
         return self._ids.get(path)
 
     def _walk(self, fid: str, rel: str = ''):
@@ -330,7 +336,8 @@ class PyDrive2Remote(Remote):
         parent = self._folder(path.rsplit('/', 1)[0] if '/' in path else '', create=True)
         old = self._file(path)
         f = self.drive.CreateFile({'title': path.rsplit('/', 1)[-1], 'parents': [{'id': parent}]})
-        f.SetContentFile(str(local)); f.Upload()
+        f.SetContentFile(str(local))
+        f.Upload()
         if old is not None: old.Trash()
 
     def put_tree(self, local_dir, prefix):
@@ -354,7 +361,8 @@ class PyDrive2Remote(Remote):
         for r in paths:
             f = self._file(r)
             if f is None: raise SyncError(f"{self.name}: {r}: no such file")
-            d = Path(local_dir)/r; d.parent.mkdir(parents=True, exist_ok=True)
+            d = Path(local_dir)/r
+            d.parent.mkdir(parents=True, exist_ok=True)
             f.GetContentFile(str(d))
 
     def delete(self, paths):
@@ -497,13 +505,16 @@ class JobSync:
                 old = st['files'].get(rel)
                 if (old and cur and old.get('size') == s0.st_size == cur['size'] and old.get('mtime_ns') == s0.st_mtime_ns
                         and old.get('md5') == cur['md5']): continue          # unchanged since it was last sent
-                dst = stage/rel; dst.parent.mkdir(parents=True, exist_ok=True)
+                dst = stage/rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
                 try: shutil.copyfile(src, dst)                # a snapshot: the job may rewrite the file meanwhile
                 except FileNotFoundError: continue
                 md5, size = file_md5(dst), dst.stat().st_size
                 same = size == s0.st_size and src.stat().st_mtime_ns == s0.st_mtime_ns
                 new_state['files'][rel] = {'size': size, 'md5': md5, 'mtime_ns': s0.st_mtime_ns if same else -1}
-                if cur and cur['md5'] == md5 and cur['size'] == size: dst.unlink(); continue
+                if cur and cur['md5'] == md5 and cur['size'] == size:
+                    dst.unlink()
+                    continue
                 obj = rel if rel not in in_use else f"{rel}~{md5[:12]}"
                 if obj in in_use: obj = f"{rel}~{uuid.uuid4().hex[:12]}"
                 if obj != rel: os.replace(dst, stage/obj)
@@ -511,9 +522,13 @@ class JobSync:
             here = set(self.local_files())
             for rel in list(files):                           # deleted locally since we last agreed: unlist
                 if rel not in here and rel in st['files']:
-                    del files[rel]; rep.removed.append(rel); new_state['files'].pop(rel, None)
+                    del files[rel]
+                    rep.removed.append(rel)
+                    new_state['files'].pop(rel, None)
             if not staged and not rep.removed:
-                self._save_state(new_state); rep.seconds = round(time.time() - t0, 3); return rep
+                self._save_state(new_state)
+                rep.seconds = round(time.time() - t0, 3)
+                return rep
             if staged:
                 sp = self._rp(SYNC_DIR, f"stage-{self.tag}-{stage.name[6:]}")
                 self.remote.put_tree(stage, sp)
@@ -557,7 +572,8 @@ class JobSync:
     # ---- pull -----------------------------------------------------------------------------------
     def pull(self, include: Sequence[str] | None = None, exclude: Sequence[str] = (), tags='auto') -> SyncReport:
         """Fetch the listed files matching `include` (glob patterns; None: all) and not `exclude` that are missing or
-        different here; each is verified (size, MD5) before it is renamed into place. `tags`: whose manifests
+        different here
+        each is verified (size, MD5) before it is renamed into place. `tags`: whose manifests
         ('auto': this shard's own when sharded, else all)."""
         with self._lock:
             t0 = time.time()
@@ -570,7 +586,8 @@ class JobSync:
             for rel, e in want.items():
                 p = self.local/rel
                 if p.is_file() and p.stat().st_size == e['size'] and self._md5(p, st, rel) == e['md5']:
-                    s = p.stat(); st['files'][rel] = {'size': s.st_size, 'md5': e['md5'], 'mtime_ns': s.st_mtime_ns}
+                    s = p.stat()
+                    st['files'][rel] = {'size': s.st_size, 'md5': e['md5'], 'mtime_ns': s.st_mtime_ns}
                     continue
                 todo[rel] = e
             if todo:
@@ -581,10 +598,13 @@ class JobSync:
                         got = tmp/self._rp(DATA_DIR, e['obj'])
                         if not got.is_file() or got.stat().st_size != e['size'] or file_md5(got) != e['md5']:
                             raise SyncError(f"{self.remote.name}/{self._rp(DATA_DIR, e['obj'])}: does not match the sync manifest")
-                        dst = self.local/rel; dst.parent.mkdir(parents=True, exist_ok=True)
+                        dst = self.local/rel
+                        dst.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(got, dst)
-                        s = dst.stat(); st['files'][rel] = {'size': s.st_size, 'md5': e['md5'], 'mtime_ns': s.st_mtime_ns}
-                        rep.files.append(rel); rep.bytes += e['size']
+                        s = dst.stat()
+                        st['files'][rel] = {'size': s.st_size, 'md5': e['md5'], 'mtime_ns': s.st_mtime_ns}
+                        rep.files.append(rel)
+                        rep.bytes += e['size']
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
             self._save_state(st)
