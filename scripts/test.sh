@@ -3,6 +3,8 @@
 # those cells on, then the pytest integration tests. TT_SKIP_SLOW=1 leaves out the slow run (local use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the project environment scripts/setup.sh makes on a system whose Python is externally managed (PEP 668)
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 nbdev-test --n-workers "${NBDEV_WORKERS:-2}" --timing
 # slow cells: only the notebooks holding one are run (again, whole, with `--flags slow`)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import sys, importlib
 from . import __version__
+from .store import ArtifactError
 
 # %% auto #0
 __all__ = ['COMMANDS', 'main']
@@ -27,6 +28,7 @@ COMMANDS = {
     'adapt-subject': ('tinytribe.phase3', 'adapt_subject_cli', "fit a new subject's FiLM row from a few fMRI runs"),
     'pseudo-label':  ('tinytribe.phase3', 'pseudo_label_cli', 'a trained student labels clips without teacher targets'),
     'export-backbones': ('tinytribe.backbones_onnx', 'export_backbones_cli', 'the three backbones to ONNX fp32 + INT8, checked against PyTorch'),
+    'sync':          ('tinytribe.session', 'sync_cli', 'mirror a job folder to a remote (Drive, S3, WebDAV, a folder) and back'),
 }
 
 def _usage() -> str:
@@ -56,5 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tinytribe {cmd}: needs the optional package {e.name!r} (pip install 'tinytribe[...]'; see README)",
               file=sys.stderr)
         return 3
-    rc = getattr(module, fn)(rest)
+    try: rc = getattr(module, fn)(rest)
+    except KeyboardInterrupt:      # Ctrl-C: one line, never a traceback; finished work is on disk
+        print(f"\ntinytribe {cmd}: interrupted (Ctrl-C); finished work is kept: run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ArtifactError) as e:   # a missing or bad input, reported the same way by every command
+        msg = f"{e.filename}: no such file or folder" if isinstance(e, FileNotFoundError) and e.filename else str(e)
+        print(f"tinytribe {cmd}: {msg}", file=sys.stderr)
+        return 2
     return int(rc or 0)

@@ -16,7 +16,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays', 'read_meta', 'file_sha256', 'safe_key',
            'now_iso', 'pid_alive', 'worker_name', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BatchReport',
-           'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir']
+           'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir', 'require_path']
 
 # %% ../nbs/01_store.ipynb #720629b6
 class ArtifactError(ValueError):
@@ -310,20 +310,29 @@ class BatchReport:
     failed: dict = field(default_factory=dict)
     left: list = field(default_factory=list)
     stopped_early: bool = False
+    failed_before: list = field(default_factory=list)   # of `skipped`: those that failed in an earlier run
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ('done', 'skipped', 'failed', 'left', 'stopped_early')}
+        keys = ('done', 'skipped', 'failed', 'left', 'stopped_early', 'failed_before')
+        return {k: getattr(self, k) for k in keys}
 
-# %% ../nbs/01_store.ipynb #de053c41
+# %% ../nbs/01_store.ipynb #a6d3654b
+class NothingToDo(ArtifactError):
+    "A batch had nothing to do: its input holds no items, or every item failed before (see `--retry-failed`)."
+
+# %% ../nbs/01_store.ipynb #4d302d02
 def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Manifest,
               deadline: Deadline | None = None, margin_s: float = 0.0, retry_failed: bool = False,
-              progress: bool = True, desc: str = 'items') -> BatchReport:
+              progress: bool = True, desc: str = 'items', empty_ok: bool = False) -> BatchReport:
     """Run `fn(key, item)` for each `key -> item` of `items` not yet done, recording each in `manifest`.
     `fn` returns a dict of info to keep (or None) and must have written its output atomically before returning.
     An exception marks that item failed with its message and the batch goes on.
-    Stops before `deadline - margin_s`."""
+    Stops before `deadline - margin_s`. Raises `NothingToDo` when `items` is empty or every item failed
+    before (unless `empty_ok`)."""
     deadline = deadline or Deadline()
     rep = BatchReport()
     keys = list(items)
+    if not keys and not empty_ok:
+        raise NothingToDo(f"nothing to do: the input holds no items ({desc}: no media or input files found)")
     bar = tqdm(keys, desc=desc, disable=not progress)
     for i, key in enumerate(bar):
         if deadline.reached(margin_s):
@@ -333,6 +342,7 @@ def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Mani
         failed_before = not retry_failed and manifest.status(key) == 'failed'
         if manifest.is_done(key) or failed_before or not manifest.claim(key):
             rep.skipped.append(key)
+            if failed_before and not manifest.is_done(key): rep.failed_before.append(key)
             continue
         try:
             info = fn(key, items[key]) or {}
@@ -347,6 +357,9 @@ def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Mani
         manifest.done(key, **info)
         rep.done.append(key)
     bar.close()
+    if keys and len(rep.failed_before) == len(keys) and not empty_ok:
+        raise NothingToDo(f"nothing to do: all {len(keys)} item(s) failed in an earlier run (reasons in "
+                          f"{manifest.root}/failed); run again with --retry-failed to try them again")
     return rep
 
 # %% ../nbs/01_store.ipynb #3355f6fc
@@ -384,3 +397,11 @@ def package_dir(module: str, sub: str = '') -> Path | None:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations: return None
     return Path(list(spec.submodule_search_locations)[0]) / sub
+
+# %% ../nbs/01_store.ipynb #de522f81
+def require_path(path, what: str = 'input') -> Path:
+    """`Path(path)` if it exists, else `ArtifactError` '`PATH: no such file or folder (WHAT)`': the one way every
+    command reports a missing input (the `tinytribe` entry point prints it as one line, exit code 2)."""
+    p = Path(path)
+    if not p.exists(): raise ArtifactError(f"{p}: no such file or folder ({what})")
+    return p
