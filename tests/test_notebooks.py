@@ -74,13 +74,22 @@ def test_jobs_run_from_the_remote_alone(tmp_path):
     assert [r['step'] for r in read_metrics(w4/'run')] == [10, 20, 30]
     ses = json.loads((w4/'run'/'session.json').read_text())
     assert ses['state'] == 'done' and ses['pulled'] > 0 and ses['pushes'] >= 1
-    # the multi-job Colab notebooks: every step resumes from the remote (features done, Phase 1 done)
-    for nb in ('colab/full.ipynb', 'colab/sprint.ipynb'):
-        run_nb(nb, tmp_path, work=str(tmp_path/('w_' + Path(nb).stem)), remote=remote, phases=[1], steps=30,
-               video_backbone='efficientnet_lite0', **{k: v for k, v in TINY.items() if k != 'lr'})
-        st = json.loads((tmp_path/('w_' + Path(nb).stem)/'phase1'/'status.json').read_text())
-        assert st['state'] == 'done' and st['step'] == 30
-
+    # the multi-job Colab notebooks: every step resumes from the remote (features done, Phase 1 done; the teacher
+    # cache done: the sprint's Phases 2 and 3 pull its segments, Phase 3 trains on the in-silico brain's fMRI)
+    from tinytribe.simbrain import write_dataset, SimBrainConfig
+    write_dataset([w1/'features'/'demo.npz'], tmp_path/'sim', cfg=SimBrainConfig(n_subjects=1), n_repeats=1, figures=False,
+                  progress=False)
+    small = {k: v for k, v in TINY.items() if k != 'lr'}
+    run_nb('colab/full.ipynb', tmp_path, work=str(tmp_path/'w_full'), remote=remote, phases=[1], steps=30,
+           video_backbone='efficientnet_lite0', **small)
+    st = json.loads((tmp_path/'w_full'/'phase1'/'status.json').read_text())
+    assert st['state'] == 'done' and st['step'] == 30
+    run_nb('colab/sprint.ipynb', tmp_path, work=str(tmp_path/'w_sprint'), remote=remote, teacher='simbrain', steps=6,
+           fmri_dir=str(tmp_path/'sim'), fmri_space='schaefer400', seg_trs=6, **dict(small, batch_size=2, log_every=3, ckpt_every=3))
+    for ph in (2, 3):
+        st = json.loads((tmp_path/'w_sprint'/f"phase{ph}"/'status.json').read_text())
+        assert st['state'] == 'done' and st['step'] == 6, (ph, st)
+    assert json.loads((tmp_path/'w_sprint'/'phase3'/'train_config.json').read_text())['init'].endswith('phase2')
 
 def test_phase2_phase3_evaluate_notebooks(tmp_path):
     "Phase 2 -> Phase 3 -> evaluate, each in an empty folder, chained through the remote alone."

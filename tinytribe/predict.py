@@ -15,7 +15,7 @@ from .layers import tr_pool_weights
 from .moe_cpu import cpu_dispatch
 from . import spaces
 from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso, Manifest, run_items,
-                             write_json, atomic_write)
+                             write_json, atomic_write, require_path)
 
 # %% auto #0
 __all__ = ['PREDICTION_KIND', 'warn_untrained_head', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
@@ -419,6 +419,10 @@ def predict_cli(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     try:
+        given = [*((s, 'source') for s in a.sources), (a.model, 'model'), (a.transcripts, 'transcripts'),
+                 (a.video_weights, 'video weights')]
+        for p, what in given:
+            if p: require_path(p, what)
         reps = predict_files(a.model, a.sources, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
                              window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed,
                              video_backbone=a.video_backbone, transcripts=a.transcripts, asr=not a.no_asr,

@@ -253,8 +253,9 @@ extra = {1: {}, 2: {**teach, 'seg_trs': seg_trs},
 prev = None
 for ph in phases:
     if prev: extra[ph]['init'] = f"{w}/phase{prev}"
+    ins = {f"{w}/teacher": plat.remote(remote, 'teacher')} if 'teacher' in extra[ph] else {}   # the segments themselves
     report = train_session(ph, f"{w}/features", f"{w}/phase{ph}", remote=plat.remote(remote, f"phase{ph}"),
-                           features_remote=plat.remote(remote, 'features'), budget_hours=budget,
+                           features_remote=plat.remote(remote, 'features'), inputs=ins, budget_hours=budget,
                            push_every_min=push_every_min, started_at=plat.started_at, **train, **extra[ph])
     print(f"phase {ph}:", report.state, report.next)
     if report.state != 'done': break      # out of budget: run the notebook again, it resumes
