@@ -63,3 +63,27 @@ def test_teacher_cache_shards_share_one_remote(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = tt('train', '--phase', '1', '--features', fd, '--out', tmp_path/'w4', '--remote', remote, '--shard', '1/2')
     assert r.returncode == 2 and 'takes no --shard' in r.stderr, r.stderr
+
+
+def test_predict_shards_and_evaluate_with_a_remote(tmp_path):
+    from tinytribe.featfile import save_features, random_features
+    from tinytribe.model import TinyTribe, get_config
+    from tinytribe.sync import JobSync
+    fd = tmp_path/'feat'
+    for i in range(4): save_features(fd/f"life0{i + 1}.npz", random_features(f"life0{i + 1}", 30.0, seed=i))
+    TinyTribe(get_config('tiny', text_dim=384, audio_dim=384, video_dim=640)).save_pretrained(tmp_path/'tiny')
+    remote = f"rclone:{tmp_path/'drive'}"
+    for i in (1, 2):
+        r = tt('predict', fd, '--model', tmp_path/'tiny', '--out', tmp_path/f"p{i}", '--remote', f"{remote}/predict",
+               '--shard', f"{i}/2")
+        assert r.returncode == 0, r.stderr[-3000:]
+    mine = [{p.stem for p in (tmp_path/f"p{i}").glob('life*.npz')} for i in (1, 2)]
+    assert mine[0] and mine[1] and not (mine[0] & mine[1]) and len(mine[0] | mine[1]) == 4, mine
+    JobSync(tmp_path/'all', f"{remote}/predict", credentials={}).pull(tags='all')
+    assert len(list((tmp_path/'all').glob('life*.npz'))) == 4
+    r = tt('simbrain', fd, '--out', tmp_path/'sim', '--subjects', '1', '--repeats', '1', '--no-figures')
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = tt('evaluate', tmp_path/'all', '--features', fd, '--fmri', tmp_path/'sim', '--split', 'all', '--out',
+           tmp_path/'eval', '--remote', f"{remote}/evaluate")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'report.json' in JobSync(tmp_path/'x', f"{remote}/evaluate", credentials={}).listed()

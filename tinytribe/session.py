@@ -15,7 +15,7 @@ from .sync import JobSync, open_remote, redact, remote_credentials, shard_items,
 __all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'SESSION_COMMANDS', 'detect_platform', 'Platform',
            'job_remote', 'ensure_rclone', 'platform_setup', 'SessionReport', 'run_session', 'features_session',
            'teacher_session', 'train_argv', 'train_session', 'options_argv', 'evaluate_session', 'session_parser',
-           'wants_session', 'session_command', 'sync_cli']
+           'session_command', 'sync_cli']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -408,10 +408,6 @@ def session_parser() -> argparse.ArgumentParser:
     ap.add_argument('--push-every-min', type=float, default=5.0)
     return ap
 
-def wants_session(argv: Sequence[str]) -> bool:
-    "Whether a command line asks for a session (holds `--remote` or `--shard`)."
-    return any(a.split('=')[0] in ('--remote', '--shard') for a in argv)
-
 # %% ../nbs/71_session.ipynb #5e2c3b22
 def _opt(argv: list, flag: str):
     "The value of `flag` in `argv` (`--x v` or `--x=v`), or None."
@@ -453,7 +449,7 @@ def _shard_argv(how: str, argv: list, shard, out) -> list:
         for src in given:
             src = require_path(src, 'source')
             found = sorted(src.glob('*.npz')) + find_media([src]) if src.is_dir() else [src]
-            files.update({str(f): f for f in found})
+            files.update({Path(f): f for f in found})     # keyed by path: shards by clip name (stem)
         mine = [str(f) for f in shard_items(files, shard).values()]
     if not mine: return []
     rest = [a for a in argv if a not in given]
