@@ -35,7 +35,9 @@ def _usage() -> str:
     w = max(map(len, COMMANDS))
     lines = ['usage: tinytribe COMMAND [ARGS...]', '', 'commands:']
     lines += [f"  {k:<{w}}  {v[2]}" for k, v in COMMANDS.items()]
-    lines += ['', "Run 'tinytribe COMMAND --help' for a command's options."]
+    lines += ['', "Run 'tinytribe COMMAND --help' for a command's options. The jobs (extract, teacher-cache, train,",
+              "predict, evaluate) also take --remote REMOTE:PATH [--push-every-min M] and (extract, teacher-cache,",
+              "predict) --shard I/N: the output folder is mirrored to the remote and resumed from it (tinytribe.session)."]
     return '\n'.join(lines)
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tinytribe {cmd}: needs the optional package {e.name!r} (pip install 'tinytribe[...]'; see README)",
               file=sys.stderr)
         return 3
-    try: rc = getattr(module, fn)(rest)
+    run = getattr(module, fn)
+    if any(a.split('=')[0] in ('--remote', '--shard') for a in rest):
+        # a session around the job (tinytribe.session.session_command): the job modules sit below the session module
+        # and never import it; this entry point is above both
+        session = importlib.import_module('tinytribe.session')
+        run = lambda argv, _cli=run: session.session_command(cmd, argv, _cli)
+    try: rc = run(rest)
     except KeyboardInterrupt:      # Ctrl-C: one line, never a traceback; finished work is on disk
         print(f"\ntinytribe {cmd}: interrupted (Ctrl-C); finished work is kept: run the same command again to resume",
               file=sys.stderr)

@@ -14,7 +14,7 @@ from .core import TRGrid
 from .featfile import ClipFeatures, MODALITIES, load_features
 from .layers import tr_pool_weights
 from .model import TinyTribe
-from .store import atomic_write, write_json, ArtifactError
+from .store import require_path, atomic_write, write_json, ArtifactError
 
 # %% auto #0
 __all__ = ['MoEDispatch', 'OnnxStudent', 'pool_matrix', 'onnx_inputs', 'export_onnx', 'onnx_info', 'onnx_session', 'run_onnx',
@@ -308,6 +308,7 @@ def export_cli(argv: list[str]) -> int:
     ap.add_argument('--parity', action='store_true', help='check the export against PyTorch on the --features clips')
     a = ap.parse_args(argv)
     try:
+        require_path(a.model, 'model')
         model = TinyTribe.from_pretrained(a.model).eval()
         out = export_onnx(model, a.out, int8=a.int8, meta={'model': str(a.model)})
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'INT8' if a.int8 else 'fp32'})")

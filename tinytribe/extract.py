@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from .core import FEATURE_HZ, n_steps_for
 from .store import Manifest, Deadline, BatchReport, run_items, file_sha256, safe_key, ArtifactError
-from .store import worker_name
+from .store import worker_name, require_path
 from .featfile import ClipFeatures, save_features
 from .media import find_media, probe, iter_frames, iter_audio, words_for, load_asr
 from .backbones import text_features, load_backbones, resolve_video_weights
@@ -222,6 +222,8 @@ def _print_summary(rep: BatchReport, summ: dict, out) -> None:
 def extract_cli(argv: list[str]) -> int:
     "`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary."
     a = _extract_parser().parse_args(argv)
+    for m in a.media: require_path(m, 'media')
+    if a.transcripts: require_path(a.transcripts, 'transcripts')
     torch.set_num_threads(a.threads)
     cfg = ExtractConfig(video=a.video_backbone, asr=not a.no_asr, threads=a.threads)
     given = (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights))

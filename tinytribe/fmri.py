@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from .core import TRGrid
-from .store import ArtifactError, atomic_write
+from .store import require_path, ArtifactError, atomic_write
 from . import spaces
 from .media import Word, read_transcript
 
@@ -870,6 +870,7 @@ def fmri_cli(argv: list[str]) -> int:
     ap.add_argument('--media-list', default=None, help="write the usable clips' media files here, one per line")
     ap.add_argument('--run-is', default='repeat', choices=['repeat', 'part'], help='fMRIPrep: what a BIDS run is')
     a = ap.parse_args(argv)
+    require_path(a.root, 'fMRI root')
     root = Path(a.root)
     try:
         rep = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, argparse, struct, sys
 from pathlib import Path
 import numpy as np
-from .store import read_meta, ArtifactError, Manifest
+from .store import require_path, read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
 from . import segfile, simbrain, fmri, engine, model, predict, report
 
@@ -202,7 +202,7 @@ def inspect_cli(argv: list[str]) -> int:
     ap.add_argument('path')
     ap.add_argument('--json', action='store_true', help='print JSON instead of a table')
     a = ap.parse_args(argv)
-    try: d = describe(a.path)
+    try: d = describe(require_path(a.path, 'artifact'))
     except (ArtifactError, OSError, ValueError) as e:
         print(f"tinytribe inspect: {e}", file=sys.stderr)
         return 2

@@ -15,13 +15,13 @@ from .layers import tr_pool_weights
 from .moe_cpu import cpu_dispatch
 from . import spaces
 from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso, Manifest, run_items,
-                             write_json, atomic_write)
+                             write_json, atomic_write, require_path)
 
 # %% auto #0
 __all__ = ['PREDICTION_KIND', 'warn_untrained_head', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
            'save_prediction', 'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames',
-           'render_movie', 'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_cli',
-           'text_to_speech', 'TribeModel']
+           'render_movie', 'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files',
+           'predict_parser', 'predict_cli', 'text_to_speech', 'TribeModel']
 
 # %% ../nbs/60_predict.ipynb #9b9da0b1
 def warn_untrained_head(model, where='model') -> bool:
@@ -387,8 +387,8 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
     return {'predict': run_items(items, one, man, retry_failed=retry_failed, progress=progress, desc='predict'),
             'extract': extraction}
 
-def predict_cli(argv: list[str]) -> int:
-    "`tinytribe predict SOURCES... --model DIR --out DIR`: predicted responses of every clip, resumable."
+def predict_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe predict`."
     ap = argparse.ArgumentParser(prog='tinytribe predict',
                                  description='Feature files or media -> predicted responses per TR (one .npz per clip, optional brain maps).')
     ap.add_argument('sources', nargs='+', help='feature files (.npz from tinytribe extract), media files, and/or folders of them')
@@ -397,7 +397,8 @@ def predict_cli(argv: list[str]) -> int:
     ap.add_argument('--tr', type=float, default=1.49, help='TR in seconds (default 1.49, CNeuroMod)')
     ap.add_argument('--offset', type=float, default=0.0, help='time of the first TR window start in seconds')
     ap.add_argument('--subject', type=int, default=0, help='FiLM row: 0 = the average subject')
-    ap.add_argument('--window-s', type=float, default=100.0); ap.add_argument('--warmup-s', type=float, default=16.0)
+    ap.add_argument('--window-s', type=float, default=100.0)
+    ap.add_argument('--warmup-s', type=float, default=16.0)
     ap.add_argument('--plot', action='store_true', help='also write <clip_id>.png: the s.d. of the prediction on the brain')
     ap.add_argument('--format', nargs='+', default=['npz'], choices=['npz', 'npy', 'gifti'],
                     help='output formats besides the .npz (always written): npy (+ .json sidecar), gifti (one .func.gii per hemisphere)')
@@ -410,9 +411,18 @@ def predict_cli(argv: list[str]) -> int:
     ap.add_argument('--threads', type=int, default=None, help='CPU threads for torch')
     ap.add_argument('--retry-failed', action='store_true')
     ap.add_argument('--json', action='store_true', help='print the summary as JSON')
+    return ap
+
+def predict_cli(argv: list[str]) -> int:
+    "`tinytribe predict SOURCES... --model DIR --out DIR`: predicted responses of every clip, resumable."
+    ap = predict_parser()
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     try:
+        given = [*((s, 'source') for s in a.sources), (a.model, 'model'), (a.transcripts, 'transcripts'),
+                 (a.video_weights, 'video weights')]
+        for p, what in given:
+            if p: require_path(p, what)
         reps = predict_files(a.model, a.sources, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
                              window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed,
                              video_backbone=a.video_backbone, transcripts=a.transcripts, asr=not a.no_asr,

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from .core import TRGrid, bin_steps, step_times
 from . import spaces
-from .store import ArtifactError, load_arrays, read_meta, write_json, atomic_write, now_iso
+from .store import require_path, ArtifactError, load_arrays, read_meta, write_json, atomic_write, now_iso
 from .featfile import load_features, FEATURES_KIND
 from tinytribe.metrics import (
     RidgeBaseline,
@@ -1207,6 +1207,10 @@ def evaluate_cli(argv: list[str]) -> int:
         ridge=RidgeConfig(n_iter=a.ridge_iter),
     )
     try:
+        given = [*((m, 'model') for m in a.models), (a.features, 'features'), (a.fmri, 'fMRI'), (a.teacher, 'teacher'),
+                 *((r, 'run folder') for r in a.run_dir)]
+        for p, what in given:
+            if p: require_path(p, what)
         res = evaluate(dict(zip(names, a.models)), a.features, a.fmri, a.teacher, cfg)
         rep = write_report(res, a.out, dict(zip(names, a.run_dir)))
     except (ArtifactError, ValueError, FileNotFoundError) as e:

@@ -12,10 +12,10 @@ from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, re
 from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, shard_tag, SyncReport
 
 # %% auto #0
-__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform', 'job_remote',
-           'ensure_rclone', 'platform_setup', 'SessionReport', 'run_session', 'features_session', 'teacher_session',
-           'train_argv', 'train_session', 'options_argv', 'evaluate_session', 'add_session_args', 'cli_session',
-           'sync_cli']
+__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'SESSION_COMMANDS', 'detect_platform', 'Platform',
+           'job_remote', 'ensure_rclone', 'platform_setup', 'SessionReport', 'run_session', 'features_session',
+           'teacher_session', 'train_argv', 'train_session', 'options_argv', 'evaluate_session', 'session_parser',
+           'session_command', 'sync_cli']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -306,11 +306,13 @@ def teacher_session(features_dir, out_dir, remote=None, features_remote=None, te
 
 # %% ../nbs/71_session.ipynb #2ba5b46f
 TRAIN_PULL_EXCLUDE = ('ckpt/step_*',)         # only the latest checkpoint comes back
+_ENTRY = 'import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))'   # the command in a new process
 
 def train_argv(phase: int, features_dir, run_dir, **options) -> list[str]:
     """`tinytribe train` arguments from typed options (`steps=50` -> `--steps 50`, `resume=True` -> `--resume`);
     an option the train command does not have is an error naming it."""
     ap = _lookup('train_parser', *_TRAIN)()      # torch loads only for training
+    _lookup('phase_options', *_TRAIN)(ap, ['--phase', str(phase)])    # + the phase's own options (teacher, init, fmri...)
     known = {a.dest: a for a in ap._actions}
     argv = ['--phase', str(phase), '--features', str(features_dir), '--out', str(run_dir)]
     for k, v in options.items():
@@ -348,7 +350,7 @@ def train_session(phase: int, features_dir, run_dir, remote=None, features_remot
         n = torch.cuda.device_count() if gpus is None else int(gpus)
         if n > 1:   # one process per GPU (DDP); the global batch is split over them
             rc = subprocess.call([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(n),
-                                  '-m', 'tinytribe.cli', 'train', *argv])
+                                  '--no-python', sys.executable, '-c', _ENTRY, 'train', *argv])
         else:
             rc = _lookup('train_cli', *_TRAIN)(argv)
         st = Path(run_dir)/'status.json'
@@ -369,38 +371,129 @@ def options_argv(options: dict) -> list[str]:
         argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])])
     return argv
 
-def evaluate_session(out_dir, remote=None, inputs: dict | None = None, budget_hours='auto', margin_min: float = 10.0,
-                     push_every_min: float = 5.0, started_at: float | None = None, **options) -> SessionReport:
-    """Run `tinytribe evaluate --out OUT_DIR ...options` as a session mirrored to `remote`, after pulling `inputs`
-    (`{local_folder: remote_spec}`: the trained run, fMRI, features). The command runs in its own process."""
+def evaluate_session(out_dir, models, remote=None, inputs: dict | None = None, budget_hours='auto',
+                     margin_min: float = 10.0, push_every_min: float = 5.0, started_at: float | None = None,
+                     **options) -> SessionReport:
+    """Run `tinytribe evaluate MODELS... --out OUT_DIR ...options` as a session mirrored to `remote`, after pulling
+    `inputs` (`{local_folder: remote_spec}`: the trained run, features). `models`: a model/run folder or a list;
+    `options`: the command's options (`features=`, `fmri=`, `teacher=`, `split=`, `baseline=`, `ridge_iter=`, `space=`,
+    `subjects=` (a list or 'a,b'), `run_dir=` (a list: one per model)). A failure (exit code != 0) raises."""
+    models = [str(m) for m in ([models] if isinstance(models, (str, Path)) else models)]
+    opts = {k: (','.join(map(str, v)) if k == 'subjects' and isinstance(v, (list, tuple)) else v) for k, v in options.items()}
+    runs = opts.pop('run_dir', None) or []
+    extra = [x for r in ([runs] if isinstance(runs, (str, Path)) else runs) for x in ('--run-dir', str(r))]
     def job(deadline):
-        cmd = [sys.executable, '-m', 'tinytribe.cli', 'evaluate', '--out', str(out_dir), *options_argv(options)]
-        rc = subprocess.call(cmd)
+        argv = [*models, '--out', str(out_dir), *options_argv(opts), *extra]
+        rc = _lookup('evaluate_cli', 'tinytribe.report')(argv)
         if rc != 0: raise RuntimeError(f"tinytribe evaluate exited with {rc}")
         return {'state': 'done', 'out': str(out_dir)}
     return run_session(job, out_dir, remote, name='evaluate', budget_hours=_budget(KAGGLE_BUDGET_HOURS, budget_hours),
                        margin_min=margin_min, push_every_min=push_every_min, inputs=inputs, started_at=started_at)
 
-# %% ../nbs/71_session.ipynb #10c1af20
-def add_session_args(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    "Add `--remote`, `--shard` and `--push-every-min` to a job's parser (see `cli_session`)."
-    g = ap.add_argument_group('session (free-tier runs that survive)')
-    g.add_argument('--remote', default=None, metavar='REMOTE:PATH',
-                   help="mirror the output folder there (rclone remote 'drive:x', a mounted folder, pydrive2:FOLDER_ID); "
-                        "pull it first, push every few minutes and at the end")
-    g.add_argument('--shard', default=None, metavar='I/N', help='do only part I of N of the items (several workers)')
-    g.add_argument('--push-every-min', type=float, default=5.0, help='minutes between pushes to --remote')
+# %% ../nbs/71_session.ipynb #795171fc
+SESSION_COMMANDS = {
+    # command: what the session pulls of the output folder, how a shard picks its items, and budget handling
+    'extract':       dict(pull_include=('manifest/*',), shard='media', budget=True),
+    'teacher-cache': dict(pull_include=('manifest/*',), shard='features', budget=True),
+    'train':         dict(pull_exclude=TRAIN_PULL_EXCLUDE, budget=True, resume=True),
+    'predict':       dict(pull_include=('manifest/*',), shard='sources'),
+    'evaluate':      dict(),
+}
+
+def session_parser() -> argparse.ArgumentParser:
+    "The session flags every job command takes (`tinytribe CMD ... --remote REMOTE:PATH [--shard I/N]`)."
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument('--remote', default=None, metavar='REMOTE:PATH')
+    ap.add_argument('--shard', default=None, metavar='I/N')
+    ap.add_argument('--push-every-min', type=float, default=5.0)
     return ap
 
-def cli_session(args, local_dir, job: Callable[[Deadline], object], name: str, pull_include=None,
-                pull_exclude: Sequence[str] = ()) -> SessionReport | object:
-    """Run `job(deadline)` for a CLI: inside a session when `args.remote` is set, else directly with the deadline of
-    `args.budget_hours`. Returns the session's report or the job's."""
-    hours = getattr(args, 'budget_hours', None)
-    if not getattr(args, 'remote', None): return job(Deadline(hours=hours))
-    return run_session(job, local_dir, args.remote, name=name, budget_hours=hours,
-                       margin_min=getattr(args, 'margin_min', 5.0) or 0.0, push_every_min=args.push_every_min,
-                       pull_include=pull_include, pull_exclude=pull_exclude, shard=getattr(args, 'shard', None))
+# %% ../nbs/71_session.ipynb #5e2c3b22
+def _opt(argv: list, flag: str):
+    "The value of `flag` in `argv` (`--x v` or `--x=v`), or None."
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv): return argv[i + 1]
+        if a.startswith(flag + '='): return a.split('=', 1)[1]
+    return None
+
+def _set_opt(argv: list, flag: str, value) -> list:
+    "`argv` with `flag` set to `value` (replaced where present, else appended)."
+    out, skip = [], False
+    for i, a in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if a == flag: skip = True
+        elif not a.startswith(flag + '='): out.append(a)
+    return out + [flag, str(value)]
+
+def _shard_argv(how: str, argv: list, shard, out) -> list:
+    "`argv` with its inputs replaced by this shard's part (clip ids of media, feature files, prediction sources)."
+    from tinytribe.media import find_media
+    if how == 'features':
+        ns = _lookup('teacher_cache_parser', 'tinytribe.teacher_cache')().parse_args(argv)
+        feats = Path(out)/'.sync'/f"features-{shard_tag(shard)}"     # this shard's feature files, as links
+        feats.mkdir(parents=True, exist_ok=True)
+        for f in shard_items(_lookup('feature_files', 'tinytribe.featfile')(require_path(ns.features_dir, 'features')), shard):
+            with contextlib.suppress(FileExistsError): (feats/Path(f).name).symlink_to(Path(f).resolve())
+        return [str(feats) if a == ns.features_dir else a for a in argv]
+    if how == 'media':
+        ns = _lookup('_extract_parser', 'tinytribe.extract')().parse_args(argv)
+        given = list(ns.media)
+        for m in given: require_path(m, 'media')
+        files = _lookup('clip_ids', 'tinytribe.extract')(find_media(given))
+        mine = [str(f) for f in shard_items(files, shard).values()]
+    else:                                  # predict: feature files and media, each folder expanded
+        ns = _lookup('predict_parser', 'tinytribe.predict')().parse_args(argv)
+        given, files = list(ns.sources), {}
+        for src in given:
+            src = require_path(src, 'source')
+            found = sorted(src.glob('*.npz')) + find_media([src]) if src.is_dir() else [src]
+            files.update({Path(f): f for f in found})     # keyed by path: shards by clip name (stem)
+        mine = [str(f) for f in shard_items(files, shard).values()]
+    if not mine: return []
+    rest = [a for a in argv if a not in given]
+    return mine + rest
+
+# %% ../nbs/71_session.ipynb #4d418853
+def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -> int:
+    """Run `cli(argv)` (a job command's `*_cli`) as a session when `argv` holds `--remote` or `--shard`: the session
+    flags are taken off, the output folder (`--out`) is pulled from the remote, the command runs on the rest (its
+    inputs cut to this shard, `--budget-hours` set to what the session leaves) and everything is pushed on a timer and
+    at the end. Returns the command's exit code."""
+    def usage(msg):
+        print(f"tinytribe {cmd}: {msg}", file=sys.stderr)
+        return 2
+    if cmd not in SESSION_COMMANDS: return usage(f"takes no --remote/--shard (the jobs that do: {', '.join(SESSION_COMMANDS)})")
+    spec = SESSION_COMMANDS[cmd]
+    ses, rest = session_parser().parse_known_args(list(argv))
+    if ses.shard and not spec.get('shard'): return usage("takes no --shard (its items are one job); --remote only")
+    try: parse_shard(ses.shard)
+    except ValueError as e: return usage(str(e))
+    out = _opt(rest, '--out')
+    if not out: return usage("--remote needs --out (the folder mirrored to the remote)")
+    hours = _opt(rest, '--budget-hours') if spec.get('budget') else None
+    hours = float(hours) if hours else None
+    if spec.get('resume') and '--resume' not in rest: rest.append('--resume')
+    def job(deadline):
+        args = rest
+        if ses.shard:
+            args = _shard_argv(spec['shard'], rest, ses.shard, out)
+            if not args: return {'state': 'done', 'message': f"shard {ses.shard} holds none of the items"}
+        if spec.get('budget') and deadline.at is not None:
+            args = _set_opt(args, '--budget-hours', f"{max(0.0, deadline.left()) / 3600:.6f}")
+        rc = cli(args)
+        if rc == 130: raise KeyboardInterrupt
+        st = Path(out)/'status.json'
+        if cmd == 'train' and rc == 0 and st.exists():
+            state = json.loads(st.read_text()).get('state')
+            return {'state': 'done' if state == 'done' else 'stopped_budget', 'exit_code': rc, 'train_state': state}
+        return {'state': 'done' if rc == 0 else 'failed', 'exit_code': rc,
+                **({} if rc == 0 else {'error': f"tinytribe {cmd} exited with {rc}"})}
+    rep = run_session(job, out, ses.remote, name=cmd, budget_hours=hours, margin_min=5.0 if hours else 0.0,
+                      push_every_min=ses.push_every_min, pull_include=spec.get('pull_include'),
+                      pull_exclude=spec.get('pull_exclude', ()), shard=ses.shard)
+    return int(rep.job.get('exit_code', 0 if rep.state == 'done' else 1))
 
 # %% ../nbs/71_session.ipynb #d8b1aee3
 def sync_cli(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable
 import numpy as np
 from .store import (ArtifactError, Manifest, Deadline, run_items, BatchReport, file_sha256, now_iso,
-                             write_json, remove_dead_temp_files)
+                             write_json, remove_dead_temp_files, require_path)
 from .spaces import space_size
 from .featfile import (MODALITIES, ClipFeatures, load_features, features_meta, feature_files,
                                 random_features, save_features)
@@ -266,6 +266,8 @@ def teacher_cache_cli(argv: list[str]) -> int:
     a = teacher_cache_parser().parse_args(argv)
     teacher = TEACHERS[a.teacher](a)
     try:
+        require_path(a.features_dir, 'features')
+        if a.media_dir: require_path(a.media_dir, 'media')
         rep = cache_teacher(a.features_dir, teacher, a.out, dataset=a.dataset, seg_len=a.seg_len,
                             spaces=[s.strip() for s in a.spaces.split(',') if s.strip()], deadline=a.budget_hours,
                             select=a.select, media_dir=a.media_dir, margin_s=a.margin_s, retry_failed=a.retry_failed,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, importlib, json, sys
 from typing import Callable
 import torch
-from .store import ArtifactError
+from .store import require_path, ArtifactError
 from .engine import checkpoint_path, load_checkpoint, dist_info
 
 # %% auto #0
@@ -103,6 +103,8 @@ def train_cli(argv: list[str] | None = None) -> int:
     p = train_parser()
     phase_options(p, argv)
     args = p.parse_args(argv)
+    for k in ('features', 'audio_text_features', 'teacher', 'fmri', 'init', 'pseudo'):   # one way for a missing input
+        if getattr(args, k, None): require_path(getattr(args, k), '--' + k.replace('_', '-'))
     refusal = refuse_restart(args.out, args.resume)
     if refusal:
         _say(refusal)

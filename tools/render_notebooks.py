@@ -160,33 +160,57 @@ cached features with the four self-supervised tasks of the spec and the MoE rout
     'phase2': train_job(2, 'distillation from the teacher cache', """Distils the teacher's cached predictions and hidden states
 into the student, starting from Phase 1's model (`tinytribe train --phase 2`).""",
                         """teacher_dir = "teacher"     # the teacher cache, pulled from remote/teacher
-init_dir = "runs/phase1"    # Phase 1's run (its model/ is the starting point), pulled from remote/phase1
-""", "inputs = {plat.path(teacher_dir): plat.remote(remote, 'teacher'),\n          plat.path(init_dir): (plat.remote(remote, 'phase1'), ['model/*', '*.json'])}",
-                        ", teacher=plat.path(teacher_dir), init=plat.path(init_dir)"),
+init_dir = "runs/phase1"    # Phase 1's run (its model/ is the starting point), pulled from remote/phase1; "": from scratch
+seg_trs = None              # TRs per training segment (None: the spec's 100)
+val_frac = None             # share of clips held out for validation r (None: the phase's default)
+""", """inputs = {plat.path(teacher_dir): plat.remote(remote, 'teacher')}
+if init_dir: inputs[plat.path(init_dir)] = (plat.remote(remote, 'phase1'), ['model/*', 'distill_heads/*', '*.json'])""",
+                        """, teacher=plat.path(teacher_dir),
+                       init=plat.path(init_dir) or None, seg_trs=seg_trs, val_frac=val_frac"""),
     'phase3': train_job(3, 'fine-tuning on fMRI', """Fine-tunes the distilled student on real fMRI (the Algonauts 2025 /
 CNeuroMod release or any fMRIPrep fsaverage5 derivatives), starting from Phase 2's model (`tinytribe train --phase 3`).""",
                         """fmri_dir = "fmri"           # fMRI root (relative: under the data root)
-init_dir = "runs/phase2"    # Phase 2's run, pulled from remote/phase2
-""", "inputs = {plat.path(init_dir): (plat.remote(remote, 'phase2'), ['model/*', '*.json'])}",
-                        ", fmri=plat.path(fmri_dir, 'data'), init=plat.path(init_dir)", extras='brain,sync'),
+fmri_space = None           # the space to load when the data hold several (e.g. "schaefer400"); None: the data set's
+subjects = None             # e.g. "sub-01,sub-02"; None: all
+teacher_dir = "teacher"     # the teacher cache (a regulariser), pulled from remote/teacher; "": none
+init_dir = "runs/phase2"    # Phase 2's run, pulled from remote/phase2; "": from scratch
+seg_trs = None              # TRs per training segment (None: the spec's 100)
+val_frac = None
+""", """inputs = {}
+if teacher_dir: inputs[plat.path(teacher_dir)] = plat.remote(remote, 'teacher')
+if init_dir: inputs[plat.path(init_dir)] = (plat.remote(remote, 'phase2'), ['model/*', 'distill_heads/*', '*.json'])""",
+                        """, fmri=plat.path(fmri_dir, 'data'),
+                       fmri_space=fmri_space, subjects=subjects, teacher=plat.path(teacher_dir) or None,
+                       init=plat.path(init_dir) or None, seg_trs=seg_trs, val_frac=val_frac""", extras='brain,sync'),
     'evaluate': {
         'title': 'Evaluation: the report with brain maps',
         'about': """Scores a trained model on held-out fMRI (Pearson r per vertex and ROI, noise ceiling, student-teacher
 agreement) and writes the report with brain maps (`tinytribe evaluate`), as a session synced to `remote/evaluate`.""",
         'extras': 'brain,export,sync',
         'params': """
-run_dir = "runs/phase3"     # the trained run, pulled from remote/phase3
+run_dir = "runs/phase3"     # the trained run (its model/ is scored; metrics.jsonl gives the learning curve), from remote/phase3
 features_dir = "features"   # pulled from remote/features
 fmri_dir = "fmri"           # relative: under the data root
+teacher_dir = ""            # the teacher cache to score and compare (pulled from remote/teacher); "": none
 out_dir = "eval"
+split = None                # 'algonauts', 'all', comma-separated clips or a JSON file; None: the command's default
+baseline = "ridge"          # or "none"
+ridge_iter = None           # None: the command's default
+space = None                # fMRI space to load; None: the data set's
+subjects = None             # e.g. "sub-01,sub-02"; None: all
 """,
         'cells': ["""from tinytribe.session import evaluate_session
-inputs = {plat.path(run_dir): (plat.remote(remote, 'phase3'), ['model/*', 'heads/*', '*.json']),
+inputs = {plat.path(run_dir): (plat.remote(remote, 'phase3'), ['model/*', 'metrics.jsonl', '*.json']),
           plat.path(features_dir): plat.remote(remote, 'features')}
-report = evaluate_session(plat.path(out_dir), remote=plat.remote(remote, 'evaluate'), inputs=inputs,
-                          budget_hours=plat.budget(budget_hours), push_every_min=push_every_min, started_at=plat.started_at,
-                          model=plat.path(run_dir), features=plat.path(features_dir), fmri=plat.path(fmri_dir, 'data'))""",
-                  SHOW_SESSION],
+if teacher_dir: inputs[plat.path(teacher_dir)] = plat.remote(remote, 'teacher')
+report = evaluate_session(plat.path(out_dir), [plat.path(run_dir) + '/model'], remote=plat.remote(remote, 'evaluate'),
+                          inputs=inputs, budget_hours=plat.budget(budget_hours), push_every_min=push_every_min,
+                          started_at=plat.started_at, features=plat.path(features_dir), fmri=plat.path(fmri_dir, 'data'),
+                          teacher=plat.path(teacher_dir) or None, split=split, baseline=baseline, ridge_iter=ridge_iter,
+                          space=space, subjects=subjects, run_dir=[plat.path(run_dir)])""",
+                  SHOW_SESSION + """
+from tinytribe.report import describe_report
+print(json.dumps(describe_report(plat.path(out_dir)), indent=1)[:3000])"""],
     },
 }
 
@@ -205,6 +229,8 @@ num_workers = 2
 video_backbone = "{video}"
 asr = True
 teacher = "tribev2"         # or "simbrain": the in-silico brain as teacher (a CPU check of the plumbing)
+fmri_space = None           # Phase 3: the fMRI space to load when the data hold several; None: the data set's
+seg_trs = None              # Phases 2 and 3: TRs per training segment (None: the spec's 100)
 """
 
 PIPE_CELLS = ["""from tinytribe.session import features_session, teacher_session, train_session
@@ -221,12 +247,15 @@ print(report.state, report.next)""",
     print(report.state, report.next)""",
               """train = dict(preset=preset, steps=steps, batch_size=batch_size, ckpt_every=ckpt_every, log_every=log_every,
              num_workers=num_workers)
-extra = {1: {}, 2: {'teacher': f"{w}/teacher"}, 3: {'fmri': plat.path(fmri_dir, 'data')}}
+teach = {'teacher': f"{w}/teacher"} if 2 in phases else {}     # Phase 3 keeps the teacher as a regulariser
+extra = {1: {}, 2: {**teach, 'seg_trs': seg_trs},
+         3: {**teach, 'fmri': plat.path(fmri_dir, 'data'), 'fmri_space': fmri_space, 'seg_trs': seg_trs}}
 prev = None
 for ph in phases:
     if prev: extra[ph]['init'] = f"{w}/phase{prev}"
+    ins = {f"{w}/teacher": plat.remote(remote, 'teacher')} if 'teacher' in extra[ph] else {}   # the segments themselves
     report = train_session(ph, f"{w}/features", f"{w}/phase{ph}", remote=plat.remote(remote, f"phase{ph}"),
-                           features_remote=plat.remote(remote, 'features'), budget_hours=budget,
+                           features_remote=plat.remote(remote, 'features'), inputs=ins, budget_hours=budget,
                            push_every_min=push_every_min, started_at=plat.started_at, **train, **extra[ph])
     print(f"phase {ph}:", report.state, report.next)
     if report.state != 'done': break      # out of budget: run the notebook again, it resumes
