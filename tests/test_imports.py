@@ -8,7 +8,8 @@ mapped to the notebook it is exported from by its nbdev header (`File to edit: .
 - nothing imports `tinytribe.cli`;
 - the model (notebooks 30-39) imports only torch, numpy, the standard library, and tinytribe's 00-09
   foundations (and the other model modules); safetensors too, the weights format of the model folder that
-  `31_model` saves and loads (ARCHITECTURE.md puts save/load there).
+  `31_model` saves and loads (ARCHITECTURE.md puts save/load there), and fastcore, whose `patch` lets the
+  notebooks tell a class method by method (a core dependency, no I/O or state).
 
 New modules are picked up automatically: nothing here lists them.
 """
@@ -18,7 +19,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1]/'tinytribe'
 HEADER = re.compile(r'File to edit: \.\./nbs/(\d+)_[^/\s]*\.ipynb')
-MODEL_EXTERNAL = {'torch', 'numpy', 'safetensors'}   # safetensors: the model folder's weights (31_model's save/load)
+MODEL_EXTERNAL = {'torch', 'numpy', 'safetensors', 'fastcore'}   # safetensors: the model folder's weights; fastcore.patch
 
 
 def module_name(path: Path) -> str:
