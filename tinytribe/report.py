@@ -92,7 +92,8 @@ def tinytribe_source(path, name: str | None = None, subject_row: int = 0) -> Mod
         cfg.space,
         predict,
         m,
-        {'path': str(path), 'config': cfg.to_dict(), 'subject_row': subject_row},
+        {'path': str(path), 'config': cfg.to_dict(), 'subject_row': subject_row,
+         **{k: m.meta[k] for k in ('phases', 'trained_on') if k in m.meta}},   # what its training recorded
     )
 
 
@@ -1197,6 +1198,7 @@ def evaluate_cli(argv: list[str]) -> int:
     names, seen = [], {}
     for m in a.models:
         n = Path(m).name or str(m)
+        if n == 'model' and Path(m).parent.name: n = Path(m).parent.name   # RUN/model: named by its run
         seen[n] = seen.get(n, 0) + 1
         names.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
     cfg = EvalConfig(
