@@ -35,9 +35,9 @@ class DemoConfig:
     subjects: int = 2
     repeats: int = 2
     seed: int = 0                   # simbrain seed, shared by the fMRI and the teacher
-    steps1: int = 60                # Phase 1 steps
-    steps2: int = 40                # Phase 2 steps
-    steps3: int = 40                # Phase 3 steps
+    steps1: int = 40                # Phase 1 steps
+    steps2: int = 30                # Phase 2 steps
+    steps3: int = 30                # Phase 3 steps
     seg_trs: int = 8                # TRs per Phase 2/3 segment (8 x 1.49 s = 12 s fits the 18.6-s clip)
     ridge_iter: int = 3             # random-search draws of the ridge baseline
     progress: bool = True
@@ -123,8 +123,11 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     real_clip = feature_files(real)[0]
     cli('export', 'export', export_cli, [runs[3]/'model', '--out', onnx, '--int8', '--features', real_clip], onnx,
         onnx.exists())
+    prev = json.loads((out/'demo_summary.json').read_text()) if (out/'demo_summary.json').exists() else {}
+    earlier = prev.get('earlier_runs', []) + ([{'seconds': prev['seconds'], 'total_s': prev['total_s']}] if prev else [])
     summary = {'out': str(out), 'config': asdict(cfg), 'split': split,
                'seconds': {k: v['seconds'] for k, v in stages.items()}, 'total_s': round(time.time() - t0, 1),
+               'earlier_runs': earlier,                              # times of the runs this one resumed
                'stages': {k: {**v, 'describe': describe(v['output'])} for k, v in stages.items()},
                'report': str(rep/'report.html'), 'pictures': sorted(str(p) for p in out.rglob('*.png'))}
     write_json(out/'demo_summary.json', summary)
