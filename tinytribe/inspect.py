@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .store import require_path, read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
-from . import segfile, simbrain, fmri, engine, model, predict, report
+from . import segfile, simbrain, fmri, engine, model, predict, report, export
 
 # %% auto #0
 __all__ = ['OWNERS', 'FEATURE_CLIP_KEYS', 'generic_describe', 'describe_model_folder', 'describe_file', 'describe_dir',
@@ -89,6 +89,8 @@ def describe_file(path) -> dict:
     if path.name.endswith('.func.gii'): return fmri.describe_fmri(path)
     if path.name == 'config.json': return describe_model_folder(path)
     if path.suffix == '.pt': return engine.describe_checkpoint(path)
+    if path.suffix == '.onnx':                     # an exported student: its tinytribe metadata
+        return {'kind': 'onnx', 'path': str(path), 'bytes': path.stat().st_size, **export.onnx_info(path)}
     meta = read_meta(path)                         # ArtifactError for a non-tinytribe file
     fn = _owner(meta.get('kind'))
     if fn is not None:

@@ -272,7 +272,8 @@ class Phase2Task(nn.Module):
     def save_artifacts(self, run_dir) -> dict:
         "Publish `RUN_DIR/model` (its `meta['phases']` records this phase) and `RUN_DIR/distill_heads`."
         m = self.model
-        m.meta = {**m.meta, 'phases': sorted(set(self.init_phases) | {self.phase})}
+        m.meta = {**m.meta, 'phases': sorted(set(self.init_phases) | {self.phase}),
+                  'trained_on': sorted(set(m.meta.get('trained_on', [])) | set(getattr(self, 'trained_on', [])))}
         return {'model': str(m.save_pretrained(Path(run_dir)/'model')),
                 'heads': str(self.heads.save(Path(run_dir)/'distill_heads'))}
 
@@ -384,6 +385,7 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
     val = _parts_datasets(val_p, hp, layout, dims, tspace, extra=tuple(hid)) if val_p else None
     lr = LR_FROM_PHASE1 if phases else LR_SCRATCH
     task = Phase2Task(model, hp, heads, hid, lr, phases)
+    task.trained_on = sorted({features_meta(f)['clip_id'] for f, _ in train_p})   # clips whose teacher targets it learns
     info['multires'] = sorted(task.mats)
     return task, train, val, cfg.to_dict(), info
 

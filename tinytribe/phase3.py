@@ -292,6 +292,7 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     train = EpochMixture([(p, float(len(p))) for p in parts], seed=seed)
     lr = LR_FINETUNE if phases else LR_SCRATCH
     task = Phase3Task(model, hp, heads, hid, lr, phases, fspace, subjects)
+    task.trained_on = sorted({c for c in fclips | {features_meta(f)['clip_id'] for f, _ in tonly} if c not in val_clips})
     info['multires'] = sorted(task.mats)
     return task, train, val_parts, tval_part, cfg.to_dict(), info
 

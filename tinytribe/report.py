@@ -92,7 +92,8 @@ def tinytribe_source(path, name: str | None = None, subject_row: int = 0) -> Mod
         cfg.space,
         predict,
         m,
-        {'path': str(path), 'config': cfg.to_dict(), 'subject_row': subject_row},
+        {'path': str(path), 'config': cfg.to_dict(), 'subject_row': subject_row,
+         **{k: m.meta[k] for k in ('phases', 'trained_on') if k in m.meta}},   # what its training recorded
     )
 
 
@@ -1070,6 +1071,8 @@ def report_html(rep: dict, figs: list, out: Path) -> str:
             f'<figure><img src="data:image/png;base64,{b64}" alt="{e(cap)}"><figcaption>{e(cap)}</figcaption></figure>'
         )
     sp = rep['split']
+    trained = ' '.join(f"{n} trained on: {', '.join(v) if isinstance(v, list) else v}."   # each model's record
+                       for n, v in sp['clips_trained_on'].items() if n != 'ridge')
     rf = (rep['ridge'] or {}).get('fit') or {}
     ridge_note = '; '.join(
         f"{s}: {f['n_train_trs']} TRs of {f['n_train_clips']} clip(s), {f['n_features']} features "
@@ -1091,7 +1094,7 @@ td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .
 <p class="note">± : block-jackknife standard error. {e(rep['units']['r'])}. Noise ceiling: {e(rep['units']['noise_ceiling_mean'])}; fraction: {e(rep['units']['fraction_of_ceiling'])}.</p>
 <p class="note">Measured ceiling per subject: {e(nc)}</p>
 <h2>Per ROI (mean r)</h2>{''.join(r)}
-<h2>Split</h2><p class="note">{e(sp['how'])}. Scored: {e(', '.join(sp['clips_scored']))}. Ridge trained on: {e(', '.join(sp['clips_trained_on']['ridge']) or '–')}.</p>
+<h2>Split</h2><p class="note">{e(sp['how'])}. Scored: {e(', '.join(sp['clips_scored']))}. Ridge trained on: {e(', '.join(sp['clips_trained_on']['ridge']) or '–')}. {e(trained)}</p>
 <p class="note">Ridge baseline (himalaya banded ridge, FIR delays, α per target by cross-validation over training clips): {e(ridge_note or 'not run')}. A ridge with ~10k features needs hours of training data; on a few minutes it scores near zero.</p>
 <h2>Pictures</h2>{''.join(imgs)}
 <h2>Provenance</h2><pre>{e(json.dumps(rep['provenance'], indent=1, default=str))}</pre></body></html>"""
@@ -1197,6 +1200,7 @@ def evaluate_cli(argv: list[str]) -> int:
     names, seen = [], {}
     for m in a.models:
         n = Path(m).name or str(m)
+        if n == 'model' and Path(m).parent.name: n = Path(m).parent.name   # RUN/model: named by its run
         seen[n] = seen.get(n, 0) + 1
         names.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
     cfg = EvalConfig(
