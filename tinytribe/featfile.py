@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .core import STEP_S, step_times, n_steps_for
 from . import __version__
-from .store import save_arrays, load_arrays, read_meta, ArtifactError, now_iso
+from .store import save_arrays, load_arrays, read_meta, ArtifactError, now_iso, files_of_kind
 
 # %% auto #0
 __all__ = ['MODALITIES', 'FEATURES_KIND', 'FEATURES_VERSION', 'ClipFeatures', 'save_features', 'load_features', 'features_meta',
@@ -119,17 +119,7 @@ def describe_features(path) -> dict:
 # %% ../nbs/03_featfile.ipynb #89289738
 def feature_files(source) -> list[Path]:
     "Feature files of `source`: a folder (searched recursively), one file, or a list of files."
-    if not isinstance(source, (str, Path)): return [Path(s) for s in source]
-    p = Path(source)
-    if p.is_file(): return [p]
-    if not p.is_dir(): raise ArtifactError(f"{p}: no such file or folder")
-    out = []
-    for c in sorted(p.rglob('*.npz')):
-        if c.name.startswith('.'): continue
-        try: kind = read_meta(c).get('kind')
-        except ArtifactError: kind = FEATURES_KIND                 # unreadable: its reader reports it
-        if kind == FEATURES_KIND: out.append(c)
-    return out
+    return files_of_kind(source, FEATURES_KIND)
 
 # %% ../nbs/03_featfile.ipynb #1bdf2c05
 def random_features(clip_id: str = 'random', duration_s: float = 10.0, dims: dict | None = None,

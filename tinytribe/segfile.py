@@ -10,7 +10,7 @@ from typing import Iterable
 import numpy as np
 from . import __version__
 from .core import TRGrid
-from .store import ArtifactError, save_arrays, load_arrays, read_meta, safe_key, Manifest, now_iso
+from .store import ArtifactError, save_arrays, load_arrays, read_meta, safe_key, Manifest, now_iso, files_of_kind
 from .spaces import space_size, vertex_to_space
 
 # %% auto #0
@@ -158,17 +158,7 @@ def load_segment(path, hiddens: Iterable[str] | None = None, validate: bool = Tr
 # %% ../nbs/04_segfile.ipynb #301e71a2
 def segment_files(source) -> list[Path]:
     "Teacher segment files of `source`: a folder (searched recursively), one file, or a list of files."
-    if not isinstance(source, (str, Path)): return [Path(s) for s in source]
-    p = Path(source)
-    if p.is_file(): return [p]
-    if not p.is_dir(): raise ArtifactError(f"{p}: no such file or folder")
-    out = []
-    for c in sorted(p.rglob('*.npz')):
-        if c.name.startswith('.'): continue
-        try: kind = read_meta(c).get('kind')
-        except ArtifactError: kind = SEGMENT_KIND                  # unreadable: its reader reports it
-        if kind == SEGMENT_KIND: out.append(c)
-    return out
+    return files_of_kind(source, SEGMENT_KIND)
 
 # %% ../nbs/04_segfile.ipynb #6ba2eeb5
 def split_segments(pred: np.ndarray, hiddens: dict | None, tr_s: float, offset_s: float, seg_len: int = SEG_LEN,

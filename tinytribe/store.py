@@ -14,9 +14,10 @@ from fastcore.basics import patch
 import numpy as np
 
 # %% auto #0
-__all__ = ['ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays', 'read_meta', 'file_sha256', 'safe_key',
-           'now_iso', 'pid_alive', 'worker_name', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BatchReport',
-           'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir', 'require_path']
+__all__ = ['ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays', 'read_meta', 'files_of_kind',
+           'file_sha256', 'safe_key', 'now_iso', 'pid_alive', 'worker_name', 'remove_dead_temp_files', 'Manifest',
+           'Deadline', 'BatchReport', 'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir',
+           'require_path']
 
 # %% ../nbs/01_store.ipynb #720629b6
 class ArtifactError(ValueError):
@@ -89,6 +90,22 @@ def load_arrays(path, kind: str | None = None, names: Iterable[str] | None = Non
 def read_meta(path) -> dict:
     "Just the metadata of a tinytribe array file."
     return load_arrays(path, names=[])[1]
+
+# %% ../nbs/01_store.ipynb #34292ea4
+def files_of_kind(source, kind: str) -> list[Path]:
+    """Array files of `kind` in `source`: a folder (searched recursively, hidden files skipped), one file, or a
+    list of files. An unreadable `.npz` is listed too, so that its reader reports what is wrong with it."""
+    if not isinstance(source, (str, Path)): return [Path(s) for s in source]
+    p = Path(source)
+    if p.is_file(): return [p]
+    if not p.is_dir(): raise ArtifactError(f"{p}: no such file or folder")
+    out = []
+    for c in sorted(p.rglob('*.npz')):
+        if c.name.startswith('.'): continue
+        try: k = read_meta(c).get('kind')
+        except ArtifactError: k = kind
+        if k == kind: out.append(c)
+    return out
 
 # %% ../nbs/01_store.ipynb #4d05f290
 def file_sha256(path, chunk: int = 1 << 20) -> str:
