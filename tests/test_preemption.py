@@ -40,11 +40,12 @@ def remote_state(spec, tmp):
 
 def batch_code(local, spec, n):
     return (f"from tinytribe.session import run_session, _demo_batch_job\n"
-            f"run_session(_demo_batch_job({str(local)!r}, n={n}, sleep_s=0.01), {str(local)!r}, remote={spec!r},"
+            f"run_session(_demo_batch_job({str(local)!r}, n={n}, sleep_s=0.2), {str(local)!r}, remote={spec!r},"
             f" push_every_min=0.15/60, budget_hours=None, credentials={{}}, quiet=True)\n")
 
 
 def test_batch_job_killed_20_times(tmp_path):
+    # 300 items of 0.2 s outlast the 20 kills' 43 s of running time, so no session can finish before its kill
     rng = random.Random(12)
     spec, n = f"rclone:{tmp_path/'remote'}", 300
     mid_push, mid_write, progress = 0, 0, []

@@ -6,8 +6,7 @@ half-done (and maybe a temporary file half-written). A second run on the same ma
 the dead claim, finish every clip exactly once, leave no temporary files, and produce byte-for-byte the
 arrays of an uninterrupted run.
 """
-import json, os, signal, subprocess, sys, textwrap, time
-from pathlib import Path
+import os, signal, subprocess, sys, textwrap, time
 import numpy as np
 import pytest
 
@@ -91,25 +90,3 @@ def test_killed_run_resumes(corpus, tmp_path):
         segs = sorted((load_segment(killed/n) for n in names_k if n.startswith(f"kill_clip{i}_")), key=lambda s: s.tr_start)
         starts = [s.tr_start for s in segs]
         assert starts == list(range(0, sum(s.n for s in segs), SEG_LEN))
-
-
-@pytest.mark.parametrize('platform', ['kaggle', 'colab'])
-def test_teacher_notebook_dry_run(platform, tmp_path):
-    """The Kaggle/Colab teacher notebooks parse, have a `parameters` cell, and run end to end with `dry_run=True`
-    (demo clip, in-silico brain or test teacher; no TRIBE v2, no GPU)."""
-    papermill = pytest.importorskip('papermill')
-    import nbformat
-    from tinytribe.segfile import load_segment
-    nb_path = Path(__file__).resolve().parents[1]/platform/'00_teacher_cache.ipynb'
-    nb = nbformat.read(nb_path, as_version=4)
-    nbformat.validate(nb)
-    assert [c for c in nb.cells if 'parameters' in c.metadata.get('tags', [])], 'no parameters cell'
-    params = papermill.inspect_notebook(str(nb_path))
-    assert {'features_dir', 'out_dir', 'budget_hours', 'select', 'dry_run', 'weights'} <= set(params)
-    out = tmp_path/'run'
-    papermill.execute_notebook(str(nb_path), str(tmp_path/'executed.ipynb'), kernel_name='python3', progress_bar=False,
-                               parameters={'dry_run': True, 'out_dir': str(out)}, cwd=str(tmp_path))
-    segs = sorted((out/'teacher').glob('demo_demo_*.npz'))
-    assert segs, 'the dry run wrote no teacher segment'
-    s = load_segment(segs[0])
-    assert s.pred.shape[1] == 20484 and 'fsaverage4' in s.extra_preds and (s.tr_s, s.offset_s) == (1.0, 5.0)
