@@ -210,11 +210,13 @@ def onnx_info(path) -> dict:
 
 # %% ../nbs/61_export.ipynb #23da8a78
 def onnx_session(path, threads: int = 2):
-    "An ONNX Runtime CPU session on `path` with `threads` intra-op threads."
+    """An ONNX Runtime CPU session on `path` with `threads` intra-op threads that sleep when idle (ONNX Runtime's
+    default lets them spin after each run, taking the cores from whatever runs next: PyTorch, ASR, another session)."""
     import onnxruntime as ort          # optional dependency: only the export side needs it
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
+    so.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(str(path), so, providers=['CPUExecutionProvider'])
 
 def run_onnx(session, inputs: dict) -> np.ndarray:
