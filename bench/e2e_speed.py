@@ -16,6 +16,8 @@ The input is the bundled demo clip (speech + video) looped with ffmpeg. Writes b
     python bench/e2e_speed.py --seconds 60 --videos mobilevit_s
 
 CPU time is process time (all threads). Loading (models, sessions) is timed apart and not in the per-second numbers.
+The target (<= 0.1 s per second of media) is judged on wall time with `--threads` threads (`meets_target`); the CPU
+reading is kept beside it (`meets_target_on_cpu_time`: what one core alone would need).
 The machine may be shared: compare the sets within one run (the `ratio_*` fields) rather than across runs.
 """
 from __future__ import annotations
@@ -106,6 +108,17 @@ def export_dir(base: Path, video: str, given: str | None) -> tuple[Path, dict]:
         return d, {'reused': False, 'export_wall_s': round(time.perf_counter() - t, 1), **man}
 
 
+def judge(res: dict, sets: list) -> dict:
+    """The target, read two ways: wall seconds per second of media with the benchmark's threads (what a user waits:
+    the issue's "at 2 threads"), and CPU seconds per second (all threads summed: the cost on one core)."""
+    for v, runs in res['runs'].items():
+        runs['meets_target'] = {k: runs[k]['wall_s_per_s']['total'] <= TARGET_S_PER_S for k in sets}
+        runs['meets_target_on_cpu_time'] = {k: runs[k]['cpu_s_per_s']['total'] <= TARGET_S_PER_S for k in sets}
+    res['total_wall_s_per_s'] = {f'{v}/{k}': r[k]['wall_s_per_s']['total'] for v, r in res['runs'].items() for k in sets}
+    res['total_cpu_s_per_s'] = {f'{v}/{k}': r[k]['cpu_s_per_s']['total'] for v, r in res['runs'].items() for k in sets}
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--seconds', type=float, default=90.0, help='length of the input (looped demo clip)')
@@ -141,11 +154,13 @@ def main(argv=None):
                                 for m, e in man['backbones'].items()}}
         runs = {}
         for kind in a.sets.split(','):
+            load = os.getloadavg()
             r = child(src, v, a.threads, kind, d)
             runs[kind] = {**per_second(r['timing'], r['student'], r['duration_s']), 'precision': r['precision'],
                           'load_s': {k: round(x, 2) for k, x in r['load'].items()}, 'n_words': r['n_words'],
                           'pred_shape': r['pred_shape'], 'pred_finite': r['pred_finite'],
-                          'peak_rss_gb': round(r['peak_rss_gb'], 3), 'extract_wall_s': round(r['extract_wall_s'], 2)}
+                          'peak_rss_gb': round(r['peak_rss_gb'], 3), 'extract_wall_s': round(r['extract_wall_s'], 2),
+                          'load_avg_before': [round(x, 2) for x in load]}
             print(v, kind, json.dumps(runs[kind]['cpu_s_per_s']), flush=True)
         sets = a.sets.split(',')
         if 'torch' in runs:
@@ -153,13 +168,10 @@ def main(argv=None):
             for k in sets[1:]:
                 o = runs[k]['cpu_s_per_s']
                 runs[f'ratio_{k}_over_torch_cpu'] = {g: round(o[g] / t[g], 3) for g in t if t[g] > 0}
-        runs['meets_target'] = {k: runs[k]['cpu_s_per_s']['total'] <= TARGET_S_PER_S for k in sets}
         res['runs'][v] = runs
     res['load_avg_end'] = os.getloadavg()
-    res['total_cpu_s_per_s'] = {f'{v}/{k}': r[k]['cpu_s_per_s']['total'] for v, r in res['runs'].items()
-                                for k in a.sets.split(',')}
-    write_json(a.out, res)
-    print(json.dumps(res['total_cpu_s_per_s'], indent=1))
+    write_json(a.out, judge(res, a.sets.split(',')))
+    print(json.dumps({'wall': res['total_wall_s_per_s'], 'cpu': res['total_cpu_s_per_s']}, indent=1))
     import shutil; shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
