@@ -145,6 +145,8 @@ def main(argv=None):
     ap.add_argument('--lr', type=float, default=3e-3); ap.add_argument('--scarce', type=float, default=0.2)
     ap.add_argument('--curve', action='store_true', help='also train arm (a) at more fMRI shares (slow)')
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--space', default='schaefer400',
+                    help="the student's output space (default: the world's fMRI space; fsaverage5 costs ~3x per step on a CPU)")
     ap.add_argument('--work', default=None, help='working folder (default: a temporary one); runs already done there are reused')
     ap.add_argument('--out', default=str(Path(__file__).parent/'results'/'strategy_c.json'))
     a = ap.parse_args(argv)
@@ -206,9 +208,9 @@ def main(argv=None):
         return rep
 
     s_arm = a.steps
-    hp2 = lambda: Phase2Config(seg_trs=a.seg_trs, val_frac=0.0)
+    hp2 = lambda: Phase2Config(seg_trs=a.seg_trs, val_frac=0.0, cache_clips=len(clips))   # the world fits in memory
     def hp3():
-        return Phase3Config(seg_trs=a.seg_trs, seg_trs_short=a.seg_trs // 2, val_frac=0.0)
+        return Phase3Config(seg_trs=a.seg_trs, seg_trs_short=a.seg_trs // 2, val_frac=0.0, cache_clips=len(clips))
     train_files = [files[c] for c in train]
     tdir = root/'train_features'; tdir.mkdir(exist_ok=True)
     for c in train:
@@ -218,9 +220,10 @@ def main(argv=None):
     runs_train = [r for r in runs if r.clip_id in train and r.subject in fit_subs]
 
     # ---- shared pre-training: Phase 1, Phase 2 from scratch, Phase 2 from Phase 1 ----
-    task1, ds1, m1 = build_phase1(tdir, 'tiny', seg_steps=min(120, 2 * a.seg_trs), stride=60, seed=a.seed)
+    sp = {} if a.space == 'fsaverage5' else {'space': a.space}             # a model built from scratch
+    task1, ds1, m1 = build_phase1(tdir, 'tiny', seg_steps=min(120, 2 * a.seg_trs), stride=60, seed=a.seed, **sp)
     fit(task1, ds1, root/'p1', s_arm // 3, {'phase': 1})
-    task2b, ds2b, _, _, _ = build_phase2(tdir, teacher, 'tiny', hp=hp2(), seed=a.seed)
+    task2b, ds2b, _, _, _ = build_phase2(tdir, teacher, 'tiny', hp=hp2(), seed=a.seed, **sp)
     fit(task2b, ds2b, root/'p2_b', s_arm // 2, {'phase': 2})
     task2c, ds2c, _, _, _ = build_phase2(tdir, teacher, 'tiny', init=root/'p1', hp=hp2(), seed=a.seed)
     fit(task2c, ds2c, root/'p2_c', s_arm // 3, {'phase': 2})
@@ -235,7 +238,8 @@ def main(argv=None):
             g = teacher_grid(feats[c].duration_s)
             vals, ok, _ = merge_targets([load_teacher_target(p) for p in ps], g)
             p = predict_clip_rows(m, feats[c], g)
-            P.append(spaces.vertex_to_space(p[ok], 'schaefer400')); T.append(spaces.vertex_to_space(vals[ok], 'schaefer400'))
+            to400 = lambda x: x if x.shape[1] == 400 else spaces.vertex_to_space(x, 'schaefer400')
+            P.append(to400(p[ok])); T.append(to400(vals[ok]))
         r = pearson_cols(np.concatenate(P), np.concatenate(T))
         return float(r[np.concatenate(T).std(0) > 0].mean())
 
@@ -259,7 +263,7 @@ def main(argv=None):
         rr = [r for r in runs_train if r.clip_id in fclips]
         for arm, (init, steps, with_teacher) in arms.items():
             task3, ds3, _, _, _, info = build_phase3(tdir, rr, teacher if with_teacher else None, 'tiny', init=init, hp=hp3(),
-                                                     seed=a.seed)
+                                                     seed=a.seed, **({} if init else sp))
             out = root/f"p3_{arm}_{regime}"
             fit(task3, ds3, out, steps, {'phase': 3})
             sc = score(model_scorer(out/'model'), [r for r in runs if r.subject in fit_subs], test, sim, regions)
@@ -287,7 +291,7 @@ def main(argv=None):
         curve['ridge'][str(frac)] = ridge_score(fc)[0]['frac_ceiling']
         if a.curve:
             rr = [r for r in runs_train if r.clip_id in fc]
-            task3, ds3, *_ = build_phase3(tdir, rr, None, 'tiny', hp=hp3(), seed=a.seed)
+            task3, ds3, *_ = build_phase3(tdir, rr, None, 'tiny', hp=hp3(), seed=a.seed, **sp)
             fit(task3, ds3, root/f"curve_a_{frac}", s_arm, {'phase': 3})
             curve.setdefault('a', {})[str(frac)] = score(model_scorer(root/f"curve_a_{frac}"/'model'),
                                                          [r for r in runs if r.subject in fit_subs], test, sim, regions)['frac_ceiling']

@@ -122,10 +122,11 @@ def make_scheduler(opt, cfg: TrainConfig):
     "Cosine with linear warm-up (`warmup_frac` of `steps`), OneCycle (warm-up share `warmup_frac`, cosine anneal) or constant."
     total, warm = max(1, cfg.steps), int(round(cfg.warmup_frac * cfg.steps))
     if cfg.schedule == 'onecycle':
+        pct = max(cfg.warmup_frac, 1e-3)
+        if abs(pct * total - 1) < 1e-6:                  # OneCycleLR divides by pct_start·total − 1: move off 1 step
+            pct = 2.0 / total if total > 2 else 0.5 / total
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in opt.param_groups], total_steps=total,
-                                                   pct_start=max(cfg.warmup_frac,
-                                                                 1e-3), anneal_strategy='cos',
-                                                   cycle_momentum=False)
+                                                   pct_start=pct, anneal_strategy='cos', cycle_momentum=False)
     if cfg.schedule == 'constant': f = lambda s: 1.0
     elif cfg.schedule == 'cosine':
         def f(s):

@@ -56,6 +56,7 @@ class Phase2Config:
     batch_size: int = 8
     warmup_frac: float = 0.10
     val_frac: float = 0.1
+    cache_clips: int = 4                # clips whose features and targets a data worker keeps in memory
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -336,7 +337,7 @@ def init_model(init, **overrides) -> tuple[TinyTribe, list, Path | None]:
 def _parts_datasets(pairs, hp, layout, dims, teacher_space, weight=1.0, stride=None, extra=()):
     pairs = [(fp, ps if isinstance(ps, dict) else {'teacher': list(ps)}) for fp, ps in pairs]
     ds = TargetSegments(pairs, tr_s=hp.tr_s, seg_trs=hp.seg_trs, stride_trs=stride, offset_s=hp.offset_s, dims=dims,
-                        extra=extra)
+                        extra=extra, cache_files=hp.cache_clips)
     return Tagged(ds, layout, 0, weight, teacher_space)
 
 def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=None, hp: Phase2Config | None = None,

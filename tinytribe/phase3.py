@@ -27,13 +27,17 @@ from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_cl
                               add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained)
 
 # %% auto #0
-__all__ = ['LR_FINETUNE', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum', 'EpochMixture', 'Phase3Task',
-           'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3', 'load_runs', 'add_arguments',
-           'phase3_main', 'predict_clip_rows', 'pseudo_label', 'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
+__all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum', 'EpochMixture',
+           'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3', 'load_runs',
+           'parse_dataset_weights', 'add_arguments', 'phase3_main', 'predict_clip_rows', 'pseudo_label',
+           'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
 LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf': 1e-4, 'head': 1e-4,
                'film': 1e-4, 'distill': 1e-4}
+
+# the spec's mixture: Lebel 2023 (audio and text only, OpenNeuro ds003020) at 0.3 of CNeuroMod's weight
+DATASET_WEIGHTS = (('lebel', 0.3), ('ds003020', 0.3), ('natural language fmri', 0.3))
 
 @dataclass
 class Phase3Config:
@@ -58,6 +62,8 @@ class Phase3Config:
     batch_size: int = 4
     warmup_frac: float = 0.05
     val_frac: float = 0.1
+    cache_clips: int = 4                # clips whose features and targets a data worker keeps in memory
+    dataset_weights: tuple = DATASET_WEIGHTS   # (pattern, weight): a data set's share of the mixture per segment
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -66,7 +72,13 @@ class Phase3Config:
         d = dict(d)
         for k in ('feature_targets', 'multires_spaces'): d[k] = tuple(d[k])
         d['dropout_schedule'] = tuple(tuple(x) for x in d['dropout_schedule'])
+        if 'dataset_weights' in d: d['dataset_weights'] = tuple((str(k), float(w)) for k, w in d['dataset_weights'])
         return cls(**d)
+
+    def dataset_weight(self, dataset: str) -> float:
+        "Mixture weight of fMRI from `dataset` (a run's `dataset`): the first pattern found in its name, else 1."
+        name = str(dataset).lower()
+        return next((float(w) for k, w in self.dataset_weights if k.lower() in name), 1.0)
 
     def dropout_at(self, epoch: int) -> float:
         "Modality dropout of (0-based) `epoch`."
@@ -194,7 +206,7 @@ def val_phase3(task: Phase3Task, val_parts: dict, teacher_part=None, batch_size:
             out['val_r_teacher'] = float(pearson_cols(p, t).mean())
     return out
 
-# %% ../nbs/44_phase3.ipynb #d97abbc5
+# %% ../nbs/44_phase3.ipynb #ac93a50c
 def clip_files(features) -> dict:
     "`{clip_id: feature file}` of a feature folder (metadata only)."
     return {features_meta(p)['clip_id']: p for p in feature_files(features)}
@@ -210,7 +222,8 @@ def subject_rows(runs, known: dict | None = None, n_rows: int | None = None) -> 
     return rows
 
 def _segments(pairs, hp, seg, dims, extra, stride=None):
-    return TargetSegments(pairs, tr_s=hp.tr_s, seg_trs=seg, stride_trs=stride, offset_s=hp.offset_s, dims=dims, extra=extra)
+    return TargetSegments(pairs, tr_s=hp.tr_s, seg_trs=seg, stride_trs=stride, offset_s=hp.offset_s, dims=dims, extra=extra,
+                          cache_files=hp.cache_clips)
 
 def _part(pairs, hp, dims, extra, layout, subject, weight, tspace, curriculum=True):
     "A `Tagged` part: a curriculum of short then long segments (long segments start where short ones do)."
@@ -269,34 +282,37 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     parts, val_parts = [], {}
     for s, row in sorted(subjects.items(), key=lambda x: x[1]):
         rs = [r for r in runs if r.subject == s]
-        tr_rs = [r for r in rs if r.clip_id not in val_clips]
-        if tr_rs: parts.append(_part(pairs_of(tr_rs), hp, dims, extra, layout, row, 1.0, tspace))
+        for name in sorted({r.dataset for r in rs}):                          # one part per subject and data set
+            tr_rs = [r for r in rs if r.dataset == name and r.clip_id not in val_clips]
+            if tr_rs: parts.append((_part(pairs_of(tr_rs), hp, dims, extra, layout, row, 1.0, tspace),
+                                    hp.dataset_weight(name)))
         va = [r for r in rs if r.clip_id in val_clips and r.repeat == 1]
         if va: val_parts[s] = _part(pairs_of(va), hp, dims, extra, layout, row, 1.0, tspace, curriculum=False)
     tonly = [(files[c], {'teacher': ps}) for c, ps in sorted(tsegs.items()) if c not in fclips and c not in val_clips and c in files]
-    if tonly: parts.append(_part(tonly, hp, dims, extra, layout, 0, 1.0, tspace))
+    if tonly: parts.append((_part(tonly, hp, dims, extra, layout, 0, 1.0, tspace), 1.0))
     tval = [(files[c], {'teacher': ps}) for c, ps in sorted(tsegs.items()) if c in val_clips and c in files]
     tval_part = _part(tval, hp, dims, extra, layout, 0, 1.0, tspace, curriculum=False) if tval else None
     info = {'subjects': subjects, 'fmri_space': fspace, 'tr_s': hp.tr_s, 'offset_s': hp.offset_s, 'n_runs': len(runs),
             'clips_without_features': missing, 'val_clips': val_clips, 'n_teacher_only_clips': len(tonly),
-            'teacher_space': tspace, 'hiddens': hid, 'init_phases': phases}
+            'teacher_space': tspace, 'hiddens': hid, 'init_phases': phases,
+            'dataset_weights': {d: hp.dataset_weight(d) for d in sorted({r.dataset for r in runs})}}
     if pseudo:
         pp = [(fp, {'teacher': ps}) for fp, ps in pair_teacher(features, pseudo)
               if features_meta(fp)['clip_id'] not in set(tsegs) | set(val_clips)]
         if pp:
             psp, _ = teacher_layout([p for _, d in pp for p in d['teacher']], ())
-            parts.append(_part(pp, hp, dims, (), layout, 0, hp.pseudo_weight, psp))
+            parts.append((_part(pp, hp, dims, (), layout, 0, hp.pseudo_weight, psp), 1.0))
         info['n_pseudo_clips'] = len(pp)
-    parts = [p for p in parts if len(p)]
+    parts = [(p, w) for p, w in parts if len(p)]
     if not parts: raise ArtifactError(f"no training segment of {hp.seg_trs_short} TRs in the fMRI runs")
-    train = EpochMixture([(p, float(len(p))) for p in parts], seed=seed)
+    train = EpochMixture([(p, float(len(p)) * w) for p, w in parts], seed=seed)   # a segment's share x its data set's
     lr = LR_FINETUNE if phases else LR_SCRATCH
     task = Phase3Task(model, hp, heads, hid, lr, phases, fspace, subjects)
     task.trained_on = sorted({c for c in fclips | {features_meta(f)['clip_id'] for f, _ in tonly} if c not in val_clips})
     info['multires'] = sorted(task.mats)
     return task, train, val_parts, tval_part, cfg.to_dict(), info
 
-# %% ../nbs/44_phase3.ipynb #509a2099
+# %% ../nbs/44_phase3.ipynb #6fba26af
 def load_runs(fmri, features, space: str | None = None, subjects=None) -> list:
     "The `FmriRun`s under `fmri` for the clips of `features`, fitted to the clips' durations (`tinytribe.fmri.load_fmri`)."
     files = clip_files(features)
@@ -305,12 +321,26 @@ def load_runs(fmri, features, space: str | None = None, subjects=None) -> list:
     if not runs: raise ArtifactError(f"{fmri}: no fMRI runs for the clips of {features}")
     return runs
 
+def parse_dataset_weights(items) -> tuple:
+    "`('NAME=W', ...)` -> `((name, w), ...)`; a clear error for anything else."
+    out = []
+    for it in items:
+        name, sep, w = str(it).partition('=')
+        try: wf = float(w)
+        except ValueError: wf = -1.0
+        if not sep or not name.strip() or wf < 0:
+            raise ValueError(f"--dataset-weight {it!r}: expected NAME=W with W a number >= 0 (e.g. lebel=0.3)")
+        out.append((name.strip(), wf))
+    return tuple(out)
+
 def add_arguments(p):
     "Options of `tinytribe train --phase 3` (and those it shares with Phase 2) on an argparse parser."
     _phase2_arguments(p)
     _add(p, '--fmri', default=None, help='fMRI root (Algonauts 2025 release, fMRIPrep derivatives or simbrain output)')
     _add(p, '--fmri-space', default=None, help='space of the fMRI to load when the data hold several')
     _add(p, '--subjects', default=None, help='comma-separated subjects to train on (default: all)')
+    _add(p, '--dataset-weight', action='append', default=None, metavar='NAME=W',
+         help="mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)")
     return p
 
 def phase3_main(args) -> dict:
@@ -321,6 +351,7 @@ def phase3_main(args) -> dict:
     runs = load_runs(args.fmri, args.features, getattr(args, 'fmri_space', None), subs)
     hp = _hp_from_args(Phase3Config(), args)
     if getattr(args, 'seg_trs', None): hp.seg_trs_short = max(1, hp.seg_trs // 2)
+    if getattr(args, 'dataset_weight', None): hp.dataset_weights = parse_dataset_weights(args.dataset_weight) + DATASET_WEIGHTS
     if saved: hp = Phase3Config.from_dict(saved['phase3'])
     ov = {'space': args.space} if getattr(args, 'space', None) else {}
     task, ds, val_parts, tval, mcfg, info = build_phase3(
