@@ -1,6 +1,6 @@
 """Fixtures and helpers shared by the tests: one extraction of the bundled clip per run (tests/test_export.py,
-tests/test_web.py), a small synthetic feature cache, and `stop_when`, which stops a spawned process once a condition
-holds (the kill-and-resume tests)."""
+tests/test_web.py), a small synthetic feature cache, `stop_when`, which stops a spawned process once a condition
+holds, and `assert_same_weights`, which compares two training runs' weights bit for bit (the kill-and-resume tests)."""
 import contextlib, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
@@ -71,3 +71,17 @@ def stop_when(proc: subprocess.Popen, cond=None, sig=signal.SIGKILL, group: bool
         else: os.kill(proc.pid, sig)
     if sig == signal.SIGKILL: proc.wait()
     return proc
+
+
+def run_weights(run: Path) -> tuple[dict, dict]:
+    "The model's and the heads' tensors of a finished training run folder."
+    from safetensors.torch import load_file
+    return load_file(run / 'model' / 'model.safetensors'), load_file(run / 'heads' / 'heads.safetensors')
+
+
+def assert_same_weights(run: Path, ref: Path, why: str = 'after kill + resume'):
+    "The model and heads of training run `run` equal those of `ref`, bit for bit."
+    (mk, hk), (mr, hr) = run_weights(run), run_weights(ref)
+    assert mk.keys() == mr.keys() and hk.keys() == hr.keys()
+    for part, got, want in (('model', mk, mr), ('head', hk, hr)):
+        for k in want: assert (got[k] == want[k]).all(), f"{part} weight {k} differs {why}"

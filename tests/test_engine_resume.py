@@ -8,7 +8,7 @@ once with the same numbers. A second test stops a run by its time budget and res
 """
 import json, os, subprocess, sys
 from pathlib import Path
-from conftest import stop_when
+from conftest import stop_when, assert_same_weights
 
 STEPS = 30
 ENTRY = "import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))"
@@ -26,11 +26,6 @@ def logged_steps(run):
     p = run/'metrics.jsonl'
     if not p.exists(): return 0
     return sum(1 for l in p.read_text().splitlines() if l.strip().endswith('}'))
-
-
-def weights(run):
-    from safetensors.torch import load_file
-    return load_file(run/'model'/'model.safetensors'), load_file(run/'heads'/'heads.safetensors')
 
 
 def test_sigkill_and_resume_gives_identical_weights(synthetic_features, tmp_path):
@@ -52,10 +47,7 @@ def test_sigkill_and_resume_gives_identical_weights(synthetic_features, tmp_path
     out_r, err_r = r.communicate(timeout=300)
     assert r.returncode == 0, err_r[-3000:]
 
-    (mk, hk), (mr, hr) = weights(killed), weights(ref)
-    assert mk.keys() == mr.keys() and hk.keys() == hr.keys()
-    for k in mr: assert (mk[k] == mr[k]).all(), f"model weight {k} differs after kill + resume"
-    for k in hr: assert (hk[k] == hr[k]).all(), f"head weight {k} differs after kill + resume"
+    assert_same_weights(killed, ref)
     rk, rr = read_metrics(killed), read_metrics(ref)
     assert [x['step'] for x in rk] == list(range(1, STEPS + 1)), 'each step must be logged exactly once'
     assert [x['loss'] for x in rk] == [x['loss'] for x in rr]

@@ -12,7 +12,7 @@ empty folder that resumes from the remote alone.
 """
 import json, os, random, subprocess, sys, time
 from pathlib import Path
-from conftest import stop_when
+from conftest import stop_when, assert_same_weights
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 
@@ -92,11 +92,6 @@ def pushed_ckpt(remote_root):
         return json.loads((remote_root/'_sync'/'main.json').read_text())['files'].get('ckpt/last.pt')
 
 
-def weights(run):
-    from safetensors.torch import load_file
-    return load_file(run/'model'/'model.safetensors'), load_file(run/'heads'/'heads.safetensors')
-
-
 def test_training_killed_resumes_to_the_same_weights(synthetic_features, tmp_path):
     from tinytribe.engine import load_checkpoint
     features = synthetic_features
@@ -129,10 +124,7 @@ def test_training_killed_resumes_to_the_same_weights(synthetic_features, tmp_pat
     assert p.wait(timeout=600) == 0, (tmp_path/'ref.txt').read_text()[-3000:]
     st = json.loads((final/'status.json').read_text())
     assert st['state'] == 'done' and st['step'] == STEPS and st['resumed_from'] == steps_seen[-1], (st, steps_seen)
-    (m1, h1), (m2, h2) = weights(final), weights(ref)
-    assert m1.keys() == m2.keys() and h1.keys() == h2.keys()
-    for a, b in ((m1, m2), (h1, h2)):
-        for k in a: assert (a[k] == b[k]).all(), k
+    assert_same_weights(final, ref, 'after five kills and a resume from the remote')
 
 
 def test_budget_stops_training_before_the_deadline_with_a_final_push(synthetic_features, tmp_path):
