@@ -88,10 +88,10 @@ def bench_figures() -> dict:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from tinytribe.report import fig_r_map
+    from tinytribe.report import fig_map
     r = np.random.default_rng(0).uniform(-0.2, 0.6, 20484)
     t0 = time.perf_counter()
-    fig = fig_r_map(r, 'fsaverage5', 'bench')
+    fig = fig_map(r, 'fsaverage5', 'bench')
     fig.savefig(Path(tempfile.gettempdir()) / 'eval_speed_map.png', dpi=90)
     plt.close(fig)
     return {'brain_map_s': time.perf_counter() - t0}

@@ -6,9 +6,9 @@ checkpoints. `--resume` continues from the last checkpoint. The final model and 
 bit for bit, those of an uninterrupted run with the same seed, and `metrics.jsonl` must list every step
 once with the same numbers. A second test stops a run by its time budget and resumes it.
 """
-import json, os, signal, subprocess, sys, textwrap, time
+import json, os, subprocess, sys
 from pathlib import Path
-import pytest
+from conftest import stop_when, assert_same_weights
 
 STEPS = 30
 ENTRY = "import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))"
@@ -22,37 +22,16 @@ def train(fd, out, *extra, steps=STEPS, **kw):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-@pytest.fixture(scope='module')
-def features(tmp_path_factory):
-    from tinytribe.featfile import save_features
-    from tinytribe.phase1 import correlated_features
-    fd = tmp_path_factory.mktemp('feat')
-    dims = {'text': 16, 'audio': 12, 'video': 20}
-    for i in range(4): save_features(fd/f"c{i}.npz", correlated_features(f"c{i}", 20.0, dims, seed=i))
-    return fd
-
-
 def logged_steps(run):
     p = run/'metrics.jsonl'
     if not p.exists(): return 0
     return sum(1 for l in p.read_text().splitlines() if l.strip().endswith('}'))
 
 
-def weights(run):
-    from safetensors.torch import load_file
-    return load_file(run/'model'/'model.safetensors'), load_file(run/'heads'/'heads.safetensors')
-
-
-def test_sigkill_and_resume_gives_identical_weights(features, tmp_path):
+def test_sigkill_and_resume_gives_identical_weights(synthetic_features, tmp_path):
     from tinytribe.engine import read_metrics, load_checkpoint
-    killed, ref = tmp_path/'killed', tmp_path/'ref'
-    p = train(features, killed)
-    t0 = time.time()
-    while logged_steps(killed) < 12:
-        assert p.poll() is None, f"run ended before it could be killed: {p.communicate()[1][-2000:]}"
-        assert time.time() - t0 < 180, 'run made no progress'
-        time.sleep(0.01)
-    os.kill(p.pid, signal.SIGKILL); p.wait()
+    features, killed, ref = synthetic_features, tmp_path/'killed', tmp_path/'ref'
+    stop_when(train(features, killed), lambda: logged_steps(killed) >= 12, poll=0.01, what='the run')
     assert not (killed/'status.json').exists(), 'the run finished before the kill'
     ck = load_checkpoint(killed/'ckpt'/'last.pt')
     assert 5 <= ck['step'] < STEPS and ck['step'] % 5 == 0
@@ -68,10 +47,7 @@ def test_sigkill_and_resume_gives_identical_weights(features, tmp_path):
     out_r, err_r = r.communicate(timeout=300)
     assert r.returncode == 0, err_r[-3000:]
 
-    (mk, hk), (mr, hr) = weights(killed), weights(ref)
-    assert mk.keys() == mr.keys() and hk.keys() == hr.keys()
-    for k in mr: assert (mk[k] == mr[k]).all(), f"model weight {k} differs after kill + resume"
-    for k in hr: assert (hk[k] == hr[k]).all(), f"head weight {k} differs after kill + resume"
+    assert_same_weights(killed, ref)
     rk, rr = read_metrics(killed), read_metrics(ref)
     assert [x['step'] for x in rk] == list(range(1, STEPS + 1)), 'each step must be logged exactly once'
     assert [x['loss'] for x in rk] == [x['loss'] for x in rr]
@@ -79,10 +55,10 @@ def test_sigkill_and_resume_gives_identical_weights(features, tmp_path):
     assert not list(killed.rglob('.*.tmp')), 'temporary files were left behind'
 
 
-def test_budget_stop_then_resume(features, tmp_path):
+def test_budget_stop_then_resume(synthetic_features, tmp_path):
     """Two 'sessions' of ~11 s each (budget 0.003 h, margin 6 s) on a run far too long for them: each stops itself
     cleanly with a checkpoint, and the second continues where the first stopped."""
-    run, steps = tmp_path/'budget', 5000
+    features, run, steps = synthetic_features, tmp_path/'budget', 5000
     reports = []
     for session in range(2):
         p = train(features, run, *(['--resume'] if session else []), '--budget-hours', '0.003', '--margin-min', '0.1', steps=steps)

@@ -10,9 +10,9 @@ empty folder that resumes from the remote alone.
 - A training session whose budget runs out stops before its deadline, with a final push holding its last
   checkpoint.
 """
-import json, os, random, signal, subprocess, sys, time
+import json, os, random, subprocess, sys, time
 from pathlib import Path
-import pytest
+from conftest import stop_when, assert_same_weights
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 
@@ -20,11 +20,6 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 def spawn(code, log):
     f = open(log, 'w')
     return subprocess.Popen([sys.executable, '-c', code], env=ENV, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def kill_group(p):
-    with __import__('contextlib').suppress(ProcessLookupError): os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
 
 
 def remote_state(spec, tmp):
@@ -51,10 +46,9 @@ def test_batch_job_killed_20_times(tmp_path):
     mid_push, mid_write, progress = 0, 0, []
     for i in range(20):
         local = tmp_path/f"session{i:02d}"                      # a new session: an empty disk
-        p = spawn(batch_code(local, spec, n), tmp_path/f"log{i:02d}.txt")
-        time.sleep(rng.uniform(1.0, 3.5))
-        assert p.poll() is None, (tmp_path/f"log{i:02d}.txt").read_text()[-2000:]
-        kill_group(p)
+        log = tmp_path/f"log{i:02d}.txt"
+        stop_when(spawn(batch_code(local, spec, n), log), delay=rng.uniform(1.0, 3.5), group=True, log=log,
+                  what=f"batch session {i}")
         mid_write += any(local.rglob('.*.tmp'))                  # an atomic write was cut off
         for f in (local/'items').glob('*.json'): json.loads(f.read_text())   # what is in place locally is whole
         v, mp = remote_state(spec, tmp_path/'check')
@@ -81,16 +75,6 @@ def test_batch_job_killed_20_times(tmp_path):
     assert not [p for p in root.rglob('*') if p.name.endswith(('.partial', '.tmp')) or p.name.startswith('stage-')]
 
 
-@pytest.fixture(scope='module')
-def features(tmp_path_factory):
-    from tinytribe.featfile import save_features
-    from tinytribe.phase1 import correlated_features
-    fd = tmp_path_factory.mktemp('feat')
-    dims = {'text': 16, 'audio': 12, 'video': 20}
-    for i in range(4): save_features(fd/f"c{i}.npz", correlated_features(f"c{i}", 20.0, dims, seed=i))
-    return fd
-
-
 STEPS = 120
 
 
@@ -108,13 +92,9 @@ def pushed_ckpt(remote_root):
         return json.loads((remote_root/'_sync'/'main.json').read_text())['files'].get('ckpt/last.pt')
 
 
-def weights(run):
-    from safetensors.torch import load_file
-    return load_file(run/'model'/'model.safetensors'), load_file(run/'heads'/'heads.safetensors')
-
-
-def test_training_killed_resumes_to_the_same_weights(features, tmp_path):
+def test_training_killed_resumes_to_the_same_weights(synthetic_features, tmp_path):
     from tinytribe.engine import load_checkpoint
+    features = synthetic_features
     rng = random.Random(5)
     spec = f"rclone:{tmp_path/'remote'}"
     ref = tmp_path/'ref'
@@ -123,12 +103,10 @@ def test_training_killed_resumes_to_the_same_weights(features, tmp_path):
     for i in range(5):
         run = tmp_path/f"session{i}"
         before = pushed_ckpt(tmp_path/'remote')
-        q = spawn(train_code(features, run, spec), tmp_path/f"log{i}.txt")
-        t0 = time.time()                                          # wait for this session's first pushed checkpoint
-        while pushed_ckpt(tmp_path/'remote') == before and time.time() - t0 < 180 and q.poll() is None: time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 1.0))                         # then kill it anywhere: training, writing, pushing
-        assert q.poll() is None, (tmp_path/f"log{i}.txt").read_text()[-3000:]
-        kill_group(q)
+        log = tmp_path/f"log{i}.txt"
+        # wait for this session's first pushed checkpoint, then kill it anywhere: training, writing, pushing
+        stop_when(spawn(train_code(features, run, spec), log), lambda: pushed_ckpt(tmp_path/'remote') != before,
+                  poll=0.05, delay=rng.uniform(0.0, 1.0), group=True, log=log, what=f"training session {i}")
         v, _ = remote_state(spec, tmp_path/'check')
         assert v['bad'] == {}, v['bad']
         from tinytribe.sync import JobSync
@@ -146,19 +124,16 @@ def test_training_killed_resumes_to_the_same_weights(features, tmp_path):
     assert p.wait(timeout=600) == 0, (tmp_path/'ref.txt').read_text()[-3000:]
     st = json.loads((final/'status.json').read_text())
     assert st['state'] == 'done' and st['step'] == STEPS and st['resumed_from'] == steps_seen[-1], (st, steps_seen)
-    (m1, h1), (m2, h2) = weights(final), weights(ref)
-    assert m1.keys() == m2.keys() and h1.keys() == h2.keys()
-    for a, b in ((m1, m2), (h1, h2)):
-        for k in a: assert (a[k] == b[k]).all(), k
+    assert_same_weights(final, ref, 'after five kills and a resume from the remote')
 
 
-def test_budget_stops_training_before_the_deadline_with_a_final_push(features, tmp_path):
+def test_budget_stops_training_before_the_deadline_with_a_final_push(synthetic_features, tmp_path):
     from tinytribe.sync import JobSync
     from tinytribe.engine import load_checkpoint
     spec = f"rclone:{tmp_path/'remote'}"
     started = time.time()
     budget_s = 60.0
-    q = spawn(train_code(features, tmp_path/'a', spec, budget=budget_s / 3600, margin_min=20 / 60, steps=100000,
+    q = spawn(train_code(synthetic_features, tmp_path/'a', spec, budget=budget_s / 3600, margin_min=20 / 60, steps=100000,
                          started=started), tmp_path/'a.txt')
     assert q.wait(timeout=300) == 0, (tmp_path/'a.txt').read_text()[-3000:]
     ended = time.time()

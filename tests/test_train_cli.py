@@ -1,9 +1,9 @@
 """`tinytribe train` keeps a run safe: a Ctrl-C (SIGINT) sent to a real training process stops it after the
 current step with a checkpoint and `status.json`, and the command exits with one line (code 130, no traceback);
 `train` again without `--resume` refuses to start over on that folder; `--resume` finishes the run."""
-import json, os, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys
 from pathlib import Path
-import pytest
+from conftest import stop_when
 
 ENTRY = "import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))"
 STEPS = 400
@@ -17,25 +17,15 @@ def train(fd, out, *extra):
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.fixture(scope='module')
-def features(tmp_path_factory):
-    from tinytribe.featfile import save_features
-    from tinytribe.phase1 import correlated_features
-    fd = tmp_path_factory.mktemp('feat')
-    dims = {'text': 16, 'audio': 12, 'video': 20}
-    for i in range(4): save_features(fd/f"c{i}.npz", correlated_features(f"c{i}", 20.0, dims, seed=i))
-    return fd
+def logged_lines(run) -> int:
+    p = run/'metrics.jsonl'
+    return len(p.read_text().splitlines()) if p.exists() else 0
 
 
-def test_ctrl_c_then_refuse_then_resume(features, tmp_path):
-    run = tmp_path/'run'
+def test_ctrl_c_then_refuse_then_resume(synthetic_features, tmp_path):
+    features, run = synthetic_features, tmp_path/'run'
     p = train(features, run)
-    t0 = time.time()
-    while not (run/'metrics.jsonl').exists() or len((run/'metrics.jsonl').read_text().splitlines()) < 3:
-        assert p.poll() is None, f"training ended before the Ctrl-C: {p.communicate()[1][-2000:]}"
-        assert time.time() - t0 < 180, 'training made no progress'
-        time.sleep(0.02)
-    p.send_signal(signal.SIGINT)
+    stop_when(p, lambda: logged_lines(run) >= 3, signal.SIGINT, what='training (before its Ctrl-C)')
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130, (p.returncode, err[-2000:])
     lines = [l for l in err.splitlines() if l.strip()]

