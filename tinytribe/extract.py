@@ -9,13 +9,12 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Sequence
 import numpy as np
-import torch
 from .core import FEATURE_HZ, n_steps_for
 from .store import Manifest, Deadline, BatchReport, run_items, file_sha256, safe_key, ArtifactError
 from .store import worker_name, require_path
 from .featfile import ClipFeatures, save_features
 from .media import find_media, probe, iter_frames, iter_audio, words_for, load_asr
-from .backbones import text_features, load_backbones, resolve_video_weights
+from .backbone_base import text_features     # torch-free: extraction with ONNX backbones needs no torch
 
 # %% auto #0
 __all__ = ['ExtractConfig', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
@@ -167,6 +166,7 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
     if not man.todo(items, retry_failed=retry_failed):
         return run_items(items, lambda k, p: None, man, deadline=deadline, progress=False)  # all skipped
     if backbones is None:
+        from tinytribe.backbones import load_backbones   # PyTorch backbones: torch only when they are used
         backbones = load_backbones(cfg.video, paths=paths, threads=cfg.threads)
     state = {'asr': asr_model}
 
@@ -224,6 +224,8 @@ def extract_cli(argv: list[str]) -> int:
     a = _extract_parser().parse_args(argv)
     for m in a.media: require_path(m, 'media')
     if a.transcripts: require_path(a.transcripts, 'transcripts')
+    import torch                                         # the CLI's backbones run in PyTorch
+    from tinytribe.backbones import resolve_video_weights
     torch.set_num_threads(a.threads)
     cfg = ExtractConfig(video=a.video_backbone, asr=not a.no_asr, threads=a.threads)
     given = (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights))
