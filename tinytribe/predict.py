@@ -312,7 +312,7 @@ def plot_prediction(p: Prediction, title: str | None = None):
 
 def video_backbone_for(video_dim: int) -> str:
     "The video backbone whose features a model with `video_dim` inputs was trained on."
-    from tinytribe.backbones import VIDEO_MODELS
+    from tinytribe.backbone_base import VIDEO_MODELS
     by_dim = {dim: name for name, (_, _, dim) in VIDEO_MODELS.items()}
     if video_dim not in by_dim:
         raise ValueError(f"no known video backbone gives {video_dim}-d features (known: {by_dim}); "
