@@ -22,7 +22,7 @@ Scores on the held-out clips, per trained subject, averaged over subjects:
   - the same for a FIR ridge (delays 0..7 TRs, ridge penalty by 2-fold cross-validation over clips) on the same
     features and the same fMRI of each regime;
   - Phase 2's r with the teacher (average subject, teacher grid, Schaefer-400) on the held-out clips;
-  - a learning curve of the ridge (and of arm a, with `--curve`) over the share of clips with fMRI;
+  - a learning curve of the ridge (and of arms a and b, with `--curve`) over the share of clips with fMRI;
   - new subject: FiLM row of the held-out subject fitted from 2 runs against from all its training runs (same
     base model: the best arm of the full regime), r on held-out clips.
 
@@ -289,12 +289,18 @@ def main(argv=None):
         n = max(2, int(round(frac * len(train))))
         fc = sorted(np.random.default_rng(a.seed + 1).choice(train, size=n, replace=False).tolist())
         curve['ridge'][str(frac)] = ridge_score(fc)[0]['frac_ceiling']
-        if a.curve:
+        for arm in (('a', 'b') if a.curve else ()):                       # arms (a) and (b) at this share of fMRI
+            init, steps, with_teacher = arms[arm]
+            if n == len(train):                                             # all clips: the full regime's run
+                curve.setdefault(arm, {})[str(frac)] = table[f'{arm}_full']['frac_ceiling']
+                continue
             rr = [r for r in runs_train if r.clip_id in fc]
-            task3, ds3, *_ = build_phase3(tdir, rr, None, 'tiny', hp=hp3(), seed=a.seed, **sp)
-            fit(task3, ds3, root/f"curve_a_{frac}", s_arm, {'phase': 3})
-            curve.setdefault('a', {})[str(frac)] = score(model_scorer(root/f"curve_a_{frac}"/'model'),
-                                                         [r for r in runs if r.subject in fit_subs], test, sim, regions)['frac_ceiling']
+            task3, ds3, *_ = build_phase3(tdir, rr, teacher if with_teacher else None, 'tiny', init=init, hp=hp3(),
+                                          seed=a.seed, **({} if init else sp))
+            fit(task3, ds3, root/f"curve_{arm}_{frac}", steps, {'phase': 3})
+            curve.setdefault(arm, {})[str(frac)] = score(model_scorer(root/f"curve_{arm}_{frac}"/'model'),
+                                                         [r for r in runs if r.subject in fit_subs], test, sim,
+                                                         regions)['frac_ceiling']
     log('learning curve (fraction of the ceiling by share of clips with fMRI)', curve)
 
     # ---- new subject: 2 runs against all its training runs, on the best full-regime arm ----
