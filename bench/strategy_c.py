@@ -145,6 +145,9 @@ def main(argv=None):
     ap.add_argument('--lr', type=float, default=3e-3); ap.add_argument('--scarce', type=float, default=0.2)
     ap.add_argument('--curve', action='store_true', help='also train arm (a) at more fMRI shares (slow)')
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--only-curve', action='store_true',
+                    help='train only the learning-curve runs (into --work, where a full run started at the same time '
+                         'reuses them) and stop: a second process for a second core')
     ap.add_argument('--space', default='schaefer400',
                     help="the student's output space (default: the world's fMRI space; fsaverage5 costs ~3x per step on a CPU)")
     ap.add_argument('--work', default=None, help='working folder (default: a temporary one); runs already done there are reused')
@@ -243,6 +246,20 @@ def main(argv=None):
         r = pearson_cols(np.concatenate(P), np.concatenate(T))
         return float(r[np.concatenate(T).std(0) > 0].mean())
 
+    arms = {'a': (None, s_arm, False), 'b': (root/'p2_b', s_arm - s_arm // 2, True),
+            'c': (root/'p2_c', s_arm - 2 * (s_arm // 3), True)}
+    if a.only_curve:
+        for frac in (0.1, 0.2, 0.5):
+            n = max(2, int(round(frac * len(train))))
+            fc = sorted(np.random.default_rng(a.seed + 1).choice(train, size=n, replace=False).tolist())
+            for arm in ('a', 'b'):
+                init, steps, with_teacher = arms[arm]
+                rr = [r for r in runs_train if r.clip_id in fc]
+                task3, ds3, *_ = build_phase3(tdir, rr, teacher if with_teacher else None, 'tiny', init=init, hp=hp3(),
+                                              seed=a.seed, **({} if init else sp))
+                fit(task3, ds3, root/f"curve_{arm}_{frac}", steps, {'phase': 3})
+        return None
+
     results = {'phase2_r_teacher': {'b (from scratch)': teacher_r(root/'p2_b'/'model'),
                                     'c (from Phase 1)': teacher_r(root/'p2_c'/'model')}}
     log('phase 2 r with the teacher', results['phase2_r_teacher'])
@@ -256,8 +273,6 @@ def main(argv=None):
         return fn
 
     # ---- Phase 3 per arm and regime ----
-    arms = {'a': (None, s_arm, False), 'b': (root/'p2_b', s_arm - s_arm // 2, True),
-            'c': (root/'p2_c', s_arm - 2 * (s_arm // 3), True)}
     table = {}
     for regime, fclips in (('full', train), ('scarce', scarce)):
         rr = [r for r in runs_train if r.clip_id in fclips]
@@ -313,7 +328,10 @@ def main(argv=None):
         rep = adapt_subject(m, rs, fd, new_sub, steps=300)
         m.save_pretrained(root/f"adapt_{name}")
         sc = score(model_scorer(root/f"adapt_{name}"), [r for r in runs if r.subject == new_sub], test, sim, regions)
-        adapt[name] = {'runs': len(rs), 'r': sc['r'], 'frac_ceiling': sc['frac_ceiling'], 'row': rep['row']}
+        adapt[name] = {'runs': len(rs), 'r': sc['r'], 'frac_ceiling': sc['frac_ceiling'], 'row': rep['row'],
+                       'shrink': rep.get('shrink'), 'cv_r': rep.get('cv_r')}
+    sc0 = score(model_scorer(base), [r for r in runs if r.subject == new_sub], test, sim, regions)   # no row of its own:
+    adapt['average_subject'] = {'r': sc0['r'], 'frac_ceiling': sc0['frac_ceiling']}                  # the average subject's
     adapt['recovered'] = adapt['two_runs']['r'] / adapt['all_runs']['r'] if adapt['all_runs']['r'] > 0 else None
     adapt['base_model'] = f"{best}_full"
     log('new subject', adapt)

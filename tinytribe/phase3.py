@@ -27,9 +27,9 @@ from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_cl
                               add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained)
 
 # %% auto #0
-__all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum', 'EpochMixture',
-           'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3', 'load_runs',
-           'parse_dataset_weights', 'add_arguments', 'phase3_main', 'predict_clip_rows', 'pseudo_label',
+__all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum',
+           'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3',
+           'load_runs', 'parse_dataset_weights', 'add_arguments', 'phase3_main', 'predict_clip_rows', 'pseudo_label',
            'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
@@ -426,11 +426,30 @@ def pseudo_label_cli(argv: list[str]) -> int:
     return 0
 
 # %% ../nbs/44_phase3.ipynb #3b563e9d
+SHRINK_GRID = (0.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)   # prior strength of the average subject, in TRs of data
+
+def _fit_film(A, C, Y, M, Wf, g0, b0, shrink: float, steps: int, lr: float, seed: int):
+    """γ, β minimising the masked MSE of `(γ·A + β·C) @ Wf` against `Y` plus `shrink / rows` x the mean squared step
+    away from the average subject's `(g0, b0)`: a prior worth `shrink` TRs of data (full batch, Adam)."""
+    g, be = g0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    lam = float(shrink) / max(1, int(M.sum()))
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam([g, be], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = masked_mse((g * A + be * C) @ Wf, Y, M) + lam * (((g - g0) ** 2).mean() + ((be - b0) ** 2).mean())
+        loss.backward()
+        opt.step()
+    return g.detach(), be.detach()
+
 def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: int = 300, lr: float = 0.02,
-                  seg_trs: int | None = None, seed: int = 0) -> dict:
+                  seg_trs: int | None = None, seed: int = 0, shrink: float | None = None) -> dict:
     """Fit the FiLM γ and β of `subject` (an existing row, or the next free one) to its `runs`, starting from row 0
-    (the average subject); every other weight of `model` stays bit-identical. The frozen trunk's head input is computed
-    once, so the fit is a small full-batch Adam problem. Returns a report (row, loss and r before and after)."""
+    (the average subject) and pulled back towards it by a prior worth `shrink` TRs of data: chosen by cross-validation
+    over runs (at most 5 folds, one run each when there are fewer) on `SHRINK_GRID` when there are two runs or more
+    (None), else 300. Every other weight of
+    `model` stays bit-identical. The frozen trunk's head input is computed once, so each fit is a small full-batch Adam
+    problem. Returns a report (row, shrink and its cross-validated r, loss and r before and after)."""
     runs = [r for r in runs if r.subject == subject]
     if not runs: raise ArtifactError(f"no fMRI runs of {subject!r}")
     cfg = model.config
@@ -444,43 +463,53 @@ def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: i
     if not rs: raise ArtifactError(f"{features}: no feature file for the clips of {subject}'s runs")
     task = Phase3Task(model, hp, fmri_space=rs[0].space)
     layout = {'space': cfg.space, 'n_out': cfg.n_outputs, 'hiddens': {}, 'fmri_space': rs[0].space, 'n_fmri': rs[0].data.shape[1]}
-    ds = Tagged(_segments([(files[r.clip_id], {'fmri': [run_target(r)]}) for r in rs], hp, hp.seg_trs, feature_dims(features), ()),
-                layout, row)
     head = model.head
-    A, C, Y, M = [], [], [], []
+    A, C, Y, M, G = [], [], [], [], []                      # per segment; G: the run each segment comes from
     was = model.training
     task.eval()
     with torch.no_grad():
-        for i in range(0, len(ds), 8):
-            b = collate([ds[j] for j in range(i, min(len(ds), i + 8))])
-            _, pooled, _, W, tr_valid, _ = task.run(b, b['fmri'].shape[1])
-            u = torch.nn.functional.gelu(head.mlp(head.norm(pooled)))            # FiLM's input
-            A.append(torch.bmm(W, u)); C.append(W.sum(-1, keepdim=True))
-            Y.append(b['fmri']); M.append(b['fmri_valid'] & tr_valid)
+        for k, r in enumerate(rs):
+            ds = Tagged(_segments([(files[r.clip_id], {'fmri': [run_target(r)]})], hp, hp.seg_trs, feature_dims(features), ()),
+                        layout, row)
+            for i in range(0, len(ds), 8):
+                b = collate([ds[j] for j in range(i, min(len(ds), i + 8))])
+                _, pooled, _, W, tr_valid, _ = task.run(b, b['fmri'].shape[1])
+                u = torch.nn.functional.gelu(head.mlp(head.norm(pooled)))            # FiLM's input
+                A.append(torch.bmm(W, u)); C.append(W.sum(-1, keepdim=True))
+                Y.append(b['fmri']); M.append(b['fmri_valid'] & tr_valid); G += [k] * len(W)
     model.train(was)
-    A, C, Y, M = torch.cat(A), torch.cat(C), torch.cat(Y), torch.cat(M)
-    g = head.film.gamma[0].detach().clone().requires_grad_(True)
-    be = head.film.beta[0].detach().clone().requires_grad_(True)
+    A, C, Y, M, G = torch.cat(A), torch.cat(C), torch.cat(Y), torch.cat(M), torch.tensor(G)
+    g0, b0 = head.film.gamma[0].detach().clone(), head.film.beta[0].detach().clone()
     with torch.no_grad(): Wf = task.to_fmri(head.out.weight.detach().T[None])[0]   # (d, n_fmri): output layer and
-    def fit_pred(): return (g * A + be * C) @ Wf                                   # projection are linear: fold them
-    def score():
+    def r_of(g, be, sel):                                                          # projection are linear: fold them
         with torch.no_grad():
-            p = fit_pred()
-            return float(masked_mse(p, Y, M)), float(pearson_cols(p[M].numpy(), Y[M].numpy()).mean())
-    before = score()
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam([g, be], lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = masked_mse(fit_pred(), Y, M)
-        loss.backward(); opt.step()
-    after = score()
+            p = (g * A[sel] + be * C[sel]) @ Wf
+            m = M[sel]
+            return float(masked_mse(p, Y[sel], m)), float(pearson_cols(p[m].numpy(), Y[sel][m].numpy()).mean())
+    allsel = torch.ones(len(A), dtype=torch.bool)
+    before = r_of(g0, b0, allsel)
+    cv = {}
+    if shrink is None and len(rs) >= 2:
+        K = min(5, len(rs))                                      # runs in K folds (leave one run out for K runs)
+        for sh in SHRINK_GRID:                                   # r on the runs left out
+            rr = []
+            for k in range(K):
+                tr, te = G % K != k, G % K == k
+                if not M[te].any() or not M[tr].any(): continue
+                g, be = _fit_film(A[tr], C[tr], Y[tr], M[tr], Wf, g0, b0, sh, steps, lr, seed)
+                rr.append(r_of(g, be, te)[1])
+            cv[sh] = float(np.mean(rr)) if rr else float('nan')
+        shrink = max(cv, key=lambda k: (cv[k] if np.isfinite(cv[k]) else -np.inf, k))
+    shrink = 300.0 if shrink is None else float(shrink)
+    g, be = _fit_film(A, C, Y, M, Wf, g0, b0, shrink, steps, lr, seed)
+    after = r_of(g, be, allsel)
     with torch.no_grad():
-        head.film.gamma[row] = g.detach(); head.film.beta[row] = be.detach()
+        head.film.gamma[row] = g; head.film.beta[row] = be
     model.meta = {**model.meta, 'subjects': {**known, subject: row},
-                  'adapted': {**model.meta.get('adapted', {}), subject: {'runs': len(rs), 'steps': steps}}}
-    return {'subject': subject, 'row': row, 'runs': len(rs), 'rows_fitted': int(M.sum()), 'mse_before': before[0],
-            'mse_after': after[0], 'r_before': before[1], 'r_after': after[1]}
+                  'adapted': {**model.meta.get('adapted', {}), subject: {'runs': len(rs), 'steps': steps, 'shrink': shrink}}}
+    return {'subject': subject, 'row': row, 'runs': len(rs), 'rows_fitted': int(M.sum()), 'shrink': shrink,
+            'cv_r': {str(k): v for k, v in cv.items()}, 'mse_before': before[0], 'mse_after': after[0],
+            'r_before': before[1], 'r_after': after[1]}
 
 def adapt_subject_cli(argv: list[str]) -> int:
     "`tinytribe adapt-subject MODEL --fmri DIR --subject ID --features DIR --out DIR [--runs N]`"
@@ -491,6 +520,8 @@ def adapt_subject_cli(argv: list[str]) -> int:
     ap.add_argument('--out', required=True, help='folder for the adapted model')
     ap.add_argument('--runs', type=int, default=None, help='use only the first N runs')
     ap.add_argument('--steps', type=int, default=300); ap.add_argument('--lr', type=float, default=0.02)
+    ap.add_argument('--shrink', type=float, default=None,
+                    help="prior strength of the average subject in TRs of data (default: chosen by leave-one-run-out CV)")
     ap.add_argument('--fmri-space', default=None)
     a = ap.parse_args(argv)
     try:
@@ -498,7 +529,7 @@ def adapt_subject_cli(argv: list[str]) -> int:
         model = TinyTribe.from_pretrained(a.model)
         runs = load_runs(a.fmri, a.features, a.fmri_space, [sub])
         runs = runs[:a.runs] if a.runs else runs
-        rep = adapt_subject(model, runs, a.features, sub, a.steps, a.lr)
+        rep = adapt_subject(model, runs, a.features, sub, a.steps, a.lr, shrink=a.shrink)
         model.save_pretrained(a.out)
         write_json(Path(a.out)/'adapt_report.json', rep)
     except (ArtifactError, FileNotFoundError, ValueError) as e: print(f"tinytribe adapt-subject: {e}", file=sys.stderr); return 2
