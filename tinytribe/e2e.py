@@ -4,12 +4,11 @@
 
 # %% ../nbs/46_e2e.ipynb #2dbd4d4d
 from __future__ import annotations
-import contextlib, json, math, os, time, warnings
+import contextlib, json, math, os, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
 import torch
-import torch.nn as nn
 from fastcore.basics import patch
 from torch.utils.checkpoint import checkpoint
 from safetensors.torch import save as st_save
@@ -22,7 +21,7 @@ from .backbones import (AudioBackbone, VideoBackbone, VIDEO_MODELS, WHISPER_SR, 
 from .featfile import features_meta
 from .extract import clip_ids
 from .data import TargetSegments
-from .engine import Trainer, dist_info
+from .engine import Trainer
 from .phase2 import LR_SCRATCH, run_config, _saved, _hp_from_args, _add
 from .phase3 import (Phase3Task, Phase3Config, build_phase3, load_runs, val_phase3,
                               add_arguments as _phase3_arguments)
@@ -138,7 +137,7 @@ def prepare_media_cache(media, cache_dir, clips: dict, size: int, log_mel, progr
         time.sleep(2)
     out = {c: ClipMedia(cache/c) for c in items}
     bad = {c: m.size for c, m in out.items() if m.size != size}
-    if bad: raise ArtifactError(f"{cache}: cached at other frame sizes {bad}, {size} wanted: use another cache folder")
+    if bad: raise ArtifactError(f"{cache}: cached at other frame sizes {bad}, {size} wanted: use another folder")
     return out
 
 # %% ../nbs/46_e2e.ipynb #3749d4f3
@@ -363,7 +362,8 @@ def check_backbones(features_info: dict, audio: AudioBackbone, video: VideoBackb
 def load_e2e_backbones(features_info: dict, audio_path=None, video_path=None) -> tuple:
     "(AudioBackbone, VideoBackbone in torch) for the end-to-end mode: the video network the features name."
     name = features_info.get('video', {}).get('name', 'mobilevit_s')
-    if name not in VIDEO_MODELS: raise ArtifactError(f"the features' video backbone {name!r} is not one of {sorted(VIDEO_MODELS)}")
+    if name not in VIDEO_MODELS:
+        raise ArtifactError(f"the features' video backbone {name!r} is not one of {sorted(VIDEO_MODELS)}")
     return AudioBackbone(audio_path), VideoBackbone(name, video_path, runtime='torch')
 
 def build_e2e(features, runs: list, media, cache_dir, teacher=None, preset: str = 'sprint', init=None, pseudo=None,
