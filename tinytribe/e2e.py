@@ -339,7 +339,7 @@ def save_artifacts(self: E2ETask, run_dir) -> dict:
     self.model.meta = {**self.model.meta, 'backbones': {'finetuned': bbs, 'from': self.backbone_info}}
     return {**Phase3Task.save_artifacts(self, run_dir), 'backbones': bbs}
 
-# %% ../nbs/46_e2e.ipynb #12e12bbf
+# %% ../nbs/46_e2e.ipynb #cdb7a90f
 def _segment_pairs(ds) -> list:
     "The feature files of every `TargetSegments` inside a (nested) Phase 3 data set."
     if isinstance(ds, TargetSegments): return [fp for fp, _, _ in ds.pairs]
@@ -349,6 +349,7 @@ def _segment_pairs(ds) -> list:
         for d in (sub if isinstance(sub, list) else [sub] if sub is not None else []): out += _segment_pairs(d)
     return out
 
+# %% ../nbs/46_e2e.ipynb #46c3e4ad
 def check_backbones(features_info: dict, audio: AudioBackbone, video: VideoBackbone):
     "Raise `ArtifactError` when the features were extracted with other audio/video backbones (name or weights version)."
     for m, b in (('audio', audio), ('video', video)):
