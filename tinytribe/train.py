@@ -11,7 +11,7 @@ from .store import require_path, ArtifactError
 from .engine import checkpoint_path, load_checkpoint, dist_info
 
 # %% auto #0
-__all__ = ['PHASES', 'phase_main', 'train_parser', 'refuse_restart', 'phase_options', 'train_cli']
+__all__ = ['PHASES', 'END_TO_END', 'phase_main', 'entry_point', 'train_parser', 'refuse_restart', 'phase_options', 'train_cli']
 
 # %% ../nbs/45_train.ipynb #cdd578a8
 PHASES = {1: 'tinytribe.phase1:phase1_main', 2: 'tinytribe.phase2:phase2_main',
@@ -25,6 +25,17 @@ def phase_main(phase: int) -> Callable:
     return getattr(importlib.import_module(mod), fn)
 
 def _phase_list() -> str: return ', '.join(map(str, sorted(PHASES)))
+
+END_TO_END = {3: 'tinytribe.e2e:e2e_main'}   # --end-to-end: the phase with its backbones in the loop (46_e2e)
+
+def entry_point(args) -> Callable:
+    "The entry point for parsed `args`: the phase's, or its end-to-end mode's with `--end-to-end`."
+    if not getattr(args, 'end_to_end', False): return phase_main(args.phase)
+    if args.phase not in END_TO_END:
+        raise ValueError(f"--end-to-end is a mode of phase {', '.join(map(str, sorted(END_TO_END)))}, "
+                         f"not of phase {args.phase}")
+    mod, fn = END_TO_END[args.phase].split(':')
+    return getattr(importlib.import_module(mod), fn)
 
 # %% ../nbs/45_train.ipynb #a510bbf2
 def _phase(s: str) -> int:
@@ -66,6 +77,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--amp', default='auto', choices=['auto', 'bf16', 'fp16', 'off'])
     p.add_argument('--device', default='auto')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--end-to-end', action='store_true',
+                   help='phase 3 with Whisper and the video backbone trained on raw media (--media DIR; for GPUs)')
     return p
 
 # %% ../nbs/45_train.ipynb #21027b15
@@ -83,9 +96,12 @@ def phase_options(p: argparse.ArgumentParser, argv) -> None:
     "Add to `p` the options of the phase that `argv` names (its module's `add_arguments`: phases 2 and 3)."
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument('--phase', default=None)
-    ph = pre.parse_known_args(argv)[0].phase
+    pre.add_argument('--end-to-end', action='store_true')
+    known = pre.parse_known_args(argv)[0]
+    ph = known.phase
     if ph is None or not ph.isdigit() or int(ph) not in PHASES: return      # the full parser says what is wrong
-    mod = importlib.import_module(PHASES[int(ph)].split(':')[0])
+    entry = END_TO_END.get(int(ph)) if known.end_to_end else None           # its options include the phase's
+    mod = importlib.import_module((entry or PHASES[int(ph)]).split(':')[0])
     if hasattr(mod, 'add_arguments'): mod.add_arguments(p)
 
 def _say(msg: str):
@@ -103,14 +119,14 @@ def train_cli(argv: list[str] | None = None) -> int:
     p = train_parser()
     phase_options(p, argv)
     args = p.parse_args(argv)
-    for k in ('features', 'audio_text_features', 'teacher', 'fmri', 'init', 'pseudo'):   # one way for a missing input
+    for k in ('features', 'audio_text_features', 'teacher', 'fmri', 'init', 'pseudo', 'media'):   # one way for a missing input
         if getattr(args, k, None): require_path(getattr(args, k), '--' + k.replace('_', '-'))
     refusal = refuse_restart(args.out, args.resume)
     if refusal:
         _say(refusal)
         return 2
     try:
-        report = phase_main(args.phase)(args)
+        report = entry_point(args)(args)
     except (ArtifactError, ValueError, FileNotFoundError) as e:
         _say(str(e))
         return 2
