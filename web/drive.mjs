@@ -1,6 +1,7 @@
 // Drive the page in headless Chromium (Debian's /usr/bin/chromium, no browser download) with playwright-core:
 //   node drive.mjs URL SCREENSHOT.png [TR]
-// Prints one JSON line: the page's state (status, sizes, timings) and its full prediction.
+// Prints one JSON line: the page's state (status, sizes, timings) and its full prediction; in clip mode also the
+// features it computed (text, audio, video on the 2 Hz grid) and its token ids.
 import { chromium } from 'playwright-core';
 
 const [url, shot, tr] = process.argv.slice(2);
@@ -15,12 +16,13 @@ try {
   page.on('pageerror', (e) => logs.push(`pageerror: ${e}`));
   await page.goto(url);
   await page.waitForFunction(() => window.tinytribe && window.tinytribe.status !== 'loading', null, { timeout: 240000 });
-  const st = await page.evaluate(() => ({ ...window.tinytribe, pred: undefined, show: undefined }));
+  const st = await page.evaluate(() => ({ ...window.tinytribe, pred: undefined, show: undefined, features: undefined }));
   if (st.status === 'done') {
     if (tr !== undefined) await page.evaluate((k) => window.tinytribe.show(k), Number(tr));
     await page.waitForTimeout(300);
     await page.screenshot({ path: shot });
     st.pred = await page.evaluate(() => window.tinytribe.pred());
+    if (st.mode === 'clip') st.features = await page.evaluate(() => window.tinytribe.features());
   }
   st.logs = logs;
   console.log(JSON.stringify(st));
