@@ -224,7 +224,7 @@ async function run(pick) {
     if (clipMode) {
       const tms = state.clip.timings, d = feat.head.duration_s;
       facts.push(['features', `computed here in ${(extractMs / 1000).toFixed(1)} s (${(extractMs / 1000 / d).toFixed(2)} s per s of clip)`]);
-      for (const [k, v] of Object.entries(tms)) facts.push([`  ${k}`, `${(v / 1000).toFixed(2)} s`]);
+      for (const [k, v] of Object.entries(tms)) facts.push([`  ${k}`, `${(v / 1000).toFixed(2)} s (${(v / 1000 / d).toFixed(3)} s per s)`]);
       facts.push(['modalities', ['text', 'audio', 'video'].map((m) => `${m} ${state.clip.masks[m].reduce((a, b) => a + b, 0)}/${feat.head.n_steps}`).join(', ')]);
     }
     facts.push(['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]);
