@@ -5,7 +5,7 @@ features from the clip itself with the ONNX backbones (`tinytribe web`), and the
 Python's `extract_clip(clip, onnx_backbones(dir))` within the tolerances stated below. Screenshots are saved.
 
 Setup it needs (scripts/setup.sh does both): `apt-get install chromium` and `npm ci --prefix web`."""
-import functools, http.server, json, os, shutil, subprocess, threading
+import base64, functools, http.server, json, os, shutil, subprocess, threading
 from pathlib import Path
 import numpy as np
 import pytest
@@ -49,9 +49,10 @@ def _serve(data: Path):
     return srv, f"http://127.0.0.1:{srv.server_address[1]}/index.html", sent
 
 
-def _drive(url: str, shot: Path, tr: int = 6) -> dict:
-    "Run the page in headless Chromium; its final state (drive.mjs)."
-    r = subprocess.run(['node', str(WEB / 'drive.mjs'), url, str(shot), str(tr)], capture_output=True, text=True,
+def _drive(url: str, shot: Path, tr: int = 6, pick: list | None = None) -> dict:
+    "Run the page in headless Chromium; its final state (drive.mjs). `pick`: files to give its file input afterwards."
+    r = subprocess.run(['node', str(WEB / 'drive.mjs'), url, str(shot), str(tr), *([','.join(map(str, pick))] if pick else [])],
+                       capture_output=True, text=True,
                        timeout=600, env={'CHROMIUM': CHROMIUM, 'PATH': '/usr/bin:/bin'})
     assert r.returncode == 0, r.stderr[-3000:]
     st = json.loads(r.stdout.strip().splitlines()[-1])
@@ -133,20 +134,32 @@ def clip_site(full_model, tmp_path_factory):
 #   WebAssembly against x86 (dynamic INT8 rounds activations per batch): measured mean 0.9998, min 0.998.
 # audio: WebAudio's decoder and resampler against PyAV's (FFmpeg's), the log-mel in float64 against float32: measured
 #   mean 0.9994, min 0.9989.
-# video: Chromium's H.264 decoder, colour conversion and canvas resize against PyAV's (swscale, area filter):
-#   measured mean 0.993, min 0.990.
+# video: the frames (checked in levels below: median 1.7 of 255 from Chromium's colour conversion and canvas resize)
+#   through the same INT8 graph: measured mean 0.99994, min 0.9999. MobileViT-S is at random init here (no weights
+#   offline) and its features hardly tell frames apart (cosine ~0.99 between different frames: a page that drew the
+#   first frame at every step scored mean 0.993), hence the frame check and the tight mean; the min leaves room for a
+#   seek that lands on the neighbouring 25-fps frame.
 # prediction: per-vertex Pearson r over TRs of the page's INT8 student on its features against ONNX Runtime's on
-#   Python's, measured mean 0.99; the issue asks >= 0.95.
-TOL = {'text': (0.9995, 0.995), 'audio': (0.998, 0.995), 'video': (0.98, 0.97)}
+#   Python's, measured mean 0.996; the issue asks >= 0.95.
+TOL = {'text': (0.9995, 0.995), 'audio': (0.998, 0.995), 'video': (0.999, 0.99)}
 
 
 def test_clip_mode_matches_python(clip_site, tmp_path):
     from tinytribe.backbones_onnx import onnx_backbones, load_tokenizer, word_contexts, parity
     from tinytribe.export import onnx_inputs, onnx_session, run_onnx, vertex_r
     from tinytribe.extract import extract_clip
-    from tinytribe.media import demo_clip, demo_dir
+    from tinytribe.media import demo_clip, demo_dir, iter_frames
     SHOT = tmp_path / 'web_page_clip.png'
-    st = _drive(f"{clip_site['url']}?mode=clip", SHOT)
+    data = clip_site['data']
+    st = _drive(f"{clip_site['url']}?mode=clip&debug=frames", SHOT, pick=[data / 'demo.mp4', data / 'demo.words.json'])
+    # the same clip given through the file input (as a user picks it): the same features, except that Chromium's seek
+    # may land on the neighbouring 25-fps frame at a step or two (step 17's centre is 10 ms before a frame)
+    pk = st['picked']
+    assert pk['status'] == 'done' and pk['T'] == st['clip']['T'], pk.get('error')
+    for m in ('text', 'audio', 'video'):
+        d = np.abs(np.asarray(pk['features'][m]) - np.asarray(st['features'][m])).reshape(pk['T'], -1).max(1)
+        assert (d > 1e-6).sum() <= (2 if m == 'video' else 0), (m, np.nonzero(d > 1e-6))
+    assert np.corrcoef(pk['pred'], st['pred'])[0, 1] > 0.999
     bb = onnx_backbones(clip_site['bb'], threads=1)                         # the files the manifest chose, as the page
     f = extract_clip(demo_clip(), bb, transcripts=demo_dir())
     T = f.n_steps
@@ -155,7 +168,16 @@ def test_clip_mode_matches_python(clip_site, tmp_path):
     assert [w['text'] for w in words] == f.words
     tok = load_tokenizer(clip_site['bb'] / 'tokenizer.json')
     assert st['tokens'] == [tok.encode(c).ids for c in word_contexts(f.words)]   # the JS WordPiece == tokenizers
-    res = {}
+    # the frames themselves: Chromium's decoder, colour conversion and canvas resize against PyAV's (swscale)
+    frames = np.stack([im for _, im in iter_frames(demo_clip(), fps=2.0, size=224)]).astype(np.float32)
+    page = np.stack([np.frombuffer(base64.b64decode(b), np.uint8) for b in st['frames']]).astype(np.float32)
+    page = page.reshape(frames.shape)
+    err = np.abs(page - frames).mean((1, 2, 3))                              # mean |difference| in 0..255 levels
+    nxt = np.abs(page[:-1] - frames[1:]).mean((1, 2, 3))                     # against the next step's frame
+    res = {'frames': {'median_abs_diff_levels': float(np.median(err)), 'max_abs_diff_levels': float(err.max()),
+                      'steps_over_4_levels': int((err > 4).sum()), 'next_step_mean_abs_diff_levels': float(nxt.mean())}}
+    # a seek may land on the neighbouring 25-fps frame (40 ms away) at a step or two; every frame is its own step's
+    assert (err > 4).sum() <= 2 and (err[:-1] < nxt).all(), res['frames']
     for m in ('text', 'audio', 'video'):
         got = np.asarray(st['features'][m], np.float32).reshape(T, -1)
         mask = np.asarray(st['clip']['masks'][m], bool)
@@ -176,8 +198,9 @@ def test_clip_mode_matches_python(clip_site, tmp_path):
     res |= {'timings_ms': st['clip']['timings'], 'extract_ms': st['extractMs'], 'student_ms': st['runMs'],
             'duration_s': st['clip']['duration'], 'download': download}
     print(f"\nclip mode, page vs Python: " + json.dumps({k: {a: round(b, 5) for a, b in v.items() if a in
-          ('cos_mean', 'cos_min', 'max_abs_diff', 'mean_vertex_r', 'min_vertex_r', 'r_all')} for k, v in res.items()
-          if k in ('text', 'audio', 'video', 'pred')}) + f"; features in {st['extractMs'] / 1000:.1f} s for "
+          ('cos_mean', 'cos_min', 'max_abs_diff', 'mean_vertex_r', 'min_vertex_r', 'r_all', 'median_abs_diff_levels',
+           'max_abs_diff_levels', 'steps_over_4_levels', 'next_step_mean_abs_diff_levels')} for k, v in res.items()
+          if k in ('frames', 'text', 'audio', 'video', 'pred')}) + f"; features in {st['extractMs'] / 1000:.1f} s for "
           f"{st['clip']['duration']:.1f} s of clip; downloaded {download['total_bytes'] / 1e6:.1f} MB")
     SHOT.with_suffix('.json').write_text(json.dumps(res, indent=1))
     print('screenshot:', SHOT)

@@ -140,6 +140,7 @@ async function clipFeatures(bundleUrl, pick) {
   const name = pick ? pick.name : decodeURIComponent(video.split('/').pop());
   const sameClip = words && (!pick || words.video === pick.name);   // its duration is PyAV's: the same steps as Python
   const clip = { video, words: words ? words.words : null, duration_s: sameClip ? words.duration_s : null };
+  if (q.get('debug') === 'frames') $('video').keepFrames = state.frames = [];   // the RGB frames (base64), for checks
   const ex = await extractClip(ort, bundle, base, clip, $('video'), loadBin, progress);
   const { T, step } = ex;
   const dims = { text: bundle.backbones.text.dim, audio: bundle.backbones.audio.dim, video: bundle.backbones.video.dim };
@@ -229,11 +230,11 @@ async function run(pick) {
     }
     facts.push(['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]);
     $('facts').innerHTML = facts.map(([a, b]) => `<tr><td>${a}</td><td>${b}</td></tr>`).join('');
-    Object.assign(state, { status: 'done', nTr, nOut, loadMs: res.loadMs, runMs: res.runMs, extractMs, vmax, trValid: valid,
+    Object.assign(state, { status: 'done', runs: (state.runs || 0) + 1, nTr, nOut, loadMs: res.loadMs, runMs: res.runMs, extractMs, vmax, trValid: valid,
       pred: () => Array.from(pred), show: (k) => { slider.value = String(k); show(k); } });
     progress(`done: ${nTr} TRs predicted in ${res.runMs.toFixed(0)} ms` + (clipMode ? `, features computed in ${(extractMs / 1000).toFixed(1)} s` : ''), null);
   } catch (e) {
-    state.status = 'error'; state.error = String(e && e.stack || e);
+    state.status = 'error'; state.error = String(e && e.stack || e); state.runs = (state.runs || 0) + 1;
     progress('error: ' + e, null);
     console.error(e);
   }

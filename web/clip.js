@@ -151,8 +151,7 @@ export class LogMel {
   }
 }
 
-async function decodeAudio(url, sr) {
-  const buf = await (await fetch(url)).arrayBuffer();
+async function decodeAudio(buf, sr) {
   let ab;
   try { ab = await new OfflineAudioContext(1, sr, sr).decodeAudioData(buf); }
   catch (e) { return null; }                     // no audio track (or one the browser cannot decode)
@@ -215,6 +214,7 @@ async function videoFeatures(ort, session, video, T, step, size, dim, tm, progre
     const d = g.getImageData(x0, y0, size, size).data;
     for (let i = 0, j = 0; i < d.length; i += 4, j += 3) { rgb[j] = d[i]; rgb[j + 1] = d[i + 1]; rgb[j + 2] = d[i + 2]; }
     tm.add('video_decode', performance.now() - t0);
+    if (video.keepFrames) { let b = ''; for (let i = 0; i < rgb.length; i++) b += String.fromCharCode(rgb[i]); video.keepFrames.push(btoa(b)); }
     t0 = performance.now();
     const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('uint8', rgb.slice(), [1, size, size, 3]) });
     x.set(out[session.outputNames[0]].data, k * dim);
@@ -254,15 +254,19 @@ export async function extractClip(ort, bundle, base, clip, video, loadBin, progr
   });
   const [melBin, vocab] = await tm.time('load_tables', () => Promise.all([
     loadBin(base + bundle.files.mel), fetch(base + bundle.files.vocab).then((r) => r.json())]));
+  // the whole file first: a server without range requests (python -m http.server) leaves a video unseekable, and
+  // the audio needs the bytes anyway
+  progress('loading the clip…', 0);
+  const bytes = await tm.time('load_clip', async () => (await fetch(clip.video)).arrayBuffer());
   video.muted = true;
   const vready = once(video, 'loadeddata');
-  video.src = clip.video;
+  video.src = URL.createObjectURL(new Blob([bytes]));
   await tm.time('video_decode', () => vready);
   const duration = clip.duration_s || video.duration;
   const T = nSteps(duration, step);
   const vid = await videoFeatures(ort, sessions.video, video, T, step, bb.video.size, bb.video.dim, tm, progress);
   progress('audio: decoding and resampling to 16 kHz (WebAudio)…', 0);
-  const samples = await tm.time('audio_decode', () => decodeAudio(clip.video, bb.audio.sr));
+  const samples = await tm.time('audio_decode', () => decodeAudio(bytes, bb.audio.sr));
   const mel = new LogMel(melBin.head, melBin.arrays.filters, melBin.arrays.window);
   const aud = samples ? await audioFeatures(ort, sessions.audio, mel, samples, T, step, bb.audio.sr, bb.audio.chunk_s,
     bb.audio.frame_hz, bb.audio.dim, tm, progress) : { x: new Float32Array(T * bb.audio.dim), mask: new Uint8Array(T) };
