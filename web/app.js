@@ -162,7 +162,12 @@ async function clipFeatures(bundleUrl, pick) {
 async function featuresMode() {
   const feat = await loadBin(FEATURES);
   const vname = q.get('video') || (feat.head.video ? feat.head.video.split('/').pop() : null);
-  return { feat, modelUrl: MODEL, meshUrl: MESH, video: vname ? feat.base + vname : null };
+  let video = null;
+  if (vname) {                // played from a blob: a server without range requests leaves a video URL unseekable
+    const r = await fetch(feat.base + vname);
+    if (r.ok) video = URL.createObjectURL(await r.blob()); else console.warn(`${feat.base + vname}: ${r.status}, no video`);
+  }
+  return { feat, modelUrl: MODEL, meshUrl: MESH, video };
 }
 
 let brain = null, brainMesh = null;
@@ -231,7 +236,7 @@ async function run(pick) {
     facts.push(['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]);
     $('facts').innerHTML = facts.map(([a, b]) => `<tr><td>${a}</td><td>${b}</td></tr>`).join('');
     Object.assign(state, { status: 'done', runs: (state.runs || 0) + 1, nTr, nOut, loadMs: res.loadMs, runMs: res.runMs, extractMs, vmax, trValid: valid,
-      pred: () => Array.from(pred), show: (k) => { slider.value = String(k); show(k); } });
+      pred: () => Array.from(pred), show: (k) => { slider.value = String(k); slider.oninput(); } });
     progress(`done: ${nTr} TRs predicted in ${res.runMs.toFixed(0)} ms` + (clipMode ? `, features computed in ${(extractMs / 1000).toFixed(1)} s` : ''), null);
   } catch (e) {
     state.status = 'error'; state.error = String(e && e.stack || e); state.runs = (state.runs || 0) + 1;
