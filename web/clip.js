@@ -203,15 +203,27 @@ async function videoFeatures(ort, session, video, T, step, size, dim, tm, progre
   const g = canvas.getContext('2d', { willReadFrequently: true });
   g.imageSmoothingEnabled = true; g.imageSmoothingQuality = 'high';
   const rgb = new Uint8Array(size * size * 3);
+  const targets = [];
   for (let k = 0; k < T; k++) {
     const t = (k + 0.5) * step;
     if (t > video.duration + 1.0) break;          // as iter_frames: a frame stands in for at most 1 s past the end
+    targets.push(Math.min(t, video.duration));
+  }
+  const seek = (t) => {
+    if (video.currentTime === t) return Promise.resolve();
+    const p = once(video, 'seeked');
+    video.currentTime = t;
+    return p;
+  };
+  // the browser decodes the next step's frame (its own threads) while the backbone runs on this one
+  let pending = targets.length ? seek(targets[0]) : null;
+  for (let k = 0; k < targets.length; k++) {
     progress(`video: frame ${k + 1}/${T}`, k / T);
     let t0 = performance.now();
-    const target = Math.min(t, video.duration);
-    if (video.currentTime !== target) { const p = once(video, 'seeked'); video.currentTime = target; await p; }
+    await pending;
     g.drawImage(video, 0, 0, nw, nh);
     const d = g.getImageData(x0, y0, size, size).data;
+    pending = k + 1 < targets.length ? seek(targets[k + 1]) : null;
     for (let i = 0, j = 0; i < d.length; i += 4, j += 3) { rgb[j] = d[i]; rgb[j + 1] = d[i + 1]; rgb[j + 2] = d[i + 2]; }
     tm.add('video_decode', performance.now() - t0);
     if (video.keepFrames) { let b = ''; for (let i = 0; i < rgb.length; i++) b += String.fromCharCode(rgb[i]); video.keepFrames.push(btoa(b)); }
