@@ -16,7 +16,8 @@ from .backbones_onnx import read_backbones_manifest, WHISPER_SR, WHISPER_WINDOW_
 from .backbones_onnx import TEXT_MAX_TOKENS, MANIFEST
 
 # %% auto #0
-__all__ = ['MEL', 'mel_filters', 'log_mel', 'whisper_mel', 'wordpiece', 'write_vocab', 'write_words', 'export_web', 'web_cli']
+__all__ = ['MEL', 'mel_filters', 'log_mel', 'whisper_mel', 'wordpiece', 'write_vocab', 'write_words', 'int8_embeddings',
+           'export_web', 'web_cli']
 
 # %% ../nbs/63_web.ipynb #de7c4641
 def mel_filters(n_mels: int = 80) -> tuple[np.ndarray, np.ndarray]:
@@ -162,9 +163,42 @@ def _student(student, out: Path) -> tuple[Path, dict]:
     dst = export_onnx(TinyTribe.from_pretrained(p).eval(), out / 'student_int8.onnx', int8=True, meta={'model': str(p)})
     return dst, onnx_info(dst)
 
-# %% ../nbs/63_web.ipynb #f6ed4c92
-def _backbones(bb_dir, out: Path) -> dict:
-    "Copy the backbone files the manifest of `bb_dir` chose into `out/backbones/`; their settings for the page."
+# %% ../nbs/63_web.ipynb #cc61bc60
+def int8_embeddings(src, dst) -> Path:
+    "Copy of ONNX model `src` at `dst` with each fp32 table that only `Gather` reads stored INT8 (a scale per row)."
+    import onnx   # lazy: optional heavy dependency
+    from onnx import numpy_helper, helper
+    m = onnx.load(str(require_path(src, 'ONNX model')))
+    inits = {i.name: i for i in m.graph.initializer}
+    done = 0
+    for name, init in list(inits.items()):
+        users = [n for n in m.graph.node if name in n.input]
+        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != 2 or init.dims[1] < 2 or not users: continue
+        if not all(n.op_type == 'Gather' and n.input[0] == name for n in users): continue
+        t = numpy_helper.to_array(init)
+        scale = (np.abs(t).max(1, keepdims=True) / 127.0).astype(np.float32)          # (rows, 1): one per token
+        scale[scale == 0] = 1.0
+        q = np.clip(np.round(t / scale), -127, 127).astype(np.int8)
+        m.graph.initializer.remove(init)
+        m.graph.initializer.extend([numpy_helper.from_array(q, name + '.int8'),
+                                    numpy_helper.from_array(scale, name + '.scale')])
+        for i, n in enumerate(users):                                  # gather INT8 rows and their scales, multiply
+            out, ids = n.output[0], n.input[1]
+            n.input[0], n.output[0] = name + '.int8', out + '.int8'
+            at = list(m.graph.node).index(n) + 1
+            m.graph.node.insert(at, helper.make_node('Cast', [out + '.int8'], [out + '.f32'], to=1, name=f'{name}_cast_{i}'))
+            m.graph.node.insert(at + 1, helper.make_node('Gather', [name + '.scale', ids], [out + '.s'],
+                                                         name=f'{name}_scales_{i}'))
+            m.graph.node.insert(at + 2, helper.make_node('Mul', [out + '.f32', out + '.s'], [out], name=f'{name}_scale_{i}'))
+        done += 1
+    if not done: raise ArtifactError(f"{src}: no fp32 table read only by Gather: nothing to store as INT8")
+    with atomic_write(dst) as f: f.write(m.SerializeToString())
+    return Path(dst)
+
+# %% ../nbs/63_web.ipynb #f43d3876
+def _backbones(bb_dir, out: Path, int8_emb: bool = False) -> dict:
+    """Copy the backbone files the manifest of `bb_dir` chose into `out/backbones/` (the text model with INT8
+    embeddings when `int8_emb`); their settings for the page."""
     d = Path(bb_dir)
     man = read_backbones_manifest(d)
     missing = {'text', 'audio', 'video'} - set(man['backbones'])
@@ -173,9 +207,12 @@ def _backbones(bb_dir, out: Path) -> dict:
     res = {}
     for m, e in man['backbones'].items():
         f = e['files'][e['use']]
-        dst = _copy(d / f['path'], out / 'backbones' / Path(f['path']).name)
-        res[m] = {'file': f"backbones/{dst.name}", 'bytes': f['bytes'], 'precision': e['use'], 'why': e['why'],
+        if m == 'text' and int8_emb:
+            dst = int8_embeddings(d / f['path'], out / 'backbones' / 'text.int8-embeddings.onnx')
+        else: dst = _copy(d / f['path'], out / 'backbones' / Path(f['path']).name)
+        res[m] = {'file': f"backbones/{dst.name}", 'bytes': dst.stat().st_size, 'precision': e['use'], 'why': e['why'],
                   'name': e['source']['name'], 'dim': int(e['source']['dim'])}
+    res['text']['int8_embeddings'] = bool(int8_emb)
     res['text'] |= {'context_words': int(man['backbones']['text']['source'].get('context_words', 32)), 'batch': 16}
     src = man['backbones']['video']['source']
     res['video'] |= {'size': 224, 'resize': 'crop', 'fps': 1.0 / STEP_S, 'arch': src.get('arch'),
@@ -184,15 +221,16 @@ def _backbones(bb_dir, out: Path) -> dict:
     _copy(d / MANIFEST, out / 'backbones' / MANIFEST)
     return res
 
-# %% ../nbs/63_web.ipynb #cc61bc60
+# %% ../nbs/63_web.ipynb #a2e5a124
 def export_web(out_dir, student, backbones_dir, clip=None, transcripts=None, asr: bool = False, tr_s: float = 1.49,
-               offset_s: float = 0.0, subject: int = 0, mesh: bool = True) -> Path:
+               offset_s: float = 0.0, subject: int = 0, mesh: bool = True, int8_embeddings: bool = False) -> Path:
     """Write everything the page's clip mode needs into `out_dir` (see the table above): the student (a model folder,
     exported INT8, or an `.onnx`), the backbones `backbones_dir` (`tinytribe export-backbones`) chose, the mel
-    filterbank, the vocabulary, the mesh, and, given a `clip`, the clip and its words. Returns `out_dir/web.json`."""
+    filterbank, the vocabulary, the mesh, and, given a `clip`, the clip and its words (`int8_embeddings`: the text
+    model's word embeddings stored INT8, see above). Returns `out_dir/web.json`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    bb = _backbones(backbones_dir, out)
+    bb = _backbones(backbones_dir, out, int8_embeddings)
     man = read_backbones_manifest(backbones_dir)
     sfile, sinfo = _student(student, out)
     files = {'student': sfile.name, 'mel': whisper_mel(out).name,
@@ -209,7 +247,7 @@ def export_web(out_dir, student, backbones_dir, clip=None, transcripts=None, asr
             'total_bytes': sum(sizes.values())}
     return write_json(out / 'web.json', head)
 
-# %% ../nbs/63_web.ipynb #a2e5a124
+# %% ../nbs/63_web.ipynb #48c7faed
 def web_cli(argv: list[str]) -> int:
     "`tinytribe web OUT_DIR --student MODEL --backbones DIR [--clip MEDIA]`: the folder the browser page's clip mode reads."
     ap = argparse.ArgumentParser(prog='tinytribe web', description=web_cli.__doc__.split(': ', 1)[1])
@@ -223,10 +261,12 @@ def web_cli(argv: list[str]) -> int:
     ap.add_argument('--offset', type=float, default=0.0, help='grid offset in seconds')
     ap.add_argument('--subject', type=int, default=0, help='FiLM row (0 = average subject)')
     ap.add_argument('--no-mesh', action='store_true', help='do not write the fsaverage5 mesh')
+    ap.add_argument('--int8-embeddings', action='store_true',
+                    help="store the text model's word embeddings INT8 (47 MB less to download; text features change a little)")
     a = ap.parse_args(argv)
     try:
         p = export_web(a.out_dir, a.student, a.backbones, a.clip, a.transcripts, a.asr, a.tr, a.offset, a.subject,
-                       mesh=not a.no_mesh)
+                       mesh=not a.no_mesh, int8_embeddings=a.int8_embeddings)
     except (FileNotFoundError, ValueError, ArtifactError) as e:
         print(f"tinytribe web: {e}", file=sys.stderr)
         return 2
