@@ -140,8 +140,8 @@ async function clipFeatures(bundleUrl, pick) {
   const name = pick ? pick.name : decodeURIComponent(video.split('/').pop());
   const sameClip = words && (!pick || words.video === pick.name);   // its duration is PyAV's: the same steps as Python
   const clip = { video, words: words ? words.words : null, duration_s: sameClip ? words.duration_s : null };
-  if (q.get('debug') === 'frames') $('video').keepFrames = state.frames = [];   // the RGB frames (base64), for checks
-  const ex = await extractClip(ort, bundle, base, clip, $('video'), loadBin, progress);
+  const keep = q.get('debug') === 'frames' ? (state.frames = []) : null;   // the RGB frames (base64), for checks
+  const ex = await extractClip(ort, bundle, base, clip, loadBin, progress, keep);
   const { T, step } = ex;
   const dims = { text: bundle.backbones.text.dim, audio: bundle.backbones.audio.dim, video: bundle.backbones.video.dim };
   const present = new Float32Array(T * 3), any = new Uint8Array(T);
@@ -156,7 +156,7 @@ async function clipFeatures(bundleUrl, pick) {
   state.features = () => ({ text: Array.from(ex.text.x), audio: Array.from(ex.audio.x), video: Array.from(ex.video.x) });
   state.tokens = ex.tokens;
   return { feat: { head, arrays: { text: ex.text.x, audio: ex.audio.x, video: ex.video.x, present, pool: pool.W } },
-    modelUrl: q.get('model') || base + bundle.files.student, meshUrl: base + bundle.files.mesh, video: null };
+    modelUrl: q.get('model') || base + bundle.files.student, meshUrl: base + bundle.files.mesh, video: ex.url };
 }
 
 async function featuresMode() {
@@ -230,7 +230,8 @@ async function run(pick) {
     if (clipMode) {
       const tms = state.clip.timings, d = feat.head.duration_s;
       facts.push(['features', `computed here in ${(extractMs / 1000).toFixed(1)} s (${(extractMs / 1000 / d).toFixed(2)} s per s of clip)`]);
-      for (const [k, v] of Object.entries(tms)) facts.push([`  ${k}`, `${(v / 1000).toFixed(2)} s (${(v / 1000 / d).toFixed(3)} s per s)`]);
+      facts.push(['stages', Object.entries(tms).sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')]);
       facts.push(['modalities', ['text', 'audio', 'video'].map((m) => `${m} ${state.clip.masks[m].reduce((a, b) => a + b, 0)}/${feat.head.n_steps}`).join(', ')]);
     }
     facts.push(['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]);

@@ -256,8 +256,9 @@ export class Timer {
 }
 
 // bundle: web.json (tinytribe.web.export_web), base: its folder URL; clip: { video: URL, words: [{text, onset_s}] or
-// null, duration_s: the clip's duration (from the words file, else the video element's) }; video: the <video> element
-export async function extractClip(ort, bundle, base, clip, video, loadBin, progress) {
+// null, duration_s: the clip's duration (from the words file, else the video element's) }; keepFrames: an array that
+// receives each frame (base64 RGB) or null. Returns the features, timings, and `url`: the clip as a blob URL.
+export async function extractClip(ort, bundle, base, clip, loadBin, progress, keepFrames = null) {
   const tm = new Timer(), bb = bundle.backbones, step = bundle.step_s;
   const sessions = await tm.time('load_backbones', async () => {
     const mk = (m) => ort.InferenceSession.create(base + bb[m].file, { executionProviders: ['wasm'] });
@@ -270,7 +271,8 @@ export async function extractClip(ort, bundle, base, clip, video, loadBin, progr
   // the audio needs the bytes anyway
   progress('loading the clip…', 0);
   const bytes = await tm.time('load_clip', async () => (await fetch(clip.video)).arrayBuffer());
-  video.muted = true;
+  const video = document.createElement('video');   // its own element: the page's player is left to the viewer
+  Object.assign(video, { muted: true, playsInline: true, preload: 'auto', keepFrames });
   const vready = once(video, 'loadeddata');
   video.src = URL.createObjectURL(new Blob([bytes]));
   await tm.time('video_decode', () => vready);
@@ -285,6 +287,9 @@ export async function extractClip(ort, bundle, base, clip, video, loadBin, progr
   progress(`text: MiniLM on ${(clip.words || []).length} words…`, 0);
   const txt = await textFeatures(ort, sessions.text, new WordPiece(vocab), clip.words || [], T, step, bb.text.batch,
     bb.text.context_words, bb.text.dim, tm);
+  const url = video.src;
+  video.removeAttribute('src');
+  video.load();
   return { T, duration, step, text: txt, audio: aud, video: vid, tokens: txt.tokens, timings: tm.ms,
-    nSamples: samples ? samples.length : 0 };
+    nSamples: samples ? samples.length : 0, url };
 }

@@ -21,6 +21,7 @@ try {
   const st = await page.evaluate(() => ({ ...window.tinytribe, pred: undefined, show: undefined, features: undefined }));
   if (st.status === 'done') {
     if (tr !== undefined) await page.evaluate((k) => window.tinytribe.show(k), Number(tr));
+    await page.waitForFunction(() => !document.getElementById('video').seeking, null, { timeout: 10000 });
     await page.waitForTimeout(300);
     await page.screenshot({ path: shot });
     st.pred = await page.evaluate(() => window.tinytribe.pred());
