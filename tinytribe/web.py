@@ -160,7 +160,8 @@ def _student(student, out: Path) -> tuple[Path, dict]:
         info = onnx_info(p)
         return _copy(p, out / ('student_int8.onnx' if info['int8'] else 'student.onnx')), info
     from tinytribe.model import TinyTribe   # a model folder: exporting needs torch (61_export imports it too)
-    dst = export_onnx(TinyTribe.from_pretrained(p).eval(), out / 'student_int8.onnx', int8=True, meta={'model': str(p)})
+    dst = export_onnx(TinyTribe.from_pretrained(p).eval(), out / 'student_int8.onnx', int8=True,
+                      meta={'model': str(p)})
     return dst, onnx_info(dst)
 
 # %% ../nbs/63_web.ipynb #cc61bc60
@@ -173,7 +174,8 @@ def int8_embeddings(src, dst) -> Path:
     done = 0
     for name, init in list(inits.items()):
         users = [n for n in m.graph.node if name in n.input]
-        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != 2 or init.dims[1] < 2 or not users: continue
+        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != 2 or init.dims[1] < 2 or not users:
+            continue
         if not all(n.op_type == 'Gather' and n.input[0] == name for n in users): continue
         t = numpy_helper.to_array(init)
         scale = (np.abs(t).max(1, keepdims=True) / 127.0).astype(np.float32)          # (rows, 1): one per token
@@ -186,10 +188,12 @@ def int8_embeddings(src, dst) -> Path:
             out, ids = n.output[0], n.input[1]
             n.input[0], n.output[0] = name + '.int8', out + '.int8'
             at = list(m.graph.node).index(n) + 1
-            m.graph.node.insert(at, helper.make_node('Cast', [out + '.int8'], [out + '.f32'], to=1, name=f'{name}_cast_{i}'))
+            m.graph.node.insert(at, helper.make_node('Cast', [out + '.int8'], [out + '.f32'], to=1,
+                                                     name=f'{name}_cast_{i}'))
             m.graph.node.insert(at + 1, helper.make_node('Gather', [name + '.scale', ids], [out + '.s'],
                                                          name=f'{name}_scales_{i}'))
-            m.graph.node.insert(at + 2, helper.make_node('Mul', [out + '.f32', out + '.s'], [out], name=f'{name}_scale_{i}'))
+            m.graph.node.insert(at + 2, helper.make_node('Mul', [out + '.f32', out + '.s'], [out],
+                                                         name=f'{name}_scale_{i}'))
         done += 1
     if not done: raise ArtifactError(f"{src}: no fp32 table read only by Gather: nothing to store as INT8")
     with atomic_write(dst) as f: f.write(m.SerializeToString())
@@ -249,7 +253,7 @@ def export_web(out_dir, student, backbones_dir, clip=None, transcripts=None, asr
 
 # %% ../nbs/63_web.ipynb #48c7faed
 def web_cli(argv: list[str]) -> int:
-    "`tinytribe web OUT_DIR --student MODEL --backbones DIR [--clip MEDIA]`: the folder the browser page's clip mode reads."
+    "`tinytribe web OUT_DIR --student MODEL --backbones DIR [--clip MEDIA]`: the folder of the page's clip mode."
     ap = argparse.ArgumentParser(prog='tinytribe web', description=web_cli.__doc__.split(': ', 1)[1])
     ap.add_argument('out_dir', help='the folder to write (serve it as the page\'s data/, e.g. web/data)')
     ap.add_argument('--student', required=True, help='a saved model folder (exported INT8 here) or an exported .onnx')
@@ -262,7 +266,8 @@ def web_cli(argv: list[str]) -> int:
     ap.add_argument('--subject', type=int, default=0, help='FiLM row (0 = average subject)')
     ap.add_argument('--no-mesh', action='store_true', help='do not write the fsaverage5 mesh')
     ap.add_argument('--int8-embeddings', action='store_true',
-                    help="store the text model's word embeddings INT8 (47 MB less to download; text features change a little)")
+                    help="store the text model's word embeddings INT8 (47 MB less to download; its features "
+                         "change a little)")
     a = ap.parse_args(argv)
     try:
         p = export_web(a.out_dir, a.student, a.backbones, a.clip, a.transcripts, a.asr, a.tr, a.offset, a.subject,
