@@ -1,9 +1,11 @@
 """End to end in a browser: web/index.html served on 127.0.0.1, driven in headless Chromium (Debian's `chromium`,
-through npm's `playwright-core` from web/node_modules), runs the INT8 student in onnxruntime-web on the bundled
-clip's exported features; its numbers must equal ONNX Runtime's in Python, and a screenshot is saved.
+through npm's `playwright-core` from web/node_modules). Features mode: the INT8 student in onnxruntime-web on the
+bundled clip's exported features; its numbers must equal ONNX Runtime's in Python. Clip mode: the page computes the
+features from the clip itself with the ONNX backbones (`tinytribe web`), and they and the prediction must match
+Python's `extract_clip(clip, onnx_backbones(dir))` within the tolerances stated below. Screenshots are saved.
 
 Setup it needs (scripts/setup.sh does both): `apt-get install chromium` and `npm ci --prefix web`."""
-import functools, http.server, json, shutil, subprocess, threading
+import base64, functools, http.server, json, os, shutil, subprocess, threading
 from pathlib import Path
 import numpy as np
 import pytest
@@ -24,13 +26,38 @@ def _need():
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    "Serves web/ and maps /data/ to the test's export folder."
+    "Serves web/ and maps /data/ to the test's export folder; `sent` counts the bytes of each path served."
     data: Path = None
+    sent: dict = None
     def translate_path(self, path):
         p = path.split('?', 1)[0]
         if p.startswith('/data/'): return str(self.data / p[len('/data/'):])
         return super().translate_path(path)
+    def copyfile(self, source, outputfile):
+        n = os.fstat(source.fileno()).st_size
+        self.sent[self.path.split('?', 1)[0]] = n
+        super().copyfile(source, outputfile)
     def log_message(self, *a): pass
+
+
+def _serve(data: Path):
+    "A local server of web/ with /data/ -> `data`: (server, its base URL, {path: bytes sent})."
+    sent = {}
+    handler = type('H', (_Handler,), {'data': data, 'sent': sent})
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(handler, directory=str(WEB)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/index.html", sent
+
+
+def _drive(url: str, shot: Path, tr: int = 6, pick: list | None = None) -> dict:
+    "Run the page in headless Chromium; its final state (drive.mjs). `pick`: files to give its file input afterwards."
+    r = subprocess.run(['node', str(WEB / 'drive.mjs'), url, str(shot), str(tr), *([','.join(map(str, pick))] if pick else [])],
+                       capture_output=True, text=True,
+                       timeout=600, env={'CHROMIUM': CHROMIUM, 'PATH': '/usr/bin:/bin'})
+    assert r.returncode == 0, r.stderr[-3000:]
+    st = json.loads(r.stdout.strip().splitlines()[-1])
+    assert st['status'] == 'done', st
+    return st
 
 
 @pytest.fixture(scope='module')
@@ -43,11 +70,8 @@ def site(full_model, demo_features, tmp_path_factory):
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     shutil.copy(demo_clip(), data / 'demo.mp4')
-    handler = type('H', (_Handler,), {'data': data})
-    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(handler, directory=str(WEB)))
-    th = threading.Thread(target=srv.serve_forever, daemon=True)
-    th.start()
-    yield {'url': f"http://127.0.0.1:{srv.server_address[1]}/index.html", 'data': data}
+    srv, url, _ = _serve(data)
+    yield {'url': url, 'data': data}
     srv.shutdown()
 
 
@@ -60,11 +84,7 @@ def test_page_matches_onnxruntime(site, demo_features, tmp_path, kind):
     from tinytribe.featfile import load_features
     SHOT = tmp_path / f'web_page_{kind}.png'
     url = f"{site['url']}?model=data/student_{kind}.onnx"
-    r = subprocess.run(['node', str(WEB / 'drive.mjs'), url, str(SHOT), '6'], capture_output=True, text=True,
-                       timeout=600, env={'CHROMIUM': CHROMIUM, 'PATH': '/usr/bin:/bin'})
-    assert r.returncode == 0, r.stderr[-3000:]
-    st = json.loads(r.stdout.strip().splitlines()[-1])
-    assert st['status'] == 'done', st
+    st = _drive(url, SHOT)
     head = json.loads((site['data'] / 'demo.features.json').read_text())
     inp = onnx_inputs(load_features(demo_features), tr_s=head['grid']['tr_s'])
     ref = run_onnx(onnx_session(site['data'] / f'student_{kind}.onnx'), inp)
@@ -87,5 +107,101 @@ def test_page_matches_onnxruntime(site, demo_features, tmp_path, kind):
                                                                   'download': download}))
     if kind == 'fp32': assert diff.max() < 1e-4, diff.max()
     else: assert r_all > 0.999 and diff.mean() < 0.05 * ref.std(), (r_all, diff.mean(), ref.std())
+    print('screenshot:', SHOT)
+    assert SHOT.stat().st_size > 20_000
+
+
+# ---------------------------------------------------------------- clip mode: the page computes the features itself
+@pytest.fixture(scope='module')
+def clip_site(full_model, tmp_path_factory):
+    """`tinytribe export-backbones` (MiniLM, Whisper-tiny, MobileViT-S as packaged; ~1 min) and `tinytribe web` with
+    the bundled clip, served."""
+    _need()
+    from tinytribe.backbones_onnx import export_backbones
+    from tinytribe.media import demo_clip
+    tmp = tmp_path_factory.mktemp('webclip')
+    export_backbones(tmp / 'bb', video='mobilevit_s')
+    r = subprocess.run([*CLI, 'web', str(tmp / 'data'), '--student', str(full_model), '--backbones', str(tmp / 'bb'),
+                        '--clip', str(demo_clip())], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    srv, url, sent = _serve(tmp / 'data')
+    yield {'url': url, 'data': tmp / 'data', 'bb': tmp / 'bb', 'sent': sent}
+    srv.shutdown()
+
+
+# Tolerances of the page's features against Python's (cosine of each 2 Hz step, where both have the modality).
+# text: the same words, token ids (asserted equal) and batches; what differs is ONNX Runtime's INT8 kernels in
+#   WebAssembly against x86 (dynamic INT8 rounds activations per batch): measured mean 0.9998, min 0.998.
+# audio: WebAudio's decoder and resampler against PyAV's (FFmpeg's), the log-mel in float64 against float32: measured
+#   mean 0.9994, min 0.9989.
+# video: the frames (checked in levels below: median 1.7 of 255 from Chromium's colour conversion and canvas resize)
+#   through the same INT8 graph: measured mean 0.99994, min 0.9999. MobileViT-S is at random init here (no weights
+#   offline) and its features hardly tell frames apart (cosine ~0.99 between different frames: a page that drew the
+#   first frame at every step scored mean 0.993), hence the frame check and the tight mean; the min leaves room for a
+#   seek that lands on the neighbouring 25-fps frame.
+# prediction: per-vertex Pearson r over TRs of the page's INT8 student on its features against ONNX Runtime's on
+#   Python's, measured mean 0.996; the issue asks >= 0.95.
+TOL = {'text': (0.9995, 0.995), 'audio': (0.998, 0.995), 'video': (0.999, 0.99)}
+
+
+def test_clip_mode_matches_python(clip_site, tmp_path):
+    from tinytribe.backbones_onnx import onnx_backbones, load_tokenizer, word_contexts, parity
+    from tinytribe.export import onnx_inputs, onnx_session, run_onnx, vertex_r
+    from tinytribe.extract import extract_clip
+    from tinytribe.media import demo_clip, demo_dir, iter_frames
+    SHOT = tmp_path / 'web_page_clip.png'
+    data = clip_site['data']
+    st = _drive(f"{clip_site['url']}?mode=clip&debug=frames", SHOT, pick=[data / 'demo.mp4', data / 'demo.words.json'])
+    # the same clip given through the file input (as a user picks it): the same features, except that Chromium's seek
+    # may land on the neighbouring 25-fps frame at a step or two (step 17's centre is 10 ms before a frame)
+    pk = st['picked']
+    assert pk['status'] == 'done' and pk['T'] == st['clip']['T'], pk.get('error')
+    for m in ('text', 'audio', 'video'):
+        d = np.abs(np.asarray(pk['features'][m]) - np.asarray(st['features'][m])).reshape(pk['T'], -1).max(1)
+        assert (d > 1e-6).sum() <= (2 if m == 'video' else 0), (m, np.nonzero(d > 1e-6))
+    assert np.corrcoef(pk['pred'], st['pred'])[0, 1] > 0.999
+    bb = onnx_backbones(clip_site['bb'], threads=1)                         # the files the manifest chose, as the page
+    f = extract_clip(demo_clip(), bb, transcripts=demo_dir())
+    T = f.n_steps
+    assert st['clip']['T'] == T == 38 and abs(st['clip']['duration'] - f.duration_s) < 1e-6, st['clip']
+    words = json.loads((clip_site['data'] / 'demo.words.json').read_text())['words']
+    assert [w['text'] for w in words] == f.words
+    tok = load_tokenizer(clip_site['bb'] / 'tokenizer.json')
+    assert st['tokens'] == [tok.encode(c).ids for c in word_contexts(f.words)]   # the JS WordPiece == tokenizers
+    # the frames themselves: Chromium's decoder, colour conversion and canvas resize against PyAV's (swscale)
+    frames = np.stack([im for _, im in iter_frames(demo_clip(), fps=2.0, size=224)]).astype(np.float32)
+    page = np.stack([np.frombuffer(base64.b64decode(b), np.uint8) for b in st['frames']]).astype(np.float32)
+    page = page.reshape(frames.shape)
+    err = np.abs(page - frames).mean((1, 2, 3))                              # mean |difference| in 0..255 levels
+    nxt = np.abs(page[:-1] - frames[1:]).mean((1, 2, 3))                     # against the next step's frame
+    res = {'frames': {'median_abs_diff_levels': float(np.median(err)), 'max_abs_diff_levels': float(err.max()),
+                      'steps_over_4_levels': int((err > 4).sum()), 'next_step_mean_abs_diff_levels': float(nxt.mean())}}
+    # a seek may land on the neighbouring 25-fps frame (40 ms away) at a step or two; every frame is its own step's
+    assert (err > 4).sum() <= 2 and (err[:-1] < nxt).all(), res['frames']
+    for m in ('text', 'audio', 'video'):
+        got = np.asarray(st['features'][m], np.float32).reshape(T, -1)
+        mask = np.asarray(st['clip']['masks'][m], bool)
+        assert (mask == f.mask(m)).all(), (m, mask, f.mask(m))
+        res[m] = p = parity(f.feature(m)[mask], got[mask])
+        assert p['cos_mean'] >= TOL[m][0] and p['cos_min'] >= TOL[m][1], (m, p)
+    assert sum(f.mask('text')) > 20 and all(f.mask('audio')) and all(f.mask('video'))
+    ref = run_onnx(onnx_session(clip_site['data'] / 'student_int8.onnx', 1), onnx_inputs(f, tr_s=1.49))
+    got = np.asarray(st['pred'], np.float32).reshape(st['nTr'], st['nOut'])
+    assert got.shape == ref.shape == (12, 20484)
+    r = vertex_r(got, ref)
+    res['pred'] = {'mean_vertex_r': float(np.nanmean(r)), 'min_vertex_r': float(np.nanmin(r)),
+                   'r_all': float(np.corrcoef(got.ravel(), ref.ravel())[0, 1]), 'pred_sd': float(ref.std())}
+    assert res['pred']['mean_vertex_r'] >= 0.95, res['pred']
+    wasm = WEB / 'node_modules' / 'onnxruntime-web' / 'dist'
+    sent = dict(clip_site['sent'])
+    download = {'total_bytes': sum(sent.values()), 'files': sent, 'ort_wasm_bytes': (wasm / 'ort-wasm-simd-threaded.wasm').stat().st_size}
+    res |= {'timings_ms': st['clip']['timings'], 'extract_ms': st['extractMs'], 'student_ms': st['runMs'],
+            'duration_s': st['clip']['duration'], 'download': download}
+    print(f"\nclip mode, page vs Python: " + json.dumps({k: {a: round(b, 5) for a, b in v.items() if a in
+          ('cos_mean', 'cos_min', 'max_abs_diff', 'mean_vertex_r', 'min_vertex_r', 'r_all', 'median_abs_diff_levels',
+           'max_abs_diff_levels', 'steps_over_4_levels', 'next_step_mean_abs_diff_levels')} for k, v in res.items()
+          if k in ('frames', 'text', 'audio', 'video', 'pred')}) + f"; features in {st['extractMs'] / 1000:.1f} s for "
+          f"{st['clip']['duration']:.1f} s of clip; downloaded {download['total_bytes'] / 1e6:.1f} MB")
+    SHOT.with_suffix('.json').write_text(json.dumps(res, indent=1))
     print('screenshot:', SHOT)
     assert SHOT.stat().st_size > 20_000

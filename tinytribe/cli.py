@@ -28,6 +28,7 @@ COMMANDS = {
     'adapt-subject': ('tinytribe.phase3', 'adapt_subject_cli', "fit a new subject's FiLM row from a few fMRI runs"),
     'pseudo-label':  ('tinytribe.phase3', 'pseudo_label_cli', 'a trained student labels clips without teacher targets'),
     'export-backbones': ('tinytribe.backbones_onnx', 'export_backbones_cli', 'the three backbones to ONNX fp32 + INT8, checked against PyTorch'),
+    'web':           ('tinytribe.web', 'web_cli', "the browser page's folder: student, backbones, mel filterbank, vocabulary, mesh, a clip"),
     'sync':          ('tinytribe.session', 'sync_cli', 'mirror a job folder to a remote (Drive, S3, WebDAV, a folder) and back'),
 }
 

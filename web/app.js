@@ -1,16 +1,22 @@
 // Tiny-TRIBE v3 in the browser: the INT8 student (tinytribe export --int8) in onnxruntime-web (WebAssembly),
 // run on a clip's exported features (tinytribe export --features CLIP), shown on the fsaverage5 inflated surface
 // (tinytribe export --mesh) with three.js, a time slider and the clip playing beside it.
-// URL parameters (all optional): model, features, mesh (paths relative to this page), threads.
+// Clip mode (mode=clip, or a video picked with the file input): the features are computed here from the clip itself
+// (clip.js) with the ONNX backbones of a folder written by `tinytribe web` (its manifest web.json).
+// URL parameters (all optional): model, features, mesh (paths relative to this page), threads; clip mode: mode=clip,
+// bundle (web.json, default data/web.json), clip (a video URL), words (a .words.json URL, or 'none').
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import * as ort from 'onnxruntime-web';
+import { extractClip, poolMatrix } from './clip.js';
 
 const q = new URLSearchParams(location.search);
 const MODEL = q.get('model') || 'data/student_int8.onnx';
 const FEATURES = q.get('features') || 'data/demo.features.json';
 const MESH = q.get('mesh') || 'data/fsaverage5_inflated.json';
-const state = { status: 'loading', error: null };
+const BUNDLE = q.get('bundle') || 'data/web.json';
+const MODE = q.get('mode') || (q.has('bundle') || q.has('clip') ? 'clip' : 'features');
+const state = { status: 'loading', error: null, mode: MODE };
 window.tinytribe = state;                       // read by tests/test_web.py
 const $ = (id) => document.getElementById(id);
 const say = (s) => { $('status').textContent = s; };
@@ -29,11 +35,12 @@ async function loadBin(url) {
   return { head, arrays, base, bytes: buf.byteLength };
 }
 
-async function predict(feat) {
-  ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
-  ort.env.wasm.numThreads = Number(q.get('threads') || 1);   // >1 needs a cross-origin isolated page
+ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
+ort.env.wasm.numThreads = Number(q.get('threads') || 1);   // >1 needs a cross-origin isolated page
+
+async function predict(feat, modelUrl) {
   const t0 = performance.now();
-  const session = await ort.InferenceSession.create(MODEL, { executionProviders: ['wasm'] });
+  const session = await ort.InferenceSession.create(modelUrl, { executionProviders: ['wasm'] });
   const t1 = performance.now();
   const { head, arrays } = feat;
   const T = head.n_steps, nTr = head.grid.n;
@@ -111,13 +118,72 @@ function makeBrain(mesh) {
   };
 }
 
-async function main() {
+const progress = (msg, frac) => {
+  say(msg);
+  const p = $('progress');
+  if (frac === null) p.hidden = true; else { p.hidden = false; p.value = frac; }
+};
+
+async function clipFeatures(bundleUrl, pick) {
+  // the clip's features computed here (clip.js) -> the same {head, arrays} as an exported .features.json
+  const bundle = await (await fetch(bundleUrl)).json();
+  if (bundle.kind !== 'tinytribe-web') throw new Error(`${bundleUrl}: not a tinytribe web folder (kind ${bundle.kind})`);
+  const base = new URL(bundleUrl, location.href).href.replace(/[^/]*$/, '');
+  let video = pick ? pick.video : (q.get('clip') ? new URL(q.get('clip'), location.href).href
+    : bundle.files.clip ? base + bundle.files.clip : null);
+  if (!video) throw new Error(`${bundleUrl} names no clip: pick a video file, or pass clip=`);
+  let words = null;
+  const wurl = pick ? null : q.get('words') || (q.get('clip') ? null : bundle.files.words && base + bundle.files.words);
+  if (pick && pick.words) words = pick.words;
+  else if (wurl && wurl !== 'none') words = await (await fetch(wurl)).json();
+  if (words && words.kind !== 'tinytribe-web-words') throw new Error(`${wurl || 'words file'}: not a .words.json`);
+  const name = pick ? pick.name : decodeURIComponent(video.split('/').pop());
+  const sameClip = words && (!pick || words.video === pick.name);   // its duration is PyAV's: the same steps as Python
+  const clip = { video, words: words ? words.words : null, duration_s: sameClip ? words.duration_s : null };
+  const keep = q.get('debug') === 'frames' ? (state.frames = []) : null;   // the RGB frames (base64), for checks
+  const ex = await extractClip(ort, bundle, base, clip, loadBin, progress, keep);
+  const { T, step } = ex;
+  const dims = { text: bundle.backbones.text.dim, audio: bundle.backbones.audio.dim, video: bundle.backbones.video.dim };
+  const present = new Float32Array(T * 3), any = new Uint8Array(T);
+  ['text', 'audio', 'video'].forEach((m, j) => { for (let k = 0; k < T; k++) if (ex[m].mask[k]) { present[k * 3 + j] = 1; any[k] = 1; } });
+  const grid = { tr_s: bundle.grid.tr_s, offset_s: bundle.grid.offset_s, duration_s: ex.duration };
+  const pool = poolMatrix(T, step, any, grid);
+  if (pool.nTr < 1) throw new Error(`${name}: ${ex.duration.toFixed(1)} s holds no whole TR of ${grid.tr_s} s`);
+  const head = { clip_id: name.replace(/\.[^.]*$/, ''), n_steps: T, step_s: step, duration_s: ex.duration, dims,
+    grid: { tr_s: grid.tr_s, offset_s: grid.offset_s, n: pool.nTr }, subject: bundle.subject, tr_valid: pool.trValid };
+  state.clip = { T, duration: ex.duration, nSamples: ex.nSamples, timings: ex.timings, nWords: (clip.words || []).length,
+    masks: { text: Array.from(ex.text.mask), audio: Array.from(ex.audio.mask), video: Array.from(ex.video.mask) } };
+  state.features = () => ({ text: Array.from(ex.text.x), audio: Array.from(ex.audio.x), video: Array.from(ex.video.x) });
+  state.tokens = ex.tokens;
+  return { feat: { head, arrays: { text: ex.text.x, audio: ex.audio.x, video: ex.video.x, present, pool: pool.W } },
+    modelUrl: q.get('model') || base + bundle.files.student, meshUrl: base + bundle.files.mesh, video: ex.url };
+}
+
+async function featuresMode() {
+  const feat = await loadBin(FEATURES);
+  const vname = q.get('video') || (feat.head.video ? feat.head.video.split('/').pop() : null);
+  let video = null;
+  if (vname) {                // played from a blob: a server without range requests leaves a video URL unseekable
+    const r = await fetch(feat.base + vname);
+    if (r.ok) video = URL.createObjectURL(await r.blob()); else console.warn(`${feat.base + vname}: ${r.status}, no video`);
+  }
+  return { feat, modelUrl: MODEL, meshUrl: MESH, video };
+}
+
+let brain = null, brainMesh = null;
+async function run(pick) {
   try {
-    say('loading mesh and features…');
-    const [mesh, feat] = await Promise.all([loadBin(MESH), loadBin(FEATURES)]);
-    const brain = makeBrain(mesh);
-    say('running the model (onnxruntime-web, WebAssembly)…');
-    const res = await predict(feat);
+    state.status = 'loading';
+    const clipMode = pick || MODE === 'clip';
+    say(clipMode ? 'loading the backbones…' : 'loading mesh and features…');
+    const t0 = performance.now();
+    const src = clipMode ? await clipFeatures(BUNDLE, pick) : await featuresMode();
+    const extractMs = performance.now() - t0;
+    const { feat } = src;
+    if (!brain) { brainMesh = await loadBin(src.meshUrl); brain = makeBrain(brainMesh); }
+    const mesh = brainMesh;
+    progress('running the model (onnxruntime-web, WebAssembly)…', null);
+    const res = await predict(feat, src.modelUrl);
     const { pred, nTr, nOut } = res;
     if (nOut !== mesh.head.n_vertices) throw new Error(`model gives ${nOut} outputs, the mesh has ${mesh.head.n_vertices} vertices`);
     // colour scale: the 98th percentile of |value - vertex mean| over valid TRs
@@ -142,34 +208,50 @@ async function main() {
         (valid[k] ? '' : ' [no input]');
       state.tr = k;
     };
-    slider.addEventListener('input', () => {
+    const video = $('video');
+    slider.oninput = () => {
       const k = Number(slider.value);
       show(k);
-      const v = $('video');
-      if (v.src && Math.abs(v.currentTime - (k * grid.tr_s + grid.offset_s)) > grid.tr_s) v.currentTime = Math.max(0, k * grid.tr_s + grid.offset_s);
-    });
-    const video = $('video');
-    const vname = q.get('video') || (feat.head.video ? feat.head.video.split('/').pop() : null);
-    if (vname) {
-      video.src = feat.base + vname;
-      video.addEventListener('timeupdate', () => {
+      if (video.src && Math.abs(video.currentTime - (k * grid.tr_s + grid.offset_s)) > grid.tr_s) video.currentTime = Math.max(0, k * grid.tr_s + grid.offset_s);
+    };
+    if (src.video) video.src = src.video;
+    if (video.src) {
+      video.currentTime = 0;
+      video.ontimeupdate = () => {
         const k = Math.min(nTr - 1, Math.max(0, Math.floor((video.currentTime - grid.offset_s) / grid.tr_s)));
         if (k !== Number(slider.value)) { slider.value = String(k); show(k); }
-      });
+      };
     }
     $('vmin').textContent = (-vmax).toFixed(3);
     $('vmax').textContent = vmax.toFixed(3);
+    slider.value = '0';
     show(0);
-    const facts = [['clip', feat.head.clip_id], ['TRs', `${nTr} × ${grid.tr_s} s`], ['outputs', `${nOut} vertices (fsaverage5)`],
-      ['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]];
+    const facts = [['clip', feat.head.clip_id], ['TRs', `${nTr} × ${grid.tr_s} s`], ['outputs', `${nOut} vertices (fsaverage5)`]];
+    if (clipMode) {
+      const tms = state.clip.timings, d = feat.head.duration_s;
+      facts.push(['features', `computed here in ${(extractMs / 1000).toFixed(1)} s (${(extractMs / 1000 / d).toFixed(2)} s per s of clip)`]);
+      facts.push(['stages', Object.entries(tms).sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')]);
+      facts.push(['modalities', ['text', 'audio', 'video'].map((m) => `${m} ${state.clip.masks[m].reduce((a, b) => a + b, 0)}/${feat.head.n_steps}`).join(', ')]);
+    }
+    facts.push(['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]);
     $('facts').innerHTML = facts.map(([a, b]) => `<tr><td>${a}</td><td>${b}</td></tr>`).join('');
-    Object.assign(state, { status: 'done', nTr, nOut, loadMs: res.loadMs, runMs: res.runMs, vmax,
-      pred: () => Array.from(pred), show: (k) => { slider.value = String(k); show(k); } });
-    say(`done: ${nTr} TRs predicted in ${res.runMs.toFixed(0)} ms`);
+    Object.assign(state, { status: 'done', runs: (state.runs || 0) + 1, nTr, nOut, loadMs: res.loadMs, runMs: res.runMs, extractMs, vmax, trValid: valid,
+      pred: () => Array.from(pred), show: (k) => { slider.value = String(k); slider.oninput(); } });
+    progress(`done: ${nTr} TRs predicted in ${res.runMs.toFixed(0)} ms` + (clipMode ? `, features computed in ${(extractMs / 1000).toFixed(1)} s` : ''), null);
   } catch (e) {
-    state.status = 'error'; state.error = String(e && e.stack || e);
-    say('error: ' + e);
+    state.status = 'error'; state.error = String(e && e.stack || e); state.runs = (state.runs || 0) + 1;
+    progress('error: ' + e, null);
     console.error(e);
   }
 }
-main();
+
+$('pick').addEventListener('change', async (ev) => {
+  const files = Array.from(ev.target.files || []);
+  const v = files.find((f) => !f.name.endsWith('.json'));
+  if (!v) { say('pick a video file (and, for the text modality, its .words.json from tinytribe web)'); return; }
+  const w = files.find((f) => f.name.endsWith('.json'));
+  const words = w ? JSON.parse(await w.text()) : null;
+  run({ video: URL.createObjectURL(v), name: v.name, words });
+});
+run();

@@ -1,9 +1,12 @@
 // Drive the page in headless Chromium (Debian's /usr/bin/chromium, no browser download) with playwright-core:
-//   node drive.mjs URL SCREENSHOT.png [TR]
-// Prints one JSON line: the page's state (status, sizes, timings) and its full prediction.
+//   node drive.mjs URL SCREENSHOT.png [TR] [PICK]
+// PICK: comma-separated files to give the page's file input after the first run (a video and its .words.json);
+// the state of that second run comes back as `picked` (status, T, prediction).
+// Prints one JSON line: the page's state (status, sizes, timings) and its full prediction; in clip mode also the
+// features it computed (text, audio, video on the 2 Hz grid) and its token ids.
 import { chromium } from 'playwright-core';
 
-const [url, shot, tr] = process.argv.slice(2);
+const [url, shot, tr, pick] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: ['--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist', '--no-sandbox'],
@@ -15,12 +18,22 @@ try {
   page.on('pageerror', (e) => logs.push(`pageerror: ${e}`));
   await page.goto(url);
   await page.waitForFunction(() => window.tinytribe && window.tinytribe.status !== 'loading', null, { timeout: 240000 });
-  const st = await page.evaluate(() => ({ ...window.tinytribe, pred: undefined, show: undefined }));
+  const st = await page.evaluate(() => ({ ...window.tinytribe, pred: undefined, show: undefined, features: undefined }));
   if (st.status === 'done') {
     if (tr !== undefined) await page.evaluate((k) => window.tinytribe.show(k), Number(tr));
+    await page.waitForFunction(() => !document.getElementById('video').seeking, null, { timeout: 10000 });
     await page.waitForTimeout(300);
     await page.screenshot({ path: shot });
     st.pred = await page.evaluate(() => window.tinytribe.pred());
+    if (url.includes('debug=frames')) st.frames = await page.evaluate(() => window.tinytribe.frames);
+    if (st.mode === 'clip') st.features = await page.evaluate(() => window.tinytribe.features());
+    if (pick) {
+      await page.setInputFiles('#pick', pick.split(','));
+      await page.waitForFunction(() => window.tinytribe.runs >= 2, null, { timeout: 240000 });
+      st.picked = await page.evaluate(() => ({ status: window.tinytribe.status, error: window.tinytribe.error,
+        T: window.tinytribe.clip && window.tinytribe.clip.T, nTr: window.tinytribe.nTr, pred: window.tinytribe.pred(),
+        features: window.tinytribe.features(), timings: window.tinytribe.clip.timings }));
+    }
   }
   st.logs = logs;
   console.log(JSON.stringify(st));
