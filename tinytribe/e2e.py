@@ -16,8 +16,8 @@ from .core import STEP_S, n_steps_for
 from .store import (ArtifactError, Manifest, Deadline, run_items, write_json, atomic_write, file_sha256,
                              worker_name)
 from .media import find_media, probe, iter_frames, iter_audio
-from .backbones import (AudioBackbone, VideoBackbone, VIDEO_MODELS, WHISPER_SR, WHISPER_WINDOW_S,
-                                 WHISPER_FRAME_HZ)
+from .backbones import AudioBackbone, VideoBackbone, VIDEO_MODELS
+from .backbone_base import WHISPER_SR, WHISPER_WINDOW_S, WHISPER_FRAME_HZ
 from .featfile import features_meta
 from .extract import clip_ids
 from .data import TargetSegments

@@ -12,7 +12,8 @@ from .core import STEP_S, n_steps_for
 from .store import atomic_write, write_json, ArtifactError, require_path
 from .media import probe, words_for, words_to_dicts
 from .export import _write_bin, export_onnx, export_mesh, onnx_info
-from .backbones_onnx import read_backbones_manifest, WHISPER_SR, WHISPER_WINDOW_S, WHISPER_FRAME_HZ
+from .backbones_onnx import read_backbones_manifest
+from .backbone_base import WHISPER_SR, WHISPER_WINDOW_S, WHISPER_FRAME_HZ
 from .backbones_onnx import TEXT_MAX_TOKENS, MANIFEST
 
 # %% auto #0
