@@ -148,6 +148,7 @@ def main(argv=None):
     ap.add_argument('--only-curve', action='store_true',
                     help='train only the learning-curve runs (into --work, where a full run started at the same time '
                          'reuses them) and stop: a second process for a second core')
+    ap.add_argument('--curve-fracs', default='0.1,0.2,0.5', help='with --only-curve: the shares of clips to train')
     ap.add_argument('--space', default='schaefer400',
                     help="the student's output space (default: the world's fMRI space; fsaverage5 costs ~3x per step on a CPU)")
     ap.add_argument('--work', default=None, help='working folder (default: a temporary one); runs already done there are reused')
@@ -249,7 +250,7 @@ def main(argv=None):
     arms = {'a': (None, s_arm, False), 'b': (root/'p2_b', s_arm - s_arm // 2, True),
             'c': (root/'p2_c', s_arm - 2 * (s_arm // 3), True)}
     if a.only_curve:
-        for frac in (0.1, 0.2, 0.5):
+        for frac in [float(f) for f in a.curve_fracs.split(',')]:
             n = max(2, int(round(frac * len(train))))
             fc = sorted(np.random.default_rng(a.seed + 1).choice(train, size=n, replace=False).tolist())
             for arm in ('a', 'b'):

@@ -73,6 +73,13 @@ def stop_when(proc: subprocess.Popen, cond=None, sig=signal.SIGKILL, group: bool
     return proc
 
 
+def logged_steps(run: Path) -> int:
+    "Training steps a run's `metrics.jsonl` holds complete lines of (a line cut by a kill does not count)."
+    p = Path(run)/'metrics.jsonl'
+    if not p.exists(): return 0
+    return sum(1 for l in p.read_text().splitlines() if l.strip().endswith('}') and '"loss"' in l)
+
+
 def run_weights(run: Path) -> tuple[dict, dict]:
     "The model's and the heads' tensors of a finished training run folder."
     from safetensors.torch import load_file

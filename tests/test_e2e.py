@@ -10,6 +10,7 @@ with the same numbers, the backbones' weights must have moved and their frozen p
 import json, os, shutil, signal, subprocess, sys, time, warnings
 from pathlib import Path
 import pytest
+from conftest import logged_steps
 
 ENTRY = "import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))"
 STEPS = 4
@@ -47,12 +48,6 @@ def train(root, out, *extra):
            '--backbone-lr', '5e-4', '--log-every', '1', '--ckpt-every', '2', '--no-progress', '--seed', '1',
            '--amp', 'off', '--val-frac', '0', *extra]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def logged_steps(run):
-    p = run/'metrics.jsonl'
-    if not p.exists(): return 0
-    return sum(1 for l in p.read_text().splitlines() if l.strip().endswith('}') and '"loss"' in l)
 
 
 def weights(run):

@@ -10,6 +10,7 @@ stopped by its time budget resumes too.
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
+from conftest import logged_steps
 
 ENTRY = "import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))"
 STEPS = {2: 24, 3: 40}           # phase 3: 10 batches per epoch, the curriculum switches after epoch 3
@@ -38,12 +39,6 @@ def train(world, phase, out, *extra, steps=None):
            '--amp', 'off', '--val-frac', '0.2', *extra]
     if phase == 3: cmd += ['--fmri', str(world/'sim'), '--fmri-space', 'schaefer400']
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def logged_steps(run):
-    p = run/'metrics.jsonl'
-    if not p.exists(): return 0
-    return sum(1 for l in p.read_text().splitlines() if l.strip().endswith('}') and '"loss"' in l)
 
 
 def weights(run):

@@ -22,8 +22,8 @@ from .featfile import features_meta
 from .extract import clip_ids
 from .data import TargetSegments
 from .engine import Trainer
-from .phase2 import LR_SCRATCH, run_config, _saved, _hp_from_args, _add
-from .phase3 import (Phase3Task, Phase3Config, build_phase3, load_runs, val_phase3,
+from .phase2 import LR_SCRATCH, run_config, _add
+from .phase3 import (Phase3Task, Phase3Config, build_phase3, load_runs, val_phase3, phase3_inputs,
                               add_arguments as _phase3_arguments)
 
 # %% auto #0
@@ -407,17 +407,11 @@ def add_arguments(p):
 # %% ../nbs/46_e2e.ipynb #783dcc8f
 def e2e_main(args) -> dict:
     "Run Phase 3 end to end from parsed `tinytribe train` arguments (see `add_arguments`)."
-    if not getattr(args, 'fmri', None): raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
     if not getattr(args, 'media', None): raise ValueError("--end-to-end needs --media DIR (the clips' media files)")
-    saved = _saved(args)
-    subs = args.subjects.split(',') if getattr(args, 'subjects', None) else None
-    runs = load_runs(args.fmri, args.features, getattr(args, 'fmri_space', None), subs)
-    hp = _hp_from_args(Phase3Config(), args)
-    if getattr(args, 'seg_trs', None): hp.seg_trs_short = max(1, hp.seg_trs // 2)
+    saved, runs, hp, ov = phase3_inputs(args)                  # as Phase 3: runs, its config, data-set weights
     lr = args.backbone_lr or BACKBONE_LR['audio_backbone']
     e2e = E2EConfig(audio_lr=lr, video_lr=lr, checkpointing=args.checkpointing, frame_size=args.frame_size)
-    if saved: hp, e2e = Phase3Config.from_dict(saved['phase3']), E2EConfig(**saved['e2e'])
-    ov = {'space': args.space} if getattr(args, 'space', None) else {}
+    if saved: e2e = E2EConfig(**saved['e2e'])
     task, ds, val_parts, tval, mcfg, info = build_e2e(
         args.features, runs, args.media, args.media_cache or Path(args.out)/'media_cache', args.teacher, args.preset,
         args.init, args.pseudo, hp, e2e, seed=args.seed, audio_path=args.audio_model, video_path=args.video_weights,

@@ -29,8 +29,8 @@ from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_cl
 # %% auto #0
 __all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum',
            'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3',
-           'load_runs', 'parse_dataset_weights', 'add_arguments', 'phase3_main', 'predict_clip_rows', 'pseudo_label',
-           'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
+           'load_runs', 'parse_dataset_weights', 'add_arguments', 'phase3_inputs', 'phase3_main', 'predict_clip_rows',
+           'pseudo_label', 'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
 LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf': 1e-4, 'head': 1e-4,
@@ -343,8 +343,8 @@ def add_arguments(p):
          help="mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)")
     return p
 
-def phase3_main(args) -> dict:
-    "Run Phase 3 from parsed `tinytribe train` arguments (see `add_arguments`)."
+def phase3_inputs(args) -> tuple:
+    "`(saved run config or None, fMRI runs, Phase3Config, model overrides)` from parsed `tinytribe train` arguments."
     if not getattr(args, 'fmri', None): raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
     saved = _saved(args)
     subs = args.subjects.split(',') if getattr(args, 'subjects', None) else None
@@ -354,6 +354,11 @@ def phase3_main(args) -> dict:
     if getattr(args, 'dataset_weight', None): hp.dataset_weights = parse_dataset_weights(args.dataset_weight) + DATASET_WEIGHTS
     if saved: hp = Phase3Config.from_dict(saved['phase3'])
     ov = {'space': args.space} if getattr(args, 'space', None) else {}
+    return saved, runs, hp, ov
+
+def phase3_main(args) -> dict:
+    "Run Phase 3 from parsed `tinytribe train` arguments (see `add_arguments`)."
+    saved, runs, hp, ov = phase3_inputs(args)
     task, ds, val_parts, tval, mcfg, info = build_phase3(
         args.features, runs, args.teacher, args.preset, args.init, args.pseudo, hp, seed=args.seed,
         model_config=saved.get('model') if saved else None, init_phases=saved['info']['init_phases'] if saved else None,
