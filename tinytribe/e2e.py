@@ -24,7 +24,7 @@ from .data import TargetSegments
 from .engine import Trainer
 from .phase2 import LR_SCRATCH, run_config, _add
 from .phase3 import (Phase3Task, Phase3Config, build_phase3, load_runs, val_phase3, phase3_inputs,
-                              add_arguments as _phase3_arguments)
+                              phase3_fit, add_arguments as _phase3_arguments)
 
 # %% auto #0
 __all__ = ['CACHE_KIND', 'CACHE_VERSION', 'BACKBONE_LR', 'cache_clip', 'ClipMedia', 'prepare_media_cache', 'segment_steps',
@@ -418,14 +418,5 @@ def e2e_main(args) -> dict:
         progress=not args.no_progress, model_config=saved.get('model') if saved else None,
         init_phases=saved['info']['init_phases'] if saved else None,
         known_subjects=saved['info']['subjects'] if saved else None, **ov)
-    cfg, spe = run_config(args, hp, len(ds), task.lr_groups)
-    eval_every = max(cfg.log_every, (spe // cfg.log_every) * cfg.log_every)
-    deadline = Deadline(hours=args.budget_hours) if args.budget_hours is not None else Deadline()
-    ev = (lambda t, s: val_phase3(t, val_parts, tval, cfg.batch_size)) if val_parts or tval else None
-    tr = Trainer(task, ds, cfg, args.out, deadline=deadline, eval_fn=ev, eval_every=eval_every,
-                 extra_config={'phase': 3, 'end_to_end': True, 'preset': args.preset, 'model': mcfg,
-                               'phase3': hp.to_dict(), 'e2e': e2e.to_dict(), 'info': info,
-                               'features': str(args.features), 'fmri': str(args.fmri), 'media': str(args.media),
-                               'teacher': args.teacher, 'init': args.init, 'n_segments': len(ds),
-                               'steps_per_epoch': spe})
-    return tr.fit(resume=args.resume)
+    return phase3_fit(args, task, ds, val_parts, tval, hp, {'end_to_end': True, 'model': mcfg, 'e2e': e2e.to_dict(),
+                                                             'info': info, 'media': str(args.media)})

@@ -29,8 +29,8 @@ from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_cl
 # %% auto #0
 __all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum',
            'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3',
-           'load_runs', 'parse_dataset_weights', 'add_arguments', 'phase3_inputs', 'phase3_main', 'predict_clip_rows',
-           'pseudo_label', 'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
+           'load_runs', 'parse_dataset_weights', 'add_arguments', 'phase3_inputs', 'phase3_main', 'phase3_fit',
+           'predict_clip_rows', 'pseudo_label', 'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
 LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf': 1e-4, 'head': 1e-4,
@@ -363,14 +363,18 @@ def phase3_main(args) -> dict:
         args.features, runs, args.teacher, args.preset, args.init, args.pseudo, hp, seed=args.seed,
         model_config=saved.get('model') if saved else None, init_phases=saved['info']['init_phases'] if saved else None,
         known_subjects=saved['info']['subjects'] if saved else None, **ov)
+    return phase3_fit(args, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
+
+def phase3_fit(args, task, ds, val_parts, tval, hp: Phase3Config, extra: dict) -> dict:
+    "Train a built Phase 3 `task` on `ds` as `tinytribe train` asks (`args`), validating on `val_parts`/`tval`."
     cfg, spe = run_config(args, hp, len(ds), task.lr_groups)
     eval_every = max(cfg.log_every, (spe // cfg.log_every) * cfg.log_every)
     deadline = Deadline(hours=args.budget_hours) if args.budget_hours is not None else Deadline()
     ev = (lambda t, s: val_phase3(t, val_parts, tval, cfg.batch_size)) if val_parts or tval else None
     tr = Trainer(task, ds, cfg, args.out, deadline=deadline, eval_fn=ev, eval_every=eval_every,
-                 extra_config={'phase': 3, 'preset': args.preset, 'model': mcfg, 'phase3': hp.to_dict(), 'info': info,
-                               'features': str(args.features), 'fmri': str(args.fmri), 'teacher': args.teacher,
-                               'init': args.init, 'n_segments': len(ds), 'steps_per_epoch': spe})
+                 extra_config={'phase': 3, 'preset': args.preset, 'phase3': hp.to_dict(), 'features': str(args.features),
+                               'fmri': str(args.fmri), 'teacher': args.teacher, 'init': args.init,
+                               'n_segments': len(ds), 'steps_per_epoch': spe, **extra})
     return tr.fit(resume=args.resume)
 
 # %% ../nbs/44_phase3.ipynb #23f5b90b
