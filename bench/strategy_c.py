@@ -143,7 +143,7 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=150, help='optimiser steps per arm (split over its phases)')
     ap.add_argument('--batch', type=int, default=8); ap.add_argument('--seg-trs', type=int, default=40)
     ap.add_argument('--lr', type=float, default=3e-3); ap.add_argument('--scarce', type=float, default=0.2)
-    ap.add_argument('--curve', action='store_true', help='also train arm (a) at more fMRI shares (slow)')
+    ap.add_argument('--curve', action='store_true', help='also train arms (a) and (b) at more fMRI shares (slow)')
     ap.add_argument('--threads', type=int, default=2); ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--only-curve', action='store_true',
                     help='train only the learning-curve runs (into --work, where a full run started at the same time '
@@ -249,16 +249,23 @@ def main(argv=None):
 
     arms = {'a': (None, s_arm, False), 'b': (root/'p2_b', s_arm - s_arm // 2, True),
             'c': (root/'p2_c', s_arm - 2 * (s_arm // 3), True)}
+    def curve_clips(frac):
+        "The training clips with fMRI at share `frac` of the learning curve (the same draw in every process)."
+        n = max(2, int(round(frac * len(train))))
+        return sorted(np.random.default_rng(a.seed + 1).choice(train, size=n, replace=False).tolist())
+
+    def curve_run(arm, frac) -> Path:
+        "Phase 3 of `arm` with fMRI for `curve_clips(frac)` only; its run folder (reused when done)."
+        init, steps, with_teacher = arms[arm]
+        rr = [r for r in runs_train if r.clip_id in curve_clips(frac)]
+        task3, ds3, *_ = build_phase3(tdir, rr, teacher if with_teacher else None, 'tiny', init=init, hp=hp3(),
+                                      seed=a.seed, **({} if init else sp))
+        fit(task3, ds3, root/f"curve_{arm}_{frac}", steps, {'phase': 3})
+        return root/f"curve_{arm}_{frac}"
+
     if a.only_curve:
         for frac in [float(f) for f in a.curve_fracs.split(',')]:
-            n = max(2, int(round(frac * len(train))))
-            fc = sorted(np.random.default_rng(a.seed + 1).choice(train, size=n, replace=False).tolist())
-            for arm in ('a', 'b'):
-                init, steps, with_teacher = arms[arm]
-                rr = [r for r in runs_train if r.clip_id in fc]
-                task3, ds3, *_ = build_phase3(tdir, rr, teacher if with_teacher else None, 'tiny', init=init, hp=hp3(),
-                                              seed=a.seed, **({} if init else sp))
-                fit(task3, ds3, root/f"curve_{arm}_{frac}", steps, {'phase': 3})
+            for arm in ('a', 'b'): curve_run(arm, frac)
         return None
 
     results = {'phase2_r_teacher': {'b (from scratch)': teacher_r(root/'p2_b'/'model'),
@@ -302,19 +309,13 @@ def main(argv=None):
         log(f"ridge {regime}: r {sc['r']:.3f}, {100 * sc['frac_ceiling']:.0f}% of the ceiling")
     curve = {'ridge': {}}
     for frac in (0.1, 0.2, 0.5, 1.0):
-        n = max(2, int(round(frac * len(train))))
-        fc = sorted(np.random.default_rng(a.seed + 1).choice(train, size=n, replace=False).tolist())
+        fc = curve_clips(frac)
         curve['ridge'][str(frac)] = ridge_score(fc)[0]['frac_ceiling']
         for arm in (('a', 'b') if a.curve else ()):                       # arms (a) and (b) at this share of fMRI
-            init, steps, with_teacher = arms[arm]
-            if n == len(train):                                             # all clips: the full regime's run
+            if len(fc) == len(train):                                       # all clips: the full regime's run
                 curve.setdefault(arm, {})[str(frac)] = table[f'{arm}_full']['frac_ceiling']
                 continue
-            rr = [r for r in runs_train if r.clip_id in fc]
-            task3, ds3, *_ = build_phase3(tdir, rr, teacher if with_teacher else None, 'tiny', init=init, hp=hp3(),
-                                          seed=a.seed, **({} if init else sp))
-            fit(task3, ds3, root/f"curve_{arm}_{frac}", steps, {'phase': 3})
-            curve.setdefault(arm, {})[str(frac)] = score(model_scorer(root/f"curve_{arm}_{frac}"/'model'),
+            curve.setdefault(arm, {})[str(frac)] = score(model_scorer(curve_run(arm, frac)/'model'),
                                                          [r for r in runs if r.subject in fit_subs], test, sim,
                                                          regions)['frac_ceiling']
     log('learning curve (fraction of the ceiling by share of clips with fMRI)', curve)
