@@ -18,13 +18,15 @@
 #   TINYTRIBE_VENV=DIR   put the environment there instead of .venv
 #   TINYTRIBE_NO_VENV=1  install into the current Python even outside a virtual environment
 #   TINYTRIBE_NO_LINK=1  put no `tinytribe` link anywhere
+#   TINYTRIBE_TORCH=cpu  the CPU-only torch build (PyTorch's CPU wheel index): no CUDA libraries (3.2 GB less disk)
+#   TINYTRIBE_PIP=always run pip on requirements-dev.txt even when every pin is installed already
 set -euo pipefail
 mode=all
 for a in "$@"; do
   case "$a" in
     --web) mode=web ;;
     --no-web) mode=python ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option $a (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -105,6 +107,13 @@ for line in open('requirements-dev.txt'):
     if not ok: sys.exit(1)
 EOF
 }
+if [ "${TINYTRIBE_TORCH:-}" = cpu ]; then
+  # the CPU-only build of the pinned torch from PyTorch's CPU wheel index (Linux x86_64 and Windows offer one):
+  # no CUDA libraries (3.2 GB of the 7.1 GB .venv); pip below then finds torch==X satisfied by X+cpu
+  tv=$(grep -E '^(torch|torchvision)==' requirements-dev.txt | tr '\n' ' ')
+  echo "setup: installing the CPU-only $tv from https://download.pytorch.org/whl/cpu"
+  "$PY" -m pip install -q --disable-pip-version-check --index-url https://download.pytorch.org/whl/cpu $tv
+fi
 if [ "${TINYTRIBE_PIP:-}" != always ] && pins_met; then
   echo "setup: the pinned Python set (requirements-dev.txt) is installed already"
 else
