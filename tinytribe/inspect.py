@@ -4,20 +4,28 @@
 
 # %% ../nbs/73_inspect.ipynb #4329e60a
 from __future__ import annotations
-import json, argparse, struct, sys
+import json, argparse, struct, sys, importlib
 from pathlib import Path
 import numpy as np
 from .store import require_path, read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
-from . import segfile, simbrain, fmri, engine, model, predict, report, export
+
+class _Lazy:
+    "A tinytribe module imported when first used: `inspect` imports torch only for the artifacts whose owner needs it."
+    def __init__(self, name: str): self._name = name
+    def __getattr__(self, k): return getattr(importlib.import_module(f'tinytribe.{self._name}'), k)
+
+segfile, simbrain, fmri, engine, model, predict, report, export = (
+    _Lazy(n) for n in ('segfile', 'simbrain', 'fmri', 'engine', 'model', 'predict', 'report', 'export'))
 
 # %% auto #0
-__all__ = ['OWNERS', 'FEATURE_CLIP_KEYS', 'generic_describe', 'describe_model_folder', 'describe_file', 'describe_dir',
-           'describe_run', 'describe', 'render', 'inspect_cli']
+__all__ = ['segfile', 'simbrain', 'fmri', 'engine', 'model', 'predict', 'report', 'export', 'OWNERS', 'FEATURE_CLIP_KEYS',
+           'generic_describe', 'describe_model_folder', 'describe_file', 'describe_dir', 'describe_run', 'describe',
+           'render', 'inspect_cli']
 
 # %% ../nbs/73_inspect.ipynb #8056bb2f
-OWNERS = {'features': describe_features, 'teacher_segment': segfile.describe,
-          'prediction': predict.describe_prediction}      # array-file kind -> its owner's describe
+OWNERS = {'features': describe_features, 'teacher_segment': lambda p: segfile.describe(p),
+          'prediction': lambda p: predict.describe_prediction(p)}   # array-file kind -> its owner's describe
 
 def _owner(kind: str):
     "The `describe` function of the module that owns array-file `kind`, or None."
@@ -58,7 +66,9 @@ def _with_training_record(out: dict, d: Path) -> dict:
     phases = sorted((json.loads((d / 'config.json').read_text()).get('meta') or {}).get('phases', []))
     out = {**out, 'trained_phases': phases}
     if not set(phases) & {2, 3}:
-        out['warning'] = ('output head never trained (no Phase 2 or 3 recorded): predictions are random maps, '
+        by = (f"trained by Phase {', '.join(map(str, phases))} only (self-supervised)" if phases
+              else 'no training phase recorded')
+        out['warning'] = (f'output head never trained ({by}; no Phase 2 or 3): predictions are random maps, '
                           'not brain responses')
     return out
 
@@ -107,12 +117,37 @@ def _is_fmri_root(path: Path) -> bool:
     try: return fmri.detect_layout(path) in ('algonauts', 'fmriprep')
     except ArtifactError: return False
 
+def _entry_kind(p: Path) -> str:
+    "What `p`, an entry of a folder, is, in a few words, read cheaply (no owner that needs torch): for `holds`."
+    if p.is_dir():
+        if (p / 'config.json').exists() and (p / 'model.safetensors').exists(): return 'model folder'
+        if (p / 'train_config.json').is_file():
+            try: ph = json.loads((p / 'train_config.json').read_text()).get('phase')
+            except (json.JSONDecodeError, OSError): ph = None
+            return 'training run' + (f" (phase {ph})" if ph is not None else '')
+        if (p / 'simbrain.json').exists(): return 'simbrain output'
+        if (p / 'report.json').exists(): return 'evaluation report'
+        if _is_fmri_root(p): return 'fMRI data set'
+        kinds = {}
+        for q in sorted(p.glob('*.npz')):
+            if q.name.startswith('.'): continue
+            try: k = read_meta(q).get('kind')
+            except ArtifactError: k = 'unreadable'
+            kinds[k] = kinds.get(k, 0) + 1
+        if kinds: return ', '.join(f"{n} {k} file{'s' * (n > 1)}" for k, n in kinds.items())
+        return f"folder ({sum(1 for q in p.rglob('*') if q.is_file())} files)"
+    if p.suffix == '.json':
+        try: k = json.loads(p.read_text()).get('kind')
+        except (json.JSONDecodeError, OSError, AttributeError): k = None
+        return f"JSON ({k})" if k else 'JSON'
+    return f"{p.suffix.lstrip('.') or 'file'}, {p.stat().st_size} bytes"
+
 def describe_dir(path) -> dict:
     "Describe a folder: a model folder, a training run, simbrain output, or a folder of artifacts (by kind)."
     path = Path(path)
     if (path / 'config.json').exists() and (path / 'model.safetensors').exists():
         return describe_model_folder(path)
-    if engine.is_run(path): return describe_run(path)
+    if (path / 'train_config.json').is_file(): return describe_run(path)   # engine.is_run's test, without torch
     if (path / 'simbrain.json').exists():
         try: return simbrain.describe(path)
         except Exception: pass
@@ -152,6 +187,9 @@ def describe_dir(path) -> dict:
         by_kind.pop('teacher_segment')
     for k, ps in by_kind.items(): out.setdefault('other', {})[str(k)] = [describe_file(p) for p in ps]
     if unreadable: out['unreadable'] = unreadable
+    rest = [p for p in sorted(path.iterdir()) if not p.name.startswith('.') and p.name != 'manifest' and p.suffix != '.npz']
+    if out['kind'] == 'folder' and rest:           # what else it holds, e.g. the stages of runs/demo
+        out['holds'] = {p.name + '/' * p.is_dir(): _entry_kind(p) for p in rest}
     return out
 
 # %% ../nbs/73_inspect.ipynb #d841eda0
@@ -170,7 +208,10 @@ def describe(path) -> dict:
 
 # %% ../nbs/73_inspect.ipynb #0a785e77
 def _fmt(v) -> str:
-    if isinstance(v, float): return f"{v:.3f}".rstrip('0').rstrip('.')
+    "A value for the table: floats to 3 decimals, small ones to 3 significant digits (an lr of 3e-4 stays 0.0003)."
+    if isinstance(v, float):
+        if v != 0 and abs(v) < 0.1: return f"{v:.3g}"
+        return f"{v:.3f}".rstrip('0').rstrip('.')
     if isinstance(v, (list, tuple)): return ','.join(map(str, v))
     return str(v)
 

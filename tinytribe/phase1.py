@@ -289,7 +289,8 @@ class Phase1Task(nn.Module):
         return hp.aux_start + (hp.w_aux - hp.aux_start) * f, hp.temp_start + (hp.temp_end - hp.temp_start) * f
 
     def save_artifacts(self, run_dir) -> dict:
-        "Publish `RUN_DIR/model` (`save_pretrained`, no heads) and `RUN_DIR/heads`."
+        "Publish `RUN_DIR/model` (`save_pretrained`, no heads; its `meta['phases']` records Phase 1) and `RUN_DIR/heads`."
+        self.model.meta = {**self.model.meta, 'phases': sorted(set(self.model.meta.get('phases', [])) | {1})}
         return {'model': str(self.model.save_pretrained(Path(run_dir)/'model')),
                 'heads': str(self.heads.save(Path(run_dir)/'heads'))}
 

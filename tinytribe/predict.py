@@ -365,6 +365,9 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
             extraction = extract(media, out / 'features', transcripts=transcripts, cfg=ExtractConfig(video=video, asr=asr),
                                  paths={'video': video_weights} if video_weights else None, progress=progress)
             for f in feature_files(out / 'features'): items.setdefault(f.stem, f)
+    if not items and extraction is not None and extraction.failed:     # the reasons, not only "nothing to do"
+        from tinytribe.store import NothingToDo
+        raise NothingToDo('nothing to predict: ' + '; '.join(f"{k}: {why}" for k, why in extraction.failed.items()))
     man = Manifest(out / 'manifest')
 
     def one(key, path):
@@ -468,6 +471,8 @@ class TribeModel:
     def __init__(self, model, model_dir=None, cache_dir=None, threads: int = 2):
         self.model, self.model_dir, self.threads = model.eval(), model_dir, threads
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix='tinytribe_events_'))
+        if not cache_dir:           # a temporary folder of its own: removed with the model (at the latest at exit)
+            import shutil, weakref; weakref.finalize(self, shutil.rmtree, str(self.cache_dir), True)
         self.subjects = []
         if model_dir is not None:
             self.subjects = list(json.loads((Path(model_dir) / 'config.json').read_text()).get('subjects', []))
