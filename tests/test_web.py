@@ -49,14 +49,15 @@ def _serve(data: Path):
     return srv, f"http://127.0.0.1:{srv.server_address[1]}/index.html", sent
 
 
-def _drive(url: str, shot: Path, tr: int = 6, pick: list | None = None) -> dict:
-    "Run the page in headless Chromium; its final state (drive.mjs). `pick`: files to give its file input afterwards."
+def _drive(url: str, shot: Path, tr: int = 6, pick: list | None = None, status: str = 'done') -> dict:
+    """Run the page in headless Chromium; its final state (drive.mjs), which must have `status`. `pick`: files to give
+    its file input afterwards."""
     r = subprocess.run(['node', str(WEB / 'drive.mjs'), url, str(shot), str(tr), *([','.join(map(str, pick))] if pick else [])],
                        capture_output=True, text=True,
                        timeout=600, env={'CHROMIUM': CHROMIUM, 'PATH': '/usr/bin:/bin'})
     assert r.returncode == 0, r.stderr[-3000:]
     st = json.loads(r.stdout.strip().splitlines()[-1])
-    assert st['status'] == 'done', st
+    assert st['status'] == status, {k: v for k, v in st.items() if k not in ('pred', 'features', 'frames')}
     return st
 
 
@@ -124,6 +125,8 @@ def clip_site(full_model, tmp_path_factory):
     r = subprocess.run([*CLI, 'web', str(tmp / 'data'), '--student', str(full_model), '--backbones', str(tmp / 'bb'),
                         '--clip', str(demo_clip())], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    if not json.loads((tmp / 'bb' / 'backbones_onnx.json').read_text())['backbones']['video']['source']['pretrained']:
+        assert 'WARNING: RANDOM WEIGHTS: the video backbone mobilevit_s' in r.stderr, r.stderr   # announced when used
     srv, url, sent = _serve(tmp / 'data')
     yield {'url': url, 'data': tmp / 'data', 'bb': tmp / 'bb', 'sent': sent}
     srv.shutdown()
@@ -152,6 +155,8 @@ def test_clip_mode_matches_python(clip_site, tmp_path):
     SHOT = tmp_path / 'web_page_clip.png'
     data = clip_site['data']
     st = _drive(f"{clip_site['url']}?mode=clip&debug=frames", SHOT, pick=[data / 'demo.mp4', data / 'demo.words.json'])
+    if json.loads((data / 'web.json').read_text())['warnings']:                  # random weights, shown above the brain
+        assert 'RANDOM WEIGHTS' in (st['warningsText'] or ''), st['warningsText']
     # the same clip given through the file input (as a user picks it): the same features, except that Chromium's seek
     # may land on the neighbouring 25-fps frame at a step or two (step 17's centre is 10 ms before a frame)
     pk = st['picked']
@@ -205,3 +210,56 @@ def test_clip_mode_matches_python(clip_site, tmp_path):
     SHOT.with_suffix('.json').write_text(json.dumps(res, indent=1))
     print('screenshot:', SHOT)
     assert SHOT.stat().st_size > 20_000
+
+
+# ---------------------------------------------------------------- what the page and `tinytribe web` refuse
+@pytest.fixture(scope='module')
+def wide_student(tmp_path_factory):
+    """A student trained on EfficientNet-Lite0 features (video width 1280; a small config, at random init), as a model
+    folder and as the INT8 .onnx the page would load: the clip site's MobileViT-S backbones (640) are not its."""
+    from tinytribe.model import TinyTribe, get_config
+    import torch
+    d = tmp_path_factory.mktemp('wide')
+    torch.manual_seed(0)
+    m = TinyTribe(get_config('tiny', video_dim=1280, text_dim=384, audio_dim=384)).save_pretrained(d / 'model')
+    r = subprocess.run([*CLI, 'export', str(m), '--out', str(d / 'wide_int8.onnx'), '--int8'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return m, d / 'wide_int8.onnx'
+
+
+def test_web_refuses_backbones_not_the_students(clip_site, wide_student, tmp_path):
+    "`tinytribe web`: one line saying which backbones to export, exit 2, nothing written."
+    model, _ = wide_student
+    r = subprocess.run([*CLI, 'web', str(tmp_path / 'data'), '--student', str(model), '--backbones', str(clip_site['bb']),
+                        '--clip', str(clip_site['data'] / 'demo.mp4')], capture_output=True, text=True)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'the video backbone mobilevit_s gives 640 features but the student takes 1280' in lines[0] \
+        and f"tinytribe export-backbones {clip_site['bb']} --video efficientnet_lite0" in lines[0], r.stderr
+    assert not (tmp_path / 'data').exists()
+
+
+def test_page_refuses_backbones_not_the_students(clip_site, wide_student, tmp_path):
+    """The page given a student whose widths differ from the bundle's backbones (`model=`) refuses before computing a
+    feature, with the same kind of line, shown whole (not cut off in the header)."""
+    _, onnx = wide_student
+    shutil.copy(onnx, clip_site['data'] / 'wide_int8.onnx')
+    st = _drive(f"{clip_site['url']}?mode=clip&model=data/wide_int8.onnx", tmp_path / 'refused.png', status='error')
+    msg = st['statusText']
+    assert 'the video backbone mobilevit_s gives 640 features but the student takes 1280' in msg, msg
+    assert 'tinytribe export-backbones BB --video efficientnet_lite0' in msg, msg
+    assert st.get('clip') is None and not st.get('extractMs')          # no feature was computed
+    assert (tmp_path / 'refused.png').stat().st_size > 5_000
+
+
+def test_bare_index_says_what_to_run(tmp_path):
+    "index.html with no parameters and nothing in data/: a short page saying what to run, not a JSON error."
+    _need()
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    srv, url, _ = _serve(empty)
+    try: st = _drive(url, tmp_path / 'help.png', status='help')
+    finally: srv.shutdown()
+    assert 'Nothing exported yet' in st['helpText'] and 'tinytribe web web/data --student MODEL' in st['helpText'], st
+    assert 'tinytribe export MODEL' in st['helpText'] and not st['error'], st
+    assert not any('JSON' in line for line in st['logs']), st['logs']

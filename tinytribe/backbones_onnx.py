@@ -17,7 +17,7 @@ __all__ = ['VIDEO_NAMES', 'ONNX_OPSET', 'MANIFEST', 'MANIFEST_KIND', 'QUANT_MODE
            'OnnxBackbone', 'OnnxBackbones', 'ort_session', 'export_onnx', 'quantize_int8', 'parity', 'load_tokenizer',
            'tokenize', 'OnnxTextBackbone', 'export_text', 'OnnxAudioBackbone', 'demo_audio', 'export_audio',
            'OnnxVideoBackbone', 'demo_frames', 'export_video', 'export_backbones', 'read_backbones_manifest',
-           'onnx_backbones', 'export_backbones_cli']
+           'onnx_backbones', 'random_weight_warnings', 'export_backbones_cli']
 
 # %% ../nbs/62_backbones_onnx.ipynb #ffd1c25a
 VIDEO_NAMES = tuple(VIDEO_MODELS)
@@ -434,6 +434,7 @@ def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> OnnxB
     man = read_backbones_manifest(d)
     missing = {'text', 'audio', 'video'} - set(man['backbones'])
     if missing: raise ArtifactError(f"{d / MANIFEST}: no {sorted(missing)} backbone exported")
+    for w in random_weight_warnings(man): warnings.warn(w, UserWarning, stacklevel=2)   # used: announced again
     def pick(m):
         e = man['backbones'][m]
         k = e['use'] if precision == 'auto' else precision if precision in e['files'] else 'fp32'
@@ -445,10 +446,23 @@ def onnx_backbones(onnx_dir, precision: str = 'auto', threads: int = 2) -> OnnxB
                          audio=OnnxAudioBackbone(af, as_, threads, precision=ak),
                          video=OnnxVideoBackbone(vf, vs, threads, precision=vk))
 
+# %% ../nbs/62_backbones_onnx.ipynb #8eca8e15
+def random_weight_warnings(man: dict) -> list[str]:
+    "One loud line per backbone of manifest `man` whose weights are a random initialisation (not pretrained)."
+    out = []
+    for m, e in man.get('backbones', {}).items():
+        src = e.get('source', {})
+        if src.get('pretrained', True): continue
+        fix = ('use --video efficientnet_lite0 (ImageNet weights offline) or give --video-weights' if m == 'video'
+               else f'give --{m}-weights')
+        out.append(f"WARNING: RANDOM WEIGHTS: the {m} backbone {src.get('name', '?')} has no pretrained weights (random "
+                   f"init): its features, and any prediction made from them, mean nothing; {fix}")
+    return out
+
 # %% ../nbs/62_backbones_onnx.ipynb #ba3c95c0
 def export_backbones_cli(argv: list[str]) -> int:
     "`tinytribe export-backbones OUT_DIR`: the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest."
-    import argparse
+    import argparse, sys
     ap = argparse.ArgumentParser(prog='tinytribe export-backbones',
                                  description=export_backbones_cli.__doc__.split(': ', 1)[1])
     ap.add_argument('out_dir')
@@ -473,4 +487,5 @@ def export_backbones_cli(argv: list[str]) -> int:
               f"fp32 max|diff| {e['parity']['fp32']['max_abs_diff']:.1e}"
               + (f"  INT8 cosine {q['cos_mean']:.4f}" if q else '') + f"  ({e['why']})")
     print(f"wrote {Path(a.out_dir) / MANIFEST}")
+    for w in random_weight_warnings(man): print(w, file=sys.stderr, flush=True)
     return 0

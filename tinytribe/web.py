@@ -14,11 +14,13 @@ from .media import probe, words_for, words_to_dicts
 from .export import _write_bin, export_onnx, export_mesh, onnx_info
 from .backbones_onnx import read_backbones_manifest
 from .backbone_base import WHISPER_SR, WHISPER_WINDOW_S, WHISPER_FRAME_HZ
-from .backbones_onnx import TEXT_MAX_TOKENS, MANIFEST
+from .backbones_onnx import TEXT_MAX_TOKENS, MANIFEST, random_weight_warnings
+from .backbone_base import VIDEO_MODELS
+VIDEO_BY_WIDTH = {w: name for name, (_, _, w) in VIDEO_MODELS.items()}   # the video backbone a student width implies
 
 # %% auto #0
-__all__ = ['MEL', 'mel_filters', 'log_mel', 'whisper_mel', 'wordpiece', 'write_vocab', 'write_words', 'int8_embeddings',
-           'export_web', 'web_cli']
+__all__ = ['VIDEO_BY_WIDTH', 'MEL', 'mel_filters', 'log_mel', 'whisper_mel', 'wordpiece', 'write_vocab', 'write_words',
+           'student_widths', 'check_backbones', 'int8_embeddings', 'export_web', 'web_cli']
 
 # %% ../nbs/63_web.ipynb #de7c4641
 def mel_filters(n_mels: int = 80) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +167,42 @@ def _student(student, out: Path) -> tuple[Path, dict]:
                       meta={'model': str(p)})
     return dst, onnx_info(dst)
 
+# %% ../nbs/63_web.ipynb #1cddfe48
+def student_widths(student) -> tuple[dict, dict]:
+    """`(widths, names)` of the features the student takes, read without torch from a model folder's `config.json` or
+    an exported `.onnx`'s metadata: `{'text': 384, 'audio': 384, 'video': 640}` and the backbone names it records
+    (`meta['backbones'][m]['name']`, where present; else `{}`)."""
+    p = require_path(student, 'student model')
+    if p.is_file():
+        info = onnx_info(p)
+        cfg, meta = info.get('config') or {}, info.get('meta') or {}
+    else:
+        f = p / 'config.json'
+        if not f.is_file(): raise FileNotFoundError(f"{f}: not found (not a tinytribe model folder?)")
+        try: d = json.loads(f.read_text())
+        except json.JSONDecodeError as e: raise ArtifactError(f"{f}: not valid JSON ({e})") from None
+        cfg, meta = d.get('config') or {}, d.get('meta') or {}
+    widths = {m: int(cfg[f'{m}_dim']) for m in ('text', 'audio', 'video') if cfg.get(f'{m}_dim')}
+    bbs = meta.get('backbones') if isinstance(meta.get('backbones'), dict) else {}
+    names = {m: b['name'] for m, b in bbs.items() if isinstance(b, dict) and isinstance(b.get('name'), str)}
+    return widths, names
+
+def check_backbones(backbones_dir, widths: dict, names: dict | None = None) -> dict:
+    """The manifest of `backbones_dir`, or `ArtifactError` (one line: which backbones to export) when one of its
+    backbones gives another feature width than the student takes in `widths`, or has another name than `names`."""
+    man = read_backbones_manifest(backbones_dir)
+    for m, e in man['backbones'].items():
+        src = e['source']
+        got, want, wname = int(src['dim']), widths.get(m), (names or {}).get(m)
+        if (want is None or got == want) and (not wname or wname == src['name']): continue
+        hint = wname or (VIDEO_BY_WIDTH.get(want) if m == 'video' else None)
+        what = (f"gives {got} features but the student takes {want}" if want is not None and got != want
+                else f"is not the student's ({wname})")
+        fix = (f"tinytribe export-backbones {backbones_dir} --video {hint}" if m == 'video' and hint
+               else f"tinytribe export-backbones with the student's {m} model" + (f" ({hint})" if hint else ''))
+        raise ArtifactError(f"{backbones_dir}: the {m} backbone {src['name']} {what}: export the student's: {fix}")
+    return man
+
 # %% ../nbs/63_web.ipynb #cc61bc60
 def int8_embeddings(src, dst) -> Path:
     "Copy of ONNX model `src` at `dst` with each fp32 table that only `Gather` reads stored INT8 (a scale per row)."
@@ -233,10 +271,12 @@ def export_web(out_dir, student, backbones_dir, clip=None, transcripts=None, asr
     exported INT8, or an `.onnx`), the backbones `backbones_dir` (`tinytribe export-backbones`) chose, the mel
     filterbank, the vocabulary, the mesh, and, given a `clip`, the clip and its words (`int8_embeddings`: the text
     model's word embeddings stored INT8, see above). Returns `out_dir/web.json`."""
+    widths, names = student_widths(student)
+    man = check_backbones(backbones_dir, widths, names)        # refused before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bb = _backbones(backbones_dir, out, int8_embeddings)
-    man = read_backbones_manifest(backbones_dir)
+    for m, e in man['backbones'].items(): bb[m]['pretrained'] = bool(e['source'].get('pretrained', True))
     sfile, sinfo = _student(student, out)
     files = {'student': sfile.name, 'mel': whisper_mel(out).name,
              'vocab': write_vocab(Path(backbones_dir) / man['backbones']['text']['tokenizer'], out).name}
@@ -248,8 +288,9 @@ def export_web(out_dir, student, backbones_dir, clip=None, transcripts=None, asr
              if p.is_file() and p.name != 'web.json' and not p.name.startswith('.')}
     head = {'kind': 'tinytribe-web', 'version': 1, 'files': files, 'backbones': bb, 'step_s': STEP_S,
             'grid': {'tr_s': float(tr_s), 'offset_s': float(offset_s)}, 'subject': int(subject),
-            'student': {k: sinfo.get(k) for k in ('int8', 'space', 'n_out', 'step_s', 'max_T')}, 'bytes': sizes,
-            'total_bytes': sum(sizes.values())}
+            'student': {**{k: sinfo.get(k) for k in ('int8', 'space', 'n_out', 'step_s', 'max_T')}, 'dims': widths,
+                        'backbones': names},
+            'warnings': random_weight_warnings(man), 'bytes': sizes, 'total_bytes': sum(sizes.values())}
     return write_json(out / 'web.json', head)
 
 # %% ../nbs/63_web.ipynb #48c7faed
@@ -279,4 +320,5 @@ def web_cli(argv: list[str]) -> int:
     h = json.loads(p.read_text())
     for m, b in h['backbones'].items(): print(f"{m:6s} {b['name']:24s} {b['precision']:5s} {b['bytes'] / 1e6:6.1f} MB")
     print(f"wrote {p}: {len(h['bytes'])} files, {h['total_bytes'] / 1e6:.1f} MB")
+    for w in h['warnings']: print(w, file=sys.stderr, flush=True)   # the page shows them too
     return 0

@@ -5,6 +5,7 @@
 // (clip.js) with the ONNX backbones of a folder written by `tinytribe web` (its manifest web.json).
 // URL parameters (all optional): model, features, mesh (paths relative to this page), threads; clip mode: mode=clip,
 // bundle (web.json, default data/web.json), clip (a video URL), words (a .words.json URL, or 'none').
+// With no parameters and no data/ files, the page says what to run (#help) instead of failing.
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import * as ort from 'onnxruntime-web';
@@ -15,17 +16,67 @@ const MODEL = q.get('model') || 'data/student_int8.onnx';
 const FEATURES = q.get('features') || 'data/demo.features.json';
 const MESH = q.get('mesh') || 'data/fsaverage5_inflated.json';
 const BUNDLE = q.get('bundle') || 'data/web.json';
-const MODE = q.get('mode') || (q.has('bundle') || q.has('clip') ? 'clip' : 'features');
-const state = { status: 'loading', error: null, mode: MODE };
+let MODE = q.get('mode') || (q.has('bundle') || q.has('clip') ? 'clip' : 'features');
+const state = { status: 'loading', error: null, mode: MODE, warnings: [] };
 window.tinytribe = state;                       // read by tests/test_web.py
 const $ = (id) => document.getElementById(id);
 const say = (s) => { $('status').textContent = s; };
 
+async function fetchOk(url) {                  // a response, or one line naming the file that is not there
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: ${r.status} ${r.statusText || 'not found'} (see web/README.md for what writes it)`);
+  return r;
+}
+async function fetchJSON(url) {
+  const r = await fetchOk(url);
+  const text = await r.text();
+  try { return JSON.parse(text); } catch (e) { throw new Error(`${url}: not a JSON file (${e.message})`); }
+}
+const exists = async (url) => { try { return (await fetch(url, { method: 'HEAD' })).ok; } catch (e) { return false; } };
+
+function showHelp() {                            // a bare index.html with nothing exported yet: what to run
+  state.status = 'help';
+  say('nothing to show yet: export a model first (below)');
+  $('help').hidden = false;
+  document.querySelector('main').hidden = true;
+}
+
+function warn(lines) {                           // loud, above the brain: e.g. backbones at random weights
+  if (!lines || !lines.length) return;
+  state.warnings.push(...lines);
+  const el = $('warnings');
+  el.textContent = state.warnings.join('\n');
+  el.hidden = false;
+}
+
+// The student's feature widths (the last axis of its text/audio/video inputs), where onnxruntime-web reports them.
+function studentWidths(session) {
+  const out = {};
+  for (const m of session.inputMetadata || []) {
+    const sh = m && m.shape;
+    if (['text', 'audio', 'video'].includes(m.name) && sh && typeof sh[sh.length - 1] === 'number') out[m.name] = sh[sh.length - 1];
+  }
+  return out;
+}
+const VIDEO_BY_WIDTH = { 640: 'mobilevit_s', 1280: 'efficientnet_lite0' };
+// One line when the bundle's backbones are not the student's (width, or name where the student records it); else null.
+export function backboneMismatch(bundle, widths, names, bundleUrl) {
+  for (const m of ['text', 'audio', 'video']) {
+    const b = bundle.backbones[m], want = widths[m], wname = names && names[m];
+    if (!b || ((want === undefined || b.dim === want) && (!wname || wname === b.name))) continue;
+    const hint = wname || (m === 'video' ? VIDEO_BY_WIDTH[want] : null);
+    const what = want !== undefined && b.dim !== want ? `gives ${b.dim} features but the student takes ${want}` : `is not the student's (${wname})`;
+    const fix = m === 'video' && hint ? `tinytribe export-backbones BB --video ${hint}` : `tinytribe export-backbones BB with the student's ${m} model`;
+    return `${bundleUrl}: the ${m} backbone ${b.name} ${what}: export the student's (${fix}), then tinytribe web again`;
+  }
+  return null;
+}
+
 async function loadBin(url) {
   // a JSON header + one little-endian binary file (tinytribe.export._write_bin)
-  const head = await (await fetch(url)).json();
+  const head = await fetchJSON(url);
   const base = url.slice(0, url.lastIndexOf('/') + 1);
-  const buf = await (await fetch(base + head.bin)).arrayBuffer();
+  const buf = await (await fetchOk(base + head.bin)).arrayBuffer();
   if (buf.byteLength !== head.bytes) throw new Error(`${head.bin}: ${buf.byteLength} bytes, header says ${head.bytes}`);
   const arrays = {};
   for (const [k, a] of Object.entries(head.arrays)) {
@@ -38,9 +89,14 @@ async function loadBin(url) {
 ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
 ort.env.wasm.numThreads = Number(q.get('threads') || 1);   // >1 needs a cross-origin isolated page
 
-async function predict(feat, modelUrl) {
+async function openStudent(modelUrl) {
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(modelUrl, { executionProviders: ['wasm'] });
+  return { session, loadMs: performance.now() - t0 };
+}
+
+async function predict(feat, modelUrl, opened) {
+  const { session, loadMs } = opened || await openStudent(modelUrl);
   const t1 = performance.now();
   const { head, arrays } = feat;
   const T = head.n_steps, nTr = head.grid.n;
@@ -57,7 +113,7 @@ async function predict(feat, modelUrl) {
   const out = await session.run(feeds);
   const t2 = performance.now();
   const pred = out.pred;
-  return { pred: pred.data, nTr: pred.dims[1], nOut: pred.dims[2], loadMs: t1 - t0, runMs: t2 - t1 };
+  return { pred: pred.data, nTr: pred.dims[1], nOut: pred.dims[2], loadMs, runMs: t2 - t1 };
 }
 
 function rdbu(v) {                               // v in [-1, 1] -> RdBu (blue - white - red)
@@ -126,16 +182,25 @@ const progress = (msg, frac) => {
 
 async function clipFeatures(bundleUrl, pick) {
   // the clip's features computed here (clip.js) -> the same {head, arrays} as an exported .features.json
-  const bundle = await (await fetch(bundleUrl)).json();
+  const bundle = await fetchJSON(bundleUrl);
   if (bundle.kind !== 'tinytribe-web') throw new Error(`${bundleUrl}: not a tinytribe web folder (kind ${bundle.kind})`);
   const base = new URL(bundleUrl, location.href).href.replace(/[^/]*$/, '');
+  // backbones at random weights are announced; backbones that are not the student's are refused before any feature
+  warn(bundle.warnings || Object.entries(bundle.backbones).filter(([, b]) => b.pretrained === false)
+    .map(([m, b]) => `WARNING: RANDOM WEIGHTS: the ${m} backbone ${b.name} has no pretrained weights: its features mean nothing`));
+  const modelUrl = q.get('model') || base + bundle.files.student;
+  progress('loading the student…', null);
+  const student = await openStudent(modelUrl);
+  const bad = backboneMismatch(bundle, { ...(bundle.student && bundle.student.dims), ...studentWidths(student.session) },
+    bundle.student && bundle.student.backbones, bundleUrl);
+  if (bad) throw new Error(bad);
   let video = pick ? pick.video : (q.get('clip') ? new URL(q.get('clip'), location.href).href
     : bundle.files.clip ? base + bundle.files.clip : null);
   if (!video) throw new Error(`${bundleUrl} names no clip: pick a video file, or pass clip=`);
   let words = null;
   const wurl = pick ? null : q.get('words') || (q.get('clip') ? null : bundle.files.words && base + bundle.files.words);
   if (pick && pick.words) words = pick.words;
-  else if (wurl && wurl !== 'none') words = await (await fetch(wurl)).json();
+  else if (wurl && wurl !== 'none') words = await fetchJSON(wurl);
   if (words && words.kind !== 'tinytribe-web-words') throw new Error(`${wurl || 'words file'}: not a .words.json`);
   const name = pick ? pick.name : decodeURIComponent(video.split('/').pop());
   const sameClip = words && (!pick || words.video === pick.name);   // its duration is PyAV's: the same steps as Python
@@ -156,7 +221,7 @@ async function clipFeatures(bundleUrl, pick) {
   state.features = () => ({ text: Array.from(ex.text.x), audio: Array.from(ex.audio.x), video: Array.from(ex.video.x) });
   state.tokens = ex.tokens;
   return { feat: { head, arrays: { text: ex.text.x, audio: ex.audio.x, video: ex.video.x, present, pool: pool.W } },
-    modelUrl: q.get('model') || base + bundle.files.student, meshUrl: base + bundle.files.mesh, video: ex.url };
+    modelUrl, student, meshUrl: base + bundle.files.mesh, video: ex.url };
 }
 
 async function featuresMode() {
@@ -174,6 +239,7 @@ let brain = null, brainMesh = null;
 async function run(pick) {
   try {
     state.status = 'loading';
+    $('status').classList.remove('error');
     const clipMode = pick || MODE === 'clip';
     say(clipMode ? 'loading the backbones…' : 'loading mesh and features…');
     const t0 = performance.now();
@@ -183,7 +249,7 @@ async function run(pick) {
     if (!brain) { brainMesh = await loadBin(src.meshUrl); brain = makeBrain(brainMesh); }
     const mesh = brainMesh;
     progress('running the model (onnxruntime-web, WebAssembly)…', null);
-    const res = await predict(feat, src.modelUrl);
+    const res = await predict(feat, src.modelUrl, src.student);
     const { pred, nTr, nOut } = res;
     if (nOut !== mesh.head.n_vertices) throw new Error(`model gives ${nOut} outputs, the mesh has ${mesh.head.n_vertices} vertices`);
     // colour scale: the 98th percentile of |value - vertex mean| over valid TRs
@@ -241,7 +307,9 @@ async function run(pick) {
     progress(`done: ${nTr} TRs predicted in ${res.runMs.toFixed(0)} ms` + (clipMode ? `, features computed in ${(extractMs / 1000).toFixed(1)} s` : ''), null);
   } catch (e) {
     state.status = 'error'; state.error = String(e && e.stack || e); state.runs = (state.runs || 0) + 1;
-    progress('error: ' + e, null);
+    state.message = String(e && e.message || e);
+    progress('error: ' + state.message, null);
+    $('status').classList.add('error');
     console.error(e);
   }
 }
@@ -254,4 +322,14 @@ $('pick').addEventListener('change', async (ev) => {
   const words = w ? JSON.parse(await w.text()) : null;
   run({ video: URL.createObjectURL(v), name: v.name, words });
 });
-run();
+
+async function start() {
+  if ([...q.keys()].length === 0) {             // a bare index.html: use what data/ holds, else say what to run
+    if (await exists(FEATURES)) MODE = 'features';
+    else if (await exists(BUNDLE)) MODE = 'clip';
+    else { showHelp(); return; }
+    state.mode = MODE;
+  }
+  run();
+}
+start();

@@ -3,7 +3,8 @@
 // PICK: comma-separated files to give the page's file input after the first run (a video and its .words.json);
 // the state of that second run comes back as `picked` (status, T, prediction).
 // Prints one JSON line: the page's state (status, sizes, timings) and its full prediction; in clip mode also the
-// features it computed (text, audio, video on the 2 Hz grid) and its token ids.
+// features it computed (text, audio, video on the 2 Hz grid) and its token ids. A page that ends in an error or its
+// help text gives what it shows instead (statusText, helpText); warnings shown above the brain: warningsText.
 import { chromium } from 'playwright-core';
 
 const [url, shot, tr, pick] = process.argv.slice(2);
@@ -35,6 +36,14 @@ try {
         features: window.tinytribe.features(), timings: window.tinytribe.clip.timings }));
     }
   }
+  else {                      // an error or the help page: what it shows, and a screenshot of it
+    Object.assign(st, await page.evaluate(() => {
+      const shown = (id) => { const e = document.getElementById(id); return e && !e.hidden ? e.innerText : null; };
+      return { statusText: document.getElementById('status').textContent, helpText: shown('help') };
+    }));
+    await page.screenshot({ path: shot });
+  }
+  st.warningsText = await page.evaluate(() => { const e = document.getElementById('warnings'); return e && !e.hidden ? e.innerText : null; });
   st.logs = logs;
   console.log(JSON.stringify(st));
 } finally {
