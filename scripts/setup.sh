@@ -107,12 +107,14 @@ for line in open('requirements-dev.txt'):
     if not ok: sys.exit(1)
 EOF
 }
-if [ "${TINYTRIBE_TORCH:-}" = cpu ]; then
+if [ "${TINYTRIBE_TORCH:-}" = cpu ] && ! "$PY" -c 'import importlib.metadata as m, sys; sys.exit(not m.version("torch").endswith("+cpu"))' 2>/dev/null; then
   # the CPU-only build of the pinned torch from PyTorch's CPU wheel index (Linux x86_64 and Windows offer one):
-  # no CUDA libraries (3.2 GB of the 7.1 GB .venv); pip below then finds torch==X satisfied by X+cpu
+  # no CUDA libraries (3.2 GB of the 7.1 GB .venv); pip below then finds torch==X satisfied by X+cpu. A torch
+  # installed already (a CUDA build) is replaced, its dependencies kept.
   tv=$(grep -E '^(torch|torchvision)==' requirements-dev.txt | tr '\n' ' ')
+  re=""; "$PY" -c 'import importlib.metadata as m; m.version("torch")' 2>/dev/null && re="--force-reinstall --no-deps"
   echo "setup: installing the CPU-only $tv from https://download.pytorch.org/whl/cpu"
-  "$PY" -m pip install -q --disable-pip-version-check --index-url https://download.pytorch.org/whl/cpu $tv
+  "$PY" -m pip install -q --disable-pip-version-check $re --index-url https://download.pytorch.org/whl/cpu $tv
 fi
 if [ "${TINYTRIBE_PIP:-}" != always ] && pins_met; then
   echo "setup: the pinned Python set (requirements-dev.txt) is installed already"
