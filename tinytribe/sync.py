@@ -524,7 +524,9 @@ class JobSync:
     def generations(self) -> tuple[dict, dict]:
         """Read every generation file under `_sync/`: `({tag: [complete generations, newest first]},
         {tag: highest generation number seen, complete or not})`. Cut or altered files go to `self.damaged`."""
-        listing = [n for n in self.remote.ls(self._rp(SYNC_DIR)) if '/' not in n]
+        everything = list(self.remote.ls(self._rp(SYNC_DIR)))
+        self._sync_listing = everything               # for the collection that follows a push
+        listing = [n for n in everything if '/' not in n]
         names = {n: m for n in listing if (m := _GEN.match(n))}
         legacy = [n for n in listing if _LEGACY.match(n)]
         valid, top, damaged = {}, {}, []
@@ -717,19 +719,16 @@ class JobSync:
             have = getattr(self, '_objects', None)
             have = self.remote.ls(self._rp(DATA_DIR)) if have is None else have
             gone |= {o for o in have if o not in kept and (alone or o.endswith(f"~{self.tag}"))}
-            listing = [n for n in self.remote.ls(self._rp(SYNC_DIR)) if '/' not in n]
-            old_damaged += [n for n in listing if n.endswith('.partial') and (alone or n.startswith(f".{self.tag}."))]
-            self._purge_stages(any_tag=alone)
+            listing = getattr(self, '_sync_listing', None) or []
+            old_damaged += [n for n in listing if '/' not in n and n.endswith('.partial')
+                            and (alone or n.startswith(f".{self.tag}."))]
+            for d in sorted({n.split('/')[0] for n in listing if '/' in n}):     # staging folders of the old format
+                if d.startswith('stage-') and (alone or d.startswith(f"stage-{self.tag}-")): self.remote.purge(self._rp(SYNC_DIR, d))
             self._swept = True
         self.remote.delete([self._rp(SYNC_DIR, g['_name']) for g in drop if '_name' in g] +
                            [self._rp(SYNC_DIR, n) for n in sorted(set(old_damaged))])
         if gone: self.remote.delete([self._rp(DATA_DIR, o) for o in sorted(gone)])
         self._objects = None
-
-    def _purge_stages(self, any_tag: bool = False):
-        for n in self.remote.dirs(self._rp(SYNC_DIR)):
-            if n.startswith('stage-') and (any_tag or n.startswith(f"stage-{self.tag}-")):
-                self.remote.purge(self._rp(SYNC_DIR, n))
 
     # ---- pull -----------------------------------------------------------------------------------
     def pull(self, include: Sequence[str] | None = None, exclude: Sequence[str] = (), tags='auto') -> SyncReport:
