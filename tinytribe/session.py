@@ -145,7 +145,7 @@ def _job_state(rep) -> tuple[str, dict]:
 
 # %% ../nbs/71_session.ipynb #286717a3
 MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget, at most margin_min
-MIN_BUDGET_S = 60.0            # a session budget shorter than this is refused (a pull, one step, a final push)
+MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
 MIN_MARGIN_S = 10.0            # ... but at least this (the final push), and never more than half the budget
 
 class BudgetError(ArtifactError, ValueError):
@@ -176,17 +176,17 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
                 push_every_min: float = 5.0, pull_include: Sequence[str] | None = None,
                 pull_exclude: Sequence[str] = (), inputs: dict | None = None, shard=None,
                 started_at: float | None = None, credentials: dict | None = None, quiet: bool = False,
-                identity: dict | None = None, adopt: bool = False) -> SessionReport:
+                identity: dict | None = None, adopt: bool = False, min_budget_s: float = 0.0) -> SessionReport:
     """Run `job(deadline)` as a session on `local_dir` mirrored to `remote` (a spec for `tinytribe.sync.open_remote`,
     or None: no sync). `budget_hours` counts from `started_at` (default now); the job's deadline leaves one margin for
     the final push (`budget_margin_s`: a tenth of the budget, at most `margin_min`); a job still running halfway into
-    the margin is interrupted (a backstop: jobs stop themselves at the deadline). A budget under `MIN_BUDGET_S` is
-    refused before anything runs. `identity`: what defines the job (default `job_identity(name)`): a remote folder
+    the margin is interrupted (a backstop: jobs stop themselves at the deadline). A budget under `min_budget_s` (training
+    sessions: `MIN_BUDGET_S`) is refused before anything runs. `identity`: what defines the job (default `job_identity(name)`): a remote folder
     written by another job is refused unless `adopt`. `inputs`: `{local_folder: remote_spec}` (or `(remote_spec, include)`) pulled before the job
     and never pushed. `job` returns a dict with a `state` or a `BatchReport`."""
-    if budget_hours is not None and budget_hours * 3600 < MIN_BUDGET_S:
+    if budget_hours is not None and budget_hours * 3600 < min_budget_s:
         raise BudgetError(f"a budget of {budget_hours * 3600:.0f} s is too short for {name}: the minimum is "
-                          f"{MIN_BUDGET_S:.0f} s ({MIN_BUDGET_S / 3600:.3f} h)")
+                          f"{min_budget_s:.0f} s ({min_budget_s / 3600:.3f} h)")
     local = Path(local_dir)
     local.mkdir(parents=True, exist_ok=True)
     t0 = started_at or time.time()
@@ -520,7 +520,7 @@ def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -
             args = _set_opt(args, '--budget-hours', f"{max(0.0, deadline.left()) / 3600:.6f}")
             if cmd == 'train': args = _set_opt(args, '--margin-min', 0)     # the session took the one margin
         rc = cli(args)
-        if rc == 130: raise KeyboardInterrupt
+        if rc == 130: return {'state': 'interrupted', 'exit_code': 130}   # the command said so, in one line
         st = Path(out)/'status.json'
         if cmd == 'train' and rc == 0 and st.exists():
             state = json.loads(st.read_text()).get('state')
@@ -530,6 +530,7 @@ def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -
     rep = run_session(job, out, ses.remote, name=cmd, budget_hours=hours, margin_min=5.0 if hours else 0.0,
                       push_every_min=ses.push_every_min, pull_include=spec.get('pull_include'),
                       pull_exclude=spec.get('pull_exclude', ()), shard=ses.shard, adopt=ses.adopt,
+                      min_budget_s=MIN_BUDGET_S if cmd == 'train' else 0.0,
                       identity=job_identity(cmd, **{k: _opt(rest, f"--{k}") for k in ('phase', 'preset', 'teacher')}))
     return int(rep.job.get('exit_code', 0 if rep.state == 'done' else 1))
 
