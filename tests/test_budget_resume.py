@@ -40,7 +40,7 @@ def test_short_budgets(tmp_path):
     r = tt(*TRAIN, '--features', fd, '--out', tmp_path/'a', '--steps', '10', '--remote', tmp_path/'r1', '--budget-hours', '0.005')
     assert r.returncode == 2 and 'minimum is 60 s' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path/'a').exists() and not (tmp_path/'r1').exists()
-    # 0.02 h (72 s) under a session: one margin (10 s), the trainer gets the rest and trains
+    # 0.02 h (72 s) under a session: one margin (20 s), the trainer gets the rest and trains
     t0 = time.time()
     r = tt(*TRAIN, '--features', fd, '--out', tmp_path/'b', '--steps', '1000000', '--batch-size', '4', '--ckpt-every', '50',
            '--remote', tmp_path/'r2', '--budget-hours', '0.02', '--push-every-min', '0.2')

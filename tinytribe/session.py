@@ -146,7 +146,7 @@ def _job_state(rep) -> tuple[str, dict]:
 # %% ../nbs/71_session.ipynb #286717a3
 MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget, at most margin_min
 MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
-MIN_MARGIN_S = 10.0            # ... but at least this (the final push), and never more than half the budget
+MIN_MARGIN_S = 20.0            # ... but at least this (the final push), and never more than half the budget
 
 class BudgetError(ArtifactError, ValueError):
     "A time budget too short to do anything; the message says the minimum."
