@@ -23,13 +23,14 @@ def spawn(code, log):
 
 
 def remote_state(spec, tmp):
-    "verify() of the remote, and whether a push was caught half-way (staged or partial files present)."
-    from tinytribe.sync import JobSync, FolderRemote
+    """verify() of the remote, and whether a push was caught half-way: objects that no generation lists yet, or a
+    generation file cut or not yet collected (the protocol writes no staging folders or partial names)."""
+    from tinytribe.sync import JobSync
     s = JobSync(tmp, spec, credentials={})
     v = s.verify()
     root = Path(spec.split(':', 1)[1])
-    mid_push = any(p.name.startswith('stage-') or p.name.endswith('.partial') for p in (root/'_sync').glob('*')) \
-        if (root/'_sync').exists() else False
+    gens = list((root/'_sync').glob('main.gen-*.json')) if (root/'_sync').exists() else []
+    mid_push = bool(v['unlisted'] or v['damaged_generations'] or len(gens) > 2)
     return v, mid_push
 
 
@@ -87,9 +88,12 @@ def train_code(fd, run, spec, budget=None, margin_min=10.0, steps=STEPS, started
 
 
 def pushed_ckpt(remote_root):
-    "The checkpoint entry of the remote's sync manifest (None before the first push)."
-    with __import__('contextlib').suppress(FileNotFoundError, json.JSONDecodeError):
-        return json.loads((remote_root/'_sync'/'main.json').read_text())['files'].get('ckpt/last.pt')
+    "The checkpoint entry of the remote's newest complete sync generation (None before the first push)."
+    from tinytribe.sync import unseal
+    for g in sorted((remote_root/'_sync').glob('main.gen-*.json'), reverse=True):
+        with __import__('contextlib').suppress(FileNotFoundError):
+            if (m := unseal(g.read_bytes())) is not None: return m['files'].get('ckpt/last.pt')
+    return None
 
 
 def test_training_killed_resumes_to_the_same_weights(synthetic_features, tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from .store import atomic_write, write_json, Deadline, ArtifactError, now_iso
+from .session import budget_margin_s
 from fastcore.basics import patch
 from .data import ResumableSampler, collate
 from matplotlib.figure import Figure
@@ -42,7 +43,7 @@ class TrainConfig:
     ckpt_every: int = 200             # steps between checkpoints (ckpt/last.pt)
     keep_every: int = 0               # also keep ckpt/step_N.pt every N steps (0: never)
     log_every: int = 10
-    margin_s: float = 300.0           # stop this long before the deadline
+    margin_s: float = 300.0           # stop this long before the deadline (at most: scaled to the budget, see fit)
     num_workers: int = 0
     device: str = 'auto'              # 'auto', 'cpu', 'cuda', 'cuda:1'
     progress: bool = True
@@ -269,6 +270,7 @@ class Trainer:
         # metric sums since the last log row; step of the last checkpoint
         self._acc, self._saved_step = {}, None
         self._step_s, self._ckpt_s = 0.0, 0.0
+        self._margin_s = cfg.margin_s                # the margin `fit` keeps (scaled to the budget)
         self._ctrl_c = False                         # set by a Ctrl-C during `fit`
 
     # ---- where things are
@@ -321,7 +323,7 @@ def load(self: Trainer, path=None) -> bool:
     self.opt.load_state_dict(ck['optimizer'])
     self.sched.load_state_dict(ck['scheduler'])
     self.scaler.load_state_dict(ck['scaler'])
-    self.sampler.load_state_dict(ck['sampler'])
+    self.sampler.load_state_dict(self._resume_position(ck))
     self.step = int(ck['step'])
     self.elapsed0 = float(ck.get('elapsed_s', 0.0))
     self._acc, self._saved_step = dict(ck.get('metric_acc', {})), self.step
@@ -332,6 +334,23 @@ def load(self: Trainer, path=None) -> bool:
     if self.is_main: self._truncate_metrics(self.step)
     self._barrier()
     return True
+
+@patch
+def _resume_position(self: Trainer, ck: dict) -> dict:
+    """The sampler state to resume from: the checkpoint's, with the batch index recomputed when the global batch
+    (or the data set's size) changed since: the samples of the epoch already seen are skipped (rounded up to a
+    whole batch), and a position at or past the epoch's end moves to the next epoch."""
+    s = dict(ck['sampler'])
+    old_bs, bs = int(ck.get('train_config', {}).get('batch_size', self.cfg.batch_size)), self.cfg.batch_size
+    if old_bs != bs:
+        seen = int(s['index']) * old_bs
+        s['index'] = -(-seen // bs)
+        if self.is_main:
+            print(f"resume: the global batch changed from {old_bs} to {bs}: epoch {s['epoch']} continues after "
+                  f"{seen} of its samples (batch {s['index']})")
+    if int(s['index']) >= self.sampler.n // self.sampler.global_batch:
+        s['epoch'], s['index'] = int(s['epoch']) + 1, 0
+    return s
 
 @patch
 def _truncate_metrics(self: Trainer, step: int):
@@ -364,7 +383,7 @@ def _loader(self: Trainer):
 @patch
 def _should_stop(self: Trainer) -> str | None:
     "'stopped_by_user' after a Ctrl-C, 'stopped_budget' near the deadline, else None (the same on every rank)."
-    need = self.cfg.margin_s + 2 * self._step_s + 2 * self._ckpt_s
+    need = self._margin_s + 2 * self._step_s + 2 * self._ckpt_s
     code = 2.0 if self._ctrl_c else float(self.deadline.reached(need))
     stop = torch.tensor([code])
     if self.world > 1: torch.distributed.all_reduce(stop, op=torch.distributed.ReduceOp.MAX)
@@ -462,6 +481,8 @@ def fit(self: Trainer, resume: bool = False, stop_after: int | None = None) -> d
         write_json(self.run_dir/'train_config.json',
                    {'train': cfg.to_dict(), **self.extra_config, 'world_size': self.world})
     resumed = resume and self.load()
+    # one margin, scaled to the budget (a short budget still trains): 10 % of what is left, at most cfg.margin_s
+    self._margin_s = cfg.margin_s if self.deadline.at is None else budget_margin_s(self.deadline.left(), cfg.margin_s)
     if not resumed:
         seed_everything(cfg.seed * 1000 + self.rank)
         self.sampler.set_epoch(0)
@@ -473,6 +494,7 @@ def fit(self: Trainer, resume: bool = False, stop_after: int | None = None) -> d
     with self._catching_ctrl_c():
         try:
             while self.step < cfg.steps and state == 'done':
+                pos = (self.sampler.epoch, self.sampler.index)
                 for batch in self._loader():
                     stop = self._should_stop()
                     if stop:
@@ -487,9 +509,11 @@ def fit(self: Trainer, resume: bool = False, stop_after: int | None = None) -> d
                     if stop_after is not None and self.step - start_step >= stop_after:
                         state, msg = 'interrupted', f"stop_after={stop_after}"
                         break
+                if state == 'done' and (self.sampler.epoch, self.sampler.index) == pos:   # nothing left in this epoch
+                    self.sampler.set_epoch(self.sampler.epoch + 1)                         # (never a hang)
         finally:
             bar.close()
-        if self._saved_step != self.step: self.save()
+        if self._saved_step != self.step and self.step > 0: self.save()    # at step 0 there is nothing to keep
     return self._finish(state, msg, last, start_step if resumed else None)
 
 @patch

@@ -4,7 +4,7 @@
 
 # %% ../nbs/71_session.ipynb #b48f6a06
 from __future__ import annotations
-import os, sys, json, time, threading, contextlib, argparse, importlib, subprocess
+import os, re, sys, json, time, threading, contextlib, argparse, importlib, subprocess
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,10 +12,11 @@ from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, re
 from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, shard_tag, SyncReport
 
 # %% auto #0
-__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'SESSION_COMMANDS', 'detect_platform', 'Platform',
-           'job_remote', 'ensure_rclone', 'platform_setup', 'SessionReport', 'run_session', 'features_session',
-           'teacher_session', 'train_argv', 'train_session', 'options_argv', 'evaluate_session', 'session_parser',
-           'session_command', 'sync_cli']
+__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'MARGIN_FRACTION', 'MIN_BUDGET_S', 'MIN_MARGIN_S', 'TRAIN_PULL_EXCLUDE',
+           'SESSION_COMMANDS', 'detect_platform', 'Platform', 'job_remote', 'ensure_rclone', 'platform_setup',
+           'SessionReport', 'BudgetError', 'budget_margin_s', 'margin_help', 'job_identity', 'run_session',
+           'features_session', 'teacher_session', 'train_argv', 'train_session', 'options_argv', 'evaluate_session',
+           'session_parser', 'session_command', 'sync_cli']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -143,22 +144,56 @@ def _job_state(rep) -> tuple[str, dict]:
     return d.get('state', 'done'), d
 
 # %% ../nbs/71_session.ipynb #286717a3
+MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget, at most margin_min
+MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
+MIN_MARGIN_S = 20.0            # ... but at least this (the final push), and never more than half the budget
+
+class BudgetError(ArtifactError, ValueError):
+    "A time budget too short to do anything; the message says the minimum."
+
+def budget_margin_s(budget_s: float, most_s: float) -> float:
+    """The one margin kept before a budget's end: `MARGIN_FRACTION` of the budget (at least `MIN_MARGIN_S`), at most
+    `most_s` and half the budget, so a short budget still works."""
+    b = max(0.0, float(budget_s))
+    return max(0.0, min(float(most_s), max(MIN_MARGIN_S, MARGIN_FRACTION * b), b / 2))
+
+def margin_help(most_min: float) -> str:
+    "What `--help` says about the margin."
+    return (f"minutes kept free before the budget ends, for the last checkpoint and push (default {most_min:g}); "
+            f"scaled to short budgets: {MARGIN_FRACTION:g} of the budget, at least {MIN_MARGIN_S:g} s, at most half "
+            f"of it; taken once (under --remote the session keeps it and the job gets the rest)")
+
+def job_identity(name: str, **defs) -> dict:
+    """What defines a job, recorded in its remote folder (see `tinytribe.sync.JobSync`): `{'kind': ..., **defs}`
+    (None values dropped). Session names map to job kinds: 'phase2' -> train phase 2, 'features' -> extract."""
+    m = re.fullmatch(r'phase(\d)', name)
+    d = {'kind': 'train' if m else {'features': 'extract'}.get(name, name), **({'phase': int(m[1])} if m else {})}
+    d.update({k: (int(v) if isinstance(v, str) and v.isdigit() else v) for k, v in defs.items() if v is not None})
+    return d
+
 def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name: str = 'job',
                 budget_hours: float | None = KAGGLE_BUDGET_HOURS, margin_min: float = 10.0,
                 push_every_min: float = 5.0, pull_include: Sequence[str] | None = None,
                 pull_exclude: Sequence[str] = (), inputs: dict | None = None, shard=None,
-                started_at: float | None = None, credentials: dict | None = None, quiet: bool = False) -> SessionReport:
+                started_at: float | None = None, credentials: dict | None = None, quiet: bool = False,
+                identity: dict | None = None, adopt: bool = False, min_budget_s: float = 0.0) -> SessionReport:
     """Run `job(deadline)` as a session on `local_dir` mirrored to `remote` (a spec for `tinytribe.sync.open_remote`,
-    or None: no sync). `budget_hours` counts from `started_at` (default now); the job's deadline leaves `margin_min`
-    for the final push; a job still running halfway into the margin is interrupted (a backstop: jobs stop themselves
-    at the deadline). `inputs`: `{local_folder: remote_spec}` (or `(remote_spec, include)`) pulled before the job
+    or None: no sync). `budget_hours` counts from `started_at` (default now); the job's deadline leaves one margin for
+    the final push (`budget_margin_s`: a tenth of the budget, at most `margin_min`); a job still running halfway into
+    the margin is interrupted (a backstop: jobs stop themselves at the deadline). A budget under `min_budget_s` (training
+    sessions: `MIN_BUDGET_S`) is refused before anything runs. `identity`: what defines the job (default `job_identity(name)`): a remote folder
+    written by another job is refused unless `adopt`. `inputs`: `{local_folder: remote_spec}` (or `(remote_spec, include)`) pulled before the job
     and never pushed. `job` returns a dict with a `state` or a `BatchReport`."""
+    if budget_hours is not None and budget_hours * 3600 < min_budget_s:
+        raise BudgetError(f"a budget of {budget_hours * 3600:.0f} s is too short for {name}: the minimum is "
+                          f"{min_budget_s:.0f} s ({min_budget_s / 3600:.3f} h)")
     local = Path(local_dir)
     local.mkdir(parents=True, exist_ok=True)
     t0 = started_at or time.time()
+    margin_s = 0.0 if budget_hours is None else budget_margin_s(budget_hours * 3600, margin_min * 60)
     creds = credentials if credentials is not None else (remote_credentials() if remote or inputs else {})
     end = None if budget_hours is None else t0 + budget_hours * 3600
-    deadline = Deadline(at=None if end is None else end - margin_min * 60)
+    deadline = Deadline(at=None if end is None else end - margin_s)
     rep = SessionReport(name, 'failed', started=now_iso(), budget_hours=budget_hours)
     session_file = 'session.json' if not parse_shard(shard) else f"session-{shard_tag(shard)}.json"   # shards never share a file
     say = (lambda *a: None) if quiet else (lambda m: print(f"session {name}: {m}", flush=True))
@@ -169,7 +204,7 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
             say(f"input {where}: {len(got.files)} file(s) from {open_remote(spec, creds).name}")
     sync = None
     if remote:
-        sync = JobSync(local, remote, shard=shard, credentials=creds)
+        sync = JobSync(local, remote, shard=shard, credentials=creds, job=identity or job_identity(name), adopt=adopt)
         got = sync.pull(include=pull_include, exclude=pull_exclude)
         rep.remote, rep.pulled = sync.remote.name, len(got.files)
         say(f"pulled {len(got.files)} file(s) ({got.bytes / 2**20:.1f} MiB) from {sync.remote.name}")
@@ -182,7 +217,7 @@ def run_session(job: Callable[[Deadline], object], local_dir, remote=None, name:
             import signal
             fired.set()
             os.kill(os.getpid(), signal.SIGINT)    # a real signal also wakes a sleeping main thread
-        hard = threading.Timer(max(0.0, end - margin_min * 30 - time.time()), _hard_stop)
+        hard = threading.Timer(max(0.0, end - margin_s / 2 - time.time()), _hard_stop)
         hard.daemon = True
         hard.start()
     try:
@@ -406,6 +441,7 @@ def session_parser() -> argparse.ArgumentParser:
     ap.add_argument('--remote', default=None, metavar='REMOTE:PATH')
     ap.add_argument('--shard', default=None, metavar='I/N')
     ap.add_argument('--push-every-min', type=float, default=5.0)
+    ap.add_argument('--adopt', action='store_true', help='write into a remote folder that another job wrote (on purpose)')
     return ap
 
 # %% ../nbs/71_session.ipynb #5e2c3b22
@@ -482,8 +518,9 @@ def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -
             if not args: return {'state': 'done', 'message': f"shard {ses.shard} holds none of the items"}
         if spec.get('budget') and deadline.at is not None:
             args = _set_opt(args, '--budget-hours', f"{max(0.0, deadline.left()) / 3600:.6f}")
+            if cmd == 'train': args = _set_opt(args, '--margin-min', 0)     # the session took the one margin
         rc = cli(args)
-        if rc == 130: raise KeyboardInterrupt
+        if rc == 130: return {'state': 'interrupted', 'exit_code': 130}   # the command said so, in one line
         st = Path(out)/'status.json'
         if cmd == 'train' and rc == 0 and st.exists():
             state = json.loads(st.read_text()).get('state')
@@ -492,26 +529,37 @@ def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -
                 **({} if rc == 0 else {'error': f"tinytribe {cmd} exited with {rc}"})}
     rep = run_session(job, out, ses.remote, name=cmd, budget_hours=hours, margin_min=5.0 if hours else 0.0,
                       push_every_min=ses.push_every_min, pull_include=spec.get('pull_include'),
-                      pull_exclude=spec.get('pull_exclude', ()), shard=ses.shard)
+                      pull_exclude=spec.get('pull_exclude', ()), shard=ses.shard, adopt=ses.adopt,
+                      min_budget_s=MIN_BUDGET_S if cmd == 'train' else 0.0,
+                      identity=job_identity(cmd, **{k: _opt(rest, f"--{k}") for k in ('phase', 'preset', 'teacher')}))
     return int(rep.job.get('exit_code', 0 if rep.state == 'done' else 1))
 
 # %% ../nbs/71_session.ipynb #d8b1aee3
+def _print(text: str) -> None:
+    "Print to stdout; a reader that went away (`tinytribe sync verify | head`) ends the output quietly, with no traceback."
+    try: print(text, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
 def sync_cli(argv: list[str] | None = None) -> int:
-    "`tinytribe sync {push,pull,verify} LOCAL REMOTE [--shard I/N] [--include GLOB ...]`"
+    "`tinytribe sync {push,pull,verify} LOCAL REMOTE [--shard I/N] [--include GLOB ...] [--deep] [--adopt]`"
     ap = argparse.ArgumentParser(prog='tinytribe sync', description='Mirror a job folder to a remote and back (verified).')
     ap.add_argument('action', choices=['push', 'pull', 'verify'])
     ap.add_argument('local', help='the local job folder')
     ap.add_argument('remote', help="rclone remote 'name:path', a folder, or pydrive2:FOLDER_ID")
     ap.add_argument('--shard', default=None, metavar='I/N')
     ap.add_argument('--include', nargs='*', default=None, help='pull: only files matching these globs')
+    ap.add_argument('--deep', action='store_true', help='verify: download every listed file and check its MD5 here '
+                    '(for backends that report no hash, e.g. WebDAV)')
     a = ap.parse_args(argv)
     if a.action == 'push': require_path(a.local, 'job folder')
     s = JobSync(a.local, a.remote, shard=a.shard)
     if a.action == 'verify':
-        v = s.verify()
-        print(json.dumps(v, indent=1))
-        return 1 if v['bad'] else 0
+        v = s.verify(deep=a.deep)
+        _print(json.dumps(v, indent=1))
+        return 1 if v['bad'] or v['damaged_generations'] else 0
     r = s.push() if a.action == 'push' else s.pull(include=a.include)
-    print(f"sync {a.action}: {len(r.files)} file(s), {r.bytes / 2**20:.1f} MiB in {r.seconds:.1f} s"
-          + (f"; {len(r.removed)} unlisted" if r.removed else '') + f" ({s.remote.name})")
+    _print(f"sync {a.action}: {len(r.files)} file(s), {r.bytes / 2**20:.1f} MiB in {r.seconds:.1f} s"
+           + (f"; {len(r.removed)} unlisted" if r.removed else '') + (f"; {len(r.repaired)} repaired" if r.repaired else '')
+           + (f"; generation {r.generation}" if r.generation else '') + f" ({s.remote.name})")
     return 0

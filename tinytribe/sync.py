@@ -11,10 +11,11 @@ from typing import Iterable, Sequence
 from .store import atomic_write, write_json, now_iso, ArtifactError
 
 # %% auto #0
-__all__ = ['RCLONE_CONF_SECRET', 'GDRIVE_SA_SECRET', 'SYNC_DIR', 'DATA_DIR', 'EXCLUDE', 'LATE', 'register_secret', 'redact',
-           'get_secret', 'rclone_config_env', 'remote_credentials', 'parse_shard', 'shard_of', 'shard_items',
-           'shard_tag', 'SyncError', 'RemoteFile', 'file_md5', 'Remote', 'FolderRemote', 'RcloneRemote',
-           'PyDrive2Remote', 'open_remote', 'SyncReport', 'JobSync']
+__all__ = ['RCLONE_CONF_SECRET', 'GDRIVE_SA_SECRET', 'SYNC_DIR', 'DATA_DIR', 'EXCLUDE', 'LATE', 'KEEP_GENERATIONS', 'GEN_FORMAT',
+           'register_secret', 'redact', 'get_secret', 'rclone_config_env', 'remote_credentials', 'parse_shard',
+           'shard_of', 'shard_items', 'shard_tag', 'SyncError', 'RemoteFile', 'file_md5', 'Remote', 'FolderRemote',
+           'RcloneRemote', 'PyDrive2Remote', 'open_remote', 'gen_name', 'seal', 'unseal', 'describe_job', 'same_job',
+           'SyncReport', 'JobSync']
 
 # %% ../nbs/70_sync.ipynb #df9c5fdb
 _SECRETS: set = set()
@@ -141,7 +142,8 @@ class Remote:
     """A place files go to and come from. Backends implement: `ls(prefix, hashes)` (files, recursive), `dirs(prefix)`
     (folder names directly under `prefix`), `put_tree(local_dir, prefix)`,
     `put_file(local, path)`, `move_tree(src, dst)`, `move_file(src, dst)`, `get_files(paths, local_dir)`,
-    `delete(paths)`, `purge(prefix)`; `name` is a printable description with no secrets."""
+    `delete(paths)`, `purge(prefix)`; `put_files` and `stat` have generic versions built on those.
+    `name` is a printable description with no secrets."""
     name = 'remote'
     def ls(self, prefix: str = '', hashes: bool = False) -> dict: raise NotImplementedError
     def dirs(self, prefix: str = '') -> list: raise NotImplementedError
@@ -152,6 +154,13 @@ class Remote:
     def get_files(self, paths: Sequence[str], local_dir): raise NotImplementedError
     def delete(self, paths: Sequence[str]): raise NotImplementedError
     def purge(self, prefix: str): raise NotImplementedError
+    def put_files(self, local_dir, names: Sequence[str], prefix: str):
+        "Upload `local_dir/NAME` to `prefix/NAME` for each of `names` (paths with `/`)."
+        for n in names: self.put_file(Path(local_dir)/n, _join(prefix, n))
+    def stat(self, prefix: str, names: Sequence[str], hashes: bool = False) -> dict:
+        "{name: RemoteFile} of those of `names` (relative to `prefix`) that exist (read back after an upload)."
+        have = self.ls(prefix, hashes)
+        return {n: have[n] for n in names if n in have}
     def __repr__(self): return f"{type(self).__name__}({self.name})"
 
 def _join(*parts) -> str: return '/'.join(p.strip('/') for p in parts if p and p.strip('/'))
@@ -189,6 +198,13 @@ class FolderRemote(Remote):
 
     def put_file(self, local, path): self._copy(Path(local), self._p(path))
 
+    def stat(self, prefix, names, hashes=False) -> dict:
+        out = {}
+        for n in names:
+            p = self._p(_join(prefix, n))
+            if p.is_file(): out[n] = RemoteFile(n, p.stat().st_size, file_md5(p) if hashes else None)
+        return out
+
     def move_file(self, src, dst):
         d = self._p(dst)
         d.parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +220,7 @@ class FolderRemote(Remote):
         for rel in paths:
             d = Path(local_dir)/rel
             d.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(self._p(rel), d)
+            with contextlib.suppress(FileNotFoundError): shutil.copyfile(self._p(rel), d)   # as rclone: the caller checks
 
     def delete(self, paths):
         for rel in paths:
@@ -252,6 +268,23 @@ class RcloneRemote(Remote):
 
     def put_tree(self, local_dir, prefix): self.run('copy', str(local_dir), self._r(prefix))
     def put_file(self, local, path): self.run('copyto', str(local), self._r(path))
+
+    def put_files(self, local_dir, names, prefix):
+        if not names: return
+        lst = self._files_from(names)      # few files: look each up; many: one listing of the destination
+        try: self.run('copy', '--files-from-raw', lst, *(['--no-traverse'] if len(names) < 64 else []),
+                      '--ignore-checksum', str(local_dir), self._r(prefix))   # JobSync reads every file back itself
+        finally: os.unlink(lst)
+
+    def stat(self, prefix, names, hashes=False) -> dict:
+        if not names: return {}
+        lst = self._files_from(names)
+        try: p = self.run('lsjson', '-R', '--files-only', '--files-from-raw', lst,
+                          *(['--hash', '--hash-type', 'md5'] if hashes else []), self._r(prefix), ok=(0, 3))
+        finally: os.unlink(lst)
+        if p.returncode == 3: return {}
+        return {d['Path']: RemoteFile(d['Path'], int(d['Size']), (d.get('Hashes') or {}).get('md5') or None)
+                for d in json.loads(p.stdout or '[]')}
     def move_file(self, src, dst): self.run('moveto', self._r(src), self._r(dst))
     def move_tree(self, src, dst): self.run('move', self._r(src), self._r(dst), '--delete-empty-src-dirs')
 
@@ -264,7 +297,7 @@ class RcloneRemote(Remote):
     def get_files(self, paths, local_dir):
         if not paths: return
         lst = self._files_from(paths)
-        try: self.run('copy', '--files-from-raw', lst, '--no-traverse', self._r(), str(local_dir))
+        try: self.run('copy', '--files-from-raw', lst, '--no-traverse', '--ignore-checksum', self._r(), str(local_dir))
         finally: os.unlink(lst)
 
     def delete(self, paths):
@@ -392,8 +425,43 @@ def open_remote(spec, credentials: dict | None = None) -> Remote:
 SYNC_DIR, DATA_DIR = '_sync', 'data'
 EXCLUDE = ('.sync/*', '*/.*.tmp', '.*.tmp', 'manifest/claims/*', '*.stale.*', '*.partial', '*/__pycache__/*')
 LATE = ('manifest/*', 'status.json', '*/status.json', 'session*.json')  # snapshotted before the outputs they describe
+KEEP_GENERATIONS = 2          # a worker's generations kept (with their objects): the newest and the one before
+GEN_FORMAT = 'tinytribe-sync/2'
+_GEN = re.compile(r'^(?P<tag>main|shard-\d+-of-\d+)\.gen-(?P<n>\d{8})\.json$')
+_LEGACY = re.compile(r'^(main|shard-\d+-of-\d+)\.json$')      # the format before generations: one file per worker
 
 def _match(rel: str, pats) -> bool: return any(fnmatch.fnmatchcase(rel, p) for p in pats)
+
+def gen_name(tag: str, n: int) -> str:
+    "The file name of generation `n` of worker `tag`: 'main.gen-00000042.json'."
+    return f"{tag}.gen-{n:08d}.json"
+
+def _digest(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
+
+def seal(gen: dict) -> bytes:
+    "The bytes of a generation file: its JSON with `check`, a SHA-256 of its own content."
+    body = {k: v for k, v in gen.items() if k != 'check' and not k.startswith('_')}
+    return json.dumps({**body, 'check': _digest(body)}, indent=1, sort_keys=True).encode()
+
+def unseal(data: bytes) -> dict | None:
+    "The generation in `data` if it is whole and unaltered (its `check` matches), else None."
+    try: g = json.loads(data)
+    except (ValueError, UnicodeDecodeError): return None
+    if not isinstance(g, dict) or not isinstance(g.get('files'), dict) or 'check' not in g: return None
+    return g if _digest({k: v for k, v in g.items() if k != 'check'}) == g['check'] else None
+
+def describe_job(job: dict | None) -> str:
+    "`{'kind': 'train', 'phase': 1, 'preset': 'tiny'}` -> 'train (phase 1, preset tiny)'."
+    if not job: return 'an unnamed job'
+    rest = ', '.join(f"{k} {v}" for k, v in sorted(job.items()) if k != 'kind' and v is not None)
+    return f"{job.get('kind', '?')}" + (f" ({rest})" if rest else '')
+
+def same_job(a: dict | None, b: dict | None) -> bool:
+    "Whether job identities `a` and `b` can share a folder: same kind, and no key both give differs (None: unknown)."
+    if not a or not b: return True
+    return a.get('kind') == b.get('kind') and all(a[k] == b[k] for k in a.keys() & b.keys()
+                                                    if a[k] is not None and b[k] is not None)
 
 @dataclass
 class SyncReport:
@@ -403,22 +471,35 @@ class SyncReport:
     bytes: int = 0
     removed: list = field(default_factory=list)     # push: files no longer listed (deleted locally)
     seconds: float = 0.0
+    generation: int | None = None                   # push: the generation written (None: nothing new)
+    repaired: list = field(default_factory=list)    # push: listed objects found missing or cut, sent again
     def to_dict(self) -> dict: return asdict(self)
 
 # %% ../nbs/70_sync.ipynb #0e717487
 class JobSync:
     """Mirror of the local job folder `local` in `remote` (a `Remote` or a spec for `open_remote`) under `prefix`.
-    `shard`: 'I/N' when several workers share the job (each keeps its own sync manifest). Thread-safe."""
-    def __init__(self, local, remote, prefix: str = '', shard=None, credentials: dict | None = None):
+    `shard`: 'I/N' when several workers share the job (each writes its own generations). `job`: what defines the
+    job (`{'kind': 'train', 'phase': 1, 'preset': 'tiny'}`): a folder written by another job is refused unless
+    `adopt`. Thread-safe."""
+    def __init__(self, local, remote, prefix: str = '', shard=None, credentials: dict | None = None,
+                 job: dict | None = None, adopt: bool = False):
         self.local = Path(local)
         self.remote = open_remote(remote, credentials)
         self.prefix, self.tag = prefix.strip('/'), shard_tag(shard)
+        self.job, self.adopt = (dict(job) if job else None), adopt
         self.state_dir = self.local/'.sync'
         self._lock = threading.Lock()
         self._swept = False
+        self.damaged: list = []          # generation files found cut or altered at the last read
+        self.object_check = None         # what the last upload's read-back could check: 'size+md5' or 'size'
+        self._objects = None             # the remote's objects, listed once a session
 
     def _rp(self, *p) -> str: return _join(self.prefix, *p)
     def __repr__(self): return f"JobSync({self.local} <-> {self.remote.name}/{self.prefix} [{self.tag}])"
+    def _where(self, *p) -> str:
+        "A remote path for messages (no secrets)."
+        r = self._rp(*p)
+        return f"{self.remote.name.rstrip('/')}/{r}" if r else self.remote.name
 
     # ---- local bookkeeping ------------------------------------------------------------------
     def _state(self) -> dict:
@@ -439,24 +520,44 @@ class JobSync:
                 if not _match(rel, EXCLUDE): (late if _match(rel, LATE) else rest).append(rel)
         return sorted(late) + sorted(rest)
 
-    # ---- remote manifests ---------------------------------------------------------------------
+    # ---- generations on the remote --------------------------------------------------------------
+    def generations(self) -> tuple[dict, dict]:
+        """Read every generation file under `_sync/`: `({tag: [complete generations, newest first]},
+        {tag: highest generation number seen, complete or not})`. Cut or altered files go to `self.damaged`."""
+        everything = list(self.remote.ls(self._rp(SYNC_DIR)))
+        self._sync_listing = everything               # for the collection that follows a push
+        listing = [n for n in everything if '/' not in n]
+        names = {n: m for n in listing if (m := _GEN.match(n))}
+        legacy = [n for n in listing if _LEGACY.match(n)]
+        valid, top, damaged = {}, {}, []
+        if names or legacy:
+            with tempfile.TemporaryDirectory() as d:
+                self.remote.get_files([self._rp(SYNC_DIR, n) for n in [*names, *legacy]], d)
+                got = lambda n: (Path(d)/self._rp(SYNC_DIR, n))
+                for n, m in names.items():
+                    tag, k = m['tag'], int(m['n'])
+                    top[tag] = max(top.get(tag, 0), k)
+                    g = unseal(got(n).read_bytes()) if got(n).is_file() else None
+                    if g is None or g.get('tag') != tag or g.get('gen') != k:
+                        damaged.append(n)
+                        continue
+                    valid.setdefault(tag, []).append({**g, '_name': n})
+                for n in legacy:                     # an older remote: its manifest is generation 0
+                    try: g = json.loads(got(n).read_bytes())
+                    except (FileNotFoundError, ValueError): damaged.append(n); continue
+                    tag = n[:-5]
+                    top.setdefault(tag, 0)
+                    valid.setdefault(tag, []).append({**g, 'tag': tag, 'gen': 0, '_name': n})
+        for v in valid.values(): v.sort(key=lambda g: -g['gen'])
+        self.damaged = sorted(damaged)
+        return valid, top
+
     def manifests(self) -> dict:
-        "All sync manifests on the remote: {tag: {'tag', 'at', 'files': {rel: {obj, size, md5}}}}."
-        listing = self.remote.ls(self._rp(SYNC_DIR))
-        names = [n for n in listing if '/' not in n and n.endswith('.json')]
-        if not names: return {}
-        with tempfile.TemporaryDirectory() as d:
-            self.remote.get_files([self._rp(SYNC_DIR, n) for n in names], d)
-            out = {}
-            for n in names:
-                try: m = json.loads((Path(d)/self._rp(SYNC_DIR, n)).read_text())
-                except (FileNotFoundError, json.JSONDecodeError) as e:
-                    raise SyncError(f"{self.remote.name}/{self._rp(SYNC_DIR, n)}: unreadable sync manifest ({e})") from None
-                out[m.get('tag', n[:-5])] = m
-        return out
+        "The newest complete generation of each worker: {tag: {'tag', 'gen', 'at', 'job', 'files': {rel: {obj, size, md5}}}}."
+        return {t: v[0] for t, v in self.generations()[0].items()}
 
     def listed(self, tags='all') -> dict:
-        "{rel: entry} of the files the remote lists (of `tags`: 'all', 'mine' or a list); newest manifest wins."
+        "{rel: entry} of the files the remote lists (of `tags`: 'all', 'mine' or a list); newest generation wins."
         ms = self.manifests()
         if tags == 'mine': ms = {k: v for k, v in ms.items() if k == self.tag}
         elif tags != 'all': ms = {k: v for k, v in ms.items() if k in tags}
@@ -464,17 +565,34 @@ class JobSync:
         for m in sorted(ms.values(), key=lambda m: m.get('at', '')): out.update(m['files'])
         return out
 
-    def _commit(self, man: dict):
-        "Upload the sync manifest under a temporary name, verify it, rename it into place."
+    def remote_job(self, ms: dict | None = None) -> dict | None:
+        "What the remote folder says wrote it (the `job` of its newest generations), or None."
+        ms = self.manifests() if ms is None else ms
+        for m in sorted(ms.values(), key=lambda m: m.get('at', ''), reverse=True):
+            if m.get('job'): return m['job']
+        return None
+
+    def _check_job(self, ms: dict):
+        if self.adopt or not self.job: return
+        there = self.remote_job(ms)
+        if not same_job(there, self.job):
+            raise SyncError(f"{self._where()}: holds the job {describe_job(there)}, not {describe_job(self.job)}: "
+                            f"refusing to mix them (give another remote folder, or --adopt to take this one over)")
+
+    def _commit(self, gen: dict) -> str:
+        "Write generation `gen` under its own new name and read it back whole; returns its remote path."
+        data = seal(gen)
+        path = self._rp(SYNC_DIR, gen_name(gen['tag'], gen['gen']))
         with tempfile.TemporaryDirectory() as d:
-            p = Path(d)/'m.json'
-            p.write_text(json.dumps(man, indent=1))
-            tmp = self._rp(SYNC_DIR, f".{self.tag}.{uuid.uuid4().hex[:8]}.partial")
-            self.remote.put_file(p, tmp)
-            got = self.remote.ls(self._rp(SYNC_DIR), hashes=True).get(tmp.rsplit('/', 1)[-1])
-            if got is None or got.size != p.stat().st_size or (got.md5 and got.md5 != file_md5(p)):
-                raise SyncError(f"{self.remote.name}/{tmp}: sync manifest did not verify after upload")
-            self.remote.move_file(tmp, self._rp(SYNC_DIR, f"{self.tag}.json"))
+            p = Path(d)/'gen.json'
+            p.write_bytes(data)
+            self.remote.put_file(p, path)
+            self.remote.get_files([path], Path(d)/'back')
+            back = Path(d)/'back'/path
+            if not back.is_file() or back.read_bytes() != data:
+                raise SyncError(f"{self._where(SYNC_DIR, gen_name(gen['tag'], gen['gen']))}: "
+                                f"the new generation did not read back whole")
+        return path
 
     # ---- push -----------------------------------------------------------------------------------
     def _md5(self, p: Path, st: dict, rel: str) -> str:
@@ -483,106 +601,156 @@ class JobSync:
         if old and old.get('size') == s.st_size and old.get('mtime_ns') == s.st_mtime_ns: return old['md5']
         return file_md5(p)
 
+    def _obj(self, rel: str, md5: str) -> str:
+        "The remote object of `rel` with content `md5`: a name that is never given to other bytes."
+        return f"{rel}~{md5}" + ('' if self.tag == 'main' else f"~{self.tag}")
+
     def push(self) -> SyncReport:
-        """Send what changed; the sync manifest last (see the module intro). Returns what was sent."""
+        """Send what changed, then a new generation listing it (see the module intro). Returns what was sent."""
         with self._lock: return self._push()
+
+    def _snapshot(self, src: Path, dst: Path):
+        "A copy of `src` that the job cannot change under us (a hard link for files the job replaces by rename)."
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.stat().st_size >= 1 << 24 and src.suffix in ('.pt', '.safetensors', '.npz', '.npy', '.onnx'):
+            with contextlib.suppress(OSError):
+                os.link(src, dst)
+                return
+        shutil.copyfile(src, dst)
 
     def _push(self) -> SyncReport:
         t0 = time.time()
         rep = SyncReport('push')
         st = self._state()
-        ms = self.manifests()
-        mine = ms.get(self.tag, {'files': {}})
-        in_use = {e['obj'] for m in ms.values() for e in m['files'].values()}
+        valid, top = self.generations()
+        ms = {t: v[0] for t, v in valid.items()}
+        self._check_job(ms)
+        mine = ms.get(self.tag, {'files': {}, 'gen': 0})
+        job = (self.job if (self.adopt or not self.remote_job(ms)) else None) or self.remote_job(ms) or self.job
+        present = {e['obj']: e for m in ms.values() for e in m['files'].values()}    # objects listed now
         stage = self.state_dir/f"stage-{uuid.uuid4().hex[:8]}"
         files, new_state = dict(mine['files']), {'files': dict(st['files'])}
-        staged = {}
+        staged, changed = {}, job != mine.get('job')
         try:
+            if not self._swept:                      # once a session: listed objects that are missing or cut
+                have = self.remote.ls(self._rp(DATA_DIR))
+                self._objects = have
+                for rel, e in mine['files'].items():
+                    g = have.get(e['obj'])
+                    if g is not None and g.size == e['size']: continue
+                    p = self.local/rel
+                    if p.is_file() and p.stat().st_size == e['size'] and self._md5(p, st, rel) == e['md5']:
+                        self._snapshot(p, stage/e['obj'])
+                        staged[rel] = dict(e)
+                        rep.repaired.append(rel)
             for rel in self.local_files():                   # manifest/status first: see LATE
                 src, cur = self.local/rel, files.get(rel)
+                if rel in staged: continue
                 try: s0 = src.stat()
                 except FileNotFoundError: continue            # deleted meanwhile
                 old = st['files'].get(rel)
                 if (old and cur and old.get('size') == s0.st_size == cur['size'] and old.get('mtime_ns') == s0.st_mtime_ns
                         and old.get('md5') == cur['md5']): continue          # unchanged since it was last sent
-                dst = stage/rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                try: shutil.copyfile(src, dst)                # a snapshot: the job may rewrite the file meanwhile
+                tmp = stage/'.snap'/rel
+                try: self._snapshot(src, tmp)             # a snapshot: the job may rewrite the file meanwhile
                 except FileNotFoundError: continue
-                md5, size = file_md5(dst), dst.stat().st_size
+                md5, size = file_md5(tmp), tmp.stat().st_size
                 same = size == s0.st_size and src.stat().st_mtime_ns == s0.st_mtime_ns
                 new_state['files'][rel] = {'size': size, 'md5': md5, 'mtime_ns': s0.st_mtime_ns if same else -1}
                 if cur and cur['md5'] == md5 and cur['size'] == size:
-                    dst.unlink()
+                    tmp.unlink()
                     continue
-                obj = rel if rel not in in_use else f"{rel}~{md5[:12]}"
-                if obj in in_use: obj = f"{rel}~{uuid.uuid4().hex[:12]}"
-                if obj != rel: os.replace(dst, stage/obj)
-                staged[rel] = {'obj': obj, 'size': size, 'md5': md5}
+                e = {'obj': self._obj(rel, md5), 'size': size, 'md5': md5}
+                if e['obj'] in present and present[e['obj']]['size'] == size:   # already there, listed
+                    tmp.unlink()
+                    files[rel], changed = e, True
+                    continue
+                (stage/e['obj']).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, stage/e['obj'])
+                staged[rel] = e
             here = set(self.local_files())
             for rel in list(files):                           # deleted locally since we last agreed: unlist
                 if rel not in here and rel in st['files']:
                     del files[rel]
                     rep.removed.append(rel)
                     new_state['files'].pop(rel, None)
-            if not staged and not rep.removed:
-                self._save_state(new_state)
-                rep.seconds = round(time.time() - t0, 3)
-                return rep
             if staged:
-                sp = self._rp(SYNC_DIR, f"stage-{self.tag}-{stage.name[6:]}")
-                self.remote.put_tree(stage, sp)
-                got = self.remote.ls(sp, hashes=True)
-                for rel, e in staged.items():
+                objs = [e['obj'] for e in staged.values()]
+                self.remote.put_files(stage, objs, self._rp(DATA_DIR))   # new names only: nothing listed is touched
+                got = self.remote.stat(self._rp(DATA_DIR), objs, hashes=True)
+                for rel, e in staged.items():                 # verified after the move, before anything lists it
                     g = got.get(e['obj'])
                     if g is None or g.size != e['size'] or (g.md5 and g.md5 != e['md5']):
                         why = 'missing' if g is None else f"size {g.size}, md5 {g.md5} vs {e['size']}, {e['md5']}"
-                        raise SyncError(f"{self.remote.name}/{sp}/{e['obj']}: did not verify after upload ({why})")
-                self.remote.move_tree(sp, self._rp(DATA_DIR))     # a rename on the server (rclone checks each file)
-                with contextlib.suppress(SyncError): self.remote.purge(sp)   # the emptied staging folder, if left
+                        raise SyncError(f"{self._where(DATA_DIR, e['obj'])}: did not verify after upload ({why})")
+                self.object_check = 'size+md5' if all(g.md5 for g in got.values()) else 'size'
                 files.update(staged)
-                rep.files, rep.bytes = sorted(staged), sum(e['size'] for e in staged.values())
-            self._commit({'tag': self.tag, 'at': now_iso(), 't': time.time(), 'files': files})
-            self._save_state(new_state)
-            self._collect(mine, files, ms)
+                rep.files = sorted(r for r in staged if r not in rep.repaired)
+                rep.bytes = sum(e['size'] for e in staged.values())
+            if staged or rep.removed or changed:
+                n = max(top.get(self.tag, 0), mine.get('gen', 0)) + 1     # never a number seen before
+                gen = {'format': GEN_FORMAT, 'tag': self.tag, 'gen': n, 'parent': mine.get('gen'), 'at': now_iso(),
+                       't': time.time(), 'job': job, 'files': files}
+                self._commit(gen)
+                rep.generation = n
+                self._save_state(new_state)
+                self._collect(valid, gen)
+            else:
+                self._save_state(new_state)
+                if not self._swept: self._collect(valid, None)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         rep.seconds = round(time.time() - t0, 3)
         return rep
 
-    def _collect(self, old: dict, files: dict, ms: dict):
-        "Delete remote objects this worker no longer lists; without shards also orphans of killed pushes."
-        keep = {e['obj'] for e in files.values()} | {e['obj'] for t, m in ms.items() if t != self.tag for e in m['files'].values()}
-        gone = [e['obj'] for e in old['files'].values() if e['obj'] not in keep]
-        if not self._swept:     # once per session: what killed pushes of earlier sessions left behind
-            alone = self.tag == 'main' and set(ms) <= {'main'}   # no other worker: unlisted objects are orphans
-            if alone: gone += [o for o in self.remote.ls(self._rp(DATA_DIR)) if o not in keep]
-            partials = [n for n in self.remote.ls(self._rp(SYNC_DIR))
-                        if '/' not in n and n.endswith('.partial') and (alone or n.startswith(f".{self.tag}."))]
-            self.remote.delete([self._rp(SYNC_DIR, n) for n in partials])
-            self._purge_stages(any_tag=alone)
+    def _collect(self, valid: dict, new: dict | None):
+        """Garbage collection, after the new generation read back whole: this worker's generations older than the
+        newest KEEP_GENERATIONS (and its damaged ones), then the objects no kept generation of any worker lists.
+        Generation files go first, so a kept generation never lists a deleted object."""
+        mine = ([new] if new else []) + valid.get(self.tag, [])
+        keep, drop = mine[:KEEP_GENERATIONS], mine[KEEP_GENERATIONS:]
+        others = [g for t, v in valid.items() if t != self.tag for g in v]
+        kept = {e['obj'] for g in keep + others for e in g['files'].values()}
+        top = keep[0]['gen'] if keep else 0
+        old_damaged = [n for n in self.damaged if (m := _GEN.match(n)) and m['tag'] == self.tag and int(m['n']) < top]
+        gone = {e['obj'] for g in drop for e in g['files'].values()} - kept
+        if not self._swept:      # once a session: objects left by killed pushes (of this worker), old staging
+            alone = set(valid) <= {'main'} and self.tag == 'main'
+            have = getattr(self, '_objects', None)
+            have = self.remote.ls(self._rp(DATA_DIR)) if have is None else have
+            gone |= {o for o in have if o not in kept and (alone or o.endswith(f"~{self.tag}"))}
+            listing = getattr(self, '_sync_listing', None) or []
+            old_damaged += [n for n in listing if '/' not in n and n.endswith('.partial')
+                            and (alone or n.startswith(f".{self.tag}."))]
+            for d in sorted({n.split('/')[0] for n in listing if '/' in n}):     # staging folders of the old format
+                if d.startswith('stage-') and (alone or d.startswith(f"stage-{self.tag}-")): self.remote.purge(self._rp(SYNC_DIR, d))
             self._swept = True
-        if gone: self.remote.delete([self._rp(DATA_DIR, o) for o in sorted(set(gone))])
-
-    def _purge_stages(self, any_tag: bool = False):
-        for n in self.remote.dirs(self._rp(SYNC_DIR)):
-            if n.startswith('stage-') and (any_tag or n.startswith(f"stage-{self.tag}-")):
-                self.remote.purge(self._rp(SYNC_DIR, n))
+        self.remote.delete([self._rp(SYNC_DIR, g['_name']) for g in drop if '_name' in g] +
+                           [self._rp(SYNC_DIR, n) for n in sorted(set(old_damaged))])
+        if gone: self.remote.delete([self._rp(DATA_DIR, o) for o in sorted(gone)])
+        self._objects = None
 
     # ---- pull -----------------------------------------------------------------------------------
     def pull(self, include: Sequence[str] | None = None, exclude: Sequence[str] = (), tags='auto') -> SyncReport:
         """Fetch the listed files matching `include` (glob patterns; None: all) and not `exclude` that are missing or
-        different here
-        each is verified (size, MD5) before it is renamed into place. `tags`: whose manifests
+        different here; each is verified (size, MD5) before it is renamed into place, and one that does not verify
+        changes nothing here (a `SyncError` names it after the others are in place). `tags`: whose generations
         ('auto': this shard's own when sharded, else all)."""
         with self._lock:
             t0 = time.time()
             rep = SyncReport('pull')
             tags = ('mine' if self.tag != 'main' else 'all') if tags == 'auto' else tags
-            want = {r: e for r, e in self.listed(tags).items()
-                    if (include is None or _match(r, include)) and not _match(r, exclude)}
+            ms = self.manifests()
+            self._check_job(ms)
+            if tags == 'mine': ms = {k: v for k, v in ms.items() if k == self.tag}
+            elif tags != 'all': ms = {k: v for k, v in ms.items() if k in tags}
+            listed, where = {}, {}
+            for m in sorted(ms.values(), key=lambda m: m.get('at', '')):
+                listed.update(m['files'])
+                where.update({r: m.get('_name', '') for r in m['files']})
+            want = {r: e for r, e in listed.items() if (include is None or _match(r, include)) and not _match(r, exclude)}
             st = self._state()
-            todo = {}
+            todo, bad = {}, []
             for rel, e in want.items():
                 p = self.local/rel
                 if p.is_file() and p.stat().st_size == e['size'] and self._md5(p, st, rel) == e['md5']:
@@ -596,8 +764,12 @@ class JobSync:
                     self.remote.get_files([self._rp(DATA_DIR, e['obj']) for e in todo.values()], tmp)
                     for rel, e in todo.items():
                         got = tmp/self._rp(DATA_DIR, e['obj'])
-                        if not got.is_file() or got.stat().st_size != e['size'] or file_md5(got) != e['md5']:
-                            raise SyncError(f"{self.remote.name}/{self._rp(DATA_DIR, e['obj'])}: does not match the sync manifest")
+                        why = ('missing' if not got.is_file() else f"size {got.stat().st_size}, not {e['size']}"
+                               if got.stat().st_size != e['size'] else 'MD5 differs' if file_md5(got) != e['md5'] else None)
+                        if why:
+                            bad.append(f"{self._where(DATA_DIR, e['obj'])}: does not match the sync manifest "
+                                       f"({why}; listed by {SYNC_DIR}/{where.get(rel, '?')})")
+                            continue
                         dst = self.local/rel
                         dst.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(got, dst)
@@ -608,19 +780,36 @@ class JobSync:
                 finally:
                     shutil.rmtree(tmp, ignore_errors=True)
             self._save_state(st)
+            if bad: raise SyncError(bad[0] + (f" (and {len(bad) - 1} other file(s))" if len(bad) > 1 else ''))
             rep.seconds = round(time.time() - t0, 3)
             return rep
 
-    def verify(self) -> dict:
-        "Check the remote: every listed object is there with its size (and MD5 where the backend has one)."
-        ms = self.manifests()
+    def verify(self, deep: bool = False) -> dict:
+        """Check the remote: every file the newest generations list is there with its size, and its MD5 where the
+        backend reports one (`deep`: downloaded and hashed here, on any backend). Also lists damaged generation
+        files and objects no kept generation lists, and says which check was possible (`checks`)."""
+        valid, _ = self.generations()
+        ms = {t: v[0] for t, v in valid.items()}
         objs = self.remote.ls(self._rp(DATA_DIR), hashes=True)
+        hashed = bool(objs) and all(o.md5 for o in objs.values())
         bad = {}
         for m in ms.values():
             for rel, e in m['files'].items():
                 g = objs.get(e['obj'])
                 if g is None: bad[rel] = 'missing'
                 elif g.size != e['size'] or (g.md5 and g.md5 != e['md5']): bad[rel] = 'differs'
-        listed = {e['obj'] for m in ms.values() for e in m['files'].values()}
+        if deep and ms:
+            with tempfile.TemporaryDirectory() as d:
+                todo = {rel: e for m in ms.values() for rel, e in m['files'].items() if rel not in bad}
+                self.remote.get_files([self._rp(DATA_DIR, e['obj']) for e in todo.values()], d)
+                for rel, e in todo.items():
+                    p = Path(d)/self._rp(DATA_DIR, e['obj'])
+                    if not p.is_file() or file_md5(p) != e['md5']: bad[rel] = 'differs'
+        kept = {e['obj'] for v in valid.values() for g in v[:KEEP_GENERATIONS] for e in g['files'].values()}
+        obj_check = ('size+md5 (downloaded and hashed here)' if deep else 'size+md5 (the backend reports MD5)' if hashed
+                     else 'size only: the backend reports no hash, so objects are never written twice under one '
+                          'name (a name carries its MD5); verify --deep downloads and hashes them')
         return {'listed': sum(len(m['files']) for m in ms.values()), 'bad': bad,
-                'unlisted': sorted(o for o in objs if o not in listed)}
+                'unlisted': sorted(o for o in objs if o not in kept), 'damaged_generations': self.damaged,
+                'generations': {t: m['gen'] for t, m in ms.items()}, 'job': self.remote_job(ms),
+                'checks': {'objects': obj_check, 'generations': 'read back whole after each write; SHA-256 of content'}}

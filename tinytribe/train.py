@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from .store import require_path, ArtifactError
 from .engine import checkpoint_path, load_checkpoint, dist_info
+from .session import margin_help
 
 # %% auto #0
 __all__ = ['PHASES', 'END_TO_END', 'phase_main', 'entry_point', 'train_parser', 'refuse_restart', 'phase_options', 'train_cli']
@@ -61,7 +62,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--budget-hours', type=float, default=None,
                    help='stop cleanly before this many hours from now')
     p.add_argument('--margin-min', type=float, default=5.0,
-                   help='stop this many minutes before the budget ends')
+                   help=margin_help(5.0))
     p.add_argument('--resume', action='store_true', help='continue from RUN_DIR/ckpt/last.pt')
     p.add_argument('--steps', type=int, default=None)
     p.add_argument('--batch-size', type=int, default=None, help='global batch size')

@@ -287,7 +287,7 @@ every step resumes.""",
 
 KAGGLE_META = {
     'features': dict(gpu=True, datasets=['tinytribe-media', 'tinytribe-wheel']),
-    'teacher_cache': dict(gpu=True, datasets=['tinytribe-features', 'tinytribe-wheel']),
+    'teacher_cache': dict(gpu=True, datasets=['tinytribe-wheel']),
     'phase1': dict(gpu=True, datasets=['tinytribe-wheel']),
     'phase2': dict(gpu=True, datasets=['tinytribe-wheel']),
     'phase3': dict(gpu=True, datasets=['tinytribe-fmri', 'tinytribe-wheel']),
@@ -305,7 +305,8 @@ def notebook(job: dict, platform: str, name: str) -> nbformat.NotebookNode:
     where = {'kaggle': 'Kaggle', 'colab': 'Colab'}[platform]
     md = (f"# {job['title']} ({where})\n\n{job['about']}\n\nRendered by `tools/render_notebooks.py` from one source "
           f"with its {'Colab' if platform == 'kaggle' else 'Kaggle'} twin (only the platform cell differs): edit that file, "
-          f"not this notebook. Run with papermill, e.g. `papermill {name}.ipynb out.ipynb -p remote gdrive:tinytribe/{name}`.")
+          f"not this notebook. Run with papermill, e.g. `papermill {name}.ipynb out.ipynb -p remote gdrive:tinytribe` (the base "
+          f"folder of all jobs: this one syncs into `gdrive:tinytribe/{job.get('job', name)}`).")
     params = '# parameters' + job['params'].rstrip() + '\n' + COMMON_PARAMS.rstrip()
     cells = [_cell('md', md), _cell('code', params.strip(), ['parameters']),
              _cell('code', INSTALL.replace('REQ', f"tinytribe[{job['extras']}]")),
