@@ -22,7 +22,7 @@ from .layers import (Projector, MotionConv, ModalityEmbeddings, MoEBlock, GatedP
 __all__ = ['SPACES', 'PRESETS', 'MODEL_KIND', 'CARD_KIND', 'CHANCE_R', 'TRIBE_V2', 'TinyTribeConfig', 'get_config', 'Encoded',
            'TribeOutput', 'default_step_times', 'TinyTribe', 'save_weights', 'read_info', 'load_weights', 'ModelFolder',
            'read_model_folder', 'chance_r', 'model_trust', 'run_record', 'record_run', 'card_license', 'build_card',
-           'card_markdown', 'write_card', 'update_card', 'read_card', 'model_info_cli', 'describe']
+           'card_markdown', 'write_card', 'update_card', 'read_card', 'card_summary', 'model_info_cli', 'describe']
 
 # %% ../nbs/31_model.ipynb #3fa974e0
 SPACES = SPACE_SIZES                # output spaces and their sizes (tinytribe.spaces)
@@ -657,6 +657,29 @@ def read_card(path) -> dict:
     "The card of a model folder: its `card.json`, or one built from `config.json` for folders saved before cards."
     mf = read_model_folder(path)
     return mf.card if mf.card is not None else build_card(mf.config, mf.meta)
+
+# %% ../nbs/31_model.ipynb #1bd657ba
+def card_summary(card: dict) -> dict:
+    "A model card in a few lines (`tinytribe inspect`, `TribeModel`'s repr): trust, runs, evaluations, features, subjects, licence."
+    t = card['trust']
+    runs = []
+    for h in card['training']:
+        d, (r, against) = h.get('data') or {}, _val_r(h.get('validation') or {})
+        teacher = (d.get('teacher') or {}).get('name')
+        runs.append(f"phase {h.get('phase')}: {h.get('steps')} steps, {d.get('clips')} clips ({_f(d.get('hours'), 2)} h)"
+                    + (f", {len(d['subjects'])} subjects" if d.get('subjects') else '') + (f", teacher {teacher}" if teacher else '')
+                    + (f", validation r {r:.3f} against {against}" if r is not None else ', no validation'))
+    evs = [f"phases {e.get('phases')}: r {_f((e.get('scores') or {}).get('r'))}, ridge {_f((e.get('scores') or {}).get('ridge_r'))}, "
+           f"ceiling {_f((e.get('scores') or {}).get('ceiling'))}" + (f" ({e['source']})" if e.get('source') else '')
+           for e in card['evaluations']]
+    bbs = {m: f"{b['name']}{'' if b.get('pretrained') else ' (random weights)'}" for m, b in card['features']['backbones'].items()}
+    film = card['film']
+    return {'trust': (f"ok: validation r {t['r']:.3f} against {t['against']} ({t['source']})" if t['level'] == 'ok'
+                      else f"{t['level']}: {t['message']}"),
+            'runs': runs or ['no training run recorded'], 'evaluations': evs or ['none recorded'],
+            'features': bbs or 'not recorded', 'trained_with': ','.join(card['features']['modalities'] or []) or 'not recorded',
+            'film_rows': f"{film['rows']} (0 = average)" + ''.join(f", {s}={r}" for s, r in sorted(film['subjects'].items(), key=lambda x: x[1])),
+            'license': card['license']['license']}
 
 # %% ../nbs/31_model.ipynb #fa57339e
 @patch

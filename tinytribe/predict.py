@@ -93,7 +93,7 @@ def resolve_model(model, cache_dir=None, offline: bool | None = None, revision: 
     also offline (`offline`: None follows `HF_HUB_OFFLINE`). A one-line `ArtifactError` when neither resolves."""
     from tinytribe.model import read_model_folder
     p = Path(model)
-    if p.exists() or not HUB_ID.match(str(model)): return read_model_folder(p).path
+    if p.exists() or not HUB_ID.match(str(model)): return read_model_folder(require_path(p, 'model')).path
     try:
         from huggingface_hub import snapshot_download, is_offline_mode
     except ImportError:
