@@ -2,13 +2,14 @@
 
 A small world (16 synthetic clips of 60 s, the in-silico brain's teacher on Schaefer-400 parcels) trains two Phase 2
 students of the tiny preset: one for 0 steps (`--epochs 0`: its validation is logged at the initial weights) and one
-to convergence (200 steps; its validation r against the teacher levels off near 0.37). The card of each model folder
+to convergence (150 steps; its validation r against the teacher levels off near 0.37). The card of each model folder
 must copy the run's numbers; `tinytribe predict` must warn, in one line, for the first and say nothing for the
 second; a clip without sound is named. Models by name: a Hugging Face Hub id resolves through a local cache built by
 hand in a temporary HF_HOME (offline), a missing one fails in one line and leaves no output folder; `tinytribe push`
 fails in one line without the Hub. Nothing touches the network (HF_HUB_OFFLINE=1 in every subprocess).
 """
-import json, os, shutil, subprocess, sys
+import contextlib, io, json, os, shutil, subprocess, sys
+from types import SimpleNamespace
 from pathlib import Path
 import pytest
 
@@ -16,8 +17,17 @@ ENTRY = "import sys; from tinytribe.cli import main; raise SystemExit(main(sys.a
 
 
 def tt(*args, env=None):
+    "`tinytribe ARGS...` in a subprocess (its own HF_HOME and offline mode: huggingface_hub reads them at import)."
     e = {**os.environ, 'OMP_NUM_THREADS': '1', 'HF_HUB_OFFLINE': '1', **(env or {})}
     return subprocess.run([sys.executable, '-c', ENTRY, *map(str, args)], env=e, capture_output=True, text=True)
+
+
+def cli(*args):
+    "`tinytribe ARGS...` in this process -> (exit code, stdout, stderr)."
+    from tinytribe.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): rc = main([str(a) for a in args])
+    return SimpleNamespace(returncode=rc, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 @pytest.fixture(scope='module')
@@ -27,12 +37,12 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp('cardworld')
     fd = root/'features'; fd.mkdir()
     for i in range(16): save_features(fd/f"c{i}.npz", correlated_features(f"c{i}", 60.0, {'text': 16, 'audio': 12, 'video': 20}, seed=i))
-    r = tt('teacher-cache', fd, '--teacher', 'simbrain', '--out', root/'teacher', '--spaces', 'schaefer400', '--quiet')
+    r = cli('teacher-cache', fd, '--teacher', 'simbrain', '--out', root/'teacher', '--spaces', 'schaefer400', '--quiet')
     assert r.returncode == 0, r.stderr[-2000:]
     common = ['--phase', '2', '--preset', 'tiny', '--features', fd, '--teacher', root/'teacher', '--space', 'schaefer400',
               '--batch-size', '4', '--seg-trs', '12', '--val-frac', '0.25', '--log-every', '10', '--no-progress', '--amp', 'off']
-    for name, extra in (('zero', ['--epochs', '0']), ('converged', ['--steps', '200', '--lr', '1e-2'])):
-        r = tt('train', *common, '--out', root/name, *extra)
+    for name, extra in (('zero', ['--epochs', '0']), ('converged', ['--steps', '150', '--lr', '1e-2'])):
+        r = cli('train', *common, '--out', root/name, *extra)
         assert r.returncode == 0, r.stderr[-2000:]
     return root
 
@@ -63,8 +73,8 @@ def test_card_copies_the_run(world, name):
 def test_warning_for_the_untrained_model_only(world, tmp_path):
     from tinytribe.featfile import load_features, save_features
     clip = world/'features'/'c0.npz'
-    z = tt('predict', clip, '--model', world/'zero'/'model', '--out', tmp_path/'z')
-    c = tt('predict', clip, '--model', world/'converged'/'model', '--out', tmp_path/'c')
+    z = cli('predict', clip, '--model', world/'zero'/'model', '--out', tmp_path/'z')
+    c = cli('predict', clip, '--model', world/'converged'/'model', '--out', tmp_path/'c')
     assert z.returncode == 0 and c.returncode == 0, (z.stderr, c.stderr)
     warned = [l for l in z.stderr.splitlines() if 'warning:' in l]
     assert len(warned) == 1 and 'near chance' in warned[0], z.stderr
@@ -74,9 +84,9 @@ def test_warning_for_the_untrained_model_only(world, tmp_path):
     assert conv['level'] == 'ok' and conv['r'] > conv['threshold']
     silent = load_features(clip); silent.audio_mask[:] = False; silent.clip_id = 'silent'
     save_features(tmp_path/'silent.npz', silent)
-    s = tt('predict', tmp_path/'silent.npz', '--model', world/'converged'/'model', '--out', tmp_path/'s')
+    s = cli('predict', tmp_path/'silent.npz', '--model', world/'converged'/'model', '--out', tmp_path/'s')
     assert s.returncode == 0 and [l for l in s.stderr.splitlines() if 'warning:' in l and 'no sound' in l], s.stderr
-    i = tt('inspect', world/'zero'/'model')
+    i = cli('inspect', world/'zero'/'model')
     assert i.returncode == 0 and 'near_chance' in i.stdout and 'license: apache-2.0' in i.stdout, i.stdout
 
 
@@ -94,7 +104,7 @@ def test_hub_id_through_a_local_cache(world, tmp_path):
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert 'tinytribe/no-such-model' in bad.stderr and 'offline' in bad.stderr
     assert not (tmp_path/'q').exists()
-    run = tt('predict', world/'features'/'c0.npz', '--model', world/'converged', '--out', tmp_path/'r')
+    run = cli('predict', world/'features'/'c0.npz', '--model', world/'converged', '--out', tmp_path/'r')
     assert run.returncode == 2 and f"did you mean {world/'converged'/'model'}?" in run.stderr and not (tmp_path/'r').exists()
 
 
@@ -103,5 +113,5 @@ def test_push_fails_in_one_line_without_the_hub(world, tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'upload failed' in r.stderr, r.stderr
     shutil.copytree(world/'converged'/'model', tmp_path/'nocard')
     (tmp_path/'nocard'/'README.md').unlink()
-    r = tt('push', tmp_path/'nocard', 'someone/tiny-sim')
+    r = cli('push', tmp_path/'nocard', 'someone/tiny-sim')
     assert r.returncode == 2 and 'no model card (README.md missing)' in r.stderr, r.stderr
