@@ -491,8 +491,9 @@ def _backbones(metas) -> dict:
         bs = seen.get(mod)
         if not bs: continue
         names = sorted({str(b.get('name')) for b in bs})
+        pre = [b.get('pretrained', False if b.get('name') == 'random' else None) for b in bs]   # None: not recorded
         out[mod] = {'name': '+'.join(names), 'dim': bs[0].get('dim'),
-                    'pretrained': all(bool(b.get('pretrained', b.get('name') not in ('random', None))) for b in bs)}
+                    'pretrained': False if False in pre else (None if None in pre else True)}
     return out
 
 def _teacher(folder) -> dict | None:
@@ -616,12 +617,15 @@ def card_markdown(card: dict) -> str:
     if not card['training']: lines.append('| – | no training run recorded | | | | | | | | |')
     lines += ['', '## Features', '']
     bbs = card['features']['backbones']
-    lines += [f"- {mod}: {b['name']} ({b.get('dim')}-d){'' if b.get('pretrained') else ' **random weights: its features mean nothing**'}"
-              for mod, b in bbs.items()] or ['- not recorded']
+    pre = {True: '', None: ' (whether its weights were pretrained is not recorded)',
+           False: ' **random weights: its features mean nothing**'}
+    lines += [f"- {mod}: {b['name']} ({b.get('dim')}-d){pre[b.get('pretrained')]}" for mod, b in bbs.items()] or ['- not recorded']
     lines += [f"- trained with: {', '.join(card['features']['modalities'] or []) or 'not recorded'}", '',
               '## Subjects (FiLM rows)', '',
               f"{film['rows']} rows: row 0 is the average subject"
               + (''.join(f"; {s} = row {r}" for s, r in sorted(film['subjects'].items(), key=lambda x: x[1])) or '.'), '',
+              *[f"- {s}: fitted by adapt-subject from {a.get('runs')} runs ({a.get('steps')} steps, prior {a.get('shrink')} TRs)"
+                for s, a in sorted(film['adapted'].items())], '',
               '## Licence', '', f"`{lic['license']}`. {lic['note']}", '',
               '## Use', '', '```python', 'from tinytribe.predict import TribeModel',
               'model = TribeModel.from_pretrained("PATH_OR_HUB_ID")',
@@ -672,7 +676,7 @@ def card_summary(card: dict) -> dict:
     evs = [f"phases {e.get('phases')}: r {_f((e.get('scores') or {}).get('r'))}, ridge {_f((e.get('scores') or {}).get('ridge_r'))}, "
            f"ceiling {_f((e.get('scores') or {}).get('ceiling'))}" + (f" ({e['source']})" if e.get('source') else '')
            for e in card['evaluations']]
-    bbs = {m: f"{b['name']}{'' if b.get('pretrained') else ' (random weights)'}" for m, b in card['features']['backbones'].items()}
+    bbs = {m: f"{b['name']}{' (random weights)' if b.get('pretrained') is False else ''}" for m, b in card['features']['backbones'].items()}
     film = card['film']
     return {'trust': (f"ok: validation r {t['r']:.3f} against {t['against']} ({t['source']})" if t['level'] == 'ok'
                       else f"{t['level']}: {t['message']}"),

@@ -65,18 +65,23 @@ def input_warnings(model, clip: ClipFeatures) -> list[str]:
     for m, b in bbs.items():
         c = have.get(m)
         if not isinstance(c, dict) or not clip.mask(m).any(): continue
-        c_pre = bool(c.get('pretrained', c.get('name') != 'random'))
-        if str(c.get('name')) != str(b.get('name')) or c_pre != bool(b.get('pretrained')):
-            desc = lambda n, pre: f"{n}{'' if pre else ' (random weights)'}"
+        c_pre = c.get('pretrained', False if c.get('name') == 'random' else None)
+        known = c_pre is not None and b.get('pretrained') is not None                 # compare weights only when recorded
+        if str(c.get('name')) != str(b.get('name')) or (known and bool(c_pre) != bool(b.get('pretrained'))):
+            desc = lambda n, pre: f"{n}{' (random weights)' if pre is False else ''}"
             out.append(f"{clip.clip_id}: {m} features from {desc(c.get('name'), c_pre)}, but the model was trained on "
                        f"{desc(b.get('name'), b.get('pretrained'))} features: its prediction may mean little")
     return out
 
 def warn_once(messages, seen: set) -> list[str]:
-    "Issue each message not yet in `seen` once, as a `TrustWarning`; -> the new ones."
-    new = [m for m in dict.fromkeys(messages) if m and m not in seen]
-    for m in new:
-        seen.add(m)
+    """Issue each message whose kind is not yet in `seen` once, as a `TrustWarning`; -> the ones issued. A message's
+    kind is its text after the leading `WHERE: ` (the clip or the model), so a batch of silent clips warns once (each
+    prediction file records its own lines)."""
+    new = []
+    for m in dict.fromkeys(messages):
+        k = m.split(': ', 1)[-1] if m else None
+        if not m or k in seen: continue
+        seen.add(k); new.append(m)
         warnings.warn(m, TrustWarning, stacklevel=3)
     return new
 
