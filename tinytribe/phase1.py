@@ -13,9 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from safetensors.torch import save, load
 from .core import n_steps_for
-from .store import write_json, atomic_write, ArtifactError, Deadline
+from .store import ArtifactError, Deadline
 from .featfile import MODALITIES, ClipFeatures, describe_features
 from .model import TinyTribe, TinyTribeConfig, get_config, save_weights, load_weights, record_run
 from .data import FeatureSegments, Mixture, feature_files

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .core import TRGrid
 from .featfile import MODALITIES, feature_files, features_meta
 from .segfile import segment_meta
-from .store import write_json, atomic_write, ArtifactError, Deadline
+from .store import ArtifactError, Deadline
 from .model import TinyTribe, get_config, save_weights, load_weights, record_run, read_model_folder
 from .layers import tr_pool_weights
 from . import spaces
@@ -22,7 +22,6 @@ from .data import TargetSegments, Mixture, pair_teacher, collate
 from .model import TinyTribeConfig
 from .engine import Trainer, TrainConfig
 from .phase1 import feature_dims
-from safetensors.torch import save as st_save, load as st_load
 
 # %% auto #0
 __all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'Phase2Config', 'multires_matrices', 'DistillHeads', 'Tagged',
