@@ -30,6 +30,7 @@ COMMANDS = {
     'export-backbones': ('tinytribe.backbones_onnx', 'export_backbones_cli', 'the three backbones to ONNX fp32 + INT8, checked against PyTorch'),
     'web':           ('tinytribe.web', 'web_cli', "the browser page's folder: student, backbones, mel filterbank, vocabulary, mesh, a clip"),
     'sync':          ('tinytribe.session', 'sync_cli', 'mirror a job folder to a remote (Drive, S3, WebDAV, a folder) and back'),
+    'push':          ('tinytribe.predict', 'push_cli', 'upload a model folder with its card to the Hugging Face Hub'),
 }
 
 def _usage() -> str:

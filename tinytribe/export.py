@@ -262,9 +262,10 @@ def _write_bin(out_dir: Path, stem: str, arrays: dict, header: dict) -> tuple[Pa
     return out_dir / f"{stem}.json", out_dir / f"{stem}.bin"
 
 def export_features(clip: ClipFeatures, out_dir, tr_s: float = 1.49, offset_s: float = 0.0, subject: int = 0,
-                    video: str | None = None) -> Path:
+                    video: str | None = None, warnings: list | None = None) -> Path:
     """A clip's ONNX inputs for the browser page: `<clip>.features.json` (grid, shapes, byte offsets, `video` the
-    clip's media file name if given) + `<clip>.features.bin` (float32: text, audio, video, present as 0/1, pool)."""
+    clip's media file name if given, `warnings`: one-line trust warnings the page shows) + `<clip>.features.bin`
+    (float32: text, audio, video, present as 0/1, pool)."""
     grid = TRGrid.covering(clip.duration_s, float(tr_s), float(offset_s))
     if grid.n < 1: raise ValueError(f"{clip.clip_id}: {clip.duration_s:.1f} s holds no whole TR of {tr_s} s")
     inp = onnx_inputs(clip, grid, subject)
@@ -272,7 +273,7 @@ def export_features(clip: ClipFeatures, out_dir, tr_s: float = 1.49, offset_s: f
     arrays = {m: inp[m][0] for m in MODALITIES} | {'present': inp['present'][0].astype(np.float32), 'pool': inp['pool'][0]}
     head = {'kind': 'tinytribe-web-features', 'version': 1, 'clip_id': clip.clip_id, 'n_steps': clip.n_steps,
             'step_s': clip.step_s, 'duration_s': clip.duration_s, 'grid': grid.to_dict(), 'subject': int(subject),
-            'tr_valid': tr_valid.astype(int).tolist(), 'dims': clip.dims, 'video': video}
+            'tr_valid': tr_valid.astype(int).tolist(), 'dims': clip.dims, 'video': video, 'warnings': list(warnings or [])}
     return _write_bin(Path(out_dir), f"{clip.clip_id}.features", arrays, head)[0]
 
 def export_mesh(out_dir, kind: str = 'inflated', gap_mm: float = 10.0) -> Path:
@@ -297,7 +298,7 @@ def export_cli(argv: list[str]) -> int:
     "`tinytribe export MODEL --out model.onnx [--int8] [--features CLIP...] [--mesh]`"
     ap = argparse.ArgumentParser(prog='tinytribe export',
                                  description='A saved model -> ONNX (fp32 or INT8) for ONNX Runtime and the browser page.')
-    ap.add_argument('model', help='a saved model folder (save_pretrained: config.json + model.safetensors)')
+    ap.add_argument('model', help='a saved model folder (save_pretrained: config.json + model.safetensors) or a Hub repo id')
     ap.add_argument('--out', required=True, help='the .onnx file to write')
     ap.add_argument('--int8', action='store_true', help='dynamic INT8 quantisation of the matmul weights')
     ap.add_argument('--features', nargs='+', default=[], metavar='CLIP',
@@ -310,14 +311,20 @@ def export_cli(argv: list[str]) -> int:
     ap.add_argument('--parity', action='store_true', help='check the export against PyTorch on the --features clips')
     a = ap.parse_args(argv)
     try:
-        require_path(a.model, 'model')
-        model = TinyTribe.from_pretrained(a.model).eval()
-        out = export_onnx(model, a.out, int8=a.int8, meta={'model': str(a.model)})
+        from tinytribe.predict import resolve_model, trust_warning, input_warnings
+        model = TinyTribe.from_pretrained(resolve_model(a.model)).eval()
+        said, say = set(), lambda ws: [print(f"tinytribe export: warning: {w}", file=sys.stderr) for w in ws if w not in said
+                                       and not said.add(w)]
+        trust = [w for w in [trust_warning(model, a.model)] if w]        # one line, once; recorded in the files too
+        say(trust)
+        out = export_onnx(model, a.out, int8=a.int8, meta={'model': str(a.model), 'warnings': trust})
         print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'INT8' if a.int8 else 'fp32'})")
         fdir = Path(a.features_out) if a.features_out else out.parent
         for f in a.features:
             clip = load_features(f)
-            print('wrote', export_features(clip, fdir, a.tr, a.offset, a.subject, video=clip.meta.get('source')))
+            ws = trust + input_warnings(model, clip)
+            say(ws)
+            print('wrote', export_features(clip, fdir, a.tr, a.offset, a.subject, video=clip.meta.get('source'), warnings=ws))
             if a.parity: print(json.dumps(parity(model, out, clip, tr_s=a.tr)))
         if a.mesh: print('wrote', export_mesh(fdir))
     except (FileNotFoundError, ArtifactError, ValueError) as e:

@@ -62,14 +62,11 @@ def _safetensors_counts(path: Path) -> dict:
 
 # %% ../nbs/73_inspect.ipynb #05df7210
 def _with_training_record(out: dict, d: Path) -> dict:
-    "Add the phases recorded in a model folder's `config.json`, and a warning when its head was never trained."
-    phases = sorted((json.loads((d / 'config.json').read_text()).get('meta') or {}).get('phases', []))
-    out = {**out, 'trained_phases': phases}
-    if not set(phases) & {2, 3}:
-        by = (f"trained by Phase {', '.join(map(str, phases))} only (self-supervised)" if phases
-              else 'no training phase recorded')
-        out['warning'] = (f'output head never trained ({by}; no Phase 2 or 3): predictions are random maps, '
-                          'not brain responses')
+    "Show the model's card in a few lines (`card_summary`) and a one-line warning when its record says to distrust it."
+    card = out.get('card') or model.read_card(d)
+    out = {**out, 'card': model.card_summary(card), 'trained_phases': card['phases']}
+    t = out.get('trust') or card['trust']
+    if t['level'] != 'ok': out['warning'] = t['message']
     return out
 
 def describe_model_folder(path) -> dict:

@@ -13,11 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
-from safetensors.torch import save, load
 from .core import n_steps_for
-from .store import write_json, atomic_write, ArtifactError, Deadline
+from .store import ArtifactError, Deadline
 from .featfile import MODALITIES, ClipFeatures, describe_features
-from .model import TinyTribe, TinyTribeConfig, get_config
+from .model import TinyTribe, TinyTribeConfig, get_config, save_weights, load_weights, record_run
 from .data import FeatureSegments, Mixture, feature_files
 from .engine import Trainer, TrainConfig
 
@@ -99,25 +98,17 @@ class Phase1Heads(nn.Module):
 
     def save(self, path) -> Path:
         "Write `heads.safetensors` and `heads.json` into folder `path` (atomically)."
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_write(path/'heads.safetensors') as f: f.write(save(sd))
-        write_json(path/'heads.json', {'kind': HEADS_KIND, 'version': 1, 'd': self.d,
-                                       'contrast_dim': self.contrast_dim})
-        return path
+        return save_weights(path, self.state_dict(), {'kind': HEADS_KIND, 'd': self.d, 'contrast_dim': self.contrast_dim},
+                            'heads.safetensors', 'heads.json')
 
     @classmethod
     def load(cls, path) -> 'Phase1Heads':
         "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
         path = Path(path)
-        try: meta = json.loads((path/'heads.json').read_text())
-        except (FileNotFoundError, json.JSONDecodeError) as e:
-            raise ArtifactError(f"{path}: no Phase 1 heads ({e})") from None
-        if meta.get('kind') != HEADS_KIND:
-            raise ArtifactError(f"{path}/heads.json: kind {meta.get('kind')!r}, not {HEADS_KIND!r}")
+        if not (path/'heads.json').is_file(): raise ArtifactError(f"{path}: no Phase 1 heads ({path/'heads.json'} not found)")
+        meta, sd = load_weights(path, HEADS_KIND, 'heads.safetensors', 'heads.json')
         h = cls(meta['d'], meta['contrast_dim'])
-        h.load_state_dict(load((path/'heads.safetensors').read_bytes()))
+        h.load_state_dict(sd)
         return h
 
 # %% ../nbs/42_phase1.ipynb #eb3e6bf4
@@ -289,8 +280,9 @@ class Phase1Task(nn.Module):
         return hp.aux_start + (hp.w_aux - hp.aux_start) * f, hp.temp_start + (hp.temp_end - hp.temp_start) * f
 
     def save_artifacts(self, run_dir) -> dict:
-        "Publish `RUN_DIR/model` (`save_pretrained`, no heads; its `meta['phases']` records Phase 1) and `RUN_DIR/heads`."
+        "Publish `RUN_DIR/model` (`save_pretrained`, no heads; its `meta['phases']` records Phase 1, its card this run: `record_run`) and `RUN_DIR/heads`."
         self.model.meta = {**self.model.meta, 'phases': sorted(set(self.model.meta.get('phases', [])) | {1})}
+        record_run(self.model, run_dir)
         return {'model': str(self.model.save_pretrained(Path(run_dir)/'model')),
                 'heads': str(self.heads.save(Path(run_dir)/'heads'))}
 

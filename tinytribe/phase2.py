@@ -14,15 +14,14 @@ import torch.nn.functional as F
 from .core import TRGrid
 from .featfile import MODALITIES, feature_files, features_meta
 from .segfile import segment_meta
-from .store import write_json, atomic_write, ArtifactError, Deadline
-from .model import TinyTribe, get_config
+from .store import ArtifactError, Deadline
+from .model import TinyTribe, get_config, save_weights, load_weights, record_run, read_model_folder
 from .layers import tr_pool_weights
 from . import spaces
 from .data import TargetSegments, Mixture, pair_teacher, collate
 from .model import TinyTribeConfig
 from .engine import Trainer, TrainConfig
 from .phase1 import feature_dims
-from safetensors.torch import save as st_save, load as st_load
 
 # %% auto #0
 __all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'Phase2Config', 'multires_matrices', 'DistillHeads', 'Tagged',
@@ -84,21 +83,17 @@ class DistillHeads(nn.Module):
 
     def save(self, path) -> Path:
         "Write `heads.safetensors` and `heads.json` into folder `path` (atomically)."
-        path = Path(path); path.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_write(path/'heads.safetensors') as f: f.write(st_save(sd))
-        write_json(path/'heads.json', {'kind': DISTILL_KIND, 'version': 1, 'd': self.d, 'dims': self.dims})
-        return path
+        return save_weights(path, self.state_dict(), {'kind': DISTILL_KIND, 'd': self.d, 'dims': self.dims},
+                            'heads.safetensors', 'heads.json')
 
     @classmethod
     def load(cls, path) -> 'DistillHeads':
         "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
         path = Path(path)
-        try: meta = json.loads((path/'heads.json').read_text())
-        except (FileNotFoundError, json.JSONDecodeError) as e: raise ArtifactError(f"{path}: no distillation heads ({e})") from None
-        if meta.get('kind') != DISTILL_KIND: raise ArtifactError(f"{path}/heads.json: kind {meta.get('kind')!r}, not {DISTILL_KIND!r}")
+        if not (path/'heads.json').is_file(): raise ArtifactError(f"{path}: no distillation heads ({path/'heads.json'} not found)")
+        meta, sd = load_weights(path, DISTILL_KIND, 'heads.safetensors', 'heads.json')
         h = cls(meta['d'], meta['dims'])
-        h.load_state_dict(st_load((path/'heads.safetensors').read_bytes()))
+        h.load_state_dict(sd)
         return h
 
 # %% ../nbs/43_phase2.ipynb #f13c28c5
@@ -275,6 +270,7 @@ class Phase2Task(nn.Module):
         m = self.model
         m.meta = {**m.meta, 'phases': sorted(set(self.init_phases) | {self.phase}),
                   'trained_on': sorted(set(m.meta.get('trained_on', [])) | set(getattr(self, 'trained_on', [])))}
+        record_run(m, run_dir, getattr(self, 'trained_on', None))        # the card's entry for this run
         return {'model': str(m.save_pretrained(Path(run_dir)/'model')),
                 'heads': str(self.heads.save(Path(run_dir)/'distill_heads'))}
 
@@ -458,11 +454,8 @@ def phase2_main(args) -> dict:
 # %% ../nbs/43_phase2.ipynb #d9ab7806
 def trained_phases(model_dir) -> list:
     "The phases recorded in a model folder's `config.json` (`meta['phases']`); [] when none is recorded."
-    p = Path(model_dir)
-    f = p/'config.json' if p.is_dir() else p
-    try: meta = json.loads(f.read_text())
-    except (FileNotFoundError, json.JSONDecodeError) as e: raise ArtifactError(f"{f}: not a readable model config ({e})") from None
-    return sorted(int(x) for x in (meta.get('meta') or {}).get('phases', []))
+    try: return read_model_folder(model_dir).phases
+    except ArtifactError as e: raise ArtifactError(f"{model_dir}: not a readable model config ({e})") from None
 
 def head_trained(model_dir) -> bool:
     "Whether the model's output head was trained on brain targets (Phase 2 or 3); a Phase 1 model's head is random."

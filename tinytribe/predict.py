@@ -18,10 +18,11 @@ from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso,
                              write_json, atomic_write, require_path)
 
 # %% auto #0
-__all__ = ['PREDICTION_KIND', 'warn_untrained_head', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
+__all__ = ['HUB_ID', 'HUB_FILES', 'PREDICTION_KIND', 'warn_untrained_head', 'TrustWarning', 'trust_warning', 'input_warnings',
+           'warn_once', 'resolve_model', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
            'save_prediction', 'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames',
            'render_movie', 'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files',
-           'predict_parser', 'predict_cli', 'text_to_speech', 'TribeModel']
+           'predict_parser', 'predict_cli', 'text_to_speech', 'TribeModel', 'push_model', 'push_cli']
 
 # %% ../nbs/60_predict.ipynb #9b9da0b1
 def warn_untrained_head(model, where='model') -> bool:
@@ -32,6 +33,89 @@ def warn_untrained_head(model, where='model') -> bool:
                   "its predictions are random spatial maps, not brain responses. Train Phase 2 or 3 first "
                   "(tinytribe train --phase 2 ...).", UserWarning, stacklevel=2)
     return True
+
+# %% ../nbs/60_predict.ipynb #0a2d98b3
+class TrustWarning(UserWarning):
+    "A one-line warning on how far to trust a prediction (the model's validation, its inputs)."
+
+def trust_warning(model, where='model') -> str | None:
+    """One line when the model's record says its outputs deserve little trust (`tinytribe.model.model_trust`: head never
+    trained, no validation ever recorded, or validation r near chance by the stated rule), else None."""
+    from tinytribe.model import model_trust
+    t = model_trust(getattr(model, 'meta', {}) or {})
+    return None if t['level'] == 'ok' else f"{where}: {t['message']}"
+
+def _trained_inputs(model) -> tuple[list, dict]:
+    "(modalities, backbones) the model's last training run saw, from its record; ([], {}) when not recorded."
+    hist = (getattr(model, 'meta', {}) or {}).get('history') or []
+    return (list(hist[-1].get('modalities') or []), dict(hist[-1].get('backbones') or {})) if hist else ([], {})
+
+def input_warnings(model, clip: ClipFeatures) -> list[str]:
+    """One line per way `clip` differs from what the model was trained with: a modality it was trained with is
+    absent (a video without sound, no words), or a modality's features come from another backbone than its
+    training features (another name, or random weights where it had pretrained ones)."""
+    mods, bbs = _trained_inputs(model)
+    out = []
+    missing = [m for m in mods if not clip.mask(m).any()]
+    if missing:
+        what = {'audio': 'no sound', 'text': 'no words', 'video': 'no video'}
+        out.append(f"{clip.clip_id}: {', '.join(what[m] for m in missing)}, but the model was trained with "
+                   f"{'+'.join(mods)}: its prediction rests on the other inputs only")
+    have = (clip.meta or {}).get('backbones') or {}
+    for m, b in bbs.items():
+        c = have.get(m)
+        if not isinstance(c, dict) or not clip.mask(m).any(): continue
+        c_pre = c.get('pretrained', False if c.get('name') == 'random' else None)
+        known = c_pre is not None and b.get('pretrained') is not None                 # compare weights only when recorded
+        if str(c.get('name')) != str(b.get('name')) or (known and bool(c_pre) != bool(b.get('pretrained'))):
+            desc = lambda n, pre: f"{n}{' (random weights)' if pre is False else ''}"
+            out.append(f"{clip.clip_id}: {m} features from {desc(c.get('name'), c_pre)}, but the model was trained on "
+                       f"{desc(b.get('name'), b.get('pretrained'))} features: its prediction may mean little")
+    return out
+
+def warn_once(messages, seen: set) -> list[str]:
+    """Issue each message whose kind is not yet in `seen` once, as a `TrustWarning`; -> the ones issued. A message's
+    kind is its text after the leading `WHERE: ` (the clip or the model), so a batch of silent clips warns once (each
+    prediction file records its own lines)."""
+    new = []
+    for m in dict.fromkeys(messages):
+        k = m.split(': ', 1)[-1] if m else None
+        if not m or k in seen: continue
+        seen.add(k); new.append(m)
+        warnings.warn(m, TrustWarning, stacklevel=3)
+    return new
+
+# %% ../nbs/60_predict.ipynb #744072bb
+HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$')      # 'org/name', as the Hugging Face Hub names repos
+HUB_FILES = ['config.json', 'model.safetensors', 'card.json', 'README.md', '*.json', '*.png']
+
+def _one_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+def resolve_model(model, cache_dir=None, offline: bool | None = None, revision: str | None = None) -> Path:
+    """The local model folder `model` names: a folder (or its `config.json`), else a Hugging Face Hub repo id
+    ('org/name') fetched once into the Hugging Face cache (`HF_HOME`, or `cache_dir`) and read from there afterwards,
+    also offline (`offline`: None follows `HF_HUB_OFFLINE`). A one-line `ArtifactError` when neither resolves."""
+    from tinytribe.model import read_model_folder
+    p = Path(model)
+    if p.exists() or not HUB_ID.match(str(model)): return read_model_folder(require_path(p, 'model')).path
+    try:
+        from huggingface_hub import snapshot_download, is_offline_mode
+    except ImportError:
+        raise ArtifactError(f"{model}: no such folder; as a Hugging Face Hub id it needs huggingface_hub "
+                            "(pip install 'tinytribe[hub]')") from None
+    off = is_offline_mode() if offline is None else offline
+    try: local = snapshot_download(str(model), revision=revision, cache_dir=cache_dir, local_files_only=off,
+                                   allow_patterns=HUB_FILES, library_name='tinytribe')
+    except Exception as e:                     # offline, unknown repo, no network: one line, never a traceback
+        name = type(e).__name__
+        if off: why = "not in the local Hugging Face cache, and offline (HF_HUB_OFFLINE=1): connect once to download it"
+        elif 'RepositoryNotFound' in name or 'RevisionNotFound' in name:
+            why = "no such model repository on the Hugging Face Hub (or it is private: log in with `hf auth login`)"
+        elif 'LocalEntryNotFound' in name: why = "the Hugging Face Hub cannot be reached and the model is not in the local cache"
+        else: why = f"could not be fetched from the Hugging Face Hub ({name}: {_one_line(e)})"
+        raise ArtifactError(f"{model}: no such folder here; as a Hugging Face Hub id: {why}") from None
+    return read_model_folder(local).path
 
 # %% ../nbs/60_predict.ipynb #1a9157c2
 PREDICTION_KIND = 'prediction'
@@ -102,7 +186,9 @@ def predict_clip(model, clip: ClipFeatures, tr_s: float = 1.49, offset_s: float 
         Wp, tr_valid = tr_pool_weights(times, step_valid, grid.tr_s, grid.offset_s, grid.n)
         pred = model.head(pooled, torch.tensor([int(subject)], device=dev), Wp)[0]       # (n_tr, n_out)
     meta = {'clip_id': clip.clip_id, 'subject': int(subject), 'window_s': float(window_s), 'warmup_s': float(warmup_s),
-            'n_windows': len(wins), 'modalities': clip.modalities, 'features_meta': clip.meta}
+            'n_windows': len(wins), 'modalities': clip.modalities, 'features_meta': clip.meta,
+            'words_used': {'source': clip.meta.get('words_source'), 'text': [str(w) for w in clip.words],     # what the
+                           'onset_s': [] if clip.word_onsets is None else np.round(np.asarray(clip.word_onsets, float), 3).tolist()}}  # model read
     return Prediction(clip.clip_id, pred.float().cpu().numpy(), grid, cfg.space, tr_valid[0].cpu().numpy(), meta)
 
 # %% ../nbs/60_predict.ipynb #62aced71
@@ -346,12 +432,12 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
     from tinytribe.model import TinyTribe
     unknown = set(formats) - {'npz', 'npy', 'gifti'}
     if unknown: raise ValueError(f"unknown output formats {sorted(unknown)}; known: npz, npy, gifti")
+    if model is None: model_dir = resolve_model(model_dir)       # a folder or a Hub id, before --out is made
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    state = {'model': model}
+    state, seen = {'model': model}, set()
     def get_model():
-        if state['model'] is None:
-            state['model'] = TinyTribe.from_pretrained(model_dir).eval()
-            warn_untrained_head(state['model'], model_dir)
+        if state['model'] is None: state['model'] = TinyTribe.from_pretrained(model_dir).eval()
+        warn_once([trust_warning(state['model'], model_dir)], seen)
         return state['model']
     feats, media = _sources(sources)
     items = {f.stem: f for f in feats}
@@ -375,6 +461,8 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
         p = predict_clip(get_model(), clip, tr_s=tr_s, offset_s=offset_s, subject=subject, window_s=window_s,
                          warmup_s=warmup_s)
         p.meta['model'] = str(model_dir)
+        p.meta['warnings'] = [w for w in (trust_warning(get_model(), model_dir), *input_warnings(get_model(), clip)) if w]
+        warn_once(p.meta['warnings'], seen)
         save_prediction(out / f"{key}.npz", p)
         files = [f"{key}.npz"]
         if 'npy' in formats: files.append(save_npy(out / f"{key}.npy", p).name)
@@ -395,7 +483,8 @@ def predict_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='tinytribe predict',
                                  description='Feature files or media -> predicted responses per TR (one .npz per clip, optional brain maps).')
     ap.add_argument('sources', nargs='+', help='feature files (.npz from tinytribe extract), media files, and/or folders of them')
-    ap.add_argument('--model', required=True, help='a saved model folder (save_pretrained: config.json + model.safetensors)')
+    ap.add_argument('--model', required=True, help='a saved model folder (save_pretrained: config.json + model.safetensors) '
+                    'or a Hugging Face Hub repo id (org/name)')
     ap.add_argument('--out', required=True, help='output folder: <clip_id>.npz per clip, manifest/ (and features/ for media)')
     ap.add_argument('--tr', type=float, default=1.49, help='TR in seconds (default 1.49, CNeuroMod)')
     ap.add_argument('--offset', type=float, default=0.0, help='time of the first TR window start in seconds')
@@ -422,14 +511,19 @@ def predict_cli(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     try:
-        given = [*((s, 'source') for s in a.sources), (a.model, 'model'), (a.transcripts, 'transcripts'),
+        given = [*((s, 'source') for s in a.sources), (a.transcripts, 'transcripts'),
                  (a.video_weights, 'video weights')]
         for p, what in given:
             if p: require_path(p, what)
-        reps = predict_files(a.model, a.sources, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
-                             window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed,
-                             video_backbone=a.video_backbone, transcripts=a.transcripts, asr=not a.no_asr,
-                             video_weights=a.video_weights, formats=tuple(a.format), movie=a.movie)
+        with warnings.catch_warnings(record=True) as caught:        # each trust warning once, one line on stderr
+            warnings.simplefilter('always', TrustWarning)
+            reps = predict_files(a.model, a.sources, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
+                                 window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed,
+                                 video_backbone=a.video_backbone, transcripts=a.transcripts, asr=not a.no_asr,
+                                 video_weights=a.video_weights, formats=tuple(a.format), movie=a.movie)
+        for w in caught:
+            if issubclass(w.category, TrustWarning): print(f"tinytribe predict: warning: {w.message}", file=sys.stderr)
+            else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     except (FileNotFoundError, ArtifactError, ValueError) as e:
         print(f"tinytribe predict: {e}", file=sys.stderr); return 2
     rep, ext = reps['predict'], reps['extract']
@@ -469,20 +563,32 @@ class TribeModel:
     COLUMNS = ['type', 'start', 'duration', 'filepath', 'text']
 
     def __init__(self, model, model_dir=None, cache_dir=None, threads: int = 2):
+        from tinytribe.model import build_card
         self.model, self.model_dir, self.threads = model.eval(), model_dir, threads
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix='tinytribe_events_'))
         if not cache_dir:           # a temporary folder of its own: removed with the model (at the latest at exit)
             import shutil, weakref; weakref.finalize(self, shutil.rmtree, str(self.cache_dir), True)
-        self.subjects = []
-        if model_dir is not None:
-            self.subjects = list(json.loads((Path(model_dir) / 'config.json').read_text()).get('subjects', []))
-        self._backbones = None
+        self.subjects = dict(model.meta.get('subjects') or {})        # name -> FiLM row (saved in meta.subjects)
+        self.card = build_card(model.config.to_dict(), model.meta, sum(p.numel() for p in model.parameters()))
+        self._backbones, self._warned = None, set()
+        warn_once([trust_warning(model, model_dir or 'model')], self._warned)
 
     @classmethod
-    def from_pretrained(cls, path, cache_dir=None, device: str = 'cpu') -> 'TribeModel':
-        "Load a saved model folder (`save_pretrained`); `cache_dir` holds speech made from text files."
+    def from_pretrained(cls, path, cache_dir=None, device: str = 'cpu', hub_cache_dir=None,
+                        offline: bool | None = None) -> 'TribeModel':
+        """Load a saved model folder (`save_pretrained`) or a Hugging Face Hub repo id ('org/name': `resolve_model`,
+        cached in `hub_cache_dir` or `HF_HOME`); `cache_dir` holds speech made from text files."""
         from tinytribe.model import TinyTribe
-        return cls(TinyTribe.from_pretrained(path, map_location=device), path, cache_dir)
+        folder = resolve_model(path, cache_dir=hub_cache_dir, offline=offline)
+        return cls(TinyTribe.from_pretrained(folder, map_location=device), folder, cache_dir)
+
+    def __repr__(self) -> str:
+        c, t = self.card, self.card['trust']
+        runs = ', '.join(f"phase {h.get('phase')} ({h.get('steps')} steps)" for h in c['training']) or 'no training recorded'
+        verdict = f"validation r {t['r']:.3f} against {t['against']}" if t['level'] == 'ok' else f"WARNING: {t['message']}"
+        subs = ', '.join(f"{s}={r}" for s, r in sorted(self.subjects.items(), key=lambda x: x[1])) or 'average only'
+        return (f"TribeModel({self.model_dir}: {c['name']}, {c['model']['space']} ({c['model']['n_outputs']:,} outputs), "
+                f"{runs}; {verdict}; subjects {subs}; licence {c['license']['license']})")
 
     def get_events_dataframe(self, video_path=None, audio_path=None, text_path=None, transcript=None, asr: bool = True):
         """Events of one stimulus: a Video row (video), an Audio row (when it has sound), one Word row per word (from
@@ -507,9 +613,9 @@ class TribeModel:
         if isinstance(subject, str):
             if subject in ('average', 'avg'): return 0
             if subject not in self.subjects:
-                raise ValueError(f"unknown subject {subject!r}; this model names {self.subjects or 'no subjects'} "
+                raise ValueError(f"unknown subject {subject!r}; this model names {sorted(self.subjects) or 'no subjects'} "
                                  f"(rows 1..{self.model.config.n_subjects} by index, 0 = average)")
-            return self.subjects.index(subject) + 1
+            return int(self.subjects[subject])
         return int(subject)
 
     def predict(self, events, subject=0, tr_s: float = 1.49, offset_s: float = 0.0, progress: bool = False):
@@ -530,9 +636,51 @@ class TribeModel:
         if self._backbones is None: self._backbones = load_backbones(cfg.video, threads=self.threads)
         clip = extract_clip(path, self._backbones, transcripts=tsv, asr=False, clip_id=path.stem, cfg=cfg)
         p = predict_clip(self.model, clip, tr_s=tr_s, offset_s=offset_s, subject=self._subject(subject))
+        p.meta['warnings'] = [w for w in (trust_warning(self.model, self.model_dir or 'model'),
+                                          *input_warnings(self.model, clip)) if w]
+        warn_once(p.meta['warnings'], self._warned)
         win = [p.grid.window(k) for k in range(p.grid.n)]
         n_words = [int(((words['start'] >= a) & (words['start'] < b)).sum()) for a, b in win]
         segments = pd.DataFrame({'bold_time_s': p.grid.times, 'start_s': [a for a, _ in win], 'end_s': [b for _, b in win],
                                  'tr_valid': p.tr_valid, 'n_words': n_words})
         self.last_prediction = p
         return p.pred, segments
+
+# %% ../nbs/60_predict.ipynb #73fe9052
+def push_model(model_dir, repo_id: str, private: bool = False, token: str | None = None,
+               message: str | None = None) -> str:
+    """Upload model folder `model_dir` with its card (`config.json`, `model.safetensors`, `card.json`, `README.md`) to
+    the Hugging Face Hub repo `repo_id` (created when missing), with `huggingface_hub`; -> the repo's URL. A folder
+    without its card or weights is refused before anything is sent; a failed upload is one line (`ConnectionError`)."""
+    from tinytribe.model import read_model_folder
+    mf = read_model_folder(model_dir)
+    missing = [n for n in ('card.json', 'README.md') if not (mf.path / n).is_file()]
+    if missing:
+        raise ArtifactError(f"{mf.path}: no model card ({', '.join(missing)} missing): load and save it again with this "
+                            "tinytribe (TinyTribe.from_pretrained(...).save_pretrained(...)) to write one")
+    if not HUB_ID.match(str(repo_id)): raise ValueError(f"{repo_id!r}: not a Hugging Face Hub repo id (org/name)")
+    try: from huggingface_hub import HfApi
+    except ImportError: raise ArtifactError("tinytribe push needs huggingface_hub (pip install 'tinytribe[hub]')") from None
+    api = HfApi(token=token, library_name='tinytribe')
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type='model')
+        api.upload_folder(folder_path=str(mf.path), repo_id=repo_id, repo_type='model', allow_patterns=HUB_FILES,
+                          commit_message=message or f"Upload a Tiny-TRIBE v3 model (phases {mf.phases or 'none'})")
+    except Exception as e:
+        raise ConnectionError(f"{repo_id}: upload failed ({type(e).__name__}: {_one_line(e)})") from None
+    return f"https://huggingface.co/{repo_id}"
+
+def push_cli(argv: list[str]) -> int:
+    "`tinytribe push MODEL REPO_ID [--private] [--message M]`: a model folder and its card to the Hugging Face Hub."
+    ap = argparse.ArgumentParser(prog='tinytribe push', description='Upload a model folder with its card to the Hugging '
+                                 'Face Hub (huggingface_hub; log in first with `hf auth login` or set HF_TOKEN).')
+    ap.add_argument('model', help='a saved model folder (config.json, model.safetensors, card.json, README.md)')
+    ap.add_argument('repo_id', help='Hugging Face Hub repo id, e.g. your-name/tinytribe-sprint')
+    ap.add_argument('--private', action='store_true', help='create the repo private')
+    ap.add_argument('--message', default=None, help='commit message')
+    a = ap.parse_args(argv)
+    try: url = push_model(a.model, a.repo_id, a.private, message=a.message)
+    except (ArtifactError, ValueError, ConnectionError) as e:
+        print(f"tinytribe push: {e}", file=sys.stderr); return 2
+    print(f"pushed {a.model} to {url}")
+    return 0

@@ -163,8 +163,10 @@ def _student(student, out: Path) -> tuple[Path, dict]:
         info = onnx_info(p)
         return _copy(p, out / ('student_int8.onnx' if info['int8'] else 'student.onnx')), info
     from tinytribe.model import TinyTribe   # a model folder: exporting needs torch (61_export imports it too)
-    dst = export_onnx(TinyTribe.from_pretrained(p).eval(), out / 'student_int8.onnx', int8=True,
-                      meta={'model': str(p)})
+    from tinytribe.predict import trust_warning   # how far to trust it: one line the page shows (61_export does the same)
+    model = TinyTribe.from_pretrained(p).eval()
+    dst = export_onnx(model, out / 'student_int8.onnx', int8=True,
+                      meta={'model': str(p), 'warnings': [w for w in [trust_warning(model, p)] if w]})
     return dst, onnx_info(dst)
 
 # %% ../nbs/63_web.ipynb #1cddfe48
@@ -288,7 +290,7 @@ def export_web(out_dir, student, backbones_dir, clip=None, transcripts=None, asr
              if p.is_file() and p.name != 'web.json' and not p.name.startswith('.')}
     head = {'kind': 'tinytribe-web', 'version': 1, 'files': files, 'backbones': bb, 'step_s': STEP_S,
             'grid': {'tr_s': float(tr_s), 'offset_s': float(offset_s)}, 'subject': int(subject),
-            'student': {**{k: sinfo.get(k) for k in ('int8', 'space', 'n_out', 'step_s', 'max_T')}, 'dims': widths,
+            'student': {**{k: sinfo.get(k) for k in ('int8', 'space', 'n_out', 'step_s', 'max_T', 'warnings')}, 'dims': widths,
                         'backbones': names},
             'warnings': random_weight_warnings(man), 'bytes': sizes, 'total_bytes': sum(sizes.values())}
     return write_json(out / 'web.json', head)

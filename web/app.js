@@ -221,7 +221,7 @@ async function clipFeatures(bundleUrl, pick) {
   state.features = () => ({ text: Array.from(ex.text.x), audio: Array.from(ex.audio.x), video: Array.from(ex.video.x) });
   state.tokens = ex.tokens;
   return { feat: { head, arrays: { text: ex.text.x, audio: ex.audio.x, video: ex.video.x, present, pool: pool.W } },
-    modelUrl, student, meshUrl: base + bundle.files.mesh, video: ex.url };
+    modelUrl, student, studentMeta: bundle.student, meshUrl: base + bundle.files.mesh, video: ex.url };
 }
 
 async function featuresMode() {
@@ -301,6 +301,10 @@ async function run(pick) {
       facts.push(['modalities', ['text', 'audio', 'video'].map((m) => `${m} ${state.clip.masks[m].reduce((a, b) => a + b, 0)}/${feat.head.n_steps}`).join(', ')]);
     }
     facts.push(['model load', `${res.loadMs.toFixed(0)} ms`], ['inference', `${res.runMs.toFixed(0)} ms for ${feat.head.duration_s.toFixed(1)} s of video`]);
+    // how far to trust the output: the one-line warnings `tinytribe export` (or the bundle's student) recorded
+    const trust = feat.head.warnings || (src.studentMeta && src.studentMeta.warnings) || [];
+    if (trust.length) facts.unshift(['warning', trust.join(' | ')]);
+    state.trust = trust;
     $('facts').innerHTML = facts.map(([a, b]) => `<tr><td>${a}</td><td>${b}</td></tr>`).join('');
     Object.assign(state, { status: 'done', runs: (state.runs || 0) + 1, nTr, nOut, loadMs: res.loadMs, runMs: res.runMs, extractMs, vmax, trValid: valid,
       pred: () => Array.from(pred), show: (k) => { slider.value = String(k); slider.oninput(); } });
