@@ -23,13 +23,13 @@ from .fmri import load_fmri, subject_id
 from .featfile import load_features
 from tqdm.auto import tqdm
 from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
-                              predict_items, pearson_cols, init_model, run_config, _saved, _hp_from_args, _add,
-                              add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained)
+                              predict_items, pearson_cols, init_model, Phase2Options, phase_train_config,
+                              LR_SCRATCH, trained_phases, head_trained)
 
 # %% auto #0
 __all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum',
            'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3',
-           'load_runs', 'parse_dataset_weights', 'add_arguments', 'phase3_inputs', 'phase3_main', 'phase3_fit',
+           'load_runs', 'parse_dataset_weights', 'Phase3Options', 'phase3_inputs', 'fit_phase3', 'phase3_fit',
            'predict_clip_rows', 'pseudo_label', 'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
@@ -333,49 +333,44 @@ def parse_dataset_weights(items) -> tuple:
         out.append((name.strip(), wf))
     return tuple(out)
 
-def add_arguments(p):
-    "Options of `tinytribe train --phase 3` (and those it shares with Phase 2) on an argparse parser."
-    _phase2_arguments(p)
-    _add(p, '--fmri', default=None, help='fMRI root (Algonauts 2025 release, fMRIPrep derivatives or simbrain output)')
-    _add(p, '--fmri-space', default=None, help='space of the fMRI to load when the data hold several')
-    _add(p, '--subjects', default=None, help='comma-separated subjects to train on (default: all)')
-    _add(p, '--dataset-weight', action='append', default=None, metavar='NAME=W',
-         help="mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)")
-    return p
+@dataclass
+class Phase3Options(Phase2Options):
+    "What a Phase 3 run takes: the options of Phase 2 (a teacher is optional here) and the fMRI's."
+    fmri: str | None = None                # fMRI root (Algonauts 2025 release, fMRIPrep derivatives or simbrain output)
+    fmri_space: str | None = None          # space of the fMRI to load when the data hold several
+    subjects: str | None = None            # comma-separated subjects to train on (default: all)
+    dataset_weight: list[str] | None = field(default=None, metadata={'metavar': 'NAME=W'})   # mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)
 
-def phase3_inputs(args) -> tuple:
-    "`(saved run config or None, fMRI runs, Phase3Config, model overrides)` from parsed `tinytribe train` arguments."
-    if not getattr(args, 'fmri', None): raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
-    saved = _saved(args)
-    subs = args.subjects.split(',') if getattr(args, 'subjects', None) else None
-    runs = load_runs(args.fmri, args.features, getattr(args, 'fmri_space', None), subs)
-    hp = _hp_from_args(Phase3Config(), args)
-    if getattr(args, 'seg_trs', None): hp.seg_trs_short = max(1, hp.seg_trs // 2)
-    if getattr(args, 'dataset_weight', None): hp.dataset_weights = parse_dataset_weights(args.dataset_weight) + DATASET_WEIGHTS
+def phase3_inputs(o: Phase3Options) -> tuple:
+    "`(saved run config or None, fMRI runs, Phase3Config, model overrides)` of a Phase 3 run's options."
+    if not o.fmri: raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
+    saved = o.saved()
+    runs = load_runs(o.fmri, o.features, o.fmri_space, o.subjects.split(',') if o.subjects else None)
+    hp = o.with_options(Phase3Config())
+    if o.seg_trs: hp.seg_trs_short = max(1, hp.seg_trs // 2)
+    if o.dataset_weight: hp.dataset_weights = parse_dataset_weights(o.dataset_weight) + DATASET_WEIGHTS
     if saved: hp = Phase3Config.from_dict(saved['phase3'])
-    ov = {'space': args.space} if getattr(args, 'space', None) else {}
-    return saved, runs, hp, ov
+    return saved, runs, hp, o.overrides()
 
-def phase3_main(args) -> dict:
-    "Run Phase 3 from parsed `tinytribe train` arguments (see `add_arguments`)."
-    saved, runs, hp, ov = phase3_inputs(args)
+def fit_phase3(o: Phase3Options) -> dict:
+    "Train Phase 3 as `o` says (a new run in `o.out`, or the one there continued with `o.resume`); the engine's report."
+    saved, runs, hp, ov = phase3_inputs(o)
     task, ds, val_parts, tval, mcfg, info = build_phase3(
-        args.features, runs, args.teacher, args.preset, args.init, args.pseudo, hp, seed=args.seed,
+        o.features, runs, o.teacher, o.preset, o.init, o.pseudo, hp, seed=o.seed,
         model_config=saved.get('model') if saved else None, init_phases=saved['info']['init_phases'] if saved else None,
         known_subjects=saved['info']['subjects'] if saved else None, **ov)
-    return phase3_fit(args, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
+    return phase3_fit(o, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
 
-def phase3_fit(args, task, ds, val_parts, tval, hp: Phase3Config, extra: dict) -> dict:
-    "Train a built Phase 3 `task` on `ds` as `tinytribe train` asks (`args`), validating on `val_parts`/`tval`."
-    cfg, spe = run_config(args, hp, len(ds), task.lr_groups)
+def phase3_fit(o: Phase3Options, task, ds, val_parts, tval, hp: Phase3Config, extra: dict) -> dict:
+    "Train a built Phase 3 `task` on `ds` as the options `o` say, validating on `val_parts`/`tval`."
+    cfg, spe = phase_train_config(o, hp, len(ds), task.lr_groups)
     eval_every = max(cfg.log_every, (spe // cfg.log_every) * cfg.log_every)
-    deadline = Deadline(hours=args.budget_hours) if args.budget_hours is not None else Deadline()
     ev = (lambda t, s: val_phase3(t, val_parts, tval, cfg.batch_size)) if val_parts or tval else None
-    tr = Trainer(task, ds, cfg, args.out, deadline=deadline, eval_fn=ev, eval_every=eval_every,
-                 extra_config={'phase': 3, 'preset': args.preset, 'phase3': hp.to_dict(), 'features': str(args.features),
-                               'fmri': str(args.fmri), 'teacher': args.teacher, 'init': args.init,
+    tr = Trainer(task, ds, cfg, o.out, deadline=o.deadline(), eval_fn=ev, eval_every=eval_every,
+                 extra_config={'phase': 3, 'preset': o.preset, 'phase3': hp.to_dict(), 'features': str(o.features),
+                               'fmri': str(o.fmri), 'teacher': o.teacher, 'init': o.init,
                                'n_segments': len(ds), 'steps_per_epoch': spe, **extra})
-    return tr.fit(resume=args.resume)
+    return tr.fit(resume=o.resume)
 
 # %% ../nbs/44_phase3.ipynb #23f5b90b
 @torch.no_grad()
