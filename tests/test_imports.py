@@ -205,3 +205,10 @@ def test_the_string_checker_sees_them(tmp_path):
     found = hidden_edges(p)
     for line in (2, 3, 4, 5, 6): assert any(b.startswith(f"line {line}:") for b in found), (line, found)
     assert not any(b.startswith(('line 7:', 'line 8:')) for b in found), found
+
+
+def test_the_library_never_imports_its_fixtures(graph):
+    "`tinytribe.testing` holds fixtures for tests and examples: no module of the library imports it."
+    _, edges, _, _ = graph
+    bad = [f"{m} (line {ts['tinytribe.testing']})" for m, ts in edges.items() if 'tinytribe.testing' in ts]
+    assert not bad, f"tinytribe.testing is imported by {bad}"

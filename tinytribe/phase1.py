@@ -405,7 +405,6 @@ def build_phase1(features, preset: str = 'sprint', audio_text_features=None, aud
     with torch.random.fork_rng(devices=[]):        # a seeded init; the global random state is left as it was
         torch.manual_seed(seed)
         model = TinyTribe(cfg)
-        model.set_phase(1)
         task = Phase1Task(model, hp)
     return task, ds, cfg.to_dict()
 

@@ -25,9 +25,9 @@ from .phase1 import feature_dims, TrainOptions
 from safetensors.torch import save as st_save, load as st_load
 
 # %% auto #0
-__all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'Phase2Config', 'multires_matrices', 'DistillHeads', 'Tagged',
-           'teacher_layout', 'is_val_clip', 'split_pairs', 'masked_mse', 'temporal_loss', 'parcel_means', 'feature_cos',
-           'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'build_phase2',
+__all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'DistillConfig', 'Phase2Config', 'multires_matrices', 'DistillHeads',
+           'Tagged', 'teacher_layout', 'is_val_clip', 'split_pairs', 'masked_mse', 'temporal_loss', 'parcel_means',
+           'feature_cos', 'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'build_phase2',
            'Phase2Options', 'phase_train_config', 'fit_phase2', 'trained_phases', 'head_trained']
 
 # %% ../nbs/43_phase2.ipynb #1f9be603
@@ -37,28 +37,32 @@ LR_SCRATCH = {'projectors': 3e-4, 'embeddings': 3e-4, 'fusion': 3e-4, 'pool_hrf'
               'film': 1e-3, 'distill': 1e-3}
 
 @dataclass
-class Phase2Config:
-    "Loss weights and settings of Phase 2 (the spec's defaults; see the introduction)."
-    w_teacher: float = 0.60
-    w_feature: float = 0.20
-    w_temporal: float = 0.10
-    w_multires: float = 0.05
-    w_aux: float = 0.01
-    modality_dropout: float = 0.3
-    feature_targets: tuple = ('fusion_l4', 'fusion_l6', 'low_rank')
-    multires_spaces: tuple = ('schaefer400', 'schaefer1000')
-    smooth_l1_beta: float = 1.0
-    pseudo_weight: float = 2 / 3
-    tr_s: float = 1.49                  # the student's grid
-    offset_s: float = 0.0
-    seg_trs: int = 100
-    epochs: int = 10
-    batch_size: int = 8
-    warmup_frac: float = 0.10
-    val_frac: float = 0.1
+class DistillConfig:
+    "What Phases 2 and 3 share: the teacher's loss terms, segments and schedule (Phase 2's values; Phase 3 sets its own)."
+    w_teacher: float = 0.60             # the teacher's predictions
+    w_feature: float = 0.20             # the teacher's hidden states (1 - cos of a learned projection)
+    w_temporal: float = 0.10            # first differences in time (SmoothL1)
+    w_multires: float = 0.05            # parcel means (fsaverage5 models only)
+    w_aux: float = 0.01                 # the MoE router losses
+    feature_targets: tuple = ('fusion_l4', 'fusion_l6', 'low_rank')   # teacher states to match, where cached
+    multires_spaces: tuple = ('schaefer400', 'schaefer1000')           # parcel spaces of the multi-resolution loss
+    smooth_l1_beta: float = 1.0         # of the temporal term
+    pseudo_weight: float = 2 / 3        # of pseudo-labels' teacher terms (the spec's 0.2 against 0.3)
+    tr_s: float = 1.49                  # the student's grid (Phase 3: the runs')
+    offset_s: float = 0.0               # its first row's start, seconds
+    seg_trs: int = 100                  # TRs per training segment (Phase 3: after its curriculum's switch)
+    epochs: int = 10                    # when no step count is given
+    batch_size: int = 8                 # segments per step
+    warmup_frac: float = 0.10           # of OneCycle's steps
+    val_frac: float = 0.1               # clips held out for validation, by a hash of their ids
     cache_clips: int = 4                # clips whose features and targets a data worker keeps in memory
 
     def to_dict(self) -> dict: return asdict(self)
+
+@dataclass
+class Phase2Config(DistillConfig):
+    "Loss weights and settings of Phase 2 (the spec's defaults; see the introduction)."
+    modality_dropout: float = 0.3       # per sample and modality, while training
 
 # %% ../nbs/43_phase2.ipynb #ee26f279
 def multires_matrices(names=('schaefer400', 'schaefer1000')) -> dict:
@@ -363,7 +367,6 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
         raise ArtifactError(f"{features}: feature widths {dims} do not match the model's {cfg.dims}")
     need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
     if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
-    model.set_phase(2)
     pairs = pair_teacher(features, teacher)
     if not pairs: raise ArtifactError(f"{teacher}: no teacher segments match the clips of {features}")
     tspace, hid = teacher_layout([p for _, ps in pairs for p in ps], hp.feature_targets)

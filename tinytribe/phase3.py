@@ -22,7 +22,7 @@ from .phase1 import feature_dims
 from .fmri import load_fmri, subject_id
 from .featfile import load_features
 from tqdm.auto import tqdm
-from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
+from .phase2 import (DistillConfig, Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
                               predict_items, pearson_cols, init_model, Phase2Options, phase_train_config,
                               LR_SCRATCH, trained_phases, head_trained)
 
@@ -40,29 +40,16 @@ LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf'
 DATASET_WEIGHTS = (('lebel', 0.3), ('ds003020', 0.3), ('natural language fmri', 0.3))
 
 @dataclass
-class Phase3Config:
-    "Loss weights and settings of Phase 3 (the spec's defaults; see the introduction)."
-    w_fmri: float = 0.40
-    w_teacher: float = 0.30
-    w_feature: float = 0.10
-    w_temporal: float = 0.10
-    w_multires: float = 0.05
-    w_aux: float = 0.01
+class Phase3Config(DistillConfig):
+    "Loss weights and settings of Phase 3 (the spec's defaults; see the introduction); the rest as Phase 2's."
+    w_fmri: float = 0.40                # the fMRI
+    w_teacher: float = 0.30             # the teacher, now a regulariser
+    w_feature: float = 0.10             # the teacher's hidden states
     dropout_schedule: tuple = ((0, 0.3), (3, 0.1), (6, 0.0))     # (from epoch, p), epochs 0-based
-    seg_trs_short: int = 50
-    seg_trs: int = 100                                             # after the switch
-    switch_epoch: int = 3
-    feature_targets: tuple = ('fusion_l4', 'fusion_l6', 'low_rank')
-    multires_spaces: tuple = ('schaefer400', 'schaefer1000')
-    smooth_l1_beta: float = 1.0
-    pseudo_weight: float = 2 / 3
-    tr_s: float = 1.49                  # set from the runs
-    offset_s: float = 0.0
-    epochs: int = 10
-    batch_size: int = 4
-    warmup_frac: float = 0.05
-    val_frac: float = 0.1
-    cache_clips: int = 4                # clips whose features and targets a data worker keeps in memory
+    seg_trs_short: int = 50             # segments before the switch
+    switch_epoch: int = 3               # of the segment curriculum
+    batch_size: int = 4                 # segments per step
+    warmup_frac: float = 0.05           # of OneCycle's steps
     dataset_weights: tuple = DATASET_WEIGHTS   # (pattern, weight): a data set's share of the mixture per segment
 
     def to_dict(self) -> dict: return asdict(self)
@@ -265,7 +252,6 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
     if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
     fmri_projection(cfg.space, fspace)
-    model.set_phase(3)
     subjects = subject_rows(runs, known_subjects if known_subjects is not None else model.meta.get('subjects'), cfg.n_subjects)
     tsegs = {features_meta(fp)['clip_id']: ps for fp, ps in pair_teacher(features, teacher)} if teacher else {}
     tspace, hid = teacher_layout([p for ps in tsegs.values() for p in ps], hp.feature_targets) if tsegs else (None, {})

@@ -220,20 +220,6 @@ def _next_step(rep: SessionReport, remote) -> str:
     if rep.state == 'interrupted': return f"interrupted: run the same job again; it resumes {where}"
     return f"failed ({rep.job.get('error', '?')}): fix the cause and run again; finished work is kept {where}"
 
-# %% ../nbs/71_session.ipynb #24b93a09
-def _demo_batch_job(out_dir, n: int = 6, sleep_s: float = 0.0, shard=None):
-    "A small real batch job for examples and tests: items `k0..k{n-1}`, each written atomically as JSON."
-    from tinytribe.store import Manifest, run_items
-    out = Path(out_dir)
-    def job(deadline):
-        def one(key, x):
-            time.sleep(sleep_s)
-            write_json(out/'items'/f"{key}.json", {'key': key, 'square': x * x})
-            return {'file': f"items/{key}.json"}
-        items = shard_items({f"k{i}": i for i in range(n)}, shard)
-        return run_items(items, one, Manifest(out/'manifest'), deadline=deadline, progress=False, desc='demo')
-    return job
-
 # %% ../nbs/71_session.ipynb #7107ed32
 def _budget(platform_budget, budget_hours):
     return platform_budget if budget_hours == 'auto' else budget_hours
