@@ -13,7 +13,8 @@ import pytest
 WORKER = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
-    from tinytribe.engine import Trainer, TrainConfig, FeatureRegression
+    from tinytribe.engine import Trainer, TrainConfig
+    from tinytribe.testing import FeatureRegression
     from tinytribe.data import FeatureSegments
     fd, out = sys.argv[1], sys.argv[2]
     dims = {'text': 8, 'audio': 6, 'video': 10}
@@ -90,3 +91,18 @@ def test_phase1_under_torchrun(tmp_path):
     st = json.loads((out/'status.json').read_text())
     assert st['state'] == 'done' and st['world_size'] == 2 and st['step'] == 6
     TinyTribe.from_pretrained(out/'model')
+
+
+def test_fit_processes_spawns_the_ranks(tmp_path):
+    "The sessions' multi-GPU path, without the CLI: `fit_processes` runs the typed `fit` in two ranks (gloo on CPU)."
+    from tinytribe.featfile import save_features
+    from tinytribe.phase1 import correlated_features
+    from tinytribe.train import train_options, fit_processes
+    fd = tmp_path/'feat'
+    dims = {'text': 16, 'audio': 12, 'video': 20}
+    for i in range(3): save_features(fd/f"c{i}.npz", correlated_features(f"c{i}", 20.0, dims, seed=i))
+    opts = train_options(1, fd, tmp_path/'run', preset='tiny', steps=4, batch_size=4, seg_steps=16, stride=8,
+                         log_every=2, ckpt_every=2, device='cpu', no_progress=True)
+    st = fit_processes(1, opts, 2)
+    assert st['state'] == 'done' and st['world_size'] == 2 and st['step'] == 4, st
+    assert (tmp_path/'run'/'model'/'model.safetensors').exists()

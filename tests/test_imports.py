@@ -154,3 +154,61 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
         assert {internal(n) for n, _ in imports_of(p)} == {'tinytribe.core', 'tinytribe.spaces'}
     finally:
         p.unlink()
+
+
+MODULE_NAME = re.compile(r'tinytribe(\.\w+)+(:\w+)?')         # 'tinytribe.x' or 'tinytribe.x:function': a name to import
+SUBPROCESS = {'run', 'call', 'check_call', 'check_output', 'Popen'}
+
+
+def hidden_edges(path: Path) -> list[str]:
+    """What in `path` reaches a module by a name the import graph cannot see: `importlib.import_module` or
+    `__import__`, a string that is a tinytribe module's name (`'tinytribe.x'`, `'tinytribe.x:fn'`), a string that runs
+    the package (`-m tinytribe`, `tinytribe.cli`), and a subprocess whose command names tinytribe (the CLI run as a
+    process)."""
+    bad, tree = [], ast.parse(path.read_text(), str(path))
+    loggers = {id(a) for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, 'attr', '') == 'getLogger'
+               for a in n.args}                                   # a logger's name is no import
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, 'id', '')
+            if name in ('import_module', '__import__'): bad.append(f"line {node.lineno}: {name}(...)")
+            if (name in SUBPROCESS and isinstance(f, ast.Attribute) and getattr(f.value, 'id', '') == 'subprocess'
+                    and 'tinytribe' in ast.unparse(node)):
+                bad.append(f"line {node.lineno}: a subprocess of tinytribe")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in loggers:
+            s = node.value
+            if MODULE_NAME.fullmatch(s.strip()) or '-m tinytribe' in s or 'tinytribe.cli' in s:
+                bad.append(f"line {node.lineno}: the string {s[:60]!r}")
+    return bad
+
+
+def test_no_edges_hidden_in_strings():
+    "No module of the library imports by name, runs itself in a subprocess, or names the CLI (only the CLI may)."
+    bad = [f"{f.relative_to(PKG.parent)} {b}" for f in sorted(PKG.rglob('*.py'))
+           if f.name not in ('cli.py', '_modidx.py') for b in hidden_edges(f)]
+    assert not bad, 'edges hidden from the import graph:\n' + '\n'.join(bad)
+
+
+def test_the_string_checker_sees_them(tmp_path):
+    "The check above finds each kind of hidden edge (and leaves ordinary code alone)."
+    src = ("import importlib, subprocess, sys\n"
+           "m = importlib.import_module('tinytribe.model')\n"
+           "f = __import__('os')\n"
+           "R = {1: 'tinytribe.phase1:phase1_main'}\n"
+           "subprocess.run([sys.executable, '-m', 'tinytribe', 'train'])\n"
+           "E = 'from tinytribe.cli import main'\n"
+           "ok = importlib.resources.files('tinytribe')\n"
+           "log = logging.getLogger('tinytribe.fmri')\n")
+    p = tmp_path/'probe.py'
+    p.write_text(src)
+    found = hidden_edges(p)
+    for line in (2, 3, 4, 5, 6): assert any(b.startswith(f"line {line}:") for b in found), (line, found)
+    assert not any(b.startswith(('line 7:', 'line 8:')) for b in found), found
+
+
+def test_the_library_never_imports_its_fixtures(graph):
+    "`tinytribe.testing` holds fixtures for tests and examples: no module of the library imports it."
+    _, edges, _, _ = graph
+    bad = [f"{m} (line {ts['tinytribe.testing']})" for m, ts in edges.items() if 'tinytribe.testing' in ts]
+    assert not bad, f"tinytribe.testing is imported by {bad}"

@@ -35,8 +35,8 @@ def remote_state(spec, tmp):
 
 
 def batch_code(local, spec, n):
-    return (f"from tinytribe.session import run_session, _demo_batch_job\n"
-            f"run_session(_demo_batch_job({str(local)!r}, n={n}, sleep_s=0.2), {str(local)!r}, remote={spec!r},"
+    return (f"from tinytribe.session import run_session\nfrom tinytribe.testing import demo_batch_job\n"
+            f"run_session(demo_batch_job({str(local)!r}, n={n}, sleep_s=0.2), {str(local)!r}, remote={spec!r},"
             f" push_every_min=0.15/60, budget_hours=None, credentials={{}}, quiet=True)\n")
 
 

@@ -37,8 +37,8 @@ def webdav(tmp_path):
 
 
 def session(local, remote, env, log, n=12, shard=None, sleep_s=0.0):
-    code = (f"from tinytribe.session import run_session, _demo_batch_job\n"
-            f"r = run_session(_demo_batch_job({str(local)!r}, n={n}, sleep_s={sleep_s}, shard={shard!r}), {str(local)!r}, "
+    code = (f"from tinytribe.session import run_session\nfrom tinytribe.testing import demo_batch_job\n"
+            f"r = run_session(demo_batch_job({str(local)!r}, n={n}, sleep_s={sleep_s}, shard={shard!r}), {str(local)!r}, "
             f"remote={remote!r}, shard={shard!r}, push_every_min=0.2/60, budget_hours=None)\n"
             f"print(r.state, r.next)\n")
     with open(log, 'w') as f:
@@ -85,9 +85,10 @@ def test_webdav_sessions_shards_and_no_secret_anywhere(webdav, tmp_path):
 
 def test_rclone_local_backend_and_a_mounted_folder_agree(tmp_path):
     from tinytribe.sync import JobSync
-    from tinytribe.session import run_session, _demo_batch_job
+    from tinytribe.session import run_session
+    from tinytribe.testing import demo_batch_job
     for spec in (f"rclone:{tmp_path/'r1'}", str(tmp_path/'r2')):
-        run_session(_demo_batch_job(tmp_path/'a', n=5), tmp_path/'a', remote=spec, credentials={}, quiet=True)
+        run_session(demo_batch_job(tmp_path/'a', n=5), tmp_path/'a', remote=spec, credentials={}, quiet=True)
         b = JobSync(tmp_path/('b' + spec[-1]), spec, credentials={})
         b.pull()
         assert sorted(p.name for p in (b.local/'items').iterdir()) == [f"k{i}.json" for i in range(5)]

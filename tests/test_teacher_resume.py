@@ -14,7 +14,7 @@ N_CLIPS, SEG_LEN = 8, 4
 
 SCRIPT = textwrap.dedent("""
     import sys
-    from tinytribe.teacher import LinearHRFTeacher
+    from tinytribe.testing import LinearHRFTeacher
     from tinytribe.teacher_cache import cache_teacher
     fd, od, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
     t = LinearHRFTeacher(hidden_dims={'fusion_l4': 16, 'fusion_l6': 16, 'low_rank': 8}, delay_s=delay)

@@ -16,7 +16,7 @@ from .teacher_cache import teacher_cache_cli
 from .engine import checkpoint_path
 from .phase1 import correlated_features, feature_dims
 from .phase2 import is_val_clip
-from .train import train_cli
+from .train import train_options, fit
 from .report import evaluate_cli
 from .export import export_cli
 from .inspect import describe
@@ -81,7 +81,6 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     feats, real, syn = out/'features', out/'features'/'real', out/'features'/'synthetic'
     sim, teacher, rep, onnx = out/'simbrain', out/'teacher', out/'report', out/'export'/'tinytribe_int8.onnx'
     runs = {p: out/f'phase{p}' for p in (1, 2, 3)}
-    quiet = [] if cfg.progress else ['--no-progress']
 
     def stage(name, line, fn, output, done=False):
         t = time.time()
@@ -94,10 +93,12 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
         argv = [str(a) for a in argv]
         stage(name, shell_line(command, argv), lambda: fn(argv), output, done)
 
-    def train(p, *extra):
-        resume = ['--resume'] if checkpoint_path(runs[p]).exists() else []
-        cli(f'phase{p}', 'train', train_cli, ['--phase', p, '--preset', 'tiny', '--features', feats, '--out', runs[p],
-                                              *extra, '--log-every', 5, *resume, *quiet], runs[p])
+    def train(p, **kw):             # the typed job (tinytribe.train.fit); the line shows its command-line twin
+        kw = {'preset': 'tiny', **kw, 'log_every': 5, 'resume': checkpoint_path(runs[p]).exists(), 'no_progress': not cfg.progress}
+        o = train_options(p, feats, runs[p], **kw)
+        shown = [x for k, v in kw.items() if v is not False for x in (f"--{k.replace('_', '-')}", *([] if v is True else [v]))]
+        stage(f'phase{p}', shell_line('train', ['--phase', p, '--features', feats, '--out', runs[p], *shown]),
+              lambda: 0 if fit(p, o)['state'] == 'done' else 1, runs[p])
 
     cli('extract', 'extract', extract_cli, [demo_clip(), '--out', real, '--video-backbone', cfg.video_backbone], real)
     syn_line = ('python -c ' + shlex.quote(f"from tinytribe.demo import synthetic_clips; synthetic_clips("
@@ -111,10 +112,10 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
                                                '--seed', cfg.seed, '--no-teacher'], sim, (sim/'simbrain.json').exists())
     cli('teacher-cache', 'teacher-cache', teacher_cache_cli, [feats, '--teacher', 'simbrain', '--seed', cfg.seed,
                                                               '--out', teacher, *(['--quiet'] if not cfg.progress else [])], teacher)
-    train(1, '--steps', cfg.steps1, '--batch-size', 8, '--seg-steps', 16, '--stride', 4)
-    p23 = ['--teacher', teacher, '--seg-trs', cfg.seg_trs, '--val-frac', cfg.val_frac, '--batch-size', 4]
-    train(2, *p23, '--init', runs[1], '--steps', cfg.steps2)
-    train(3, *p23, '--init', runs[2], '--fmri', sim, '--steps', cfg.steps3)
+    train(1, steps=cfg.steps1, batch_size=8, seg_steps=16, stride=4)
+    p23 = dict(teacher=str(teacher), seg_trs=cfg.seg_trs, val_frac=cfg.val_frac, batch_size=4)
+    train(2, **p23, init=str(runs[1]), steps=cfg.steps2)
+    train(3, **p23, init=str(runs[2]), fmri=str(sim), steps=cfg.steps3)
     models = [runs[2]/'model', runs[3]/'model']
     cli('evaluate', 'evaluate', evaluate_cli, [*models, '--features', feats, '--fmri', sim, '--teacher', teacher,
                                                '--split', out/'split.json', '--ridge-iter', cfg.ridge_iter,

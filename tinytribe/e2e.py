@@ -5,7 +5,7 @@
 # %% ../nbs/46_e2e.ipynb #2dbd4d4d
 from __future__ import annotations
 import contextlib, json, math, os, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import torch
@@ -22,14 +22,14 @@ from .featfile import features_meta
 from .extract import clip_ids
 from .data import TargetSegments
 from .engine import Trainer
-from .phase2 import LR_SCRATCH, run_config, _add
+from .phase2 import LR_SCRATCH
 from .phase3 import (Phase3Task, Phase3Config, build_phase3, load_runs, val_phase3, phase3_inputs,
-                              phase3_fit, add_arguments as _phase3_arguments)
+                              phase3_fit, Phase3Options)
 
 # %% auto #0
 __all__ = ['CACHE_KIND', 'CACHE_VERSION', 'BACKBONE_LR', 'cache_clip', 'ClipMedia', 'prepare_media_cache', 'segment_steps',
            'audio_frame_steps', 'WithMedia', 'E2EConfig', 'E2ETask', 'save_backbones', 'check_backbones',
-           'load_e2e_backbones', 'build_e2e', 'add_arguments', 'e2e_main']
+           'load_e2e_backbones', 'build_e2e', 'E2EOptions', 'fit_e2e']
 
 # %% ../nbs/46_e2e.ipynb #4a0c3a55
 CACHE_KIND = 'tinytribe-media-cache'
@@ -392,31 +392,30 @@ def build_e2e(features, runs: list, media, cache_dir, teacher=None, preset: str 
             mcfg, info)
 
 # %% ../nbs/46_e2e.ipynb #f1d1401a
-def add_arguments(p):
-    "Options of `tinytribe train --phase 3 --end-to-end` (Phase 3's, and these)."
-    _phase3_arguments(p)
-    _add(p, '--media', default=None, help='media files or folder of the clips (matched by the ids extract gave them)')
-    _add(p, '--media-cache', default=None, help='folder of decoded frames and log-mels (default: OUT/media_cache)')
-    _add(p, '--frame-size', type=int, default=None, help="frame side in px (default: the features' extraction size)")
-    _add(p, '--audio-model', default=None, help='Whisper weights (default: resolved offline, as extract does)')
-    _add(p, '--video-weights', default=None, help='video backbone weights (default: resolved offline)')
-    _add(p, '--backbone-lr', type=float, default=None, help='learning rate of both backbones (spec: 5e-6)')
-    _add(p, '--checkpointing', action='store_true', help='recompute backbone activations in backward (GPU memory)')
-    return p
+@dataclass
+class E2EOptions(Phase3Options):
+    "What an end-to-end Phase 3 run takes: Phase 3's options and these."
+    media: str | None = None               # media files or folder of the clips (matched by the ids extract gave them)
+    media_cache: str | None = None         # folder of decoded frames and log-mels (default: OUT/media_cache)
+    frame_size: int | None = None          # frame side in px (default: the features' extraction size)
+    audio_model: str | None = None         # Whisper weights (default: resolved offline, as extract does)
+    video_weights: str | None = None       # video backbone weights (default: resolved offline)
+    backbone_lr: float | None = None       # learning rate of both backbones (spec: 5e-6)
+    checkpointing: bool = False            # recompute backbone activations in backward (GPU memory)
 
 # %% ../nbs/46_e2e.ipynb #783dcc8f
-def e2e_main(args) -> dict:
-    "Run Phase 3 end to end from parsed `tinytribe train` arguments (see `add_arguments`)."
-    if not getattr(args, 'media', None): raise ValueError("--end-to-end needs --media DIR (the clips' media files)")
-    saved, runs, hp, ov = phase3_inputs(args)                  # as Phase 3: runs, its config, data-set weights
-    lr = args.backbone_lr or BACKBONE_LR['audio_backbone']
-    e2e = E2EConfig(audio_lr=lr, video_lr=lr, checkpointing=args.checkpointing, frame_size=args.frame_size)
+def fit_e2e(o: E2EOptions) -> dict:
+    "Train Phase 3 end to end as `o` says (a new run in `o.out`, or the one there continued with `o.resume`); the engine's report."
+    if not o.media: raise ValueError("--end-to-end needs --media DIR (the clips' media files)")
+    saved, runs, hp, ov = phase3_inputs(o)                  # as Phase 3: runs, its config, data-set weights
+    lr = o.backbone_lr or BACKBONE_LR['audio_backbone']
+    e2e = E2EConfig(audio_lr=lr, video_lr=lr, checkpointing=o.checkpointing, frame_size=o.frame_size)
     if saved: e2e = E2EConfig(**saved['e2e'])
     task, ds, val_parts, tval, mcfg, info = build_e2e(
-        args.features, runs, args.media, args.media_cache or Path(args.out)/'media_cache', args.teacher, args.preset,
-        args.init, args.pseudo, hp, e2e, seed=args.seed, audio_path=args.audio_model, video_path=args.video_weights,
-        progress=not args.no_progress, model_config=saved.get('model') if saved else None,
+        o.features, runs, o.media, o.media_cache or Path(o.out)/'media_cache', o.teacher, o.preset,
+        o.init, o.pseudo, hp, e2e, seed=o.seed, audio_path=o.audio_model, video_path=o.video_weights,
+        progress=not o.no_progress, model_config=saved.get('model') if saved else None,
         init_phases=saved['info']['init_phases'] if saved else None,
         known_subjects=saved['info']['subjects'] if saved else None, **ov)
-    return phase3_fit(args, task, ds, val_parts, tval, hp, {'end_to_end': True, 'model': mcfg, 'e2e': e2e.to_dict(),
-                                                             'info': info, 'media': str(args.media)})
+    return phase3_fit(o, task, ds, val_parts, tval, hp, {'end_to_end': True, 'model': mcfg, 'e2e': e2e.to_dict(),
+                                                          'info': info, 'media': str(o.media)})

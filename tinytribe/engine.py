@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from .store import atomic_write, write_json, Deadline, ArtifactError, now_iso
-from .session import budget_margin_s
+from .store import budget_margin_s
 from fastcore.basics import patch
 from .data import ResumableSampler, collate
 from matplotlib.figure import Figure
@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'TrainConfig', 'dist_info', 'setup_distributed', 'resolve_device', 'resolve_amp', 'make_optimizer',
            'make_scheduler', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint', 'checkpoint_path',
-           'load_checkpoint', 'read_metrics', 'plot_metrics', 'Trainer', 'FeatureRegression', 'describe_checkpoint',
-           'describe_run', 'is_run']
+           'load_checkpoint', 'read_metrics', 'plot_metrics', 'Trainer', 'describe_checkpoint', 'describe_run',
+           'is_run']
 
 # %% ../nbs/41_engine.ipynb #c2db2609
 @dataclass
@@ -534,27 +534,6 @@ def _finish(self: Trainer, state: str, msg: str, last: dict, resumed_from: int |
         if state == 'stopped_budget': print(f"{msg}; resume with --resume in the next session")
     self._barrier()
     return report
-
-# %% ../nbs/41_engine.ipynb #9a485176
-class FeatureRegression(nn.Module):
-    "Predict `target` features from the other modalities (masked MSE per step, averaged per sample)."
-    def __init__(self, dims: dict, target: str = 'audio', hidden: int = 32, dropout: float = 0.0):
-        super().__init__()
-        self.target, self.inputs = target, [m for m in ('text', 'audio', 'video') if m != target]
-        self.body = nn.Sequential(nn.Linear(sum(dims[m] for m in self.inputs), hidden), nn.GELU(),
-                                  nn.Dropout(dropout))
-        self.out = nn.Linear(hidden, dims[target])
-
-    def param_groups(self) -> dict: return {'body': list(self.body.parameters()),
-                                            'out': list(self.out.parameters())}
-
-    def forward(self, batch: dict, step: int = 0):
-        x = torch.cat([batch['feats'][m] * batch['masks'][m][..., None] for m in self.inputs], -1)
-        y = batch['feats'][self.target]
-        w = (batch['masks'][self.target] & batch['step_valid']).float()          # (B,T)
-        err = ((self.out(self.body(x)) - y) ** 2).mean(-1)                      # (B,T)
-        per_sample = (err * w).sum(1) / w.sum(1).clamp(min=1)
-        return per_sample.mean(), {'mse': per_sample.mean().detach()}
 
 # %% ../nbs/41_engine.ipynb #8484bf2f
 def describe_checkpoint(path) -> dict:

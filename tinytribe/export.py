@@ -18,7 +18,7 @@ from .store import require_path, atomic_write, write_json, ArtifactError
 
 # %% auto #0
 __all__ = ['MoEDispatch', 'OnnxStudent', 'pool_matrix', 'onnx_inputs', 'export_onnx', 'onnx_info', 'onnx_session', 'run_onnx',
-           'vertex_r', 'parity', 'export_features', 'export_mesh', 'export_cli']
+           'vertex_r', 'parity', 'export_features', 'export_mesh', 'export', 'export_cli']
 
 # %% ../nbs/61_export.ipynb #2dc0e1e3
 class MoEDispatch(torch.autograd.Function):
@@ -293,6 +293,28 @@ def export_mesh(out_dir, kind: str = 'inflated', gap_mm: float = 10.0) -> Path:
             'hemispheres': {'left': [0, N_HEMI], 'right': [N_HEMI, 2 * N_HEMI]}, 'source': 'nilearn packaged fsaverage5'}
     return _write_bin(Path(out_dir), f"fsaverage5_{kind}", arrays, head)[0]
 
+# %% ../nbs/61_export.ipynb #69157b71
+def export(model_dir, out, int8: bool = False, features=(), features_out=None, mesh: bool = False, tr_s: float = 1.49,
+           offset_s: float = 0.0, subject: int = 0, check_parity: bool = False) -> dict:
+    """The export job: the model folder `model_dir` -> the ONNX file `out` (fp32, or INT8 with `int8`), and for the
+    browser page the `features` clips on the grid (`tr_s`, `offset_s`, FiLM row `subject`) and the inflated `mesh`,
+    written to `features_out` (default: beside `out`); `check_parity` compares each clip with PyTorch. Returns
+    `{'onnx', 'features': [...], 'parity': [...], 'mesh', 'warnings': [...]}` (paths as written; the trust warnings)."""
+    from tinytribe.predict import resolve_model, trust_warning, input_warnings
+    model = TinyTribe.from_pretrained(resolve_model(model_dir)).eval()
+    trust = [w for w in [trust_warning(model, model_dir)] if w]        # how far to trust it: recorded in the files too
+    path = export_onnx(model, out, int8=int8, meta={'model': str(model_dir), 'warnings': trust})
+    fdir = Path(features_out) if features_out else path.parent
+    res = {'onnx': path, 'features': [], 'parity': [], 'mesh': None, 'warnings': list(trust)}
+    for f in features:
+        clip = load_features(f)
+        ws = trust + input_warnings(model, clip)
+        res['warnings'] += [w for w in ws if w not in res['warnings']]
+        res['features'].append(export_features(clip, fdir, tr_s, offset_s, subject, video=clip.meta.get('source'), warnings=ws))
+        if check_parity: res['parity'].append(parity(model, path, clip, tr_s=tr_s))
+    if mesh: res['mesh'] = export_mesh(fdir)
+    return res
+
 # %% ../nbs/61_export.ipynb #46ce7d38
 def export_cli(argv: list[str]) -> int:
     "`tinytribe export MODEL --out model.onnx [--int8] [--features CLIP...] [--mesh]`"
@@ -311,22 +333,13 @@ def export_cli(argv: list[str]) -> int:
     ap.add_argument('--parity', action='store_true', help='check the export against PyTorch on the --features clips')
     a = ap.parse_args(argv)
     try:
-        from tinytribe.predict import resolve_model, trust_warning, input_warnings
-        model = TinyTribe.from_pretrained(resolve_model(a.model)).eval()
-        said, say = set(), lambda ws: [print(f"tinytribe export: warning: {w}", file=sys.stderr) for w in ws if w not in said
-                                       and not said.add(w)]
-        trust = [w for w in [trust_warning(model, a.model)] if w]        # one line, once; recorded in the files too
-        say(trust)
-        out = export_onnx(model, a.out, int8=a.int8, meta={'model': str(a.model), 'warnings': trust})
-        print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {'INT8' if a.int8 else 'fp32'})")
-        fdir = Path(a.features_out) if a.features_out else out.parent
-        for f in a.features:
-            clip = load_features(f)
-            ws = trust + input_warnings(model, clip)
-            say(ws)
-            print('wrote', export_features(clip, fdir, a.tr, a.offset, a.subject, video=clip.meta.get('source'), warnings=ws))
-            if a.parity: print(json.dumps(parity(model, out, clip, tr_s=a.tr)))
-        if a.mesh: print('wrote', export_mesh(fdir))
+        r = export(a.model, a.out, a.int8, a.features, a.features_out, a.mesh, a.tr, a.offset, a.subject, a.parity)
+        for w in r['warnings']: print(f"tinytribe export: warning: {w}", file=sys.stderr)   # once each; in the files too
+        print(f"wrote {r['onnx']} ({r['onnx'].stat().st_size / 1e6:.1f} MB, {'INT8' if a.int8 else 'fp32'})")
+        for i, f in enumerate(r['features']):
+            print('wrote', f)
+            if r['parity']: print(json.dumps(r['parity'][i]))
+        if r['mesh']: print('wrote', r['mesh'])
     except (FileNotFoundError, ArtifactError, ValueError) as e:
         print(f"tinytribe export: {e}", file=sys.stderr); return 2
     return 0

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from .core import TRGrid
-from .store import require_path, ArtifactError, atomic_write
+from .store import require_path, ArtifactError, atomic_write, describe_h5_runs
 from . import spaces
-from .media import Word, read_transcript
+from .media import Word, read_transcript, VIDEO_EXTS, MEDIA_EXTS
 
 # %% auto #0
 __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of',
@@ -293,7 +293,6 @@ def group_repeats(runs: list) -> dict:
 
 # %% ../nbs/22_fmri.ipynb #2d915589
 ALGONAUTS_TR_S = 1.49
-_VIDEO_EXTS = ('.mkv', '.mp4', '.avi', '.mov', '.webm')
 _ALGO_H5 = re.compile(r'^(sub-[^_]+)_task-([^_]+)_.*atlas-Schaefer18_parcel-1000Par7Net.*_bold\.h5$')
 
 def _chunk_re(chunk: str) -> re.Pattern:
@@ -322,7 +321,7 @@ def _algo_media(root: Path) -> tuple[dict, list]:
     media, skipped = {}, []
     mdir = root / 'stimuli' / 'movies'
     for ds in sorted(p for p in mdir.iterdir() if p.is_dir()) if mdir.is_dir() else []:
-        vids = (p for p in ds.rglob('*') if p.suffix.lower() in _VIDEO_EXTS and not p.name.startswith('.'))
+        vids = (p for p in ds.rglob('*') if p.suffix.lower() in VIDEO_EXTS and not p.name.startswith('.'))
         for f in sorted(vids):
             cid = f.stem
             if cid in media:
@@ -509,8 +508,6 @@ def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int
     return root
 
 # %% ../nbs/22_fmri.ipynb #5ca91023
-_MEDIA_EXTS = _VIDEO_EXTS + ('.wav', '.mp3', '.flac', '.m4a', '.ogg')
-
 def bids_entities(name: str) -> dict:
     "BIDS entities of a file name (`sub`, `ses`, `task`, `run`, `hemi`, `space`, …) and its `suffix` ('' if none)."
     stem = name.split('.')[0]
@@ -729,7 +726,7 @@ def _bids_sources(root: Path, refs: list, report) -> dict:
                            if r.get('stim_file') not in (None, '', 'n/a')), None)
                 if sf and (root / 'stimuli' / sf).exists(): media = root / 'stimuli' / sf; break
         if media is None:
-            cands = [p for p in sorted((root / 'stimuli').rglob('*')) if p.suffix.lower() in _MEDIA_EXTS
+            cands = [p for p in sorted((root / 'stimuli').rglob('*')) if p.suffix.lower() in MEDIA_EXTS
                      and p.stem.lower() in (task.lower(), cid.lower())] if (root / 'stimuli').is_dir() else []
             media = cands[0] if len(cands) == 1 else None
             if len(cands) > 1:
@@ -844,16 +841,7 @@ def describe_fmri(path) -> dict:
                 'datasets': sorted({r.dataset for r in refs}), 'spaces': sorted({r.space for r in refs}),
                 'tr_s': sorted({r.tr_s for r in refs}), 'skipped': rep}
     if not path.exists(): raise ArtifactError(f"{path}: no such file or folder")
-    if path.suffix == '.h5':
-        import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
-        try:
-            with h5py.File(path, 'r') as f:
-                runs = {k: list(f[k].shape) for k in f.keys()}
-                attrs = {k: (v.item() if hasattr(v, 'item') else v) for k, v in f.attrs.items()}
-        except OSError as e: raise ArtifactError(f"{path}: not a readable HDF5 file ({e})") from e
-        return {'kind': 'fmri_runs', 'path': str(path), 'n_runs': len(runs), 'runs': runs,
-                'n_trs': int(sum(v[0] for v in runs.values())),
-                'attrs': {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}}
+    if path.suffix == '.h5': return describe_h5_runs(path)
     if path.name.endswith('.func.gii'):
         x, step = _read_gifti(path)
         return {'kind': 'fmri_gifti', 'path': str(path), 'n_trs': int(x.shape[0]), 'n_vertices': int(x.shape[1]),

@@ -131,7 +131,6 @@ class TinyTribe(nn.Module):
     def __init__(self, config: TinyTribeConfig | None = None):
         super().__init__()
         self.config = cfg = config or TinyTribeConfig()
-        self.phase = 1                     # training phase: picks the default modality dropout (not saved)
         self.meta = {}        # training record saved with the model: {'phases': [2, 3], 'subjects': {...}}
         self.load_report = {} # set by from_pretrained: what it did not load
         d, L = cfg.d_model, cfg.n_layers
@@ -172,9 +171,8 @@ def _project(self: TinyTribe, m: str, x: torch.Tensor, mk: torch.Tensor) -> torc
 # %% ../nbs/31_model.ipynb #7943d54a
 @patch
 def _modality_dropout(self: TinyTribe, present: torch.Tensor, p: float | None) -> torch.Tensor:
-    "Per sample, drop each modality with prob p (training only); never drop every present modality."
-    if p is None: p = self.config.modality_dropout.get(self.phase, 0.0)
-    if not self.training or p <= 0: return present
+    "Per sample, drop each modality with prob `p` (training only; None: none); never drop every present modality."
+    if not self.training or not p or p <= 0: return present
     has = present.any(1)                                             # (B,3)
     drop = (torch.rand(has.shape, device=has.device) < p) & has
     gone = has.any(1) & ~(has & ~drop).any(1)                        # samples that would lose everything
@@ -182,12 +180,6 @@ def _modality_dropout(self: TinyTribe, present: torch.Tensor, p: float | None) -
         keep = (torch.rand(has.shape, device=has.device) * has).argmax(1)   # a random present modality
         drop[gone, keep[gone]] = False
     return present & ~drop[:, None, :]
-
-@patch
-def set_phase(self: TinyTribe, phase: int) -> None:
-    "Training phase (1, 2, 3): selects the default modality dropout. Training-time state: not in the config."
-    if phase not in self.config.modality_dropout: raise ValueError(f"unknown phase {phase}")
-    self.phase = int(phase)
 
 # %% ../nbs/31_model.ipynb #939201fe
 @patch

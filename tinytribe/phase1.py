@@ -6,6 +6,7 @@
 from __future__ import annotations
 import itertools, json, warnings
 from dataclasses import dataclass, asdict
+from typing import Literal
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
@@ -24,7 +25,7 @@ from .engine import Trainer, TrainConfig
 __all__ = ['HEADS_KIND', 'PRESET_BATCH', 'Phase1Config', 'regress_loss', 'info_nce', 'Phase1Heads', 'describe_heads',
            'RouterMonitor', 'draw_modality_mask', 'draw_swaps', 'masked_modality_loss', 'contrastive_loss',
            'next_tr_loss', 'temporal_order_loss', 'Phase1Task', 'correlated_features', 'feature_dims', 'build_phase1',
-           'phase1_main']
+           'TrainOptions', 'fit_phase1']
 
 # %% ../nbs/42_phase1.ipynb #922310d1
 @dataclass
@@ -397,32 +398,62 @@ def build_phase1(features, preset: str = 'sprint', audio_text_features=None, aud
     with torch.random.fork_rng(devices=[]):        # a seeded init; the global random state is left as it was
         torch.manual_seed(seed)
         model = TinyTribe(cfg)
-        model.set_phase(1)
         task = Phase1Task(model, hp)
     return task, ds, cfg.to_dict()
 
 # %% ../nbs/42_phase1.ipynb #f282159b
-def phase1_main(args) -> dict:
-    """Run Phase 1 with the arguments of `tinytribe train --phase 1` (an `argparse.Namespace`, or any object with
-    the same attributes) on the engine; returns the engine's report."""
-    out = Path(args.out)
-    saved = None
-    if args.resume and (out/'train_config.json').exists():
-        saved = json.loads((out/'train_config.json').read_text())
-    mc = saved.get('model') if saved else None
-    task, ds, mcfg = build_phase1(args.features, args.preset, args.audio_text_features, args.audio_text_weight,
-                                  args.seg_steps, args.stride, seed=args.seed, model_config=mc)
-    bs = args.batch_size or PRESET_BATCH[args.preset]
+@dataclass
+class TrainOptions:
+    "What every training run takes (Phase 1 takes these alone; the options of phases 2 and 3 add to them)."
+    features: str                                  # folder of feature files (tinytribe extract)
+    out: str                                       # run folder (checkpoints, metrics, model)
+    preset: Literal['tiny', 'sprint', 'full'] = 'sprint'   # model size when the model is built from scratch
+    audio_text_features: str | None = None         # extra folder of audio+text-only sources (video masked)
+    audio_text_weight: float = 0.3                 # mixture weight of the audio+text-only sources
+    budget_hours: float | None = None              # stop cleanly before this many hours from now
+    margin_min: float = 5.0                        # minutes kept free before the budget ends, at most: scaled to short budgets (a tenth of the budget, at least 20 s, at most half: `store.budget_margin_s`), taken once
+    resume: bool = False                           # continue from RUN_DIR/ckpt/last.pt
+    steps: int | None = None                       # optimiser steps (default: the phase's epochs over the data)
+    batch_size: int | None = None                  # global batch size (default: the preset's or the phase's)
+    lr: float | None = None                        # peak learning rate (default: the phase's)
+    seg_steps: int = 60                            # Phase 1: 2 Hz steps per training segment
+    stride: int = 30                               # Phase 1: steps between segment starts
+    ckpt_every: int = 200                          # steps between checkpoints (ckpt/last.pt)
+    keep_every: int = 0                            # also keep ckpt/step_N.pt every N steps (0: only the last)
+    log_every: int = 10                            # steps between rows of metrics.jsonl
+    num_workers: int = 0                           # data-loader worker processes
+    seed: int = 0                                  # seed of the model's init and the data order
+    amp: Literal['auto', 'bf16', 'fp16', 'off'] = 'auto'   # mixed precision
+    device: str = 'auto'                           # torch device (auto: a GPU when there is one)
+    no_progress: bool = False                      # no progress bar
+
+    def saved(self) -> dict | None:
+        "The run's `train_config.json` when this run resumes one, else None."
+        p = Path(self.out)/'train_config.json'
+        return json.loads(p.read_text()) if self.resume and p.exists() else None
+
+    def deadline(self) -> Deadline:
+        "The run's time budget (`budget_hours` from now; none when it is None)."
+        return Deadline(hours=self.budget_hours) if self.budget_hours is not None else Deadline()
+
+    def train_config(self, steps: int, batch_size: int, **kw) -> TrainConfig:
+        "The engine's `TrainConfig`: these options' checkpoints, logging, device and margin, the phase's `steps`, batch, `kw`."
+        return TrainConfig(steps=steps, batch_size=batch_size, seed=self.seed, ckpt_every=self.ckpt_every,
+                           keep_every=self.keep_every, log_every=self.log_every, num_workers=self.num_workers,
+                           amp=self.amp, device=self.device, margin_s=60 * self.margin_min,
+                           progress=not self.no_progress, **kw)
+
+def fit_phase1(o: TrainOptions) -> dict:
+    "Train Phase 1 as `o` says (a new run in `o.out`, or the one there continued with `o.resume`); the engine's report."
+    saved = o.saved()
+    task, ds, mcfg = build_phase1(o.features, o.preset, o.audio_text_features, o.audio_text_weight,
+                                  o.seg_steps, o.stride, seed=o.seed, model_config=saved.get('model') if saved else None)
+    bs = o.batch_size or PRESET_BATCH[o.preset]
     if len(ds) < bs:
         bs = max(1, len(ds))
         warnings.warn(f"only {len(ds)} segments: batch size lowered to {bs}")
-    steps = args.steps or max(1, 25 * (len(ds) // bs))                  # the spec's 25 epochs
-    cfg = TrainConfig(steps=steps, batch_size=bs, lr=args.lr or 3e-4, seed=args.seed, ckpt_every=args.ckpt_every,
-                      keep_every=args.keep_every, log_every=args.log_every, num_workers=args.num_workers,
-                      amp=args.amp, device=args.device, margin_s=60 * args.margin_min,
-                      progress=not args.no_progress)
-    deadline = Deadline(hours=args.budget_hours) if args.budget_hours is not None else Deadline()
-    tr = Trainer(task, ds, cfg, out, deadline=deadline,
-                 extra_config={'phase': 1, 'preset': args.preset, 'model': mcfg, 'phase1': task.hp.to_dict(),
-                               'features': str(args.features), 'n_segments': len(ds)})
-    return tr.fit(resume=args.resume)
+    steps = o.steps or max(1, 25 * (len(ds) // bs))                  # the spec's 25 epochs
+    tr = Trainer(task, ds, o.train_config(steps, bs, lr=o.lr or 3e-4), o.out, deadline=o.deadline(),
+                 extra_config={'phase': 1, 'preset': o.preset, 'model': mcfg, 'phase1': task.hp.to_dict(),
+                               'features': str(o.features), 'n_segments': len(ds)})
+    return tr.fit(resume=o.resume)

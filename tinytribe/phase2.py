@@ -21,13 +21,13 @@ from . import spaces
 from .data import TargetSegments, Mixture, pair_teacher, collate
 from .model import TinyTribeConfig
 from .engine import Trainer, TrainConfig
-from .phase1 import feature_dims
+from .phase1 import feature_dims, TrainOptions
 
 # %% auto #0
-__all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'Phase2Config', 'multires_matrices', 'DistillHeads', 'Tagged',
-           'teacher_layout', 'is_val_clip', 'split_pairs', 'masked_mse', 'temporal_loss', 'parcel_means', 'feature_cos',
-           'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'build_phase2',
-           'add_arguments', 'run_config', 'phase2_main', 'trained_phases', 'head_trained']
+__all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'DistillConfig', 'Phase2Config', 'multires_matrices', 'DistillHeads',
+           'Tagged', 'teacher_layout', 'is_val_clip', 'split_pairs', 'masked_mse', 'temporal_loss', 'parcel_means',
+           'feature_cos', 'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'build_phase2',
+           'Phase2Options', 'phase_train_config', 'fit_phase2', 'trained_phases', 'head_trained']
 
 # %% ../nbs/43_phase2.ipynb #1f9be603
 LR_FROM_PHASE1 = {'projectors': 1e-4, 'embeddings': 0.0, 'fusion': 3e-4, 'pool_hrf': 1e-3, 'head': 1e-3,
@@ -36,28 +36,32 @@ LR_SCRATCH = {'projectors': 3e-4, 'embeddings': 3e-4, 'fusion': 3e-4, 'pool_hrf'
               'film': 1e-3, 'distill': 1e-3}
 
 @dataclass
-class Phase2Config:
-    "Loss weights and settings of Phase 2 (the spec's defaults; see the introduction)."
-    w_teacher: float = 0.60
-    w_feature: float = 0.20
-    w_temporal: float = 0.10
-    w_multires: float = 0.05
-    w_aux: float = 0.01
-    modality_dropout: float = 0.3
-    feature_targets: tuple = ('fusion_l4', 'fusion_l6', 'low_rank')
-    multires_spaces: tuple = ('schaefer400', 'schaefer1000')
-    smooth_l1_beta: float = 1.0
-    pseudo_weight: float = 2 / 3
-    tr_s: float = 1.49                  # the student's grid
-    offset_s: float = 0.0
-    seg_trs: int = 100
-    epochs: int = 10
-    batch_size: int = 8
-    warmup_frac: float = 0.10
-    val_frac: float = 0.1
+class DistillConfig:
+    "What Phases 2 and 3 share: the teacher's loss terms, segments and schedule (Phase 2's values; Phase 3 sets its own)."
+    w_teacher: float = 0.60             # the teacher's predictions
+    w_feature: float = 0.20             # the teacher's hidden states (1 - cos of a learned projection)
+    w_temporal: float = 0.10            # first differences in time (SmoothL1)
+    w_multires: float = 0.05            # parcel means (fsaverage5 models only)
+    w_aux: float = 0.01                 # the MoE router losses
+    feature_targets: tuple = ('fusion_l4', 'fusion_l6', 'low_rank')   # teacher states to match, where cached
+    multires_spaces: tuple = ('schaefer400', 'schaefer1000')           # parcel spaces of the multi-resolution loss
+    smooth_l1_beta: float = 1.0         # of the temporal term
+    pseudo_weight: float = 2 / 3        # of pseudo-labels' teacher terms (the spec's 0.2 against 0.3)
+    tr_s: float = 1.49                  # the student's grid (Phase 3: the runs')
+    offset_s: float = 0.0               # its first row's start, seconds
+    seg_trs: int = 100                  # TRs per training segment (Phase 3: after its curriculum's switch)
+    epochs: int = 10                    # when no step count is given
+    batch_size: int = 8                 # segments per step
+    warmup_frac: float = 0.10           # of OneCycle's steps
+    val_frac: float = 0.1               # clips held out for validation, by a hash of their ids
     cache_clips: int = 4                # clips whose features and targets a data worker keeps in memory
 
     def to_dict(self) -> dict: return asdict(self)
+
+@dataclass
+class Phase2Config(DistillConfig):
+    "Loss weights and settings of Phase 2 (the spec's defaults; see the introduction)."
+    modality_dropout: float = 0.3       # per sample and modality, while training
 
 # %% ../nbs/43_phase2.ipynb #ee26f279
 def multires_matrices(names=('schaefer400', 'schaefer1000')) -> dict:
@@ -359,7 +363,6 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
         raise ArtifactError(f"{features}: feature widths {dims} do not match the model's {cfg.dims}")
     need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
     if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
-    model.set_phase(2)
     pairs = pair_teacher(features, teacher)
     if not pairs: raise ArtifactError(f"{teacher}: no teacher segments match the clips of {features}")
     tspace, hid = teacher_layout([p for _, ps in pairs for p in ps], hp.feature_targets)
@@ -387,69 +390,58 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
     return task, train, val, cfg.to_dict(), info
 
 # %% ../nbs/43_phase2.ipynb #b1af6cda
-def _add(p, *names, **kw):
-    "Add an option unless the parser has it already (phase 2 and phase 3 share options)."
-    if any(n in p._option_string_actions for n in names): return
-    p.add_argument(*names, **kw)
+@dataclass
+class Phase2Options(TrainOptions):
+    "What a Phase 2 run takes: the options of every run and these (Phase 3 takes them too)."
+    teacher: str | None = None             # folder of teacher segments (tinytribe teacher / simbrain)
+    init: str | None = None                # start from this run (RUN/model) or model folder; default: from scratch
+    pseudo: str | None = None              # folder of pseudo-label segments (tinytribe pseudo-label), lower weight
+    pseudo_weight: float | None = None     # weight of pseudo-labels relative to teacher targets (2/3)
+    seg_trs: int | None = None             # TRs per training segment (spec: 100)
+    tr_s: float | None = None              # the student's TR grid in Phase 2 (default 1.49 s)
+    epochs: int | None = None              # epochs when --steps is not given (spec: 10)
+    val_frac: float | None = None          # share of clips held out for validation r
+    space: str | None = None               # output space of a model built from scratch (default: the preset's)
 
-def add_arguments(p):
-    "Options of `tinytribe train --phase 2` (and those Phase 3 shares) on an argparse parser."
-    _add(p, '--teacher', default=None, help='folder of teacher segments (tinytribe teacher / simbrain)')
-    _add(p, '--init', default=None, help='start from this run (RUN/model) or model folder; default: from scratch')
-    _add(p, '--pseudo', default=None, help='folder of pseudo-label segments (tinytribe pseudo-label), lower weight')
-    _add(p, '--pseudo-weight', type=float, default=None, help='weight of pseudo-labels relative to teacher targets (2/3)')
-    _add(p, '--seg-trs', type=int, default=None, help='TRs per training segment (spec: 100)')
-    _add(p, '--tr-s', type=float, default=None, help="the student's TR grid in Phase 2 (default 1.49 s)")
-    _add(p, '--epochs', type=int, default=None, help='epochs when --steps is not given (spec: 10)')
-    _add(p, '--val-frac', type=float, default=None, help='share of clips held out for validation r')
-    _add(p, '--space', default=None, help="output space of a model built from scratch (default: the preset's)")
-    return p
+    def with_options(self, hp):
+        "`hp` (a `Phase2Config` or `Phase3Config`) with the settings these options give (`seg_trs`, `tr_s`, ...)."
+        for k in ('seg_trs', 'tr_s', 'epochs', 'val_frac', 'pseudo_weight'):
+            if getattr(self, k) is not None: setattr(hp, k, getattr(self, k))
+        return hp
 
-def run_config(args, hp, n_items: int, lr_groups: dict, default_lr: float = 3e-4):
-    "The `TrainConfig` of a Phase 2/3 run from the CLI arguments (steps: `epochs` over the data unless `--steps`)."
-    bs = args.batch_size or hp.batch_size
+    def overrides(self) -> dict:
+        "Model settings for a model built from scratch (`space`)."
+        return {'space': self.space} if self.space else {}
+
+def phase_train_config(o: TrainOptions, hp, n_items: int, lr_groups: dict, default_lr: float = 3e-4):
+    "(`TrainConfig`, steps per epoch) of a Phase 2/3 run over `n_items` segments (`hp.epochs` over them unless `o.steps`)."
+    bs = o.batch_size or hp.batch_size
     if n_items < bs: bs = max(1, n_items); warnings.warn(f"only {n_items} segments: batch size lowered to {bs}")
     spe = max(1, n_items // bs)
-    steps = args.steps or hp.epochs * spe
     lr = dict(lr_groups)
-    if args.lr: lr = {k: (v and args.lr * v / max(lr_groups.values())) for k, v in lr_groups.items()}
-    return TrainConfig(steps=steps, batch_size=bs, lr=default_lr, lr_groups=lr, schedule='onecycle',
-                       warmup_frac=hp.warmup_frac, seed=args.seed, ckpt_every=args.ckpt_every, keep_every=args.keep_every,
-                       log_every=args.log_every, num_workers=args.num_workers, amp=args.amp, device=args.device,
-                       margin_s=60 * args.margin_min, progress=not args.no_progress), spe
+    if o.lr: lr = {k: (v and o.lr * v / max(lr_groups.values())) for k, v in lr_groups.items()}
+    return o.train_config(o.steps or hp.epochs * spe, bs, lr=default_lr, lr_groups=lr, schedule='onecycle',
+                          warmup_frac=hp.warmup_frac), spe
 
-def _saved(args) -> dict | None:
-    p = Path(args.out)/'train_config.json'
-    return json.loads(p.read_text()) if args.resume and p.exists() else None
-
-def _hp_from_args(hp, args):
-    for a, f in (('seg_trs', 'seg_trs'), ('tr_s', 'tr_s'), ('epochs', 'epochs'), ('val_frac', 'val_frac'),
-                 ('pseudo_weight', 'pseudo_weight')):
-        v = getattr(args, a, None)
-        if v is not None: setattr(hp, f, v)
-    return hp
-
-def phase2_main(args) -> dict:
-    "Run Phase 2 from parsed `tinytribe train` arguments (see `add_arguments`)."
-    if not getattr(args, 'teacher', None): raise ValueError("--phase 2 needs --teacher DIR (teacher segments)")
-    saved = _saved(args)
-    hp = _hp_from_args(Phase2Config(), args)
+def fit_phase2(o: Phase2Options) -> dict:
+    "Train Phase 2 as `o` says (a new run in `o.out`, or the one there continued with `o.resume`); the engine's report."
+    if not o.teacher: raise ValueError("--phase 2 needs --teacher DIR (teacher segments)")
+    saved = o.saved()
+    hp = o.with_options(Phase2Config())
     if saved: hp = Phase2Config(**{**saved['phase2'], 'feature_targets': tuple(saved['phase2']['feature_targets']),
                                    'multires_spaces': tuple(saved['phase2']['multires_spaces'])})
-    ov = {'space': args.space} if getattr(args, 'space', None) else {}
-    task, ds, val, mcfg, info = build_phase2(args.features, args.teacher, args.preset, args.init, args.pseudo, hp,
-                                             seed=args.seed, model_config=saved.get('model') if saved else None,
-                                             init_phases=saved['info']['init_phases'] if saved else None, **ov)
-    cfg, spe = run_config(args, hp, len(ds), task.lr_groups)
+    task, ds, val, mcfg, info = build_phase2(o.features, o.teacher, o.preset, o.init, o.pseudo, hp,
+                                             seed=o.seed, model_config=saved.get('model') if saved else None,
+                                             init_phases=saved['info']['init_phases'] if saved else None, **o.overrides())
+    cfg, spe = phase_train_config(o, hp, len(ds), task.lr_groups)
     eval_every = max(cfg.log_every, (spe // cfg.log_every) * cfg.log_every)
-    deadline = Deadline(hours=args.budget_hours) if args.budget_hours is not None else Deadline()
-    tr = Trainer(task, ds, cfg, args.out, deadline=deadline,
+    tr = Trainer(task, ds, cfg, o.out, deadline=o.deadline(),
                  eval_fn=(lambda t, s: val_r_teacher(t, val, cfg.batch_size)) if val is not None and len(val) else None,
                  eval_every=eval_every,
-                 extra_config={'phase': 2, 'preset': args.preset, 'model': mcfg, 'phase2': hp.to_dict(), 'info': info,
-                               'features': str(args.features), 'teacher': str(args.teacher), 'init': args.init,
+                 extra_config={'phase': 2, 'preset': o.preset, 'model': mcfg, 'phase2': hp.to_dict(), 'info': info,
+                               'features': str(o.features), 'teacher': str(o.teacher), 'init': o.init,
                                'n_segments': len(ds), 'steps_per_epoch': spe})
-    return tr.fit(resume=args.resume)
+    return tr.fit(resume=o.resume)
 
 # %% ../nbs/43_phase2.ipynb #d9ab7806
 def trained_phases(model_dir) -> list:

@@ -22,14 +22,14 @@ from .phase1 import feature_dims
 from .fmri import load_fmri, subject_id
 from .featfile import load_features
 from tqdm.auto import tqdm
-from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
-                              predict_items, pearson_cols, init_model, run_config, _saved, _hp_from_args, _add,
-                              add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained)
+from .phase2 import (DistillConfig, Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
+                              predict_items, pearson_cols, init_model, Phase2Options, phase_train_config,
+                              LR_SCRATCH, trained_phases, head_trained)
 
 # %% auto #0
 __all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum',
            'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3',
-           'load_runs', 'parse_dataset_weights', 'add_arguments', 'phase3_inputs', 'phase3_main', 'phase3_fit',
+           'load_runs', 'parse_dataset_weights', 'Phase3Options', 'phase3_inputs', 'fit_phase3', 'phase3_fit',
            'predict_clip_rows', 'pseudo_label', 'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
@@ -40,29 +40,16 @@ LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf'
 DATASET_WEIGHTS = (('lebel', 0.3), ('ds003020', 0.3), ('natural language fmri', 0.3))
 
 @dataclass
-class Phase3Config:
-    "Loss weights and settings of Phase 3 (the spec's defaults; see the introduction)."
-    w_fmri: float = 0.40
-    w_teacher: float = 0.30
-    w_feature: float = 0.10
-    w_temporal: float = 0.10
-    w_multires: float = 0.05
-    w_aux: float = 0.01
+class Phase3Config(DistillConfig):
+    "Loss weights and settings of Phase 3 (the spec's defaults; see the introduction); the rest as Phase 2's."
+    w_fmri: float = 0.40                # the fMRI
+    w_teacher: float = 0.30             # the teacher, now a regulariser
+    w_feature: float = 0.10             # the teacher's hidden states
     dropout_schedule: tuple = ((0, 0.3), (3, 0.1), (6, 0.0))     # (from epoch, p), epochs 0-based
-    seg_trs_short: int = 50
-    seg_trs: int = 100                                             # after the switch
-    switch_epoch: int = 3
-    feature_targets: tuple = ('fusion_l4', 'fusion_l6', 'low_rank')
-    multires_spaces: tuple = ('schaefer400', 'schaefer1000')
-    smooth_l1_beta: float = 1.0
-    pseudo_weight: float = 2 / 3
-    tr_s: float = 1.49                  # set from the runs
-    offset_s: float = 0.0
-    epochs: int = 10
-    batch_size: int = 4
-    warmup_frac: float = 0.05
-    val_frac: float = 0.1
-    cache_clips: int = 4                # clips whose features and targets a data worker keeps in memory
+    seg_trs_short: int = 50             # segments before the switch
+    switch_epoch: int = 3               # of the segment curriculum
+    batch_size: int = 4                 # segments per step
+    warmup_frac: float = 0.05           # of OneCycle's steps
     dataset_weights: tuple = DATASET_WEIGHTS   # (pattern, weight): a data set's share of the mixture per segment
 
     def to_dict(self) -> dict: return asdict(self)
@@ -265,7 +252,6 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
     if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
     fmri_projection(cfg.space, fspace)
-    model.set_phase(3)
     subjects = subject_rows(runs, known_subjects if known_subjects is not None else model.meta.get('subjects'), cfg.n_subjects)
     tsegs = {features_meta(fp)['clip_id']: ps for fp, ps in pair_teacher(features, teacher)} if teacher else {}
     tspace, hid = teacher_layout([p for ps in tsegs.values() for p in ps], hp.feature_targets) if tsegs else (None, {})
@@ -333,49 +319,44 @@ def parse_dataset_weights(items) -> tuple:
         out.append((name.strip(), wf))
     return tuple(out)
 
-def add_arguments(p):
-    "Options of `tinytribe train --phase 3` (and those it shares with Phase 2) on an argparse parser."
-    _phase2_arguments(p)
-    _add(p, '--fmri', default=None, help='fMRI root (Algonauts 2025 release, fMRIPrep derivatives or simbrain output)')
-    _add(p, '--fmri-space', default=None, help='space of the fMRI to load when the data hold several')
-    _add(p, '--subjects', default=None, help='comma-separated subjects to train on (default: all)')
-    _add(p, '--dataset-weight', action='append', default=None, metavar='NAME=W',
-         help="mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)")
-    return p
+@dataclass
+class Phase3Options(Phase2Options):
+    "What a Phase 3 run takes: the options of Phase 2 (a teacher is optional here) and the fMRI's."
+    fmri: str | None = None                # fMRI root (Algonauts 2025 release, fMRIPrep derivatives or simbrain output)
+    fmri_space: str | None = None          # space of the fMRI to load when the data hold several
+    subjects: str | None = None            # comma-separated subjects to train on (default: all)
+    dataset_weight: list[str] | None = field(default=None, metadata={'metavar': 'NAME=W'})   # mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)
 
-def phase3_inputs(args) -> tuple:
-    "`(saved run config or None, fMRI runs, Phase3Config, model overrides)` from parsed `tinytribe train` arguments."
-    if not getattr(args, 'fmri', None): raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
-    saved = _saved(args)
-    subs = args.subjects.split(',') if getattr(args, 'subjects', None) else None
-    runs = load_runs(args.fmri, args.features, getattr(args, 'fmri_space', None), subs)
-    hp = _hp_from_args(Phase3Config(), args)
-    if getattr(args, 'seg_trs', None): hp.seg_trs_short = max(1, hp.seg_trs // 2)
-    if getattr(args, 'dataset_weight', None): hp.dataset_weights = parse_dataset_weights(args.dataset_weight) + DATASET_WEIGHTS
+def phase3_inputs(o: Phase3Options) -> tuple:
+    "`(saved run config or None, fMRI runs, Phase3Config, model overrides)` of a Phase 3 run's options."
+    if not o.fmri: raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
+    saved = o.saved()
+    runs = load_runs(o.fmri, o.features, o.fmri_space, o.subjects.split(',') if o.subjects else None)
+    hp = o.with_options(Phase3Config())
+    if o.seg_trs: hp.seg_trs_short = max(1, hp.seg_trs // 2)
+    if o.dataset_weight: hp.dataset_weights = parse_dataset_weights(o.dataset_weight) + DATASET_WEIGHTS
     if saved: hp = Phase3Config.from_dict(saved['phase3'])
-    ov = {'space': args.space} if getattr(args, 'space', None) else {}
-    return saved, runs, hp, ov
+    return saved, runs, hp, o.overrides()
 
-def phase3_main(args) -> dict:
-    "Run Phase 3 from parsed `tinytribe train` arguments (see `add_arguments`)."
-    saved, runs, hp, ov = phase3_inputs(args)
+def fit_phase3(o: Phase3Options) -> dict:
+    "Train Phase 3 as `o` says (a new run in `o.out`, or the one there continued with `o.resume`); the engine's report."
+    saved, runs, hp, ov = phase3_inputs(o)
     task, ds, val_parts, tval, mcfg, info = build_phase3(
-        args.features, runs, args.teacher, args.preset, args.init, args.pseudo, hp, seed=args.seed,
+        o.features, runs, o.teacher, o.preset, o.init, o.pseudo, hp, seed=o.seed,
         model_config=saved.get('model') if saved else None, init_phases=saved['info']['init_phases'] if saved else None,
         known_subjects=saved['info']['subjects'] if saved else None, **ov)
-    return phase3_fit(args, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
+    return phase3_fit(o, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
 
-def phase3_fit(args, task, ds, val_parts, tval, hp: Phase3Config, extra: dict) -> dict:
-    "Train a built Phase 3 `task` on `ds` as `tinytribe train` asks (`args`), validating on `val_parts`/`tval`."
-    cfg, spe = run_config(args, hp, len(ds), task.lr_groups)
+def phase3_fit(o: Phase3Options, task, ds, val_parts, tval, hp: Phase3Config, extra: dict) -> dict:
+    "Train a built Phase 3 `task` on `ds` as the options `o` say, validating on `val_parts`/`tval`."
+    cfg, spe = phase_train_config(o, hp, len(ds), task.lr_groups)
     eval_every = max(cfg.log_every, (spe // cfg.log_every) * cfg.log_every)
-    deadline = Deadline(hours=args.budget_hours) if args.budget_hours is not None else Deadline()
     ev = (lambda t, s: val_phase3(t, val_parts, tval, cfg.batch_size)) if val_parts or tval else None
-    tr = Trainer(task, ds, cfg, args.out, deadline=deadline, eval_fn=ev, eval_every=eval_every,
-                 extra_config={'phase': 3, 'preset': args.preset, 'phase3': hp.to_dict(), 'features': str(args.features),
-                               'fmri': str(args.fmri), 'teacher': args.teacher, 'init': args.init,
+    tr = Trainer(task, ds, cfg, o.out, deadline=o.deadline(), eval_fn=ev, eval_every=eval_every,
+                 extra_config={'phase': 3, 'preset': o.preset, 'phase3': hp.to_dict(), 'features': str(o.features),
+                               'fmri': str(o.fmri), 'teacher': o.teacher, 'init': o.init,
                                'n_segments': len(ds), 'steps_per_epoch': spe, **extra})
-    return tr.fit(resume=args.resume)
+    return tr.fit(resume=o.resume)
 
 # %% ../nbs/44_phase3.ipynb #23f5b90b
 @torch.no_grad()

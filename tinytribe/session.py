@@ -4,19 +4,18 @@
 
 # %% ../nbs/71_session.ipynb #b48f6a06
 from __future__ import annotations
-import os, re, sys, json, time, threading, contextlib, argparse, importlib, subprocess
+import os, re, sys, json, time, threading, contextlib, argparse, subprocess
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
-from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, require_path
+from .store import (Deadline, BatchReport, write_json, now_iso, ArtifactError, require_path,
+    MARGIN_FRACTION, MIN_BUDGET_S, MIN_MARGIN_S, BudgetError, budget_margin_s, margin_help)
 from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, shard_tag, SyncReport
 
 # %% auto #0
-__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'MARGIN_FRACTION', 'MIN_BUDGET_S', 'MIN_MARGIN_S', 'TRAIN_PULL_EXCLUDE',
-           'SESSION_COMMANDS', 'detect_platform', 'Platform', 'job_remote', 'ensure_rclone', 'platform_setup',
-           'SessionReport', 'BudgetError', 'budget_margin_s', 'margin_help', 'job_identity', 'run_session',
-           'features_session', 'teacher_session', 'train_argv', 'train_session', 'options_argv', 'evaluate_session',
-           'session_parser', 'session_command', 'sync_cli']
+__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform', 'job_remote',
+           'ensure_rclone', 'platform_setup', 'SessionReport', 'job_identity', 'run_session', 'features_session',
+           'teacher_session', 'train_session', 'evaluate_session', 'sync_cli']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -144,25 +143,6 @@ def _job_state(rep) -> tuple[str, dict]:
     return d.get('state', 'done'), d
 
 # %% ../nbs/71_session.ipynb #286717a3
-MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget, at most margin_min
-MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
-MIN_MARGIN_S = 20.0            # ... but at least this (the final push), and never more than half the budget
-
-class BudgetError(ArtifactError, ValueError):
-    "A time budget too short to do anything; the message says the minimum."
-
-def budget_margin_s(budget_s: float, most_s: float) -> float:
-    """The one margin kept before a budget's end: `MARGIN_FRACTION` of the budget (at least `MIN_MARGIN_S`), at most
-    `most_s` and half the budget, so a short budget still works."""
-    b = max(0.0, float(budget_s))
-    return max(0.0, min(float(most_s), max(MIN_MARGIN_S, MARGIN_FRACTION * b), b / 2))
-
-def margin_help(most_min: float) -> str:
-    "What `--help` says about the margin."
-    return (f"minutes kept free before the budget ends, for the last checkpoint and push (default {most_min:g}); "
-            f"scaled to short budgets: {MARGIN_FRACTION:g} of the budget, at least {MIN_MARGIN_S:g} s, at most half "
-            f"of it; taken once (under --remote the session keeps it and the job gets the rest)")
-
 def job_identity(name: str, **defs) -> dict:
     """What defines a job, recorded in its remote folder (see `tinytribe.sync.JobSync`): `{'kind': ..., **defs}`
     (None values dropped). Session names map to job kinds: 'phase2' -> train phase 2, 'features' -> extract."""
@@ -256,33 +236,6 @@ def _next_step(rep: SessionReport, remote) -> str:
     if rep.state == 'interrupted': return f"interrupted: run the same job again; it resumes {where}"
     return f"failed ({rep.job.get('error', '?')}): fix the cause and run again; finished work is kept {where}"
 
-# %% ../nbs/71_session.ipynb #24b93a09
-def _demo_batch_job(out_dir, n: int = 6, sleep_s: float = 0.0, shard=None):
-    "A small real batch job for examples and tests: items `k0..k{n-1}`, each written atomically as JSON."
-    from tinytribe.store import Manifest, run_items
-    out = Path(out_dir)
-    def job(deadline):
-        def one(key, x):
-            time.sleep(sleep_s)
-            write_json(out/'items'/f"{key}.json", {'key': key, 'square': x * x})
-            return {'file': f"items/{key}.json"}
-        items = shard_items({f"k{i}": i for i in range(n)}, shard)
-        return run_items(items, one, Manifest(out/'manifest'), deadline=deadline, progress=False, desc='demo')
-    return job
-
-# %% ../nbs/71_session.ipynb #9a7894ea
-def _lookup(name: str, *modules: str):
-    "The attribute `name` of the first of `modules` that exists and has it."
-    for m in modules:
-        try: mod = importlib.import_module(m)
-        except ModuleNotFoundError as e:
-            if e.name == m: continue
-            raise
-        if hasattr(mod, name): return getattr(mod, name)
-    raise ImportError(f"{name} is in none of {', '.join(modules)}")
-
-_TRAIN = ('tinytribe.train', 'tinytribe.engine')
-
 # %% ../nbs/71_session.ipynb #7107ed32
 def _budget(platform_budget, budget_hours):
     return platform_budget if budget_hours == 'auto' else budget_hours
@@ -294,10 +247,10 @@ def features_session(media, features_dir, remote=None, shard=None, budget_hours=
     """Extract features of `media` (files/folders, or 'demo': the bundled clip) into `features_dir`, as a session
     mirrored to `remote`; `shard='I/N'` takes this worker's part of the clips. `budget_hours='auto'`: the platform's."""
     from tinytribe import extract as ex      # the media stack loads only for this job
-    from tinytribe.media import demo_clip
+    from tinytribe.media import demo_clip, find_media
     media = [demo_clip() if str(m) == 'demo' else m for m in ([media] if isinstance(media, (str, Path)) else media)]
     for m in media: require_path(m, 'media')
-    found = _lookup('find_media', 'tinytribe.media', 'tinytribe.extract')(media)
+    found = find_media(media)
     if not found: raise ArtifactError(f"nothing to do: no media files in {', '.join(map(str, media))}")
     ids = ex.clip_ids(found)
     mine = shard_items(ids, shard)
@@ -322,18 +275,23 @@ def teacher_session(features_dir, out_dir, remote=None, features_remote=None, te
     into `out_dir`, as a session mirrored to `remote`. `teacher`: 'tribev2' (options: `TribeV2Config` fields) or
     'simbrain' (the in-silico brain: a CPU stand-in). `shard='I/N'`: this worker's part of the clips."""
     def job(deadline):
+        from tinytribe.featfile import feature_files
+        from tinytribe.teacher_cache import cache_teacher
         require_path(features_dir, 'features')
         opts = dict(teacher_options or {})
         if teacher == 'tribev2':
-            t = _lookup('TribeV2Teacher', 'tinytribe.teacher')(_lookup('TribeV2Config', 'tinytribe.teacher')(**opts))
-        else: t = _lookup('SimBrainTeacher', 'tinytribe.simbrain', 'tinytribe.teacher')(**opts)
+            from tinytribe.teacher import TribeV2Teacher, TribeV2Config
+            t = TribeV2Teacher(TribeV2Config(**opts))
+        else:
+            from tinytribe.simbrain import SimBrainTeacher
+            t = SimBrainTeacher(**opts)
         feats = features_dir
         if parse_shard(shard):                  # this shard's clips only: a folder of links to them
             feats = Path(out_dir)/'.sync'/'shard-features'
             feats.mkdir(parents=True, exist_ok=True)
-            for f in shard_items(_lookup('feature_files', 'tinytribe.featfile', 'tinytribe.teacher')(features_dir), shard):
+            for f in shard_items(feature_files(features_dir), shard):
                 with contextlib.suppress(FileExistsError): (feats/f.name).symlink_to(Path(f).resolve())
-        return _lookup('cache_teacher', 'tinytribe.teacher_cache', 'tinytribe.teacher')(feats, t, out_dir, dataset=dataset, spaces=spaces, deadline=deadline, select=select,
+        return cache_teacher(feats, t, out_dir, dataset=dataset, spaces=spaces, deadline=deadline, select=select,
                                 media_dir=media_dir, retry_failed=retry_failed, progress=progress)
     return run_session(job, out_dir, remote, name='teacher-cache', budget_hours=_budget(KAGGLE_BUDGET_HOURS, budget_hours),
                        margin_min=margin_min, push_every_min=push_every_min, pull_include=['manifest/*'], shard=shard,
@@ -341,198 +299,72 @@ def teacher_session(features_dir, out_dir, remote=None, features_remote=None, te
 
 # %% ../nbs/71_session.ipynb #2ba5b46f
 TRAIN_PULL_EXCLUDE = ('ckpt/step_*',)         # only the latest checkpoint comes back
-_ENTRY = 'import sys; from tinytribe.cli import main; raise SystemExit(main(sys.argv[1:]))'   # the command in a new process
-
-def train_argv(phase: int, features_dir, run_dir, **options) -> list[str]:
-    """`tinytribe train` arguments from typed options (`steps=50` -> `--steps 50`, `resume=True` -> `--resume`);
-    an option the train command does not have is an error naming it."""
-    ap = _lookup('train_parser', *_TRAIN)()      # torch loads only for training
-    _lookup('phase_options', *_TRAIN)(ap, ['--phase', str(phase)])    # + the phase's own options (teacher, init, fmri...)
-    known = {a.dest: a for a in ap._actions}
-    argv = ['--phase', str(phase), '--features', str(features_dir), '--out', str(run_dir)]
-    for k, v in options.items():
-        if k not in known: raise ValueError(f"tinytribe train has no option --{k.replace('_', '-')}")
-        if v is None: continue
-        flag = known[k].option_strings[0]
-        if isinstance(known[k], (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-            if bool(v) != known[k].default: argv.append(flag)
-        else: argv += [flag, str(v)]
-    return argv
 
 def train_session(phase: int, features_dir, run_dir, remote=None, features_remote=None, inputs: dict | None = None,
                   budget_hours='auto', margin_min: float = 10.0, push_every_min: float = 5.0, gpus: int | None = None,
-                  started_at: float | None = None, train_margin_min: float = 1.0, **options) -> SessionReport:
-    """Train `phase` (1, 2 or 3) on `features_dir` into `run_dir` as a session mirrored to `remote`: it resumes from
-    the latest checkpoint there (pulled), checkpoints are pushed as they are written, and it stops before the
-    budget. `options`: any `tinytribe train` option (`preset='tiny', steps=50, ckpt_every=20, ...`). `inputs`:
-    further `{local_folder: remote_spec}` to pull (a teacher cache, fMRI, the previous phase's run).
-    `gpus`: GPUs to train on (None: all visible
-    more than one runs `torchrun`). `margin_min` is kept free for the
-    final push; the trainer itself stops `train_margin_min` (plus two steps and two checkpoints) before that."""
+                  started_at: float | None = None, train_margin_min: float = 1.0, end_to_end: bool = False,
+                  **options) -> SessionReport:
+    """Train `phase` (1, 2 or 3; `end_to_end`: Phase 3's end-to-end mode) on `features_dir` into `run_dir` as a session
+    mirrored to `remote`: it resumes from the latest checkpoint there (pulled), checkpoints are pushed as they are
+    written, and it stops before the budget. `options`: the phase's options (`tinytribe.train.options_class`:
+    `preset='tiny', steps=50, ckpt_every=20, teacher=..., ...`; an option the phase does not take is an error naming
+    it). `inputs`: further `{local_folder: remote_spec}` to pull (a teacher cache, fMRI, the previous phase's run).
+    `gpus`: GPUs to train on (None: all visible; more than one runs one process per GPU, `fit_processes`).
+    `margin_min` is kept free for the final push; the trainer itself stops `train_margin_min` (plus two steps and
+    two checkpoints) before that."""
     options.setdefault('resume', True)
     def job(deadline):
-        import torch                                   # torch loads only for training
-        phases = _lookup('PHASES', *_TRAIN)
-        if phase in phases:                    # imported before the budget is measured ('module:function' or a tuple)
-            spec = phases[phase]
-            importlib.import_module(spec.split(':')[0] if isinstance(spec, str) else spec[0])
-        known = {a.dest for a in _lookup('train_parser', *_TRAIN)()._actions}
+        import torch
+        from tinytribe.train import train_options, fit, fit_processes    # torch and the phase load before the budget is measured
+        train_options(phase, features_dir, run_dir, end_to_end, **options)   # an unknown option fails here, before the clock
         left = deadline.left()
-        opts = {**options, 'budget_hours': None if left == float('inf') else max(0.0, left) / 3600,
-                'margin_min': train_margin_min}
-        if 'deadline_at' in known and deadline.at is not None: opts['deadline_at'] = deadline.at   # exact, if the CLI has it
-        argv = train_argv(phase, features_dir, run_dir, **opts)
+        opts = train_options(phase, features_dir, run_dir, end_to_end, **{
+            **options, 'budget_hours': None if left == float('inf') else max(0.0, left) / 3600, 'margin_min': train_margin_min})
         n = torch.cuda.device_count() if gpus is None else int(gpus)
-        if n > 1:   # one process per GPU (DDP); the global batch is split over them
-            rc = subprocess.call([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', str(n),
-                                  '--no-python', sys.executable, '-c', _ENTRY, 'train', *argv])
-        else:
-            rc = _lookup('train_cli', *_TRAIN)(argv)
-        st = Path(run_dir)/'status.json'
-        if rc == 130: raise KeyboardInterrupt   # Ctrl-C (or the session's backstop) reached the trainer: it saved
-        if rc != 0 or not st.exists(): raise RuntimeError(f"tinytribe train --phase {phase} exited with {rc}")
-        return json.loads(st.read_text())
+        report = fit_processes(phase, opts, n, end_to_end) if n > 1 else fit(phase, opts, end_to_end)
+        if report['state'] == 'stopped_by_user': raise KeyboardInterrupt   # Ctrl-C (or the session's backstop): it saved
+        return json.loads((Path(run_dir)/'status.json').read_text())
     ins = {features_dir: features_remote, **(inputs or {})}
     return run_session(job, run_dir, remote, name=f'phase{phase}', budget_hours=_budget(KAGGLE_BUDGET_HOURS, budget_hours),
                        margin_min=margin_min, push_every_min=push_every_min, pull_exclude=TRAIN_PULL_EXCLUDE,
                        inputs=ins, started_at=started_at)
 
 # %% ../nbs/71_session.ipynb #f960bd5c
-def options_argv(options: dict) -> list[str]:
-    "Typed options -> command-line arguments: `fmri_dir='x'` -> `--fmri-dir x`, `True` -> a flag, None/False -> nothing."
-    argv = []
-    for k, v in options.items():
-        if v is None or v is False: continue
-        argv += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(x) for x in (v if isinstance(v, (list, tuple)) else [v])])
-    return argv
+def _model_names(models: list) -> list:
+    "A report name per model folder: its name (`RUN/model`: the run's), numbered when two share one."
+    names, seen = [], {}
+    for m in map(Path, models):
+        n = m.parent.name if m.name == 'model' and m.parent.name else (m.name or str(m))
+        seen[n] = seen.get(n, 0) + 1
+        names.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
+    return names
 
-def evaluate_session(out_dir, models, remote=None, inputs: dict | None = None, budget_hours='auto',
+def evaluate_session(out_dir, models, features, fmri, remote=None, inputs: dict | None = None, budget_hours='auto',
                      margin_min: float = 10.0, push_every_min: float = 5.0, started_at: float | None = None,
-                     **options) -> SessionReport:
-    """Run `tinytribe evaluate MODELS... --out OUT_DIR ...options` as a session mirrored to `remote`, after pulling
-    `inputs` (`{local_folder: remote_spec}`: the trained run, features). `models`: a model/run folder or a list;
-    `options`: the command's options (`features=`, `fmri=`, `teacher=`, `split=`, `baseline=`, `ridge_iter=`, `space=`,
-    `subjects=` (a list or 'a,b'), `run_dir=` (a list: one per model)). A failure (exit code != 0) raises."""
+                     teacher=None, split=None, baseline: str = 'ridge', ridge_iter: int | None = None, space=None,
+                     subjects=None, run_dir=None) -> SessionReport:
+    """Score `models` (a model/run folder or a list, as `tinytribe evaluate MODELS...`) against the fMRI in `fmri` on
+    the clips of `features` and write the report into `out_dir` (`tinytribe.report.evaluate`, `write_report`), as a
+    session mirrored to `remote`, after pulling `inputs` (`{local_folder: remote_spec}`: the trained run, features).
+    `teacher`, `split`, `baseline` ('ridge' or 'none'), `ridge_iter`, `space`, `subjects` (a list or 'a,b') and
+    `run_dir` (a list: one per model) mean what the command's options do. A failure raises."""
     models = [str(m) for m in ([models] if isinstance(models, (str, Path)) else models)]
-    opts = {k: (','.join(map(str, v)) if k == 'subjects' and isinstance(v, (list, tuple)) else v) for k, v in options.items()}
-    runs = opts.pop('run_dir', None) or []
-    extra = [x for r in ([runs] if isinstance(runs, (str, Path)) else runs) for x in ('--run-dir', str(r))]
+    runs = [str(r) for r in ([run_dir] if isinstance(run_dir, (str, Path)) else (run_dir or []))]
+    subs = subjects.split(',') if isinstance(subjects, str) else (list(map(str, subjects)) if subjects else None)
     def job(deadline):
-        argv = [*models, '--out', str(out_dir), *options_argv(opts), *extra]
-        rc = _lookup('evaluate_cli', 'tinytribe.report')(argv)
-        if rc != 0: raise RuntimeError(f"tinytribe evaluate exited with {rc}")
+        from tinytribe.report import evaluate, write_report, EvalConfig
+        from tinytribe.metrics import RidgeConfig
+        for p, what in [*((m, 'model') for m in models), (features, 'features'), (fmri, 'fMRI'), (teacher, 'teacher'),
+                        *((r, 'run folder') for r in runs)]:
+            if p: require_path(p, what)
+        cfg = EvalConfig(split=split, baseline=None if baseline == 'none' or split == 'all' else 'ridge', space=space,
+                         subjects=subs, ridge=RidgeConfig(**({} if ridge_iter is None else {'n_iter': ridge_iter})))
+        names = _model_names(models)
+        res = evaluate(dict(zip(names, models)), features, fmri, teacher, cfg)
+        write_report(res, out_dir, dict(zip(names, runs)))
         return {'state': 'done', 'out': str(out_dir)}
     return run_session(job, out_dir, remote, name='evaluate', budget_hours=_budget(KAGGLE_BUDGET_HOURS, budget_hours),
                        margin_min=margin_min, push_every_min=push_every_min, inputs=inputs, started_at=started_at)
-
-# %% ../nbs/71_session.ipynb #795171fc
-SESSION_COMMANDS = {
-    # command: what the session pulls of the output folder, how a shard picks its items, and budget handling
-    'extract':       dict(pull_include=('manifest/*',), shard='media', budget=True),
-    'teacher-cache': dict(pull_include=('manifest/*',), shard='features', budget=True),
-    'train':         dict(pull_exclude=TRAIN_PULL_EXCLUDE, budget=True, resume=True),
-    'predict':       dict(pull_include=('manifest/*',), shard='sources'),
-    'evaluate':      dict(),
-}
-
-def session_parser() -> argparse.ArgumentParser:
-    "The session flags every job command takes (`tinytribe CMD ... --remote REMOTE:PATH [--shard I/N]`)."
-    ap = argparse.ArgumentParser(add_help=False)
-    ap.add_argument('--remote', default=None, metavar='REMOTE:PATH')
-    ap.add_argument('--shard', default=None, metavar='I/N')
-    ap.add_argument('--push-every-min', type=float, default=5.0)
-    ap.add_argument('--adopt', action='store_true', help='write into a remote folder that another job wrote (on purpose)')
-    return ap
-
-# %% ../nbs/71_session.ipynb #5e2c3b22
-def _opt(argv: list, flag: str):
-    "The value of `flag` in `argv` (`--x v` or `--x=v`), or None."
-    for i, a in enumerate(argv):
-        if a == flag and i + 1 < len(argv): return argv[i + 1]
-        if a.startswith(flag + '='): return a.split('=', 1)[1]
-    return None
-
-def _set_opt(argv: list, flag: str, value) -> list:
-    "`argv` with `flag` set to `value` (replaced where present, else appended)."
-    out, skip = [], False
-    for i, a in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if a == flag: skip = True
-        elif not a.startswith(flag + '='): out.append(a)
-    return out + [flag, str(value)]
-
-def _shard_argv(how: str, argv: list, shard, out) -> list:
-    "`argv` with its inputs replaced by this shard's part (clip ids of media, feature files, prediction sources)."
-    from tinytribe.media import find_media
-    if how == 'features':
-        ns = _lookup('teacher_cache_parser', 'tinytribe.teacher_cache')().parse_args(argv)
-        feats = Path(out)/'.sync'/f"features-{shard_tag(shard)}"     # this shard's feature files, as links
-        feats.mkdir(parents=True, exist_ok=True)
-        for f in shard_items(_lookup('feature_files', 'tinytribe.featfile')(require_path(ns.features_dir, 'features')), shard):
-            with contextlib.suppress(FileExistsError): (feats/Path(f).name).symlink_to(Path(f).resolve())
-        return [str(feats) if a == ns.features_dir else a for a in argv]
-    if how == 'media':
-        ns = _lookup('_extract_parser', 'tinytribe.extract')().parse_args(argv)
-        given = list(ns.media)
-        for m in given: require_path(m, 'media')
-        files = _lookup('clip_ids', 'tinytribe.extract')(find_media(given))
-        mine = [str(f) for f in shard_items(files, shard).values()]
-    else:                                  # predict: feature files and media, each folder expanded
-        ns = _lookup('predict_parser', 'tinytribe.predict')().parse_args(argv)
-        given, files = list(ns.sources), {}
-        for src in given:
-            src = require_path(src, 'source')
-            found = sorted(src.glob('*.npz')) + find_media([src]) if src.is_dir() else [src]
-            files.update({Path(f): f for f in found})     # keyed by path: shards by clip name (stem)
-        mine = [str(f) for f in shard_items(files, shard).values()]
-    if not mine: return []
-    rest = [a for a in argv if a not in given]
-    return mine + rest
-
-# %% ../nbs/71_session.ipynb #4d418853
-def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -> int:
-    """Run `cli(argv)` (a job command's `*_cli`) as a session when `argv` holds `--remote` or `--shard`: the session
-    flags are taken off, the output folder (`--out`) is pulled from the remote, the command runs on the rest (its
-    inputs cut to this shard, `--budget-hours` set to what the session leaves) and everything is pushed on a timer and
-    at the end. Returns the command's exit code."""
-    def usage(msg):
-        print(f"tinytribe {cmd}: {msg}", file=sys.stderr)
-        return 2
-    if cmd not in SESSION_COMMANDS: return usage(f"takes no --remote/--shard (the jobs that do: {', '.join(SESSION_COMMANDS)})")
-    spec = SESSION_COMMANDS[cmd]
-    ses, rest = session_parser().parse_known_args(list(argv))
-    if ses.shard and not spec.get('shard'): return usage("takes no --shard (its items are one job); --remote only")
-    try: parse_shard(ses.shard)
-    except ValueError as e: return usage(str(e))
-    out = _opt(rest, '--out')
-    if not out: return usage("--remote needs --out (the folder mirrored to the remote)")
-    hours = _opt(rest, '--budget-hours') if spec.get('budget') else None
-    hours = float(hours) if hours else None
-    if spec.get('resume') and '--resume' not in rest: rest.append('--resume')
-    def job(deadline):
-        args = rest
-        if ses.shard:
-            args = _shard_argv(spec['shard'], rest, ses.shard, out)
-            if not args: return {'state': 'done', 'message': f"shard {ses.shard} holds none of the items"}
-        if spec.get('budget') and deadline.at is not None:
-            args = _set_opt(args, '--budget-hours', f"{max(0.0, deadline.left()) / 3600:.6f}")
-            if cmd == 'train': args = _set_opt(args, '--margin-min', 0)     # the session took the one margin
-        rc = cli(args)
-        if rc == 130: return {'state': 'interrupted', 'exit_code': 130}   # the command said so, in one line
-        st = Path(out)/'status.json'
-        if cmd == 'train' and rc == 0 and st.exists():
-            state = json.loads(st.read_text()).get('state')
-            return {'state': 'done' if state == 'done' else 'stopped_budget', 'exit_code': rc, 'train_state': state}
-        return {'state': 'done' if rc == 0 else 'failed', 'exit_code': rc,
-                **({} if rc == 0 else {'error': f"tinytribe {cmd} exited with {rc}"})}
-    rep = run_session(job, out, ses.remote, name=cmd, budget_hours=hours, margin_min=5.0 if hours else 0.0,
-                      push_every_min=ses.push_every_min, pull_include=spec.get('pull_include'),
-                      pull_exclude=spec.get('pull_exclude', ()), shard=ses.shard, adopt=ses.adopt,
-                      min_budget_s=MIN_BUDGET_S if cmd == 'train' else 0.0,
-                      identity=job_identity(cmd, **{k: _opt(rest, f"--{k}") for k in ('phase', 'preset', 'teacher')}))
-    return int(rep.job.get('exit_code', 0 if rep.state == 'done' else 1))
 
 # %% ../nbs/71_session.ipynb #d8b1aee3
 def _print(text: str) -> None:

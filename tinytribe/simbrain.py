@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import STEP_S, TRGrid, double_gamma_hrf, step_times, bin_steps
-from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso
+from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso, describe_h5_runs
 from . import spaces
 from . import __version__
 from .featfile import MODALITIES, load_features, feature_files
@@ -682,7 +682,6 @@ def write_dataset(clips: list, out, dataset: str = 'sim', cfg: SimBrainConfig | 
 # %% ../nbs/21_simbrain.ipynb #8ca848d0
 def describe(path) -> dict:
     "For `tinytribe inspect`: a simbrain output folder (its `simbrain.json`), a sidecar, or one of its HDF5 run files."
-    import h5py                          # lazy: an optional dependency (the 'brain' extra)
     path = Path(path)
     if path.is_dir():
         if not (path / 'simbrain.json').exists():
@@ -697,13 +696,7 @@ def describe(path) -> dict:
         if s.get('kind') != 'simbrain_fmri': raise ArtifactError(f"{path}: not a simbrain sidecar")
         return {k: s[k] for k in ('kind', 'subject', 'task', 'RepetitionTime', 'snr', 'seed', 'n_repeats', 'noise_ceiling_median_driven')} | {
             'path': str(path), 'n_runs': sum(len(r['keys']) for r in s['runs'])}
-    try:
-        with h5py.File(path, 'r') as f:
-            runs = {k: list(f[k].shape) for k in f.keys()}
-            attrs = {k: (v.item() if hasattr(v, 'item') else v) for k, v in f.attrs.items()}
-    except OSError as e: raise ArtifactError(f"{path}: not a readable HDF5 file ({e})") from e
-    return {'kind': 'fmri_runs', 'path': str(path), 'n_runs': len(runs), 'runs': runs,
-            'n_trs': int(sum(v[0] for v in runs.values())), 'attrs': {k: (str(v) if isinstance(v, bytes) else v) for k, v in attrs.items()}}
+    return describe_h5_runs(path)
 
 # %% ../nbs/21_simbrain.ipynb #0fe6f464
 def simbrain_cli(argv: list[str]) -> int:

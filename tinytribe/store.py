@@ -14,10 +14,11 @@ from fastcore.basics import patch
 import numpy as np
 
 # %% auto #0
-__all__ = ['ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays', 'read_meta', 'files_of_kind',
-           'file_sha256', 'safe_key', 'now_iso', 'pid_alive', 'worker_name', 'remove_dead_temp_files', 'Manifest',
-           'Deadline', 'BatchReport', 'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir',
-           'require_path']
+__all__ = ['MARGIN_FRACTION', 'MIN_BUDGET_S', 'MIN_MARGIN_S', 'ArtifactError', 'atomic_write', 'write_json', 'save_arrays',
+           'load_arrays', 'read_meta', 'files_of_kind', 'file_sha256', 'safe_key', 'now_iso', 'pid_alive',
+           'worker_name', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BudgetError', 'budget_margin_s',
+           'margin_help', 'BatchReport', 'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot',
+           'package_dir', 'require_path', 'describe_h5_runs']
 
 # %% ../nbs/01_store.ipynb #720629b6
 class ArtifactError(ValueError):
@@ -318,6 +319,26 @@ class Deadline:
     def reached(self, margin_s: float = 0.0) -> bool: return self.left() <= margin_s
     def __repr__(self): return 'Deadline(none)' if self.at is None else f"Deadline({self.left():.0f}s left)"
 
+# %% ../nbs/01_store.ipynb #414da526
+MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget, at most margin_min
+MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
+MIN_MARGIN_S = 20.0            # ... but at least this (the final push), and never more than half the budget
+
+class BudgetError(ArtifactError, ValueError):
+    "A time budget too short to do anything; the message says the minimum."
+
+def budget_margin_s(budget_s: float, most_s: float) -> float:
+    """The one margin kept before a budget's end: `MARGIN_FRACTION` of the budget (at least `MIN_MARGIN_S`), at most
+    `most_s` and half the budget, so a short budget still works."""
+    b = max(0.0, float(budget_s))
+    return max(0.0, min(float(most_s), max(MIN_MARGIN_S, MARGIN_FRACTION * b), b / 2))
+
+def margin_help(most_min: float) -> str:
+    "What `--help` says about the margin."
+    return (f"minutes kept free before the budget ends, for the last checkpoint and push (default {most_min:g}); "
+            f"scaled to short budgets: {MARGIN_FRACTION:g} of the budget, at least {MIN_MARGIN_S:g} s, at most half "
+            f"of it; taken once (under --remote the session keeps it and the job gets the rest)")
+
 # %% ../nbs/01_store.ipynb #8cfb3dbe
 @dataclass
 class BatchReport:
@@ -379,18 +400,6 @@ def run_items(items: dict, fn: Callable[[str, Any], dict | None], manifest: Mani
                           f"{manifest.root}/failed); run again with --retry-failed to try them again")
     return rep
 
-# %% ../nbs/01_store.ipynb #3355f6fc
-def _mp_worker(args):
-    root, keys = args
-    m = Manifest(root, lease_s=60)
-    got = []
-    for k in keys:
-        if m.claim(k):
-            time.sleep(0.01)
-            got.append(k)
-            m.done(k)
-    return got
-
 # %% ../nbs/01_store.ipynb #d544ce33
 def hf_cache_dirs() -> list[Path]:
     "Local Hugging Face hub caches in search order: `$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`."
@@ -422,3 +431,18 @@ def require_path(path, what: str = 'input') -> Path:
     p = Path(path)
     if not p.exists(): raise ArtifactError(f"{p}: no such file or folder ({what})")
     return p
+
+# %% ../nbs/01_store.ipynb #80fe4522
+def describe_h5_runs(path) -> dict:
+    """For `tinytribe inspect`: an HDF5 file of fMRI runs (one dataset per run, as the Algonauts 2025 release and
+    the in-silico brain write them): `{'kind': 'fmri_runs', 'path', 'n_runs', 'runs': {key: shape}, 'n_trs', 'attrs'}`,
+    text attributes decoded. An unreadable file raises `ArtifactError` naming it."""
+    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
+    try:
+        with h5py.File(path, 'r') as f:
+            runs = {k: list(f[k].shape) for k in f.keys()}
+            attrs = {k: (v.item() if hasattr(v, 'item') else v) for k, v in f.attrs.items()}
+    except OSError as e: raise ArtifactError(f"{path}: not a readable HDF5 file ({e})") from e
+    return {'kind': 'fmri_runs', 'path': str(path), 'n_runs': len(runs), 'runs': runs,
+            'n_trs': int(sum(v[0] for v in runs.values())),
+            'attrs': {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}}

@@ -16,8 +16,8 @@ from .featfile import MODALITIES
 from .media import media_kind
 
 # %% auto #0
-__all__ = ['fusion_name', 'FusionCapture', 'capture_fusion', 'TeacherOutput', 'Teacher', 'teacher_grid', 'LinearHRFTeacher',
-           'assemble_rows', 'TribeV2Config', 'TribeV2Teacher']
+__all__ = ['fusion_name', 'FusionCapture', 'capture_fusion', 'TeacherOutput', 'Teacher', 'teacher_grid', 'assemble_rows',
+           'TribeV2Config', 'TribeV2Teacher']
 
 # %% ../nbs/20_teacher.ipynb #22d8875b
 def fusion_name(k: int) -> str:
@@ -105,50 +105,6 @@ class Teacher(Protocol):
 def teacher_grid(duration_s: float, tr_s: float = 1.0, offset_s: float = 5.0) -> TRGrid:
     "TRIBE v2's grid for a clip: one row per `tr_s` of stimulus from 0 s that starts inside the clip."
     return TRGrid.covering(duration_s, tr_s, offset_s, stimulus_start_s=0.0, partial=True)
-
-# %% ../nbs/20_teacher.ipynb #4c645084
-@dataclass
-class LinearHRFTeacher:
-    "Deterministic test teacher: features -> tanh bottleneck -> 20484 vertices, HRF-smoothed; hiddens from fixed maps."
-    seed: int = 0
-    rank: int = 16
-    hidden_dims: dict = field(default_factory=lambda: {'fusion_l4': 1152, 'fusion_l6': 1152,
-                                                       'low_rank': 2048})
-    tr_s: float = 1.0
-    offset_s: float = 5.0
-    delay_s: float = 0.0
-    name: str = 'linear-hrf-test'
-
-    def producer(self) -> dict:
-        return {'name': self.name, 'version': '1', 'seed': self.seed, 'rank': self.rank, 'test_teacher': True}
-
-    def grid_for(self, duration_s: float) -> TRGrid: return teacher_grid(duration_s, self.tr_s, self.offset_s)
-
-    def _w(self, tag: str, shape) -> np.ndarray:
-        h = int.from_bytes(tag.encode(), 'little') % (2**31)
-        return np.random.default_rng([self.seed, h,
-                                      *shape]).standard_normal(shape).astype(np.float32) / np.sqrt(shape[0])
-
-    def predict_clip(self, features=None, media_path=None) -> TeacherOutput:
-        if features is None: raise ValueError(f"{self.name} needs a feature file (media alone is not enough)")
-        if self.delay_s: time.sleep(self.delay_s)
-        x = np.concatenate([np.asarray(features.feature(m), np.float32) * features.mask(m)[:, None]
-                            for m in MODALITIES], axis=1)           # (T, D)
-        z = np.tanh(x @ self._w('bottleneck', (x.shape[1], self.rank)))           # (T, r)
-        k = hrf_kernel(16.0, features.step_s)
-        zc = np.stack([np.convolve(z[:, j], k)[:len(z)] for j in range(self.rank)], 1)   # causal HRF, (T, r)
-        grid = self.grid_for(features.duration_s)
-        t = features.times
-        # BOLD at k·tr + offset
-        zb = np.stack([np.interp(grid.times, t, zc[:, j]) for j in range(self.rank)], 1)
-        pred = zb @ self._w('vertices', (self.rank, 20484)) * np.sqrt(self.rank)
-        # stimulus second of each step
-        rows = bin_steps(t, TRGrid(self.tr_s, grid.n, 0.0))
-        pooled = np.stack([x[rows == i].mean(0) if (rows == i).any() else np.zeros(x.shape[1], np.float32)
-                           for i in range(grid.n)]) if grid.n else np.zeros((0, x.shape[1]), np.float32)
-        hid = {h: np.tanh(pooled @ self._w(h, (x.shape[1], d))) for h, d in self.hidden_dims.items()}
-        return TeacherOutput(pred=pred.astype(np.float32), hiddens=hid, grid=grid,
-                             info={'test_teacher': True})
 
 # %% ../nbs/20_teacher.ipynb #574f17e6
 def assemble_rows(values: dict, starts: np.ndarray, tr_s: float, n: int, t0: float = 0.0) -> tuple[dict,

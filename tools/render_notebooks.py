@@ -81,7 +81,7 @@ lr = None
 ckpt_every = 200
 log_every = 10
 num_workers = 2
-gpus = None                 # None: every visible GPU (DDP under torchrun when > 1)
+gpus = None                 # None: every visible GPU (one process per GPU, DDP, when > 1)
 """.format(phase=phase) + extra_params,
         'cells': [f"""from tinytribe.session import train_session
 run = plat.path(run_dir)
