@@ -4,7 +4,7 @@
 
 # %% ../nbs/73_inspect.ipynb #4329e60a
 from __future__ import annotations
-import json, argparse, struct, sys, importlib
+import json, argparse, struct, sys
 from pathlib import Path
 import numpy as np
 from .store import require_path, read_meta, ArtifactError, Manifest
@@ -13,7 +13,20 @@ from .featfile import MODALITIES, describe_features
 class _Lazy:
     "A tinytribe module imported when first used: `inspect` imports torch only for the artifacts whose owner needs it."
     def __init__(self, name: str): self._name = name
-    def __getattr__(self, k): return getattr(importlib.import_module(f'tinytribe.{self._name}'), k)
+    def __getattr__(self, k): return getattr(_owner(self._name), k)
+
+def _owner(name: str):
+    "The owner module `name`, imported now (plain imports, which the import graph sees)."
+    if name == 'segfile': from tinytribe import segfile as m
+    elif name == 'simbrain': from tinytribe import simbrain as m
+    elif name == 'fmri': from tinytribe import fmri as m
+    elif name == 'engine': from tinytribe import engine as m
+    elif name == 'model': from tinytribe import model as m
+    elif name == 'predict': from tinytribe import predict as m
+    elif name == 'report': from tinytribe import report as m
+    elif name == 'export': from tinytribe import export as m
+    else: raise KeyError(name)
+    return m
 
 segfile, simbrain, fmri, engine, model, predict, report, export = (
     _Lazy(n) for n in ('segfile', 'simbrain', 'fmri', 'engine', 'model', 'predict', 'report', 'export'))
