@@ -13,9 +13,9 @@ from .featfile import MODALITIES, describe_features
 class _Lazy:
     "A tinytribe module imported when first used: `inspect` imports torch only for the artifacts whose owner needs it."
     def __init__(self, name: str): self._name = name
-    def __getattr__(self, k): return getattr(_owner(self._name), k)
+    def __getattr__(self, k): return getattr(_module(self._name), k)
 
-def _owner(name: str):
+def _module(name: str):
     "The owner module `name`, imported now (plain imports, which the import graph sees)."
     if name == 'segfile': from tinytribe import segfile as m
     elif name == 'simbrain': from tinytribe import simbrain as m
