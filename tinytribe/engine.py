@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from .store import atomic_write, write_json, Deadline, ArtifactError, now_iso
-from .session import budget_margin_s
+from .store import budget_margin_s
 from fastcore.basics import patch
 from .data import ResumableSampler, collate
 from matplotlib.figure import Figure

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
 from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, require_path
+from .store import budget_margin_s, margin_help, MARGIN_FRACTION, MIN_MARGIN_S
 from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, shard_tag, SyncReport
 
 # %% auto #0
-__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'MARGIN_FRACTION', 'MIN_BUDGET_S', 'MIN_MARGIN_S', 'TRAIN_PULL_EXCLUDE',
-           'SESSION_COMMANDS', 'detect_platform', 'Platform', 'job_remote', 'ensure_rclone', 'platform_setup',
-           'SessionReport', 'BudgetError', 'budget_margin_s', 'margin_help', 'job_identity', 'run_session',
-           'features_session', 'teacher_session', 'train_argv', 'train_session', 'options_argv', 'evaluate_session',
-           'session_parser', 'session_command', 'sync_cli']
+__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'MIN_BUDGET_S', 'TRAIN_PULL_EXCLUDE', 'SESSION_COMMANDS',
+           'detect_platform', 'Platform', 'job_remote', 'ensure_rclone', 'platform_setup', 'SessionReport',
+           'BudgetError', 'job_identity', 'run_session', 'features_session', 'teacher_session', 'train_argv',
+           'train_session', 'options_argv', 'evaluate_session', 'session_parser', 'session_command', 'sync_cli']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -144,24 +144,10 @@ def _job_state(rep) -> tuple[str, dict]:
     return d.get('state', 'done'), d
 
 # %% ../nbs/71_session.ipynb #286717a3
-MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget, at most margin_min
 MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
-MIN_MARGIN_S = 20.0            # ... but at least this (the final push), and never more than half the budget
 
 class BudgetError(ArtifactError, ValueError):
     "A time budget too short to do anything; the message says the minimum."
-
-def budget_margin_s(budget_s: float, most_s: float) -> float:
-    """The one margin kept before a budget's end: `MARGIN_FRACTION` of the budget (at least `MIN_MARGIN_S`), at most
-    `most_s` and half the budget, so a short budget still works."""
-    b = max(0.0, float(budget_s))
-    return max(0.0, min(float(most_s), max(MIN_MARGIN_S, MARGIN_FRACTION * b), b / 2))
-
-def margin_help(most_min: float) -> str:
-    "What `--help` says about the margin."
-    return (f"minutes kept free before the budget ends, for the last checkpoint and push (default {most_min:g}); "
-            f"scaled to short budgets: {MARGIN_FRACTION:g} of the budget, at least {MIN_MARGIN_S:g} s, at most half "
-            f"of it; taken once (under --remote the session keeps it and the job gets the rest)")
 
 def job_identity(name: str, **defs) -> dict:
     """What defines a job, recorded in its remote folder (see `tinytribe.sync.JobSync`): `{'kind': ..., **defs}`

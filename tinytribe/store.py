@@ -14,10 +14,10 @@ from fastcore.basics import patch
 import numpy as np
 
 # %% auto #0
-__all__ = ['ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays', 'read_meta', 'files_of_kind',
-           'file_sha256', 'safe_key', 'now_iso', 'pid_alive', 'worker_name', 'remove_dead_temp_files', 'Manifest',
-           'Deadline', 'BatchReport', 'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir',
-           'require_path']
+__all__ = ['MARGIN_FRACTION', 'MIN_MARGIN_S', 'ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays',
+           'read_meta', 'files_of_kind', 'file_sha256', 'safe_key', 'now_iso', 'pid_alive', 'worker_name',
+           'remove_dead_temp_files', 'Manifest', 'Deadline', 'budget_margin_s', 'margin_help', 'BatchReport',
+           'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir', 'require_path']
 
 # %% ../nbs/01_store.ipynb #720629b6
 class ArtifactError(ValueError):
@@ -317,6 +317,22 @@ class Deadline:
     def left(self) -> float: return float('inf') if self.at is None else self.at - time.time()
     def reached(self, margin_s: float = 0.0) -> bool: return self.left() <= margin_s
     def __repr__(self): return 'Deadline(none)' if self.at is None else f"Deadline({self.left():.0f}s left)"
+
+# %% ../nbs/01_store.ipynb #8365223b
+MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget ...
+MIN_MARGIN_S = 20.0            # ... but at least this (a last checkpoint and push), and never more than half the budget
+
+def budget_margin_s(budget_s: float, most_s: float) -> float:
+    """The one margin kept before a budget's end: `MARGIN_FRACTION` of the budget (at least `MIN_MARGIN_S`), at most
+    `most_s` and half the budget, so a short budget still works. Sessions and the trainer both use it."""
+    b = max(0.0, float(budget_s))
+    return max(0.0, min(float(most_s), max(MIN_MARGIN_S, MARGIN_FRACTION * b), b / 2))
+
+def margin_help(most_min: float) -> str:
+    "What `--help` says about the margin."
+    return (f"minutes kept free before the budget ends, for the last checkpoint and push (default {most_min:g}); "
+            f"scaled to short budgets: {MARGIN_FRACTION:g} of the budget, at least {MIN_MARGIN_S:g} s, at most half "
+            f"of it; taken once (under --remote the session keeps it and the job gets the rest)")
 
 # %% ../nbs/01_store.ipynb #8cfb3dbe
 @dataclass

@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from .store import require_path, ArtifactError
 from .engine import checkpoint_path, load_checkpoint, dist_info
-from .session import margin_help
+from .store import margin_help
 
 # %% auto #0
 __all__ = ['PHASES', 'END_TO_END', 'phase_main', 'entry_point', 'train_parser', 'refuse_restart', 'phase_options', 'train_cli']
