@@ -264,8 +264,7 @@ def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -
     flags are taken off, the output folder (`--out`) is pulled from the remote, the command runs on the rest (its
     inputs cut to this shard, `--budget-hours` set to what the session leaves) and everything is pushed on a timer and
     at the end. Returns the command's exit code."""
-    from tinytribe.session import run_session, job_identity
-    from tinytribe.store import MIN_BUDGET_S
+    from tinytribe.session import run_session, job_identity, MIN_BUDGET_S
     from tinytribe.sync import parse_shard
     def usage(msg):
         _say(cmd, msg)

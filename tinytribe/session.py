@@ -8,14 +8,14 @@ import os, re, sys, json, time, threading, contextlib, argparse, subprocess
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Callable, Sequence
-from .store import (Deadline, BatchReport, write_json, now_iso, ArtifactError, require_path,
-    MARGIN_FRACTION, MIN_BUDGET_S, MIN_MARGIN_S, BudgetError, budget_margin_s, margin_help)
+from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, require_path
+from .store import budget_margin_s, margin_help, MARGIN_FRACTION, MIN_MARGIN_S
 from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, shard_tag, SyncReport
 
 # %% auto #0
-__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform', 'job_remote',
-           'ensure_rclone', 'platform_setup', 'SessionReport', 'job_identity', 'run_session', 'features_session',
-           'teacher_session', 'train_session', 'evaluate_session', 'sync_cli']
+__all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'MIN_BUDGET_S', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform',
+           'job_remote', 'ensure_rclone', 'platform_setup', 'SessionReport', 'BudgetError', 'job_identity',
+           'run_session', 'features_session', 'teacher_session', 'train_session', 'evaluate_session', 'sync_cli']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -143,6 +143,11 @@ def _job_state(rep) -> tuple[str, dict]:
     return d.get('state', 'done'), d
 
 # %% ../nbs/71_session.ipynb #286717a3
+MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
+
+class BudgetError(ArtifactError, ValueError):
+    "A time budget too short to do anything; the message says the minimum."
+
 def job_identity(name: str, **defs) -> dict:
     """What defines a job, recorded in its remote folder (see `tinytribe.sync.JobSync`): `{'kind': ..., **defs}`
     (None values dropped). Session names map to job kinds: 'phase2' -> train phase 2, 'features' -> extract."""

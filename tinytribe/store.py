@@ -14,11 +14,11 @@ from fastcore.basics import patch
 import numpy as np
 
 # %% auto #0
-__all__ = ['MARGIN_FRACTION', 'MIN_BUDGET_S', 'MIN_MARGIN_S', 'ArtifactError', 'atomic_write', 'write_json', 'save_arrays',
-           'load_arrays', 'read_meta', 'files_of_kind', 'file_sha256', 'safe_key', 'now_iso', 'pid_alive',
-           'worker_name', 'remove_dead_temp_files', 'Manifest', 'Deadline', 'BudgetError', 'budget_margin_s',
-           'margin_help', 'BatchReport', 'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot',
-           'package_dir', 'require_path', 'describe_h5_runs']
+__all__ = ['MARGIN_FRACTION', 'MIN_MARGIN_S', 'ArtifactError', 'atomic_write', 'write_json', 'save_arrays', 'load_arrays',
+           'read_meta', 'files_of_kind', 'file_sha256', 'safe_key', 'now_iso', 'pid_alive', 'worker_name',
+           'remove_dead_temp_files', 'Manifest', 'Deadline', 'budget_margin_s', 'margin_help', 'BatchReport',
+           'NothingToDo', 'run_items', 'hf_cache_dirs', 'hf_cached_snapshot', 'package_dir', 'require_path',
+           'describe_h5_runs']
 
 # %% ../nbs/01_store.ipynb #720629b6
 class ArtifactError(ValueError):
@@ -319,17 +319,13 @@ class Deadline:
     def reached(self, margin_s: float = 0.0) -> bool: return self.left() <= margin_s
     def __repr__(self): return 'Deadline(none)' if self.at is None else f"Deadline({self.left():.0f}s left)"
 
-# %% ../nbs/01_store.ipynb #414da526
-MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget, at most margin_min
-MIN_BUDGET_S = 60.0            # a training session's budget shorter than this is refused (a pull, a step, a push)
-MIN_MARGIN_S = 20.0            # ... but at least this (the final push), and never more than half the budget
-
-class BudgetError(ArtifactError, ValueError):
-    "A time budget too short to do anything; the message says the minimum."
+# %% ../nbs/01_store.ipynb #8365223b
+MARGIN_FRACTION = 0.1          # the margin before a budget's end: this share of the budget ...
+MIN_MARGIN_S = 20.0            # ... but at least this (a last checkpoint and push), and never more than half the budget
 
 def budget_margin_s(budget_s: float, most_s: float) -> float:
     """The one margin kept before a budget's end: `MARGIN_FRACTION` of the budget (at least `MIN_MARGIN_S`), at most
-    `most_s` and half the budget, so a short budget still works."""
+    `most_s` and half the budget, so a short budget still works. Sessions and the trainer both use it."""
     b = max(0.0, float(budget_s))
     return max(0.0, min(float(most_s), max(MIN_MARGIN_S, MARGIN_FRACTION * b), b / 2))
 

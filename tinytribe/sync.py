@@ -297,7 +297,8 @@ class RcloneRemote(Remote):
     def get_files(self, paths, local_dir):
         if not paths: return
         lst = self._files_from(paths)
-        try: self.run('copy', '--files-from-raw', lst, '--no-traverse', '--ignore-checksum', self._r(), str(local_dir))
+        try: self.run('copy', '--files-from-raw', lst, *(['--no-traverse'] if len(paths) < 64 else []),   # many: list
+                      '--ignore-checksum', self._r(), str(local_dir))     # the caller checks size and MD5 itself
         finally: os.unlink(lst)
 
     def delete(self, paths):
