@@ -16,11 +16,11 @@ from . import spaces
 from .media import Word, read_transcript
 
 # %% auto #0
-__all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of',
-           'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'group_repeats', 'AlgonautsScan',
-           'scan_algonauts', 'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep',
-           'read_textgrid', 'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture',
-           'describe_fmri', 'fmri_cli']
+__all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'skip_reason', 'skip_summary', 'subject_id', 'clean_rows',
+           'fit_to_duration', 'RunRef', 'repeat_of', 'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run',
+           'load_fmri', 'group_repeats', 'AlgonautsScan', 'scan_algonauts', 'write_algonauts_transcript',
+           'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid', 'read_events_words',
+           'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'describe_fmri', 'fmri_cli']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -50,10 +50,38 @@ class FmriRun:
 # %% ../nbs/22_fmri.ipynb #9d2b099a
 log = logging.getLogger('tinytribe.fmri')
 
+class _Notes(list):
+    "What one `load_fmri`/`find_clips` call skipped or fitted: summarised in one line when the call ends."
+
 def _note(msg: str, report: list | None) -> None:
-    "Log `msg` as a warning on `tinytribe.fmri` and append it to `report` when one is given."
-    log.warning(msg)
+    """Log `msg` as a warning on `tinytribe.fmri` and append it to `report` when one is given; inside `load_fmri` and
+    `find_clips` (a `_Notes` report) it is only collected (logged at DEBUG), and the call logs one summary line."""
+    if isinstance(report, _Notes): log.debug(msg)
+    else: log.warning(msg)
     if report is not None: report.append(msg)
+
+def skip_reason(msg: str) -> str:
+    "The kind of a skip message: what follows the clip and subject it names, without numbers, lists or files."
+    m = msg.split(': skipped: ', 1)[1] if ': skipped: ' in msg else msg.split(': ', 1)[-1]
+    m = re.sub(r"\[[^\]]*\]|\([^)]*\)", '', m)
+    m = re.sub(r"\S*/\S*", 'PATH', m)
+    m = re.sub(r"\S+\.(?:h5|gii|json|tsv|TextGrid|mkv|mp4|wav)\b", 'FILE', m)
+    m = re.sub(r'\d+(?:\.\d+)?', 'N', m)
+    return re.sub(r'\s+', ' ', m).strip(' :')
+
+def skip_summary(notes, where) -> str:
+    "One line: how many things a scan of `where` skipped or fitted, counted by reason (most frequent first)."
+    from collections import Counter
+    c = Counter(skip_reason(m) for m in notes)
+    return (f"{where}: {len(notes)} skipped or fitted ({'; '.join(f'{n} × {k}' for k, n in c.most_common())}); "
+            f"the full list with --verbose (or load_fmri(..., report=[]))")
+
+def _summarise(notes: list, report: list | None, where, verbose: bool = False) -> None:
+    "End of a public call: one summary line logged (each note too with `verbose`), the notes added to `report`."
+    if notes: log.warning(skip_summary(notes, where))
+    if verbose:
+        for m in notes: log.warning(f"  {m}")
+    if report is not None: report.extend(notes)
 
 # %% ../nbs/22_fmri.ipynb #1c031b5f
 def subject_id(s) -> str:
@@ -266,21 +294,24 @@ def read_run(ref: RunRef, durations: dict | None = None, report: list | None = N
 
 # %% ../nbs/22_fmri.ipynb #c1091d8c
 def load_fmri(root, subjects=None, clips=None, space=None, durations=None, report: list | None = None,
-              run_is: str = 'repeat') -> list[FmriRun]:
+              run_is: str = 'repeat', verbose: bool = False) -> list[FmriRun]:
     """Every run under `root` (Algonauts 2025 release root, fMRIPrep fsaverage5 derivatives or simbrain output; the
     layout is detected) as `FmriRun`s sorted by subject, clip and repeat. `subjects` and `clips` select (absent ones
     are logged and skipped); `space` must match the data's (None: whatever they hold); `durations={clip_id: s}` fits
-    runs to their clips. Skips and trims are logged on `tinytribe.fmri` and appended to `report` if given.
+    runs to their clips. Skips and trims are logged on `tinytribe.fmri` as one summary line (counts by reason; each
+    one too with `verbose`) and appended to `report` if given.
     `run_is='part'` (fMRIPrep only): BIDS runs are parts of one stimulus, not repeats (see the fMRIPrep section)."""
     root = Path(root)
     if space is not None: spaces.space_size(space)                     # unknown names fail here
     layout = detect_layout(root)
-    refs = _select(_scan(root, layout, space, report, run_is), subjects, clips, report, root)
+    notes = _Notes()
+    refs = _select(_scan(root, layout, space, notes, run_is), subjects, clips, notes, root)
     out = []
     for ref in tqdm(refs, desc=f"fMRI runs ({layout})", disable=len(refs) < 50):
-        r = read_run(ref, durations, report)
+        r = read_run(ref, durations, notes)
         r.provenance['layout'] = layout
         out.append(r)
+    _summarise(notes, report, root, verbose)
     return out
 
 # %% ../nbs/22_fmri.ipynb #f6bdaf8b
@@ -765,11 +796,16 @@ def _survey(root: Path, report: list | None, require_fmri: bool = True, run_is: 
             _note(f"{c.clip_id}: no word timings (events with word/trial_type, or a TextGrid)", report)
     return layout, refs, [out[k] for k in sorted(out)]
 
-def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
+def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat',
+               verbose: bool = False) -> list:
     """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
     clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
-    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only."""
-    return _survey(Path(root), report, require_fmri, run_is)[2]
+    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only.
+    What was skipped is logged as one summary line (see `load_fmri`)."""
+    notes = _Notes()
+    out = _survey(Path(root), notes, require_fmri, run_is)[2]
+    _summarise(notes, report, root, verbose)
+    return out
 
 # %% ../nbs/22_fmri.ipynb #548e6372
 def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
