@@ -20,7 +20,8 @@ __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'skip_reason', 'skip_s
            'fit_to_duration', 'RunRef', 'repeat_of', 'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run',
            'load_fmri', 'group_repeats', 'AlgonautsScan', 'scan_algonauts', 'write_algonauts_transcript',
            'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid', 'read_events_words',
-           'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'describe_fmri', 'fmri_cli']
+           'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'write_algonauts_words',
+           'write_as_release', 'describe_fmri', 'fmri_cli']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -864,6 +865,91 @@ def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
     write_textgrid(root / 'stimuli' / 'TextGrids' / 'storyB.TextGrid',
                    [Word(w, 0.5 + 1.3 * k, 0.4) for k, w in enumerate(_WORDS[8:16])], xmax=n_tr * 2.0)
     return root
+
+# %% ../nbs/22_fmri.ipynb #b4d12db4
+def write_algonauts_words(path, words, n_tr: int, episode: str = '', tr_s: float = ALGONAUTS_TR_S) -> Path:
+    "A transcript in the release's TSV layout (one row per TR, Python list literals) of `words` (`Word`s)."
+    rows = [[] for _ in range(n_tr)]
+    for w in words:
+        k = int(w.onset_s // tr_s)
+        if 0 <= k < n_tr: rows[k].append(w)
+    lines = ['episode\ttext_per_tr\twords_per_tr\tonsets_per_tr\tdurations_per_tr']
+    for ws in rows:
+        t = [w.text for w in ws]
+        lines.append(f"{episode}\t{' '.join(t)}\t{t!r}\t{[round(w.onset_s, 4) for w in ws]!r}\t"
+                     f"{[round(w.duration_s, 4) for w in ws]!r}")
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+def _algo_place(cid: str) -> tuple:
+    "`(task, folder, chunk)` of an Algonauts clip id, or an error."
+    m = _FRIENDS.match(cid)
+    if m and cid.startswith('friends_'): return 'friends', f"s{int(m.group(1))}", cid[len('friends_'):]
+    m = _MOVIE10.match(cid)
+    if m and '_run-' not in cid: return 'movie10', m.group(1), cid
+    raise ValueError(f"{cid!r} is not an Algonauts 2025 clip id (friends_sNNeMM[a-d] or a movie10 id like life01)")
+
+def write_as_release(sim, out, layout: str = 'algonauts', words: dict | None = None, media: dict | None = None,
+                     name: str = 'in-silico brain') -> Path:
+    """Write the fMRI of the in-silico brain under `sim` in a release's layout (`'algonauts'` or `'fmriprep'`, see
+    above) under `out`, with `words` (`{clip_id: [Word]}`) and `media` (`{clip_id: file}`) when given. Returns `out`."""
+    out = Path(out)
+    if layout not in ('algonauts', 'fmriprep'): raise ValueError(f"layout must be 'algonauts' or 'fmriprep', not {layout!r}")
+    runs = load_fmri(sim, space='fsaverage5')
+    clips = sorted({r.clip_id for r in runs})
+    n_rep = {c: max(r.repeat for r in runs if r.clip_id == c) for c in clips}
+    words, media = words or {}, media or {}
+    if layout == 'algonauts':
+        import h5py
+        if any(abs(r.grid.tr_s - ALGONAUTS_TR_S) > 1e-6 for r in runs):
+            raise ValueError(f"{sim}: the Algonauts layout holds TR {ALGONAUTS_TR_S} s runs only")
+        place = {c: _algo_place(c) for c in clips}
+        files = {}
+        for r in runs:
+            task, folder, chunk = place[r.clip_id]
+            key = f"ses-{clips.index(r.clip_id) // 4 + 1:03d}_task-{chunk}" + (f"_run-{r.repeat}" if n_rep[r.clip_id] > 1 else '')
+            x = spaces.vertex_to_space(np.where(r.valid[:, None], r.data, np.nan).astype(np.float32), 'schaefer1000')
+            files.setdefault((r.subject, task), {})[key] = np.asarray(x, np.float32)
+        for (sub, task), ks in files.items():
+            d = out / 'fmri' / sub / 'func'; d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".{_algo_h5_name(sub, task)}.tmp"
+            with h5py.File(tmp, 'w') as f:
+                for k in sorted(ks): f.create_dataset(k, data=ks[k])
+            tmp.replace(d / _algo_h5_name(sub, task))
+        for c in clips:
+            task, folder, chunk = place[c]
+            n_tr = max(r.grid.n for r in runs if r.clip_id == c)
+            if c in words:
+                tn = f"movie10_{c}.tsv" if task == 'movie10' else f"{c}.tsv"
+                write_algonauts_words(out / 'stimuli' / 'transcripts' / task / folder / tn, words[c], n_tr, chunk)
+            if c in media:
+                d = out / 'stimuli' / 'movies' / task / folder; d.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(media[c], d / f"{c}{Path(media[c]).suffix}")
+        return out
+    bad = [c for c in clips if not re.fullmatch(r'[A-Za-z0-9]+', c)]
+    if bad: raise ValueError(f"clip ids {bad[:3]} are not BIDS task labels (letters and digits only)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'dataset_description.json').write_text(json.dumps({'Name': name, 'BIDSVersion': '1.8.0', 'DatasetType': 'derivative'}))
+    for r in runs:
+        ses = clips.index(r.clip_id) // 2 + 1
+        stem = f"{r.subject}_ses-{ses}_task-{r.clip_id}_run-{r.repeat}"
+        d = out / r.subject / f"ses-{ses}" / 'func'
+        x = np.where(r.valid[:, None], r.data, 0).astype(np.float32)
+        for h, part in (('L', x[:, :spaces.N_HEMI]), ('R', x[:, spaces.N_HEMI:])):
+            _write_gifti(d / f"{stem}_hemi-{h}_space-fsaverage5_bold.func.gii", part, r.grid.tr_s * 1000)
+        (d / f"{stem}_space-fsaverage5_bold.json").write_text(json.dumps({'RepetitionTime': r.grid.tr_s, 'TaskName': r.clip_id}))
+        if r.clip_id in words:
+            sf = f"{r.clip_id}{Path(media[r.clip_id]).suffix}" if r.clip_id in media else 'n/a'
+            ev = ['onset\tduration\ttrial_type\tword\tstim_file']
+            ev += [f"{w.onset_s:.4f}\t{w.duration_s:.4f}\tword\t{w.text}\t{sf if k == 0 else 'n/a'}"
+                   for k, w in enumerate(words[r.clip_id])]
+            (d / f"{stem}_events.tsv").write_text('\n'.join(ev) + '\n')
+    for c, m in media.items():
+        if c in clips:
+            (out / 'stimuli').mkdir(exist_ok=True)
+            shutil.copyfile(m, out / 'stimuli' / f"{c}{Path(m).suffix}")
+    return out
 
 # %% ../nbs/22_fmri.ipynb #c797d992
 def describe_fmri(path) -> dict:
