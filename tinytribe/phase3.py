@@ -27,11 +27,11 @@ from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_cl
                               add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained)
 
 # %% auto #0
-__all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum',
-           'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'grow_film',
-           'training_split', 'build_phase3', 'load_runs', 'check_subjects', 'parse_dataset_weights', 'add_arguments',
-           'phase3_inputs', 'phase3_main', 'phase3_fit', 'predict_clip_rows', 'pseudo_label', 'pseudo_label_cli',
-           'adapt_subject', 'adapt_subject_cli']
+__all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_in_space', 'fmri_projection',
+           'Curriculum', 'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows',
+           'grow_film', 'training_split', 'build_phase3', 'load_runs', 'check_subjects', 'parse_dataset_weights',
+           'add_arguments', 'phase3_inputs', 'phase3_main', 'phase3_fit', 'predict_clip_rows', 'pseudo_label',
+           'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
 LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf': 1e-4, 'head': 1e-4,
@@ -98,6 +98,15 @@ def run_target(run) -> Target:
     data[~v] = 0
     src = f"{run.provenance.get('file', '')}:{run.provenance.get('key', '')} ({run.subject} {run.clip_id} repeat {run.repeat})"
     return Target(run.clip_id, data, run.grid, {'valid': v[:, None].astype(np.float32)}, run.space, src)
+
+def fmri_in_space(run, space: str):
+    """An fsaverage5 `FmriRun` as `space` (parcel means, or the fsaverage4 subset): vertex fMRI for a model whose
+    output is a parcel space (the sprint preset's Schaefer-1000 on an fMRIPrep data set)."""
+    from tinytribe.fmri import FmriRun
+    if run.space != 'fsaverage5': raise ArtifactError(f"{run.subject} {run.clip_id}: fMRI in {run.space}, not fsaverage5")
+    x = np.asarray(spaces.vertex_to_space(np.asarray(run.data, np.float32), space), np.float32)
+    return FmriRun(run.subject, run.clip_id, x, run.grid, run.valid, space, run.repeat, run.dataset,
+                   {**run.provenance, 'projected_from': 'fsaverage5'})
 
 def fmri_projection(model_space: str, fmri_space: str):
     "How model outputs reach the fMRI's space: None (the same space), or the parcel/subset space name; else an error."
@@ -320,6 +329,8 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
         raise ArtifactError(f"{features}: feature widths {dims} do not match the model's {cfg.dims}")
     need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
     if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
+    if fspace == 'fsaverage5' and cfg.space != 'fsaverage5' and cfg.space in spaces.SPACE_SIZES:
+        runs, fspace = [fmri_in_space(r, cfg.space) for r in runs], cfg.space   # vertex fMRI, parcel model
     fmri_projection(cfg.space, fspace)
     model.set_phase(3)
     subjects = subject_rows(runs, known_subjects if known_subjects is not None else model.meta.get('subjects'),
