@@ -17,6 +17,7 @@ COMMANDS = {
     'model-info':    ('tinytribe.model', 'model_info_cli', 'parameter counts of a built Tiny-TRIBE v3'),
     'extract':       ('tinytribe.extract', 'extract_cli', 'media files -> cached 2 Hz feature files (resumable)'),
     'teacher-cache': ('tinytribe.teacher_cache', 'teacher_cache_cli', 'cache teacher predictions and hidden states (resumable)'),
+    'teacher-import': ('tinytribe.teacher_cache', 'teacher_import_cli', 'predictions that already exist -> teacher segments (Option 0)'),
     'simbrain':      ('tinytribe.simbrain', 'simbrain_cli', 'write an in-silico brain data set for testing'),
     'fmri':          ('tinytribe.fmri', 'fmri_cli', 'what an fMRI data set holds: runs, clips, skips (Algonauts, fMRIPrep, simbrain)'),
     'train':         ('tinytribe.train', 'train_cli', 'train a phase (1: self-supervised, 2: distillation, 3: fMRI)'),
