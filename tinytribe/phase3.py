@@ -393,11 +393,14 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     return task, train, val_parts, tval_part, cfg.to_dict(), info
 
 # %% ../nbs/44_phase3.ipynb #6fba26af
-def load_runs(fmri, features, space: str | None = None, subjects=None) -> list:
-    "The `FmriRun`s under `fmri` for the clips of `features`, fitted to the clips' durations (`tinytribe.fmri.load_fmri`)."
+def load_runs(fmri, features, space: str | None = None, subjects=None, report: list | None = None,
+              verbose: bool = False) -> list:
+    """The `FmriRun`s under `fmri` for the clips of `features`, fitted to the clips' durations (`tinytribe.fmri.load_fmri`:
+    one summary line of what it skipped; the full list in `report`, and logged with `verbose`)."""
     files = clip_files(features)
     durations = {c: float(features_meta(p)['duration_s']) for c, p in files.items()}
-    runs = load_fmri(fmri, subjects=subjects, clips=sorted(files), space=space, durations=durations)
+    runs = load_fmri(fmri, subjects=subjects, clips=sorted(files), space=space, durations=durations, report=report,
+                     verbose=verbose)
     if not runs: raise ArtifactError(f"{fmri}: no fMRI runs for the clips of {features}")
     return runs
 
@@ -426,6 +429,8 @@ def add_arguments(p):
     _add(p, '--fmri', default=None, help='fMRI root (Algonauts 2025 release, fMRIPrep derivatives or simbrain output)')
     _add(p, '--fmri-space', default=None, help='space of the fMRI to load when the data hold several')
     _add(p, '--subjects', default=None, help='comma-separated subjects to train on (default: all)')
+    _add(p, '--verbose', action='store_true', help="log every fMRI run or clip the data set's scan skipped "
+         "(default: one summary line; the full list is in the run's train_config.json)")
     _add(p, '--split', default=None,
          help="clips held out of training, evaluate's --split: 'algonauts' (Friends S07 held out), a comma-separated "
               "list of clips, or a JSON file {\"train\": [...], \"val\": [...]} (default: 'algonauts' on an Algonauts "
@@ -434,12 +439,14 @@ def add_arguments(p):
          help="mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)")
     return p
 
-def phase3_inputs(args) -> tuple:
-    "`(saved run config or None, fMRI runs, Phase3Config, model overrides)` from parsed `tinytribe train` arguments."
+def phase3_inputs(args, report: list | None = None) -> tuple:
+    """`(saved run config or None, fMRI runs, Phase3Config, model overrides)` from parsed `tinytribe train` arguments;
+    what loading the fMRI skipped goes to `report`."""
     if not getattr(args, 'fmri', None): raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
     saved = _saved(args)
     subs = [subject_id(s) for s in args.subjects.split(',') if s.strip()] if getattr(args, 'subjects', None) else None
-    runs = load_runs(args.fmri, args.features, getattr(args, 'fmri_space', None), subs)
+    runs = load_runs(args.fmri, args.features, getattr(args, 'fmri_space', None), subs, report,
+                     bool(getattr(args, 'verbose', False)))
     check_subjects(runs, subs, args.fmri)
     hp = _hp_from_args(Phase3Config(), args)
     if getattr(args, 'split', None): hp.split = str(args.split)
@@ -451,11 +458,13 @@ def phase3_inputs(args) -> tuple:
 
 def phase3_main(args) -> dict:
     "Run Phase 3 from parsed `tinytribe train` arguments (see `add_arguments`)."
-    saved, runs, hp, ov = phase3_inputs(args)
+    skips = []
+    saved, runs, hp, ov = phase3_inputs(args, skips)
     task, ds, val_parts, tval, mcfg, info = build_phase3(
         args.features, runs, args.teacher, args.preset, args.init, args.pseudo, hp, seed=args.seed,
         model_config=saved.get('model') if saved else None, init_phases=saved['info']['init_phases'] if saved else None,
         known_subjects=saved['info']['subjects'] if saved else None, **ov)
+    info['fmri_skips'] = skips                           # the full list of what loading skipped, in the run folder
     return phase3_fit(args, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
 
 def phase3_fit(args, task, ds, val_parts, tval, hp: Phase3Config, extra: dict) -> dict:
