@@ -89,7 +89,7 @@ PRESETS = {
     'full': TinyTribeConfig(),
     'sprint': TinyTribeConfig(space='schaefer1000', n_subjects=4),
     'tiny': TinyTribeConfig(d_model=32, n_heads=4, n_layers=2, n_decay_layers=1, n_experts=4, d_ffn=64,
-                            proj_hidden=48, max_T=512, text_dim=16, audio_dim=12, video_dim=20, n_subjects=3),
+                            proj_hidden=48, max_T=256, text_dim=16, audio_dim=12, video_dim=20, n_subjects=3),
 }
 
 def get_config(preset: str = 'full', **overrides) -> TinyTribeConfig:

@@ -24,7 +24,7 @@ from .featfile import load_features
 from tqdm.auto import tqdm
 from .phase2 import (Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
                               predict_items, pearson_cols, init_model, run_config, _saved, _hp_from_args, _add,
-                              add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained)
+                              add_arguments as _phase2_arguments, LR_SCRATCH, trained_phases, head_trained, fit_segments)
 
 # %% auto #0
 __all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_in_space', 'fmri_projection',
@@ -295,7 +295,7 @@ def _part(pairs, hp, dims, extra, layout, subject, weight, tspace, curriculum=Tr
 
 def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', init=None, pseudo=None,
                  hp: Phase3Config | None = None, seed: int = 0, model_config: dict | None = None,
-                 init_phases=None, known_subjects: dict | None = None, **overrides):
+                 init_phases=None, known_subjects: dict | None = None, fit_segments_to_model: bool = True, **overrides):
     """(task, train dataset, val parts {subject: Tagged}, val teacher part or None, model config dict, info) for Phase 3
     over the `FmriRun`s `runs` whose clips have feature files in `features`, the teacher segments in `teacher` (optional)
     and pseudo-labels in `pseudo` (optional). Model: `model_config` (a resumed run's), else `init` (FiLM rows grown for
@@ -327,8 +327,7 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     cfg = model.config
     if (cfg.text_dim, cfg.audio_dim, cfg.video_dim) != (dims['text'], dims['audio'], dims['video']):
         raise ArtifactError(f"{features}: feature widths {dims} do not match the model's {cfg.dims}")
-    need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
-    if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
+    fit_segments(hp, cfg, explicit=not fit_segments_to_model)     # a default too long for max_T is shortened
     if fspace == 'fsaverage5' and cfg.space != 'fsaverage5' and cfg.space in spaces.SPACE_SIZES:
         runs, fspace = [fmri_in_space(r, cfg.space) for r in runs], cfg.space   # vertex fMRI, parcel model
     fmri_projection(cfg.space, fspace)
@@ -463,7 +462,8 @@ def phase3_main(args) -> dict:
     task, ds, val_parts, tval, mcfg, info = build_phase3(
         args.features, runs, args.teacher, args.preset, args.init, args.pseudo, hp, seed=args.seed,
         model_config=saved.get('model') if saved else None, init_phases=saved['info']['init_phases'] if saved else None,
-        known_subjects=saved['info']['subjects'] if saved else None, **ov)
+        known_subjects=saved['info']['subjects'] if saved else None,
+        fit_segments_to_model=getattr(args, 'seg_trs', None) is None, **ov)
     info['fmri_skips'] = skips                           # the full list of what loading skipped, in the run folder
     return phase3_fit(args, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
 
@@ -619,7 +619,10 @@ def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: i
     with torch.no_grad():
         head.film.gamma[row] = g; head.film.beta[row] = be
     model.meta = {**model.meta, 'subjects': {**known, subject: row},
-                  'adapted': {**model.meta.get('adapted', {}), subject: {'runs': len(rs), 'steps': steps, 'shrink': shrink}}}
+                  'film_rows': {'average': 0, **known, subject: row},
+                  'trained_on': sorted(set(model.meta.get('trained_on', [])) | {r.clip_id for r in rs}),  # its row saw them
+                  'adapted': {**model.meta.get('adapted', {}), subject: {'runs': len(rs), 'steps': steps, 'shrink': shrink,
+                                                                         'clips': sorted({r.clip_id for r in rs})}}}
     return {'subject': subject, 'row': row, 'runs': len(rs), 'rows_fitted': int(M.sum()), 'shrink': shrink,
             'cv_r': {str(k): v for k, v in cv.items()}, 'mse_before': before[0], 'mse_after': after[0],
             'r_before': before[1], 'r_after': after[1]}
@@ -636,11 +639,16 @@ def adapt_subject_cli(argv: list[str]) -> int:
     ap.add_argument('--shrink', type=float, default=None,
                     help="prior strength of the average subject in TRs of data (default: chosen by leave-one-run-out CV)")
     ap.add_argument('--fmri-space', default=None)
+    ap.add_argument('--split', default=None, help="clips to keep out of the fit, evaluate's --split (a comma-separated "
+                    "list, a JSON {train, val} file, 'algonauts')")
     a = ap.parse_args(argv)
     try:
         sub = subject_id(a.subject)
         model = TinyTribe.from_pretrained(a.model)
         runs = load_runs(a.fmri, a.features, a.fmri_space, [sub])
+        if a.split:
+            keep = set(training_split({r.clip_id for r in runs}, a.split)['train'])
+            runs = [r for r in runs if r.clip_id in keep]
         runs = runs[:a.runs] if a.runs else runs
         rep = adapt_subject(model, runs, a.features, sub, a.steps, a.lr, shrink=a.shrink)
         model.save_pretrained(a.out)
