@@ -15,7 +15,7 @@ __all__ = ['COMMANDS', 'main']
 COMMANDS = {
     # name: (module, function, one-line help)
     'model-info':    ('tinytribe.model', 'model_info_cli', 'parameter counts of a built Tiny-TRIBE v3'),
-    'extract':       ('tinytribe.extract', 'extract_cli', 'media files -> cached 2 Hz feature files (resumable)'),
+    'extract':       ('tinytribe.fmri', 'extract_cli', 'media files or a data set (--dataset) -> cached 2 Hz feature files (resumable)'),
     'teacher-cache': ('tinytribe.teacher_cache', 'teacher_cache_cli', 'cache teacher predictions and hidden states (resumable)'),
     'teacher-import': ('tinytribe.teacher_cache', 'teacher_import_cli', 'predictions that already exist -> teacher segments (Option 0)'),
     'simbrain':      ('tinytribe.simbrain', 'simbrain_cli', 'write an in-silico brain data set for testing'),

@@ -17,7 +17,7 @@ from .media import find_media, probe, iter_frames, iter_audio, words_for, load_a
 from .backbone_base import text_features     # torch-free: extraction with ONNX backbones needs no torch
 
 # %% auto #0
-__all__ = ['ExtractConfig', 'clip_words_for', 'extract_clip', 'clip_ids', 'dataset_clips', 'extract', 'extract_cli']
+__all__ = ['ExtractConfig', 'clip_words_for', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
 
 # %% ../nbs/12_extract.ipynb #1aa86fdd
 @dataclass
@@ -162,40 +162,21 @@ def clip_ids(paths: Sequence[Path]) -> dict:
     return {k: ids[k] for k in sorted(ids, key=lambda k: paths.index(ids[k]))}
 
 # %% ../nbs/12_extract.ipynb #af4c85b4
-def dataset_clips(root, report: list | None = None, verbose: bool = False) -> dict:
-    """`{clip_id: (media or None, words file or None)}` of the fMRI data set under `root` (an Algonauts 2025
-    release with its stimuli, fMRIPrep/BIDS derivatives with their media and events/TextGrids): exactly the clip
-    ids `load_fmri(root)` gives (`tinytribe.fmri.find_clips`). Errors: an in-silico brain (its clips have no
-    media), no clip with media, or words that cover none of the clips with media."""
-    from tinytribe.fmri import find_clips, detect_layout
-    root = Path(root)
-    if detect_layout(root) == 'simbrain':
-        raise ArtifactError(f"{root}: an in-silico brain's clips have no media; its features are the files it was "
-                            "simulated from")
-    clips = find_clips(root, report=report, verbose=verbose)
-    media = [c for c in clips if c.media is not None]
-    if not media: raise ArtifactError(f"{root}: none of its {len(clips)} clips has a media file (stimuli)")
-    if not any(c.transcript is not None for c in media):
-        raise ArtifactError(f"{root}: the data set's words (Algonauts transcripts, *_events.tsv, TextGrids) cover none "
-                            f"of its {len(media)} clips with media ({', '.join(c.clip_id for c in media[:5])}); "
-                            f"to transcribe them all by ASR, extract the media files: tinytribe extract MEDIA --out DIR")
-    return {c.clip_id: (c.media, c.transcript) for c in clips}
-
 def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None = None, backbones=None,
             asr_model=None, budget_hours: float | None = None, deadline: Deadline | None = None,
             worker_id: str | None = None, retry_failed: bool = False, progress: bool = True,
-            paths: dict | None = None, dataset=None, verbose: bool = False) -> BatchReport:
+            paths: dict | None = None, clips: dict | None = None) -> BatchReport:
     """Extract features of every media file in `media_or_dirs` into `out_dir/<clip_id>.npz`, resumably:
     finished clips are skipped, failures recorded with reasons in `out_dir/manifest/`, two workers never do
     the same clip, and no clip is started once `budget_hours` (or `deadline`) has run out. Backbones (and
-    ASR) load only if there is work. `dataset=ROOT` (then `media_or_dirs` is None): the clips of an fMRI data
-    set (`dataset_clips`) with their own words; ASR (said per clip) only for clips the data set has no words for."""
+    ASR) load only if there is work. `clips={clip_id: (media or None, words or None, words source)}` (then
+    `media_or_dirs` is None): named clips with their own words (a data set's: `tinytribe.fmri.extract_dataset`);
+    ASR (said per clip) only for clips without words."""
     cfg = cfg or ExtractConfig()
     out = Path(out_dir)
-    if dataset is not None:
-        if media_or_dirs: raise ValueError("give media files or a data set (dataset=), not both")
-        own = dataset_clips(dataset, verbose=verbose)
-        items = {k: m for k, (m, _) in own.items()}
+    if clips is not None:
+        if media_or_dirs: raise ValueError("give media files or named clips (clips=), not both")
+        own, items = dict(clips), {k: v[0] for k, v in clips.items()}
     else: own, items = {}, clip_ids(find_media(media_or_dirs))
     out.mkdir(parents=True, exist_ok=True)
     man = Manifest(out / 'manifest', worker=worker_name(worker_id), lease_s=cfg.lease_s)
@@ -214,12 +195,10 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
                 man.renew(key)
                 last[0] = time.time()
         kw = {}
-        if key in own:                                  # a data set's clip: its media and its own words
-            if path is None: raise ArtifactError(f"{key}: the data set {dataset} has no media file for this clip")
-            wf = own[key][1]
-            if wf is not None:
-                from tinytribe.fmri import read_words
-                kw = {'words': read_words(wf), 'words_source': f"dataset:{wf}"}
+        if key in own:                                  # a named clip (a data set's): its media and its own words
+            if path is None: raise ArtifactError(f"{key}: the data set has no media file for this clip")
+            _, ws, src = own[key]
+            if ws is not None: kw = {'words': ws, 'words_source': src}
             elif cfg.asr: print(f"extract: {key}: the data set has no words for it: ASR", file=sys.stderr)
         if cfg.asr and state['asr'] is None and not kw:   # ASR loads only when a clip needs it
             state['asr'] = load_asr(threads=cfg.threads)
@@ -268,15 +247,19 @@ def _print_summary(rep: BatchReport, summ: dict, out) -> None:
     for k, r in rep.failed.items(): print(f"  FAILED {k}: {r}")
 
 # %% ../nbs/12_extract.ipynb #3b257e1a
-def extract_cli(argv: list[str]) -> int:
-    "`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary."
+def extract_cli(argv: list[str], clips_of=None) -> int:
+    """`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary.
+    `--dataset ROOT` needs `clips_of(root, verbose) -> clips` (`extract`'s `clips=`): the command line passes
+    `tinytribe.fmri.dataset_clips_for_extract` (the data layer sits above extraction)."""
     ap = _extract_parser()
     a = ap.parse_args(argv)
     if bool(a.media) == bool(a.dataset): ap.error("give media files/folders or --dataset ROOT (one of them)")
     for m in a.media: require_path(m, 'media')
+    clips = None
     if a.dataset:
+        if clips_of is None: ap.error("--dataset: run it as `tinytribe extract` (tinytribe.fmri.extract_cli)")
         require_path(a.dataset, 'data set')
-        try: dataset_clips(a.dataset)                   # bad data sets fail here, before any backbone loads
+        try: clips = clips_of(a.dataset, a.verbose)     # bad data sets fail here, before any backbone loads
         except ArtifactError as e:
             print(f"tinytribe extract: {e}", file=sys.stderr)
             return 2
@@ -293,8 +276,7 @@ def extract_cli(argv: list[str]) -> int:
               file=sys.stderr)
     asr_model = load_asr(a.asr_model, threads=a.threads) if cfg.asr and a.asr_model else None
     rep = extract(a.media or None, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model, paths=paths,
-                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed,
-                  dataset=a.dataset, verbose=a.verbose)
+                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed, clips=clips)
     summ = Manifest(Path(a.out) / 'manifest').summary()
     res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': rep.failed, 'left': rep.left,
            'stopped_early': rep.stopped_early, 'total_done': summ['done'], 'total_failed': summ['failed']}

@@ -21,7 +21,8 @@ __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'skip_reason', 'skip_s
            'load_fmri', 'group_repeats', 'AlgonautsScan', 'scan_algonauts', 'write_algonauts_transcript',
            'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid', 'read_events_words',
            'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'write_algonauts_words',
-           'write_as_release', 'describe_fmri', 'fmri_cli']
+           'write_as_release', 'dataset_clips', 'dataset_clips_for_extract', 'extract_dataset', 'extract_cli',
+           'describe_fmri', 'fmri_cli']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -950,6 +951,42 @@ def write_as_release(sim, out, layout: str = 'algonauts', words: dict | None = N
             (out / 'stimuli').mkdir(exist_ok=True)
             shutil.copyfile(m, out / 'stimuli' / f"{c}{Path(m).suffix}")
     return out
+
+# %% ../nbs/22_fmri.ipynb #2ace8a15
+def dataset_clips(root, report: list | None = None, verbose: bool = False) -> dict:
+    """`{clip_id: (media or None, words file or None)}` of the fMRI data set under `root` (an Algonauts 2025
+    release with its stimuli, fMRIPrep/BIDS derivatives with their media and events/TextGrids): exactly the clip
+    ids `load_fmri(root)` gives (`tinytribe.fmri.find_clips`). Errors: an in-silico brain (its clips have no
+    media), no clip with media, or words that cover none of the clips with media."""
+    root = Path(root)
+    if detect_layout(root) == 'simbrain':
+        raise ArtifactError(f"{root}: an in-silico brain's clips have no media; its features are the files it was "
+                            "simulated from")
+    clips = find_clips(root, report=report, verbose=verbose)
+    media = [c for c in clips if c.media is not None]
+    if not media: raise ArtifactError(f"{root}: none of its {len(clips)} clips has a media file (stimuli)")
+    if not any(c.transcript is not None for c in media):
+        raise ArtifactError(f"{root}: the data set's words (Algonauts transcripts, *_events.tsv, TextGrids) cover none "
+                            f"of its {len(media)} clips with media ({', '.join(c.clip_id for c in media[:5])}); "
+                            f"to transcribe them all by ASR, extract the media files: tinytribe extract MEDIA --out DIR")
+    return {c.clip_id: (c.media, c.transcript) for c in clips}
+
+def dataset_clips_for_extract(root, verbose: bool = False) -> dict:
+    "`tinytribe.extract.extract`'s `clips=` for the data set under `root`: `{clip_id: (media, words or None, source)}`."
+    out = {}
+    for c, (m, wf) in dataset_clips(root, verbose=verbose).items():
+        out[c] = (m, read_words(wf) if wf is not None else None, f"dataset:{wf}" if wf is not None else None)
+    return out
+
+def extract_dataset(root, out_dir, verbose: bool = False, **kw):
+    "Extract the clips of the data set under `root` into `out_dir` (`tinytribe.extract.extract`'s other arguments in `kw`)."
+    from tinytribe.extract import extract
+    return extract(None, out_dir, clips=dataset_clips_for_extract(root, verbose), **kw)
+
+def extract_cli(argv: list[str]) -> int:
+    "`tinytribe extract MEDIA... --out DIR` or `tinytribe extract --dataset ROOT --out DIR` (see `tinytribe.extract`)."
+    from tinytribe.extract import extract_cli as _media_cli
+    return _media_cli(argv, clips_of=dataset_clips_for_extract)
 
 # %% ../nbs/22_fmri.ipynb #c797d992
 def describe_fmri(path) -> dict:

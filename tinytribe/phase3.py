@@ -250,12 +250,6 @@ def grow_film(model: TinyTribe, n_subjects: int) -> TinyTribe:
     model.config = dataclasses.replace(model.config, n_subjects=int(n_subjects))
     return model
 
-def _split_fn():
-    "evaluate's parser of `--split` (`resolve_split`), wherever the evaluate module keeps it."
-    try: from tinytribe.evaluate import resolve_split      # evaluate in its own module
-    except ImportError: from tinytribe.report import resolve_split
-    return resolve_split
-
 def training_split(clip_ids, split=None, val_frac: float = 0.1) -> dict:
     """`{'train', 'val', 'how'}` of the fMRI clips `clip_ids` for training. `split` has `evaluate`'s meaning
     (`'algonauts'`, a list or comma-separated string of clips to hold out, a dict or JSON file `{train, val}`); a
@@ -269,15 +263,18 @@ def training_split(clip_ids, split=None, val_frac: float = 0.1) -> dict:
         val = [c for c in ids if is_val_clip(c, val_frac)]
         if val_frac > 0 and not val and len(ids) >= 2: val = [ids[-1]]
         return {'train': [c for c in ids if c not in val], 'val': val, 'how': f"hash of the clip ids (val_frac {val_frac})"}
-    named = None
-    if isinstance(split, dict): named = split
-    elif isinstance(split, (str, Path)) and str(split).endswith('.json') and Path(split).is_file():
-        named = json.loads(Path(split).read_text())
-    if isinstance(named, dict):
-        unknown = sorted({str(c) for k in ('train', 'val') for c in named.get(k, [])} - set(ids))
+    named, how = split, 'given lists'                   # evaluate's meanings of --split (its resolve_split)
+    if isinstance(split, (str, Path)) and str(split).endswith('.json') and Path(split).is_file():
+        named, how = json.loads(Path(split).read_text()), f"file {split}"
+    elif isinstance(split, str) and split != 'algonauts':
+        named, how = [s.strip() for s in split.split(',') if s.strip()], 'given clips held out'
+    if named == 'algonauts': out = {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
+    else:
+        lists = named.get('train', []) + named.get('val', []) if isinstance(named, dict) else named
+        unknown = sorted({str(c) for c in lists} - set(ids))
         if unknown: raise ValueError(f"--split {split if not isinstance(split, dict) else 'lists'} names clips with no fMRI "
                                      f"or features: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
-    out = _split_fn()(ids, split)
+        out = {**split_clips(ids, named), 'how': how}
     if not out['train']: raise ValueError(f"--split ({out['how']}) leaves no clip to train on (it holds out all {len(ids)})")
     return out
 
