@@ -104,7 +104,7 @@ def train_command(argv: list[str]) -> int:
 # %% ../nbs/79_cli.ipynb #a63ba44e
 COMMANDS = {   # name: one-line help (the function: `_command`)
     'model-info':    'parameter counts of a built Tiny-TRIBE v3',
-    'extract':       'media files -> cached 2 Hz feature files (resumable)',
+    'extract':       'media files or a data set (--dataset) -> cached 2 Hz feature files (resumable)',
     'teacher-cache': 'cache teacher predictions and hidden states (resumable)',
     'simbrain':      'write an in-silico brain data set for testing',
     'fmri':          'what an fMRI data set holds: runs, clips, skips (Algonauts, fMRIPrep, simbrain)',
@@ -120,13 +120,14 @@ COMMANDS = {   # name: one-line help (the function: `_command`)
     'web':           "the browser page's folder: student, backbones, mel filterbank, vocabulary, mesh, a clip",
     'sync':          'mirror a job folder to a remote (Drive, S3, WebDAV, a folder) and back',
     'push':          'upload a model folder with its card to the Hugging Face Hub',
+    'teacher-import': 'predictions that already exist -> teacher segments (Option 0)',
 }
 
 def _command(name: str) -> Callable[[list], int]:
     "The function of command `name`; its module is imported now (only the command that runs loads its stack)."
     if name == 'train': return train_command
     if name == 'model-info': from tinytribe.model import model_info_cli as f
-    elif name == 'extract': from tinytribe.extract import extract_cli as f
+    elif name == 'extract': from tinytribe.fmri import extract_cli as f     # media files, or a data set's clips (--dataset)
     elif name == 'teacher-cache': from tinytribe.teacher_cache import teacher_cache_cli as f
     elif name == 'simbrain': from tinytribe.simbrain import simbrain_cli as f
     elif name == 'fmri': from tinytribe.fmri import fmri_cli as f
@@ -141,6 +142,7 @@ def _command(name: str) -> Callable[[list], int]:
     elif name == 'web': from tinytribe.web import web_cli as f
     elif name == 'sync': from tinytribe.session import sync_cli as f
     elif name == 'push': from tinytribe.predict import push_cli as f
+    elif name == 'teacher-import': from tinytribe.teacher_cache import teacher_import_cli as f
     else: raise KeyError(name)
     return f
 

@@ -13,11 +13,11 @@ from .core import FEATURE_HZ, n_steps_for
 from .store import Manifest, Deadline, BatchReport, run_items, file_sha256, safe_key, ArtifactError
 from .store import worker_name, require_path
 from .featfile import ClipFeatures, save_features
-from .media import find_media, probe, iter_frames, iter_audio, words_for, load_asr
+from .media import find_media, probe, iter_frames, iter_audio, words_for, load_asr, clip_words
 from .backbone_base import text_features     # torch-free: extraction with ONNX backbones needs no torch
 
 # %% auto #0
-__all__ = ['ExtractConfig', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
+__all__ = ['ExtractConfig', 'clip_words_for', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
 
 # %% ../nbs/12_extract.ipynb #1aa86fdd
 @dataclass
@@ -102,19 +102,32 @@ def _video_features(path, info, bb, T: int, cfg: ExtractConfig, tm: _Timer, beat
     return video, mask
 
 # %% ../nbs/12_extract.ipynb #875217a9
+def clip_words_for(path, transcripts=None, asr: bool = True, asr_model=None, cfg: ExtractConfig | None = None,
+                   info=None, words=None, words_source: str = 'given') -> tuple[list, str]:
+    """`(words, source)` of a media file as every entry point gets them (`extract`, `tinytribe predict`,
+    `TribeModel`): `words` given (a data set's own, or an events table's) clipped to the media, else a transcript
+    (`transcripts`, then beside the media), else ASR with the extraction's settings (`cfg.asr_beam_size`,
+    `cfg.asr_chunk_s`) when `asr` and `cfg.asr`."""
+    cfg = cfg or ExtractConfig()
+    path = Path(path)
+    info = info or probe(path)
+    if words is not None: return clip_words(list(words), info.duration_s), words_source
+    return words_for(path, transcripts, asr and cfg.asr, asr_model, info=info, beam_size=cfg.asr_beam_size,
+                     chunk_s=cfg.asr_chunk_s)
+
 def extract_clip(media_path, backbones, transcripts=None, asr: bool = True, clip_id: str | None = None,
-                 asr_model=None, cfg: ExtractConfig | None = None, heartbeat=None) -> ClipFeatures:
+                 asr_model=None, cfg: ExtractConfig | None = None, heartbeat=None, words=None,
+                 words_source: str = 'given') -> ClipFeatures:
     """Features of one media file on the 2 Hz grid, streaming frames and audio. Raises `MediaError` (an
     `ArtifactError`) naming the file when it cannot be used. `heartbeat()` is called now and then (lease
-    renewal)."""
+    renewal). `words` (with `words_source`): the clip's own words, used instead of a transcript or ASR."""
     cfg = cfg or ExtractConfig()
     path, bb, tm = Path(media_path), backbones, _Timer()
     beat = heartbeat or (lambda: None)
     with tm('probe'): info = probe(path)
     T = n_steps_for(info.duration_s, 1.0 / cfg.fps)
     with tm('asr'):
-        words, src = words_for(path, transcripts, asr and cfg.asr, asr_model, info=info,
-                               beam_size=cfg.asr_beam_size, chunk_s=cfg.asr_chunk_s)
+        words, src = clip_words_for(path, transcripts, asr, asr_model, cfg, info, words, words_source)
     beat()
     with tm('text'): text, text_mask = text_features(bb.text, words, T, 1.0 / cfg.fps)
     audio, audio_mask = _audio_features(path, info, bb, T, cfg, tm, beat)
@@ -152,16 +165,21 @@ def clip_ids(paths: Sequence[Path]) -> dict:
 def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None = None, backbones=None,
             asr_model=None, budget_hours: float | None = None, deadline: Deadline | None = None,
             worker_id: str | None = None, retry_failed: bool = False, progress: bool = True,
-            paths: dict | None = None) -> BatchReport:
+            paths: dict | None = None, clips: dict | None = None) -> BatchReport:
     """Extract features of every media file in `media_or_dirs` into `out_dir/<clip_id>.npz`, resumably:
     finished clips are skipped, failures recorded with reasons in `out_dir/manifest/`, two workers never do
     the same clip, and no clip is started once `budget_hours` (or `deadline`) has run out. Backbones (and
-    ASR) load only if there is work."""
+    ASR) load only if there is work. `clips={clip_id: (media or None, words or None, words source)}` (then
+    `media_or_dirs` is None): named clips with their own words (a data set's: `tinytribe.fmri.extract_dataset`);
+    ASR (said per clip) only for clips without words."""
     cfg = cfg or ExtractConfig()
     out = Path(out_dir)
+    if clips is not None:
+        if media_or_dirs: raise ValueError("give media files or named clips (clips=), not both")
+        own, items = dict(clips), {k: v[0] for k, v in clips.items()}
+    else: own, items = {}, clip_ids(find_media(media_or_dirs))
     out.mkdir(parents=True, exist_ok=True)
     man = Manifest(out / 'manifest', worker=worker_name(worker_id), lease_s=cfg.lease_s)
-    items = clip_ids(find_media(media_or_dirs))
     deadline = deadline or Deadline(hours=budget_hours)
     if not man.todo(items, retry_failed=retry_failed):
         return run_items(items, lambda k, p: None, man, deadline=deadline, progress=False)  # all skipped
@@ -176,10 +194,16 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
             if time.time() - last[0] > cfg.renew_s:
                 man.renew(key)
                 last[0] = time.time()
-        if cfg.asr and state['asr'] is None:
+        kw = {}
+        if key in own:                                  # a named clip (a data set's): its media and its own words
+            if path is None: raise ArtifactError(f"{key}: the data set has no media file for this clip")
+            _, ws, src = own[key]
+            if ws is not None: kw = {'words': ws, 'words_source': src}
+            elif cfg.asr: print(f"extract: {key}: the data set has no words for it: ASR", file=sys.stderr)
+        if cfg.asr and state['asr'] is None and not kw:   # ASR loads only when a clip needs it
             state['asr'] = load_asr(threads=cfg.threads)
         f = extract_clip(path, backbones, transcripts=transcripts, clip_id=key, asr_model=state['asr'],
-                         cfg=cfg, heartbeat=beat)
+                         cfg=cfg, heartbeat=beat, **kw)
         save_features(out / f"{key}.npz", f)
         return {'source': str(path), 'file': f"{key}.npz", 'duration_s': f.duration_s, 'n_steps': f.n_steps,
                 'modalities': f.modalities, 'n_words': len(f.words), 'words_source': f.meta['words_source'],
@@ -192,7 +216,11 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
 def _extract_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='tinytribe extract',
                                  description='Media files -> cached 2 Hz feature files (resumable).')
-    ap.add_argument('media', nargs='+', help='media files and/or folders (searched recursively)')
+    ap.add_argument('media', nargs='*', help='media files and/or folders (searched recursively)')
+    ap.add_argument('--dataset', default=None, metavar='ROOT',
+                    help="an fMRI data set (Algonauts 2025 release, fMRIPrep/BIDS derivatives): its clips, named as "
+                         "load_fmri names them, with their media and their own words (ASR only for clips without)")
+    ap.add_argument('--verbose', action='store_true', help="with --dataset: list every clip the data set's scan skipped")
     ap.add_argument('--out', required=True, help='output folder: one .npz per clip, plus manifest/')
     ap.add_argument('--transcripts', default=None,
                     help='a transcript file or a folder of them (matched by stem)')
@@ -219,10 +247,22 @@ def _print_summary(rep: BatchReport, summ: dict, out) -> None:
     for k, r in rep.failed.items(): print(f"  FAILED {k}: {r}")
 
 # %% ../nbs/12_extract.ipynb #3b257e1a
-def extract_cli(argv: list[str]) -> int:
-    "`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary."
-    a = _extract_parser().parse_args(argv)
+def extract_cli(argv: list[str], clips_of=None) -> int:
+    """`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary.
+    `--dataset ROOT` needs `clips_of(root, verbose) -> clips` (`extract`'s `clips=`): the command line passes
+    `tinytribe.fmri.dataset_clips_for_extract` (the data layer sits above extraction)."""
+    ap = _extract_parser()
+    a = ap.parse_args(argv)
+    if bool(a.media) == bool(a.dataset): ap.error("give media files/folders or --dataset ROOT (one of them)")
     for m in a.media: require_path(m, 'media')
+    clips = None
+    if a.dataset:
+        if clips_of is None: ap.error("--dataset: run it as `tinytribe extract` (tinytribe.fmri.extract_cli)")
+        require_path(a.dataset, 'data set')
+        try: clips = clips_of(a.dataset, a.verbose)     # bad data sets fail here, before any backbone loads
+        except ArtifactError as e:
+            print(f"tinytribe extract: {e}", file=sys.stderr)
+            return 2
     if a.transcripts: require_path(a.transcripts, 'transcripts')
     import torch                                         # the CLI's backbones run in PyTorch
     from tinytribe.backbones import resolve_video_weights
@@ -235,8 +275,8 @@ def extract_cli(argv: list[str]) -> int:
               f"network (pass --video-weights, or --video-backbone efficientnet_lite0 for real weights)",
               file=sys.stderr)
     asr_model = load_asr(a.asr_model, threads=a.threads) if cfg.asr and a.asr_model else None
-    rep = extract(a.media, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model, paths=paths,
-                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed)
+    rep = extract(a.media or None, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model, paths=paths,
+                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed, clips=clips)
     summ = Manifest(Path(a.out) / 'manifest').summary()
     res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': rep.failed, 'left': rep.left,
            'stopped_early': rep.stopped_early, 'total_done': summ['done'], 'total_failed': summ['failed']}

@@ -16,10 +16,12 @@ from . import spaces
 from .media import Word, read_transcript, VIDEO_EXTS, MEDIA_EXTS
 
 # %% auto #0
-__all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'subject_id', 'clean_rows', 'fit_to_duration', 'RunRef', 'repeat_of',
-           'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run', 'load_fmri', 'group_repeats', 'AlgonautsScan',
-           'scan_algonauts', 'write_algonauts_transcript', 'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep',
-           'read_textgrid', 'read_events_words', 'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture',
+__all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'skip_reason', 'skip_summary', 'subject_id', 'clean_rows',
+           'fit_to_duration', 'RunRef', 'repeat_of', 'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run',
+           'load_fmri', 'group_repeats', 'AlgonautsScan', 'scan_algonauts', 'write_algonauts_transcript',
+           'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid', 'read_events_words',
+           'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'write_algonauts_words',
+           'write_as_release', 'dataset_clips', 'dataset_clips_for_extract', 'extract_dataset', 'extract_cli',
            'describe_fmri', 'fmri_cli']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
@@ -50,10 +52,38 @@ class FmriRun:
 # %% ../nbs/22_fmri.ipynb #9d2b099a
 log = logging.getLogger('tinytribe.fmri')
 
+class _Notes(list):
+    "What one `load_fmri`/`find_clips` call skipped or fitted: summarised in one line when the call ends."
+
 def _note(msg: str, report: list | None) -> None:
-    "Log `msg` as a warning on `tinytribe.fmri` and append it to `report` when one is given."
-    log.warning(msg)
+    """Log `msg` as a warning on `tinytribe.fmri` and append it to `report` when one is given; inside `load_fmri` and
+    `find_clips` (a `_Notes` report) it is only collected (logged at DEBUG), and the call logs one summary line."""
+    if isinstance(report, _Notes): log.debug(msg)
+    else: log.warning(msg)
     if report is not None: report.append(msg)
+
+def skip_reason(msg: str) -> str:
+    "The kind of a skip message: what follows the clip and subject it names, without numbers, lists or files."
+    m = msg.split(': skipped: ', 1)[1] if ': skipped: ' in msg else msg.split(': ', 1)[-1]
+    m = re.sub(r"\[[^\]]*\]|\([^)]*\)", '', m)
+    m = re.sub(r"\S*/\S*", 'PATH', m)
+    m = re.sub(r"\S+\.(?:h5|gii|json|tsv|TextGrid|mkv|mp4|wav)\b", 'FILE', m)
+    m = re.sub(r'\d+(?:\.\d+)?', 'N', m)
+    return re.sub(r'\s+', ' ', m).strip(' :')
+
+def skip_summary(notes, where) -> str:
+    "One line: how many things a scan of `where` skipped or fitted, counted by reason (most frequent first)."
+    from collections import Counter
+    c = Counter(skip_reason(m) for m in notes)
+    return (f"{where}: {len(notes)} skipped or fitted ({'; '.join(f'{n} × {k}' for k, n in c.most_common())}); "
+            f"the full list with --verbose (or load_fmri(..., report=[]))")
+
+def _summarise(notes: list, report: list | None, where, verbose: bool = False) -> None:
+    "End of a public call: one summary line logged (each note too with `verbose`), the notes added to `report`."
+    if notes: log.warning(skip_summary(notes, where))
+    if verbose:
+        for m in notes: log.warning(f"  {m}")
+    if report is not None: report.extend(notes)
 
 # %% ../nbs/22_fmri.ipynb #1c031b5f
 def subject_id(s) -> str:
@@ -266,21 +296,24 @@ def read_run(ref: RunRef, durations: dict | None = None, report: list | None = N
 
 # %% ../nbs/22_fmri.ipynb #c1091d8c
 def load_fmri(root, subjects=None, clips=None, space=None, durations=None, report: list | None = None,
-              run_is: str = 'repeat') -> list[FmriRun]:
+              run_is: str = 'repeat', verbose: bool = False) -> list[FmriRun]:
     """Every run under `root` (Algonauts 2025 release root, fMRIPrep fsaverage5 derivatives or simbrain output; the
     layout is detected) as `FmriRun`s sorted by subject, clip and repeat. `subjects` and `clips` select (absent ones
     are logged and skipped); `space` must match the data's (None: whatever they hold); `durations={clip_id: s}` fits
-    runs to their clips. Skips and trims are logged on `tinytribe.fmri` and appended to `report` if given.
+    runs to their clips. Skips and trims are logged on `tinytribe.fmri` as one summary line (counts by reason; each
+    one too with `verbose`) and appended to `report` if given.
     `run_is='part'` (fMRIPrep only): BIDS runs are parts of one stimulus, not repeats (see the fMRIPrep section)."""
     root = Path(root)
     if space is not None: spaces.space_size(space)                     # unknown names fail here
     layout = detect_layout(root)
-    refs = _select(_scan(root, layout, space, report, run_is), subjects, clips, report, root)
+    notes = _Notes()
+    refs = _select(_scan(root, layout, space, notes, run_is), subjects, clips, notes, root)
     out = []
     for ref in tqdm(refs, desc=f"fMRI runs ({layout})", disable=len(refs) < 50):
-        r = read_run(ref, durations, report)
+        r = read_run(ref, durations, notes)
         r.provenance['layout'] = layout
         out.append(r)
+    _summarise(notes, report, root, verbose)
     return out
 
 # %% ../nbs/22_fmri.ipynb #f6bdaf8b
@@ -762,11 +795,16 @@ def _survey(root: Path, report: list | None, require_fmri: bool = True, run_is: 
             _note(f"{c.clip_id}: no word timings (events with word/trial_type, or a TextGrid)", report)
     return layout, refs, [out[k] for k in sorted(out)]
 
-def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat') -> list:
+def find_clips(root, report: list | None = None, require_fmri: bool = True, run_is: str = 'repeat',
+               verbose: bool = False) -> list:
     """The clips of the data set under `root` as `Clip(clip_id, media, transcript)`, sorted by id. Algonauts: the
     clips with media, a transcript and (unless `require_fmri=False`) fMRI; fMRIPrep: one per task (or part, with
-    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only."""
-    return _survey(Path(root), report, require_fmri, run_is)[2]
+    `run_is='part'`), its media and word-timing file when found (None otherwise, logged); simbrain: ids only.
+    What was skipped is logged as one summary line (see `load_fmri`)."""
+    notes = _Notes()
+    out = _survey(Path(root), notes, require_fmri, run_is)[2]
+    _summarise(notes, report, root, verbose)
+    return out
 
 # %% ../nbs/22_fmri.ipynb #548e6372
 def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
@@ -825,6 +863,127 @@ def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
     write_textgrid(root / 'stimuli' / 'TextGrids' / 'storyB.TextGrid',
                    [Word(w, 0.5 + 1.3 * k, 0.4) for k, w in enumerate(_WORDS[8:16])], xmax=n_tr * 2.0)
     return root
+
+# %% ../nbs/22_fmri.ipynb #b4d12db4
+def write_algonauts_words(path, words, n_tr: int, episode: str = '', tr_s: float = ALGONAUTS_TR_S) -> Path:
+    "A transcript in the release's TSV layout (one row per TR, Python list literals) of `words` (`Word`s)."
+    rows = [[] for _ in range(n_tr)]
+    for w in words:
+        k = int(w.onset_s // tr_s)
+        if 0 <= k < n_tr: rows[k].append(w)
+    lines = ['episode\ttext_per_tr\twords_per_tr\tonsets_per_tr\tdurations_per_tr']
+    for ws in rows:
+        t = [w.text for w in ws]
+        lines.append(f"{episode}\t{' '.join(t)}\t{t!r}\t{[round(w.onset_s, 4) for w in ws]!r}\t"
+                     f"{[round(w.duration_s, 4) for w in ws]!r}")
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('\n'.join(lines) + '\n')
+    return path
+
+def _algo_place(cid: str) -> tuple:
+    "`(task, folder, chunk)` of an Algonauts clip id, or an error."
+    m = _FRIENDS.match(cid)
+    if m and cid.startswith('friends_'): return 'friends', f"s{int(m.group(1))}", cid[len('friends_'):]
+    m = _MOVIE10.match(cid)
+    if m and '_run-' not in cid: return 'movie10', m.group(1), cid
+    raise ValueError(f"{cid!r} is not an Algonauts 2025 clip id (friends_sNNeMM[a-d] or a movie10 id like life01)")
+
+def write_as_release(sim, out, layout: str = 'algonauts', words: dict | None = None, media: dict | None = None,
+                     name: str = 'in-silico brain') -> Path:
+    """Write the fMRI of the in-silico brain under `sim` in a release's layout (`'algonauts'` or `'fmriprep'`, see
+    above) under `out`, with `words` (`{clip_id: [Word]}`) and `media` (`{clip_id: file}`) when given. Returns `out`."""
+    out = Path(out)
+    if layout not in ('algonauts', 'fmriprep'): raise ValueError(f"layout must be 'algonauts' or 'fmriprep', not {layout!r}")
+    runs = load_fmri(sim, space='fsaverage5')
+    clips = sorted({r.clip_id for r in runs})
+    n_rep = {c: max(r.repeat for r in runs if r.clip_id == c) for c in clips}
+    words, media = words or {}, media or {}
+    if layout == 'algonauts':
+        import h5py
+        if any(abs(r.grid.tr_s - ALGONAUTS_TR_S) > 1e-6 for r in runs):
+            raise ValueError(f"{sim}: the Algonauts layout holds TR {ALGONAUTS_TR_S} s runs only")
+        place = {c: _algo_place(c) for c in clips}
+        files = {}
+        for r in runs:
+            task, folder, chunk = place[r.clip_id]
+            key = f"ses-{clips.index(r.clip_id) // 4 + 1:03d}_task-{chunk}" + (f"_run-{r.repeat}" if n_rep[r.clip_id] > 1 else '')
+            x = spaces.vertex_to_space(np.where(r.valid[:, None], r.data, np.nan).astype(np.float32), 'schaefer1000')
+            files.setdefault((r.subject, task), {})[key] = np.asarray(x, np.float32)
+        for (sub, task), ks in files.items():
+            d = out / 'fmri' / sub / 'func'; d.mkdir(parents=True, exist_ok=True)
+            tmp = d / f".{_algo_h5_name(sub, task)}.tmp"
+            with h5py.File(tmp, 'w') as f:
+                for k in sorted(ks): f.create_dataset(k, data=ks[k])
+            tmp.replace(d / _algo_h5_name(sub, task))
+        for c in clips:
+            task, folder, chunk = place[c]
+            n_tr = max(r.grid.n for r in runs if r.clip_id == c)
+            if c in words:
+                tn = f"movie10_{c}.tsv" if task == 'movie10' else f"{c}.tsv"
+                write_algonauts_words(out / 'stimuli' / 'transcripts' / task / folder / tn, words[c], n_tr, chunk)
+            if c in media:
+                d = out / 'stimuli' / 'movies' / task / folder; d.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(media[c], d / f"{c}{Path(media[c]).suffix}")
+        return out
+    bad = [c for c in clips if not re.fullmatch(r'[A-Za-z0-9]+', c)]
+    if bad: raise ValueError(f"clip ids {bad[:3]} are not BIDS task labels (letters and digits only)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'dataset_description.json').write_text(json.dumps({'Name': name, 'BIDSVersion': '1.8.0', 'DatasetType': 'derivative'}))
+    for r in runs:
+        ses = clips.index(r.clip_id) // 2 + 1
+        stem = f"{r.subject}_ses-{ses}_task-{r.clip_id}_run-{r.repeat}"
+        d = out / r.subject / f"ses-{ses}" / 'func'
+        x = np.where(r.valid[:, None], r.data, 0).astype(np.float32)
+        for h, part in (('L', x[:, :spaces.N_HEMI]), ('R', x[:, spaces.N_HEMI:])):
+            _write_gifti(d / f"{stem}_hemi-{h}_space-fsaverage5_bold.func.gii", part, r.grid.tr_s * 1000)
+        (d / f"{stem}_space-fsaverage5_bold.json").write_text(json.dumps({'RepetitionTime': r.grid.tr_s, 'TaskName': r.clip_id}))
+        if r.clip_id in words:
+            sf = f"{r.clip_id}{Path(media[r.clip_id]).suffix}" if r.clip_id in media else 'n/a'
+            ev = ['onset\tduration\ttrial_type\tword\tstim_file']
+            ev += [f"{w.onset_s:.4f}\t{w.duration_s:.4f}\tword\t{w.text}\t{sf if k == 0 else 'n/a'}"
+                   for k, w in enumerate(words[r.clip_id])]
+            (d / f"{stem}_events.tsv").write_text('\n'.join(ev) + '\n')
+    for c, m in media.items():
+        if c in clips:
+            (out / 'stimuli').mkdir(exist_ok=True)
+            shutil.copyfile(m, out / 'stimuli' / f"{c}{Path(m).suffix}")
+    return out
+
+# %% ../nbs/22_fmri.ipynb #2ace8a15
+def dataset_clips(root, report: list | None = None, verbose: bool = False) -> dict:
+    """`{clip_id: (media or None, words file or None)}` of the fMRI data set under `root` (an Algonauts 2025
+    release with its stimuli, fMRIPrep/BIDS derivatives with their media and events/TextGrids): exactly the clip
+    ids `load_fmri(root)` gives (`tinytribe.fmri.find_clips`). Errors: an in-silico brain (its clips have no
+    media), no clip with media, or words that cover none of the clips with media."""
+    root = Path(root)
+    if detect_layout(root) == 'simbrain':
+        raise ArtifactError(f"{root}: an in-silico brain's clips have no media; its features are the files it was "
+                            "simulated from")
+    clips = find_clips(root, report=report, verbose=verbose)
+    media = [c for c in clips if c.media is not None]
+    if not media: raise ArtifactError(f"{root}: none of its {len(clips)} clips has a media file (stimuli)")
+    if not any(c.transcript is not None for c in media):
+        raise ArtifactError(f"{root}: the data set's words (Algonauts transcripts, *_events.tsv, TextGrids) cover none "
+                            f"of its {len(media)} clips with media ({', '.join(c.clip_id for c in media[:5])}); "
+                            f"to transcribe them all by ASR, extract the media files: tinytribe extract MEDIA --out DIR")
+    return {c.clip_id: (c.media, c.transcript) for c in clips}
+
+def dataset_clips_for_extract(root, verbose: bool = False) -> dict:
+    "`tinytribe.extract.extract`'s `clips=` for the data set under `root`: `{clip_id: (media, words or None, source)}`."
+    out = {}
+    for c, (m, wf) in dataset_clips(root, verbose=verbose).items():
+        out[c] = (m, read_words(wf) if wf is not None else None, f"dataset:{wf}" if wf is not None else None)
+    return out
+
+def extract_dataset(root, out_dir, verbose: bool = False, **kw):
+    "Extract the clips of the data set under `root` into `out_dir` (`tinytribe.extract.extract`'s other arguments in `kw`)."
+    from tinytribe.extract import extract
+    return extract(None, out_dir, clips=dataset_clips_for_extract(root, verbose), **kw)
+
+def extract_cli(argv: list[str]) -> int:
+    "`tinytribe extract MEDIA... --out DIR` or `tinytribe extract --dataset ROOT --out DIR` (see `tinytribe.extract`)."
+    from tinytribe.extract import extract_cli as _media_cli
+    return _media_cli(argv, clips_of=dataset_clips_for_extract)
 
 # %% ../nbs/22_fmri.ipynb #c797d992
 def describe_fmri(path) -> dict:

@@ -26,8 +26,9 @@ from .phase1 import feature_dims, TrainOptions
 # %% auto #0
 __all__ = ['LR_FROM_PHASE1', 'LR_SCRATCH', 'DISTILL_KIND', 'DistillConfig', 'Phase2Config', 'multires_matrices', 'DistillHeads',
            'Tagged', 'teacher_layout', 'is_val_clip', 'split_pairs', 'masked_mse', 'temporal_loss', 'parcel_means',
-           'feature_cos', 'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'build_phase2',
-           'Phase2Options', 'phase_train_config', 'fit_phase2', 'trained_phases', 'head_trained']
+           'feature_cos', 'Phase2Task', 'pearson_cols', 'predict_items', 'val_r_teacher', 'init_model', 'seg_trs_fit',
+           'fit_segments', 'build_phase2', 'Phase2Options', 'phase_train_config', 'fit_phase2', 'trained_phases',
+           'head_trained']
 
 # %% ../nbs/43_phase2.ipynb #1f9be603
 LR_FROM_PHASE1 = {'projectors': 1e-4, 'embeddings': 0.0, 'fusion': 3e-4, 'pool_hrf': 1e-3, 'head': 1e-3,
@@ -340,8 +341,27 @@ def _parts_datasets(pairs, hp, layout, dims, teacher_space, weight=1.0, stride=N
                         extra=extra, cache_files=hp.cache_clips)
     return Tagged(ds, layout, 0, weight, teacher_space)
 
+def seg_trs_fit(max_T: int, tr_s: float, step_s: float = 0.5) -> int:
+    "The most TRs of `tr_s` a segment may have for a model of `max_T` steps of `step_s` (`ceil(n·TR/step) + 1 <= max_T`)."
+    return max(1, int(math.floor((max_T - 1) * step_s / tr_s + 1e-9)))
+
+def fit_segments(hp, cfg, explicit: bool = False):
+    """Fit the segments of `hp` (`seg_trs`, and Phase 3's `seg_trs_short`) to the model `cfg` at `hp.tr_s`: a default
+    length the model's `max_T` cannot hold is shortened to `seg_trs_fit` (tiny, `max_T` 256: 85 TRs at 1.49 s, 63 at
+    2 s), with a warning; a length the user gave (`explicit`) is an error naming the most that fits."""
+    need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
+    if need <= cfg.max_T: return hp
+    most = seg_trs_fit(cfg.max_T, hp.tr_s, cfg.step_s)
+    msg = f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}"
+    if explicit: raise ValueError(f"{msg}: give --seg-trs {most} or less")
+    warnings.warn(f"{msg}: segments of {most} TRs")
+    hp.seg_trs = most
+    if hasattr(hp, 'seg_trs_short'): hp.seg_trs_short = min(hp.seg_trs_short, most)
+    return hp
+
 def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=None, hp: Phase2Config | None = None,
-                 seed: int = 0, model_config: dict | None = None, init_phases=None, **overrides):
+                 seed: int = 0, model_config: dict | None = None, init_phases=None, fit_segments_to_model: bool = True,
+                 **overrides):
     """(task, train dataset, val dataset or None, model config dict, info) for Phase 2: teacher segments in `teacher`
     paired with the feature files in `features` (and pseudo-labels in `pseudo`, weighted by `hp.pseudo_weight`).
     The model comes from `init` (a Phase 1 run) or is built from `preset` with the feature widths; `model_config`
@@ -361,8 +381,7 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
     cfg = model.config
     if (cfg.text_dim, cfg.audio_dim, cfg.video_dim) != (dims['text'], dims['audio'], dims['video']):
         raise ArtifactError(f"{features}: feature widths {dims} do not match the model's {cfg.dims}")
-    need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
-    if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
+    fit_segments(hp, cfg, explicit=not fit_segments_to_model)   # defaults fit every preset; a given length must
     pairs = pair_teacher(features, teacher)
     if not pairs: raise ArtifactError(f"{teacher}: no teacher segments match the clips of {features}")
     tspace, hid = teacher_layout([p for _, ps in pairs for p in ps], hp.feature_targets)
@@ -432,7 +451,8 @@ def fit_phase2(o: Phase2Options) -> dict:
                                    'multires_spaces': tuple(saved['phase2']['multires_spaces'])})
     task, ds, val, mcfg, info = build_phase2(o.features, o.teacher, o.preset, o.init, o.pseudo, hp,
                                              seed=o.seed, model_config=saved.get('model') if saved else None,
-                                             init_phases=saved['info']['init_phases'] if saved else None, **o.overrides())
+                                             init_phases=saved['info']['init_phases'] if saved else None,
+                                             fit_segments_to_model=o.seg_trs is None, **o.overrides())
     cfg, spe = phase_train_config(o, hp, len(ds), task.lr_groups)
     eval_every = max(cfg.log_every, (spe // cfg.log_every) * cfg.log_every)
     tr = Trainer(task, ds, cfg, o.out, deadline=o.deadline(),

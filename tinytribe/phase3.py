@@ -19,18 +19,19 @@ from . import spaces
 from .data import Target, TargetSegments, Mixture, pair_teacher, collate
 from .engine import Trainer
 from .phase1 import feature_dims
-from .fmri import load_fmri, subject_id
+from .fmri import load_fmri, subject_id, split_clips
 from .featfile import load_features
 from tqdm.auto import tqdm
 from .phase2 import (DistillConfig, Phase2Task, DistillHeads, Tagged, teacher_layout, is_val_clip, masked_mse, parcel_means,
                               predict_items, pearson_cols, init_model, Phase2Options, phase_train_config,
-                              LR_SCRATCH, trained_phases, head_trained)
+                              LR_SCRATCH, trained_phases, head_trained, fit_segments)
 
 # %% auto #0
-__all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_projection', 'Curriculum',
-           'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows', 'build_phase3',
-           'load_runs', 'parse_dataset_weights', 'Phase3Options', 'phase3_inputs', 'fit_phase3', 'phase3_fit',
-           'predict_clip_rows', 'pseudo_label', 'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
+__all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_in_space', 'fmri_projection',
+           'Curriculum', 'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows',
+           'grow_film', 'training_split', 'build_phase3', 'load_runs', 'check_subjects', 'parse_dataset_weights',
+           'Phase3Options', 'phase3_inputs', 'fit_phase3', 'phase3_fit', 'predict_clip_rows', 'pseudo_label',
+           'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
 LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf': 1e-4, 'head': 1e-4,
@@ -51,6 +52,7 @@ class Phase3Config(DistillConfig):
     batch_size: int = 4                 # segments per step
     warmup_frac: float = 0.05           # of OneCycle's steps
     dataset_weights: tuple = DATASET_WEIGHTS   # (pattern, weight): a data set's share of the mixture per segment
+    split: str | None = None            # held-out clips, evaluate's --split (see `training_split`); None: the default
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -83,6 +85,15 @@ def run_target(run) -> Target:
     data[~v] = 0
     src = f"{run.provenance.get('file', '')}:{run.provenance.get('key', '')} ({run.subject} {run.clip_id} repeat {run.repeat})"
     return Target(run.clip_id, data, run.grid, {'valid': v[:, None].astype(np.float32)}, run.space, src)
+
+def fmri_in_space(run, space: str):
+    """An fsaverage5 `FmriRun` as `space` (parcel means, or the fsaverage4 subset): vertex fMRI for a model whose
+    output is a parcel space (the sprint preset's Schaefer-1000 on an fMRIPrep data set)."""
+    from tinytribe.fmri import FmriRun
+    if run.space != 'fsaverage5': raise ArtifactError(f"{run.subject} {run.clip_id}: fMRI in {run.space}, not fsaverage5")
+    x = np.asarray(spaces.vertex_to_space(np.asarray(run.data, np.float32), space), np.float32)
+    return FmriRun(run.subject, run.clip_id, x, run.grid, run.valid, space, run.repeat, run.dataset,
+                   {**run.provenance, 'projected_from': 'fsaverage5'})
 
 def fmri_projection(model_space: str, fmri_space: str):
     "How model outputs reach the fMRI's space: None (the same space), or the parcel/subset space name; else an error."
@@ -154,7 +165,9 @@ class Phase3Task(Phase2Task):
 
     def save_artifacts(self, run_dir) -> dict:
         "Publish `RUN_DIR/model` (recording this phase, the subjects' FiLM rows and the fMRI space) and the heads."
-        self.model.meta = {**self.model.meta, 'subjects': dict(self.subjects), 'fmri_space': self.fmri_space}
+        self.model.meta = {**self.model.meta, 'subjects': dict(self.subjects), 'fmri_space': self.fmri_space,
+                           'film_rows': {'average': 0, **dict(self.subjects)},
+                           **({'split': dict(self.split)} if getattr(self, 'split', None) else {})}
         return super().save_artifacts(run_dir)
 
 # %% ../nbs/44_phase3.ipynb #84c17b41
@@ -199,7 +212,8 @@ def clip_files(features) -> dict:
     return {features_meta(p)['clip_id']: p for p in feature_files(features)}
 
 def subject_rows(runs, known: dict | None = None, n_rows: int | None = None) -> dict:
-    "`{subject: FiLM row}`: rows already `known` kept, new subjects numbered after them (row 0 is the average subject)."
+    """`{subject: FiLM row}`: rows already `known` kept, new subjects numbered after them (row 0 is the average subject).
+    `n_rows` (a model whose rows cannot grow, e.g. a resumed run's): more subjects than rows is an error."""
     rows = dict(known or {})
     for s in sorted({r.subject for r in runs}):
         if s not in rows: rows[s] = max([0, *rows.values()]) + 1
@@ -207,6 +221,49 @@ def subject_rows(runs, known: dict | None = None, n_rows: int | None = None) -> 
         raise ValueError(f"{len(rows)} subjects need FiLM rows up to {max(rows.values())}, the model has {n_rows} "
                          f"(n_subjects); build it with a larger n_subjects")
     return rows
+
+def grow_film(model: TinyTribe, n_subjects: int) -> TinyTribe:
+    """Give `model` FiLM rows for `n_subjects` subjects (rows 1..n_subjects; row 0 is the average subject). New rows
+    start as copies of row 0; the rows it has and every other weight stay bit-identical. Returns `model`."""
+    import dataclasses
+    film = model.head.film
+    k = int(n_subjects) + 1 - film.n_rows
+    if k <= 0: return model
+    with torch.no_grad():
+        g, b = film.gamma.detach(), film.beta.detach()
+        film.gamma = nn.Parameter(torch.cat([g, g[:1].expand(k, -1)]).clone())
+        film.beta = nn.Parameter(torch.cat([b, b[:1].expand(k, -1)]).clone())
+    film.n_rows += k
+    model.config = dataclasses.replace(model.config, n_subjects=int(n_subjects))
+    return model
+
+def training_split(clip_ids, split=None, val_frac: float = 0.1) -> dict:
+    """`{'train', 'val', 'how'}` of the fMRI clips `clip_ids` for training. `split` has `evaluate`'s meaning
+    (`'algonauts'`, a list or comma-separated string of clips to hold out, a dict or JSON file `{train, val}`); a
+    split naming clips the data lack, or leaving nothing to train on, is an error. `None`: the anchors' split when
+    every clip is an Algonauts 2025 clip (Friends S01-S06 and movie10 train, S07 held out), else the clips picked by
+    the hash of their ids (`is_val_clip` at `val_frac`, at least one of two clips or more)."""
+    ids = sorted(set(map(str, clip_ids)))
+    if split is None or split == '':
+        try: return {**split_clips(ids, 'algonauts'), 'how': 'algonauts (the default on an Algonauts 2025 release)'}
+        except ValueError: pass
+        val = [c for c in ids if is_val_clip(c, val_frac)]
+        if val_frac > 0 and not val and len(ids) >= 2: val = [ids[-1]]
+        return {'train': [c for c in ids if c not in val], 'val': val, 'how': f"hash of the clip ids (val_frac {val_frac})"}
+    named, how = split, 'given lists'                   # evaluate's meanings of --split (its resolve_split)
+    if isinstance(split, (str, Path)) and str(split).endswith('.json') and Path(split).is_file():
+        named, how = json.loads(Path(split).read_text()), f"file {split}"
+    elif isinstance(split, str) and split != 'algonauts':
+        named, how = [s.strip() for s in split.split(',') if s.strip()], 'given clips held out'
+    if named == 'algonauts': out = {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
+    else:
+        lists = named.get('train', []) + named.get('val', []) if isinstance(named, dict) else named
+        unknown = sorted({str(c) for c in lists} - set(ids))
+        if unknown: raise ValueError(f"--split {split if not isinstance(split, dict) else 'lists'} names clips with no fMRI "
+                                     f"or features: {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
+        out = {**split_clips(ids, named), 'how': how}
+    if not out['train']: raise ValueError(f"--split ({out['how']}) leaves no clip to train on (it holds out all {len(ids)})")
+    return out
 
 def _segments(pairs, hp, seg, dims, extra, stride=None):
     return TargetSegments(pairs, tr_s=hp.tr_s, seg_trs=seg, stride_trs=stride, offset_s=hp.offset_s, dims=dims, extra=extra,
@@ -222,10 +279,12 @@ def _part(pairs, hp, dims, extra, layout, subject, weight, tspace, curriculum=Tr
 
 def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', init=None, pseudo=None,
                  hp: Phase3Config | None = None, seed: int = 0, model_config: dict | None = None,
-                 init_phases=None, known_subjects: dict | None = None, **overrides):
+                 init_phases=None, known_subjects: dict | None = None, fit_segments_to_model: bool = True, **overrides):
     """(task, train dataset, val parts {subject: Tagged}, val teacher part or None, model config dict, info) for Phase 3
     over the `FmriRun`s `runs` whose clips have feature files in `features`, the teacher segments in `teacher` (optional)
-    and pseudo-labels in `pseudo` (optional). Model: `model_config` (a resumed run's), else `init`, else `preset`."""
+    and pseudo-labels in `pseudo` (optional). Model: `model_config` (a resumed run's), else `init` (FiLM rows grown for
+    its new subjects), else `preset` (one FiLM row per subject of the data). Held-out clips: `hp.split` (see
+    `training_split`); no segment of a held-out clip is trained on."""
     hp = hp or Phase3Config()
     dims = feature_dims(features)
     files = clip_files(features)
@@ -245,14 +304,21 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     elif init is not None:
         model, phases, run = init_model(init)
         if run is not None and (run/'distill_heads'/'heads.json').exists(): heads = DistillHeads.load(run/'distill_heads')
-    else: model = TinyTribe(get_config(preset, text_dim=dims['text'], audio_dim=dims['audio'], video_dim=dims['video'], **overrides))
+    else:
+        n_sub = max(1, len({r.subject for r in runs} | set(known_subjects or {})))   # FiLM rows from the data
+        overrides = {'n_subjects': n_sub, **overrides}
+        model = TinyTribe(get_config(preset, text_dim=dims['text'], audio_dim=dims['audio'], video_dim=dims['video'], **overrides))
     cfg = model.config
     if (cfg.text_dim, cfg.audio_dim, cfg.video_dim) != (dims['text'], dims['audio'], dims['video']):
         raise ArtifactError(f"{features}: feature widths {dims} do not match the model's {cfg.dims}")
-    need = int(math.ceil(hp.seg_trs * hp.tr_s / cfg.step_s)) + 1
-    if need > cfg.max_T: raise ValueError(f"seg_trs {hp.seg_trs} at TR {hp.tr_s}s needs {need} steps > the model's max_T {cfg.max_T}")
+    fit_segments(hp, cfg, explicit=not fit_segments_to_model)     # a default too long for max_T is shortened
+    if fspace == 'fsaverage5' and cfg.space != 'fsaverage5' and cfg.space in spaces.SPACE_SIZES:
+        runs, fspace = [fmri_in_space(r, cfg.space) for r in runs], cfg.space   # vertex fMRI, parcel model
     fmri_projection(cfg.space, fspace)
-    subjects = subject_rows(runs, known_subjects if known_subjects is not None else model.meta.get('subjects'), cfg.n_subjects)
+    subjects = subject_rows(runs, known_subjects if known_subjects is not None else model.meta.get('subjects'),
+                            cfg.n_subjects if model_config is not None else None)
+    grow_film(model, max([0, *subjects.values()]))                      # rows for new subjects, at the average one
+    cfg = model.config
     tsegs = {features_meta(fp)['clip_id']: ps for fp, ps in pair_teacher(features, teacher)} if teacher else {}
     tspace, hid = teacher_layout([p for ps in tsegs.values() for p in ps], hp.feature_targets) if tsegs else (None, {})
     if heads is not None and heads.dims != hid: heads = None
@@ -260,8 +326,15 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
               'n_fmri': runs[0].data.shape[1]}
     extra = tuple(hid)
     fclips = {r.clip_id for r in runs}
-    val_clips = sorted(c for c in fclips | set(tsegs) if is_val_clip(c, hp.val_frac))
-    if hp.val_frac > 0 and not val_clips and len(fclips) >= 2: val_clips = [sorted(fclips)[-1]]
+    split = training_split(fclips, hp.split, hp.val_frac)
+    held = set(split['val'])
+    def held_out(c):                                    # teacher-only clips: held out as the split would hold them
+        if c in fclips or c in held: return c in held
+        if split['how'].startswith('algonauts'):
+            try: return bool(split_clips([c], 'algonauts')['val'])
+            except ValueError: return False
+        return hp.split is None and is_val_clip(c, hp.val_frac)
+    val_clips = sorted(c for c in fclips | set(tsegs) if held_out(c))
     def pairs_of(rs):
         return [(files[r.clip_id], {'fmri': [run_target(r)], **({'teacher': tsegs[r.clip_id]} if r.clip_id in tsegs else {})})
                 for r in rs]
@@ -281,7 +354,8 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     info = {'subjects': subjects, 'fmri_space': fspace, 'tr_s': hp.tr_s, 'offset_s': hp.offset_s, 'n_runs': len(runs),
             'clips_without_features': missing, 'val_clips': val_clips, 'n_teacher_only_clips': len(tonly),
             'teacher_space': tspace, 'hiddens': hid, 'init_phases': phases,
-            'dataset_weights': {d: hp.dataset_weight(d) for d in sorted({r.dataset for r in runs})}}
+            'dataset_weights': {d: hp.dataset_weight(d) for d in sorted({r.dataset for r in runs})},
+            'split': {'how': split['how'], 'held_out': val_clips, 'n_film_rows': cfg.n_subjects}}
     if pseudo:
         pp = [(fp, {'teacher': ps}) for fp, ps in pair_teacher(features, pseudo)
               if features_meta(fp)['clip_id'] not in set(tsegs) | set(val_clips)]
@@ -295,17 +369,29 @@ def build_phase3(features, runs: list, teacher=None, preset: str = 'sprint', ini
     lr = LR_FINETUNE if phases else LR_SCRATCH
     task = Phase3Task(model, hp, heads, hid, lr, phases, fspace, subjects)
     task.trained_on = sorted({c for c in fclips | {features_meta(f)['clip_id'] for f, _ in tonly} if c not in val_clips})
+    task.split = {'how': split['how'], 'held_out': val_clips}
+    assert not set(task.trained_on) & set(val_clips), "a held-out clip among the training clips"
     info['multires'] = sorted(task.mats)
     return task, train, val_parts, tval_part, cfg.to_dict(), info
 
 # %% ../nbs/44_phase3.ipynb #6fba26af
-def load_runs(fmri, features, space: str | None = None, subjects=None) -> list:
-    "The `FmriRun`s under `fmri` for the clips of `features`, fitted to the clips' durations (`tinytribe.fmri.load_fmri`)."
+def load_runs(fmri, features, space: str | None = None, subjects=None, report: list | None = None,
+              verbose: bool = False) -> list:
+    """The `FmriRun`s under `fmri` for the clips of `features`, fitted to the clips' durations (`tinytribe.fmri.load_fmri`:
+    one summary line of what it skipped; the full list in `report`, and logged with `verbose`)."""
     files = clip_files(features)
     durations = {c: float(features_meta(p)['duration_s']) for c, p in files.items()}
-    runs = load_fmri(fmri, subjects=subjects, clips=sorted(files), space=space, durations=durations)
+    runs = load_fmri(fmri, subjects=subjects, clips=sorted(files), space=space, durations=durations, report=report,
+                     verbose=verbose)
     if not runs: raise ArtifactError(f"{fmri}: no fMRI runs for the clips of {features}")
     return runs
+
+def check_subjects(runs, subjects, root) -> None:
+    "A clear error when a subject asked for (`--subjects`) has no run of the clips to train on."
+    if not subjects: return
+    have = sorted({r.subject for r in runs})
+    lack = [s for s in subjects if s not in have]
+    if lack: raise ValueError(f"--subjects: {', '.join(lack)} not in {root} (with features); it has {', '.join(have)}")
 
 def parse_dataset_weights(items) -> tuple:
     "`('NAME=W', ...)` -> `((name, w), ...)`; a clear error for anything else."
@@ -325,14 +411,20 @@ class Phase3Options(Phase2Options):
     fmri: str | None = None                # fMRI root (Algonauts 2025 release, fMRIPrep derivatives or simbrain output)
     fmri_space: str | None = None          # space of the fMRI to load when the data hold several
     subjects: str | None = None            # comma-separated subjects to train on (default: all)
+    split: str | None = None               # clips held out of training, evaluate's --split: 'algonauts' (Friends S07 held out), a comma-separated list of clips, or a JSON file {"train": [...], "val": [...]} (default: 'algonauts' on an Algonauts release, else a hash of the clip ids)
+    verbose: bool = False                  # log every fMRI run or clip the data set's scan skipped (default: one summary line; the full list is in the run's train_config.json)
     dataset_weight: list[str] | None = field(default=None, metadata={'metavar': 'NAME=W'})   # mixture weight of the fMRI data sets whose name contains NAME (repeatable; default: lebel=0.3)
 
-def phase3_inputs(o: Phase3Options) -> tuple:
-    "`(saved run config or None, fMRI runs, Phase3Config, model overrides)` of a Phase 3 run's options."
+def phase3_inputs(o: Phase3Options, report: list | None = None) -> tuple:
+    """`(saved run config or None, fMRI runs, Phase3Config, model overrides)` of a Phase 3 run's options; what loading
+    the fMRI skipped goes to `report`."""
     if not o.fmri: raise ValueError("--phase 3 needs --fmri DIR (fMRI runs)")
     saved = o.saved()
-    runs = load_runs(o.fmri, o.features, o.fmri_space, o.subjects.split(',') if o.subjects else None)
+    subs = [subject_id(s) for s in o.subjects.split(',') if s.strip()] if o.subjects else None
+    runs = load_runs(o.fmri, o.features, o.fmri_space, subs, report, bool(o.verbose))
+    check_subjects(runs, subs, o.fmri)
     hp = o.with_options(Phase3Config())
+    if o.split: hp.split = str(o.split)
     if o.seg_trs: hp.seg_trs_short = max(1, hp.seg_trs // 2)
     if o.dataset_weight: hp.dataset_weights = parse_dataset_weights(o.dataset_weight) + DATASET_WEIGHTS
     if saved: hp = Phase3Config.from_dict(saved['phase3'])
@@ -340,11 +432,14 @@ def phase3_inputs(o: Phase3Options) -> tuple:
 
 def fit_phase3(o: Phase3Options) -> dict:
     "Train Phase 3 as `o` says (a new run in `o.out`, or the one there continued with `o.resume`); the engine's report."
-    saved, runs, hp, ov = phase3_inputs(o)
+    skips = []
+    saved, runs, hp, ov = phase3_inputs(o, skips)
     task, ds, val_parts, tval, mcfg, info = build_phase3(
         o.features, runs, o.teacher, o.preset, o.init, o.pseudo, hp, seed=o.seed,
         model_config=saved.get('model') if saved else None, init_phases=saved['info']['init_phases'] if saved else None,
-        known_subjects=saved['info']['subjects'] if saved else None, **ov)
+        known_subjects=saved['info']['subjects'] if saved else None,
+        fit_segments_to_model=o.seg_trs is None, **ov)
+    info['fmri_skips'] = skips                           # the full list of what loading skipped, in the run folder
     return phase3_fit(o, task, ds, val_parts, tval, hp, {'model': mcfg, 'info': info})
 
 def phase3_fit(o: Phase3Options, task, ds, val_parts, tval, hp: Phase3Config, extra: dict) -> dict:
@@ -444,7 +539,9 @@ def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: i
     if not runs: raise ArtifactError(f"no fMRI runs of {subject!r}")
     cfg = model.config
     known = dict(model.meta.get('subjects') or {})
-    row = known.get(subject) or subject_rows(runs, known, cfg.n_subjects)[subject]
+    row = known.get(subject) or subject_rows(runs, known)[subject]
+    grow_film(model, row)                                   # a new row when every row is taken (a copy of row 0)
+    cfg = model.config
     hp = Phase3Config(val_frac=0.0)
     hp.tr_s, hp.offset_s = runs[0].grid.tr_s, runs[0].grid.offset_s
     hp.seg_trs = seg_trs or max(1, min(100, int((cfg.max_T - 1) * cfg.step_s / hp.tr_s)))
@@ -496,7 +593,10 @@ def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: i
     with torch.no_grad():
         head.film.gamma[row] = g; head.film.beta[row] = be
     model.meta = {**model.meta, 'subjects': {**known, subject: row},
-                  'adapted': {**model.meta.get('adapted', {}), subject: {'runs': len(rs), 'steps': steps, 'shrink': shrink}}}
+                  'film_rows': {'average': 0, **known, subject: row},
+                  'trained_on': sorted(set(model.meta.get('trained_on', [])) | {r.clip_id for r in rs}),  # its row saw them
+                  'adapted': {**model.meta.get('adapted', {}), subject: {'runs': len(rs), 'steps': steps, 'shrink': shrink,
+                                                                         'clips': sorted({r.clip_id for r in rs})}}}
     return {'subject': subject, 'row': row, 'runs': len(rs), 'rows_fitted': int(M.sum()), 'shrink': shrink,
             'cv_r': {str(k): v for k, v in cv.items()}, 'mse_before': before[0], 'mse_after': after[0],
             'r_before': before[1], 'r_after': after[1]}
@@ -513,11 +613,16 @@ def adapt_subject_cli(argv: list[str]) -> int:
     ap.add_argument('--shrink', type=float, default=None,
                     help="prior strength of the average subject in TRs of data (default: chosen by leave-one-run-out CV)")
     ap.add_argument('--fmri-space', default=None)
+    ap.add_argument('--split', default=None, help="clips to keep out of the fit, evaluate's --split (a comma-separated "
+                    "list, a JSON {train, val} file, 'algonauts')")
     a = ap.parse_args(argv)
     try:
         sub = subject_id(a.subject)
         model = TinyTribe.from_pretrained(a.model)
         runs = load_runs(a.fmri, a.features, a.fmri_space, [sub])
+        if a.split:
+            keep = set(training_split({r.clip_id for r in runs}, a.split)['train'])
+            runs = [r for r in runs if r.clip_id in keep]
         runs = runs[:a.runs] if a.runs else runs
         rep = adapt_subject(model, runs, a.features, sub, a.steps, a.lr, shrink=a.shrink)
         model.save_pretrained(a.out)

@@ -594,7 +594,8 @@ class TribeModel:
         """Events of one stimulus: a Video row (video), an Audio row (when it has sound), one Word row per word (from
         `transcript` or a transcript beside the media, else ASR when `asr`; for text, the spoken text)."""
         import pandas as pd
-        from tinytribe.media import probe, words_for
+        from tinytribe.media import probe
+        from tinytribe.extract import clip_words_for, ExtractConfig     # the one path to words (extract's ASR settings)
         given = {k: v for k, v in (('video', video_path), ('audio', audio_path), ('text', text_path)) if v is not None}
         if len(given) != 1: raise ValueError(f"give exactly one of video_path, audio_path, text_path (got {sorted(given)})")
         kind, path = next(iter(given.items()))
@@ -602,7 +603,7 @@ class TribeModel:
         if not path.is_file(): raise FileNotFoundError(f"{path}: no such file")
         if kind == 'text': path, words = text_to_speech(path, self.cache_dir)
         info = probe(path)
-        if kind != 'text': words = words_for(path, transcripts=transcript, asr=asr, info=info)[0]
+        if kind != 'text': words = clip_words_for(path, transcript, asr, cfg=ExtractConfig(threads=self.threads), info=info)[0]
         rows = []
         if kind == 'video': rows.append(('Video', 0.0, info.duration_s, str(path), ''))
         if info.has_audio: rows.append(('Audio', 0.0, info.duration_s, str(path), ''))
@@ -623,18 +624,20 @@ class TribeModel:
         (`tr_s`, `offset_s`) for the average subject (0) or a subject given by FiLM row or name."""
         import pandas as pd
         from tinytribe.extract import extract_clip, ExtractConfig
+        from tinytribe.featfile import save_features
         from tinytribe.backbones import load_backbones
         media = events[events['type'].isin(['Video', 'Audio'])]['filepath']
         if media.empty: raise ValueError("events hold no Video or Audio row")
         path = Path(media.iloc[0])
+        from tinytribe.media import Word
         words = events[events['type'] == 'Word']
-        tsv = self.cache_dir / f"{path.stem}_events_words.tsv"
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        tsv.write_text('word\tonset\tduration\n' + ''.join(f"{t}\t{a:.4f}\t{d:.4f}\n" for t, a, d in
-                                                         zip(words['text'], words['start'], words['duration'])))
+        ws = [Word(str(t), float(a), float(d)) for t, a, d in zip(words['text'], words['start'], words['duration'])]
         cfg = ExtractConfig(video=video_backbone_for(self.model.config.video_dim), threads=self.threads)
         if self._backbones is None: self._backbones = load_backbones(cfg.video, threads=self.threads)
-        clip = extract_clip(path, self._backbones, transcripts=tsv, asr=False, clip_id=path.stem, cfg=cfg)
+        clip = extract_clip(path, self._backbones, asr=False, clip_id=path.stem, cfg=cfg, words=ws, words_source='events')
+        self.cache_dir.mkdir(parents=True, exist_ok=True)                 # through the feature file (fp16), as predict
+        save_features(self.cache_dir / f"{path.stem}_features.npz", clip)  # and extract store it: the same arrays
+        clip = load_features(self.cache_dir / f"{path.stem}_features.npz")
         p = predict_clip(self.model, clip, tr_s=tr_s, offset_s=offset_s, subject=self._subject(subject))
         p.meta['warnings'] = [w for w in (trust_warning(self.model, self.model_dir or 'model'),
                                           *input_warnings(self.model, clip)) if w]

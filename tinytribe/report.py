@@ -31,10 +31,10 @@ from tinytribe.metrics import (
 
 # %% auto #0
 __all__ = ['R_THRESHOLD', 'MAP_KINDS', 'HEAD_KEYS', 'ModelSource', 'tinytribe_source', 'predictions_source', 'model_source',
-           'teacher_source', 'to_space', 'resolve_split', 'EvalConfig', 'evaluate', 'model_internals', 'roi_gates',
-           'fig_map', 'fig_roi_bars', 'fig_r_vs_ceiling', 'fig_timecourses', 'fig_learning_curves', 'fig_gates',
-           'fig_experts', 'fig_hrf', 'summarise_prediction', 'draw_figures', 'report_dict', 'report_html',
-           'write_report', 'describe_report', 'evaluate_cli']
+           'teacher_source', 'to_space', 'resolve_split', 'EvalConfig', 'scored_trained_clips', 'evaluate',
+           'model_internals', 'roi_gates', 'fig_map', 'fig_roi_bars', 'fig_r_vs_ceiling', 'fig_timecourses',
+           'fig_learning_curves', 'fig_gates', 'fig_experts', 'fig_hrf', 'summarise_prediction', 'draw_figures',
+           'report_dict', 'report_html', 'write_report', 'describe_report', 'evaluate_cli']
 
 # %% ../nbs/51_report.ipynb #ae9f9d44
 @dataclass
@@ -262,6 +262,21 @@ def _versions() -> dict:
             out[k] = None
     return out
 
+# %% ../nbs/51_report.ipynb #b770fd03
+def scored_trained_clips(srcs: dict, scored) -> dict:
+    """`{model name: [scored clips it trained on]}` from what each model's training recorded (`meta['trained_on']`).
+    Each such model is named loudly (a warning): its score on those clips measures memory, not prediction."""
+    out, scored = {}, set(map(str, scored))
+    for n, s in srcs.items():
+        both = sorted(set(map(str, (getattr(s, 'meta', None) or {}).get('trained_on') or [])) & scored)
+        if both:
+            out[n] = both
+            warnings.warn(f"model {n!r} was trained on {len(both)} of the {len(scored)} scored clips "
+                          f"({', '.join(both[:5])}{' ...' if len(both) > 5 else ''}): its scores on them are NOT held-out "
+                          f"scores; evaluate it with a --split that holds them out (the one it was trained with)",
+                          stacklevel=2)
+    return out
+
 # %% ../nbs/51_report.ipynb #6d6e70d0
 def _combine(per_sub: dict, space: str) -> dict:
     "Headline numbers over subjects (means of per-subject numbers) and the mean maps."
@@ -350,6 +365,7 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
         'ridge': None,
         'teacher': None,
         'timing_s': {},
+        'scored_clips_trained_on': scored_trained_clips(srcs, split['val']),  # loud: scores of memorised clips
     }
     cache = {}
 

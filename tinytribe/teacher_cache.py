@@ -21,6 +21,7 @@ from .simbrain import SimBrainTeacher
 # %% auto #0
 __all__ = ['TEACHERS', 'candidate_windows', 'select_diverse', 'AdaptiveDeadline', 'crop_features', 'crop_media', 'clip_media',
            'clip_segments', 'cache_teacher', 'tempfile_dir', 'teacher_cache_parser', 'teacher_cache_cli',
+           'match_predictions', 'prediction_sources', 'import_teacher', 'teacher_import_parser', 'teacher_import_cli',
            'dry_run_features', 'dry_run']
 
 # %% ../nbs/23_teacher_cache.ipynb #839275da
@@ -283,6 +284,139 @@ def teacher_cache_cli(argv: list[str]) -> int:
     print(json.dumps({'done': len(rep.done), 'skipped': len(rep.skipped), 'failed': rep.failed,
                       'left': len(rep.left), 'stopped_early': rep.stopped_early, 'out': str(a.out)}, indent=1))
     return 1 if rep.failed else 0
+
+# %% ../nbs/23_teacher_cache.ipynb #ed43e0c2
+def _pred_key(name: str) -> str:
+    "A prediction's or clip's name as matching sees it: transcript suffixes, `movie10_`/`friends_` prefixes and case ignored."
+    from tinytribe.media import _norm_stem
+    s = _norm_stem(Path(str(name)).stem if '.' in str(name) else str(name)).lower()
+    return s[len('friends_'):] if s.startswith('friends_') else s
+
+def match_predictions(names, clip_ids) -> tuple[dict, list, dict]:
+    """`({name: clip_id}, unmatched names, {name: [clip ids]} ambiguous)`: exact ids first, then `_pred_key`."""
+    clip_ids = list(clip_ids)
+    by_key = {}
+    for c in clip_ids: by_key.setdefault(_pred_key(c), []).append(c)
+    out, unmatched, ambiguous = {}, [], {}
+    for n in names:
+        if n in clip_ids: out[n] = n; continue
+        hits = by_key.get(_pred_key(n), [])
+        if len(hits) == 1: out[n] = hits[0]
+        elif hits: ambiguous[n] = hits
+        else: unmatched.append(n)
+    return out, unmatched, ambiguous
+
+def _read_prediction(path: Path, key: str | None = None) -> np.ndarray:
+    "One prediction array from a `.npy`, `.npz` or HDF5 file (`key`: its dataset in a shared HDF5 file)."
+    sfx = path.suffix.lower()
+    try:
+        if sfx == '.npy': return np.load(path, allow_pickle=False)
+        if sfx == '.npz':
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.files)
+                k = next((n for n in ('pred', 'preds') if n in names), names[0] if len(names) == 1 else None)
+                if k is None: raise ArtifactError(f"{path}: {len(names)} arrays {names[:5]} and none named pred/preds")
+                return z[k]
+        import h5py
+        with h5py.File(path, 'r') as h:
+            if key is None:
+                ds = []
+                h.visititems(lambda n, o: ds.append(n) if isinstance(o, h5py.Dataset) else None)
+                if len(ds) != 1: raise ArtifactError(f"{path}: {len(ds)} datasets; a per-clip file holds one")
+                key = ds[0]
+            return np.asarray(h[key])
+    except ArtifactError: raise
+    except Exception as e: raise ArtifactError(f"{path}{f' [{key}]' if key else ''}: unreadable prediction ({e})") from e
+
+def prediction_sources(src) -> dict:
+    "`{name: (file, dataset key or None)}` of a folder of per-clip prediction files or of one HDF5 file of datasets."
+    import h5py
+    src = Path(src)
+    if src.is_file():
+        if src.suffix.lower() not in ('.h5', '.hdf5'): raise ArtifactError(f"{src}: one file must be HDF5 (a dataset per clip)")
+        out = {}
+        with h5py.File(src, 'r') as h:
+            h.visititems(lambda n, o: out.setdefault(n.split('/')[-1], (src, n)) if isinstance(o, h5py.Dataset) else None)
+        return out
+    if not src.is_dir(): raise ArtifactError(f"{src}: no such file or folder")
+    files = sorted(p for p in src.rglob('*') if p.is_file() and p.suffix.lower() in ('.npy', '.npz', '.h5', '.hdf5'))
+    out = {}
+    for p in files:
+        if p.stem in out: raise ArtifactError(f"two prediction files for {p.stem!r}: {out[p.stem][0]} and {p}")
+        out[p.stem] = (p, None)
+    return out
+
+def import_teacher(src, features, out, space: str, tr_s: float, offset_s: float = 0.0, dataset: str = 'import',
+                   seg_len: int = SEG_LEN) -> dict:
+    """Predictions that already exist (`src`, see above) as teacher segments in `out` for the clips of `features`,
+    on the grid `(tr_s, offset_s)` in `space`. Returns (and writes to `out/import_report.json`) what was imported,
+    unmatched, ambiguous and failed."""
+    width = space_size(space)
+    if not tr_s > 0: raise ValueError(f"--tr-s must be > 0, got {tr_s}")
+    files = _clip_files(features)
+    if not files: raise ArtifactError(f"{features}: no feature files")
+    srcs = prediction_sources(src)
+    if not srcs: raise ArtifactError(f"{src}: no .npy, .npz or HDF5 predictions")
+    matched, unmatched, ambiguous = match_predictions(sorted(srcs), sorted(files))
+    twice = {}
+    for n, c in matched.items(): twice.setdefault(c, []).append(n)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    done, failed = {}, {}
+    for n, c in sorted(matched.items()):
+        try:
+            if len(twice[c]) > 1: raise ArtifactError(f"several predictions for clip {c}: {twice[c]}")
+            p, key = srcs[n]
+            x = _read_prediction(p, key)
+            where = f"{p}{f' [{key}]' if key else ''}"
+            if x.ndim != 2 or x.shape[1] != width:
+                raise ArtifactError(f"{where}: shape {x.shape}, expected (rows, {width}) for space {space}")
+            if not np.isfinite(x).all(): raise ArtifactError(f"{where}: holds NaN or inf")
+            dur = float(features_meta(files[c])['duration_s'])
+            n_clip = int(math.floor(dur / tr_s + 1e-6))
+            if len(x) > n_clip + max(2, int(0.02 * n_clip)):
+                raise ArtifactError(f"{where}: {len(x)} rows at TR {tr_s} s, but clip {c} ({dur:.2f} s) holds {n_clip}: "
+                                    f"the wrong clip, TR or file?")
+            x = x[:n_clip]
+            segs = split_segments(x.astype(np.float32), None, tr_s, offset_s, seg_len, dataset, c, space=space,
+                                  producer={'name': 'import', 'source': str(Path(src).resolve())},
+                                  meta={'imported_from': where, 'clip_duration_s': dur})
+            done[c] = {'from': where, 'rows': int(len(x)), 'segments': [save_segment(out, s).name for s in segs]}
+        except (ArtifactError, ValueError, OSError) as e: failed[n] = str(e)
+    rep = {'src': str(src), 'space': space, 'tr_s': tr_s, 'offset_s': offset_s, 'imported': done,
+           'unmatched': unmatched, 'ambiguous': ambiguous, 'failed': failed,
+           'clips_without_prediction': sorted(set(files) - set(done)), 'at': now_iso()}
+    write_json(out/'import_report.json', rep)
+    return rep
+
+# %% ../nbs/23_teacher_cache.ipynb #1cace3bd
+def teacher_import_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe teacher-import`."
+    ap = argparse.ArgumentParser(prog='tinytribe teacher-import', description="Predictions that already exist (a folder "
+                                 "of per-clip .npy/.npz/.h5, or one HDF5 file of a dataset per clip) -> teacher segments")
+    ap.add_argument('src', help='folder of per-clip prediction files, or one HDF5 file with a dataset per clip')
+    ap.add_argument('--features', required=True, help="the clips' feature files (ids to match, durations to check)")
+    ap.add_argument('--space', required=True, help='space of the predictions: fsaverage5, schaefer1000, ...')
+    ap.add_argument('--tr-s', type=float, required=True, help='seconds between prediction rows (Algonauts 1.49, TRIBE v2 1)')
+    ap.add_argument('--offset-s', type=float, default=0.0, help='BOLD time of row 0 in s (TRIBE v2: 5)')
+    ap.add_argument('--out', required=True, help='folder for the teacher segments')
+    ap.add_argument('--dataset', default='import', help='dataset name in the segment file names')
+    ap.add_argument('--seg-len', type=int, default=SEG_LEN, help='TRs per segment file')
+    return ap
+
+def teacher_import_cli(argv: list[str]) -> int:
+    "`tinytribe teacher-import SRC --features DIR --space SPACE --tr-s TR [--offset-s S] --out DIR`"
+    a = teacher_import_parser().parse_args(argv)
+    try:
+        require_path(a.src, 'predictions'); require_path(a.features, 'features')
+        rep = import_teacher(a.src, a.features, a.out, a.space, a.tr_s, a.offset_s, a.dataset, a.seg_len)
+    except (ArtifactError, ValueError) as e:
+        print(f"tinytribe teacher-import: {e}", file=sys.stderr)
+        return 2
+    for n in rep['unmatched']: print(f"teacher-import: {n}: no feature file matches this name: not imported", file=sys.stderr)
+    for n, r in rep['failed'].items(): print(f"teacher-import: FAILED {n}: {r}", file=sys.stderr)
+    print(json.dumps({'imported': len(rep['imported']), 'unmatched': rep['unmatched'], 'ambiguous': rep['ambiguous'],
+                      'failed': rep['failed'], 'out': str(a.out)}, indent=1))
+    return 1 if rep['failed'] or rep['ambiguous'] else 0
 
 # %% ../nbs/23_teacher_cache.ipynb #8f357df3
 def dry_run_features(out_dir) -> Path:
