@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 from .store import require_path, read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
+from . import modelfolder                # torch-free: model folders and their cards (31_modelfolder)
 
 class _Lazy:
     "A tinytribe module imported when first used: `inspect` imports torch only for the artifacts whose owner needs it."
     def __init__(self, name: str): self._name = name
-    def __getattr__(self, k): return getattr(_owner(self._name), k)
+    def __getattr__(self, k): return getattr(_owner_module(self._name), k)
 
-def _owner(name: str):
+def _owner_module(name: str):
     "The owner module `name`, imported now (plain imports, which the import graph sees)."
     if name == 'segfile': from tinytribe import segfile as m
     elif name == 'simbrain': from tinytribe import simbrain as m
@@ -76,8 +77,8 @@ def _safetensors_counts(path: Path) -> dict:
 # %% ../nbs/73_inspect.ipynb #05df7210
 def _with_training_record(out: dict, d: Path) -> dict:
     "Show the model's card in a few lines (`card_summary`) and a one-line warning when its record says to distrust it."
-    card = out.get('card') or model.read_card(d)
-    out = {**out, 'card': model.card_summary(card), 'trained_phases': card['phases']}
+    card = out.get('card') or modelfolder.read_card(d)
+    out = {**out, 'card': modelfolder.card_summary(card), 'trained_phases': card['phases']}
     t = out.get('trust') or card['trust']
     if t['level'] != 'ok': out['warning'] = t['message']
     return out
@@ -86,7 +87,7 @@ def describe_model_folder(path) -> dict:
     "A model folder (`config.json` + `model.safetensors`): the owner's description, else config + counts."
     path = Path(path)
     d = path if path.is_dir() else path.parent
-    try: return _with_training_record(model.describe(d), d)
+    try: return _with_training_record(modelfolder.describe(d), d)
     except Exception as e:            # not its kind: fall back
         err = f"{type(e).__name__}: {e}"
     out = {'kind': 'model_folder', 'path': str(d), 'config': json.loads((d / 'config.json').read_text()),
