@@ -10,6 +10,7 @@ import numpy as np
 from .store import require_path, read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
 from . import modelfolder                # torch-free: model folders and their cards (31_modelfolder)
+from . import runfolder                  # torch-free: training runs and checkpoint sidecars (41_runfolder)
 
 class _Lazy:
     "A tinytribe module imported when first used: `inspect` imports torch only for the artifacts whose owner needs it."
@@ -109,7 +110,7 @@ def describe_file(path) -> dict:
             raise ArtifactError(f"{path}: not a tinytribe artifact ({e})") from e
     if path.name.endswith('.func.gii'): return fmri.describe_fmri(path)
     if path.name == 'config.json': return describe_model_folder(path)
-    if path.suffix == '.pt': return engine.describe_checkpoint(path)
+    if path.suffix == '.pt': return runfolder.describe_checkpoint(path)
     if path.suffix == '.onnx':                     # an exported student: its tinytribe metadata
         return {'kind': 'onnx', 'path': str(path), 'bytes': path.stat().st_size, **export.onnx_info(path)}
     meta = read_meta(path)                         # ArtifactError for a non-tinytribe file
@@ -206,7 +207,7 @@ def describe_dir(path) -> dict:
 # %% ../nbs/73_inspect.ipynb #d841eda0
 def describe_run(path) -> dict:
     "A training run folder: the engine's description, and its model folder's when it has one."
-    out = engine.describe_run(path)
+    out = runfolder.describe_run(path)
     if out['model_folder']: out['model'] = describe_model_folder(out['model_folder'])
     return out
 
