@@ -11,6 +11,7 @@ from .store import require_path, read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
 from . import modelfolder                # torch-free: model folders and their cards (31_modelfolder)
 from . import runfolder                  # torch-free: training runs and checkpoint sidecars (41_runfolder)
+from . import predfile, onnxfile        # torch-free: prediction files, ONNX metadata (60_predfile, 61_onnxfile)
 
 class _Lazy:
     "A tinytribe module imported when first used: `inspect` imports torch only for the artifacts whose owner needs it."
@@ -40,7 +41,7 @@ __all__ = ['segfile', 'simbrain', 'fmri', 'engine', 'model', 'predict', 'report'
 
 # %% ../nbs/73_inspect.ipynb #8056bb2f
 OWNERS = {'features': describe_features, 'teacher_segment': lambda p: segfile.describe(p),
-          'prediction': lambda p: predict.describe_prediction(p)}   # array-file kind -> its owner's describe
+          'prediction': lambda p: predfile.describe_prediction(p)}   # array-file kind -> its owner's describe
 
 def _owner(kind: str):
     "The `describe` function of the module that owns array-file `kind`, or None."
@@ -112,7 +113,7 @@ def describe_file(path) -> dict:
     if path.name == 'config.json': return describe_model_folder(path)
     if path.suffix == '.pt': return runfolder.describe_checkpoint(path)
     if path.suffix == '.onnx':                     # an exported student: its tinytribe metadata
-        return {'kind': 'onnx', 'path': str(path), 'bytes': path.stat().st_size, **export.onnx_info(path)}
+        return {'kind': 'onnx', 'path': str(path), 'bytes': path.stat().st_size, **onnxfile.onnx_info(path)}
     meta = read_meta(path)                         # ArtifactError for a non-tinytribe file
     fn = _owner(meta.get('kind'))
     if fn is not None:
