@@ -7,7 +7,9 @@ Makes one small artifact of each kind in a temporary folder (feature file and fo
 Algonauts layout, a folder of runs, a model folder, a training run and its checkpoint, a prediction, an exported
 ONNX student), then times `tinytribe inspect` on each (median wall time of `--repeats` runs), beside the time of a
 bare Python start and of `import torch` in the same conditions, and whether the call imported torch. The target is
-2 s per call; kinds whose owner module imports torch at its top cannot be faster than importing torch.
+2 s per call: no kind imports torch (the describing halves of the owners are torch-free modules: modelfolder,
+runfolder with the checkpoint's JSON sidecar, predfile, onnxfile). The 1-minute load average before and after is
+recorded: on a loaded machine every number grows.
 """
 import argparse, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -37,7 +39,8 @@ def make_artifacts(d: Path) -> dict:
     from tinytribe.featfile import random_features, save_features
     from tinytribe.fmri import write_algonauts_fixture
     from tinytribe.model import TinyTribe, get_config
-    from tinytribe.engine import Trainer, TrainConfig, FeatureRegression
+    from tinytribe.engine import Trainer, TrainConfig
+    from tinytribe.testing import FeatureRegression
     from tinytribe.data import FeatureSegments
     from tinytribe.predict import predict_clip, save_prediction
     from tinytribe.export import export_onnx

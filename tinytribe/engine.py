@@ -13,16 +13,15 @@ import torch
 import torch.nn as nn
 from .store import atomic_write, write_json, Deadline, ArtifactError, now_iso
 from .store import budget_margin_s
+from .runfolder import *              # the torch-free run-folder readers (41_runfolder)
 from fastcore.basics import patch
 from .data import ResumableSampler, collate
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'TrainConfig', 'dist_info', 'setup_distributed', 'resolve_device', 'resolve_amp', 'make_optimizer',
-           'make_scheduler', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint', 'checkpoint_path',
-           'load_checkpoint', 'read_metrics', 'plot_metrics', 'Trainer', 'describe_checkpoint', 'describe_run',
-           'is_run']
+__all__ = ['TrainConfig', 'dist_info', 'setup_distributed', 'resolve_device', 'resolve_amp', 'make_optimizer', 'make_scheduler',
+           'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint', 'plot_metrics', 'Trainer']
 
 # %% ../nbs/41_engine.ipynb #c2db2609
 @dataclass
@@ -161,41 +160,13 @@ def seed_everything(seed: int):
 
 # %% ../nbs/41_engine.ipynb #71ede03a
 def save_checkpoint(path, state: dict) -> Path:
-    "Write a checkpoint dict atomically (`torch.save` into a temporary file, then rename)."
+    """Write a checkpoint dict atomically (`torch.save` into a temporary file, then rename), then its JSON sidecar
+    (`write_checkpoint_sidecar`: what `tinytribe inspect` shows without torch)."""
     buf = io.BytesIO()
     torch.save(state, buf)
     with atomic_write(path) as f: f.write(buf.getbuffer())
+    write_checkpoint_sidecar(path, state)
     return Path(path)
-
-CKPT_FORMAT = 'tinytribe-checkpoint'
-
-# %% ../nbs/41_engine.ipynb #7349e95a
-def checkpoint_path(run_dir) -> Path:
-    "Where a run keeps its last checkpoint: `RUN_DIR/ckpt/last.pt`."
-    return Path(run_dir)/'ckpt'/'last.pt'
-
-# %% ../nbs/41_engine.ipynb #c6f84f11
-def load_checkpoint(path, map_location='cpu') -> dict:
-    "Read a checkpoint written by the `Trainer`; raises `ArtifactError` naming the file if it is not one."
-    path = Path(path)
-    if not path.is_file(): raise ArtifactError(f"{path}: no such checkpoint")
-    try: ck = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:
-        raise ArtifactError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(ck, dict) or ck.get('format') != CKPT_FORMAT:
-        raise ArtifactError(f"{path}: not a tinytribe training checkpoint")
-    return ck
-
-# %% ../nbs/41_engine.ipynb #6ef10bb8
-def read_metrics(run_dir) -> list[dict]:
-    "The rows of `RUN_DIR/metrics.jsonl` (a torn last line, from a kill mid-write, is ignored)."
-    p = Path(run_dir)/'metrics.jsonl'
-    if not p.exists(): return []
-    rows = []
-    for line in p.read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            if line.strip(): rows.append(json.loads(line))
-    return rows
 
 # %% ../nbs/41_engine.ipynb #de185e1b
 def plot_metrics(run_dir, out=None, keys: list | None = None) -> Path:
@@ -534,43 +505,3 @@ def _finish(self: Trainer, state: str, msg: str, last: dict, resumed_from: int |
         if state == 'stopped_budget': print(f"{msg}; resume with --resume in the next session")
     self._barrier()
     return report
-
-# %% ../nbs/41_engine.ipynb #8484bf2f
-def describe_checkpoint(path) -> dict:
-    "A JSON-able summary of a training checkpoint (`ckpt/*.pt`), for `tinytribe inspect`."
-    ck = load_checkpoint(path)
-    tensors = [v for v in ck['task'].values() if hasattr(v, 'numel')]
-    return {'kind': 'checkpoint', 'path': str(path), 'step': ck['step'], 'epoch': ck['sampler']['epoch'],
-            'batch_index': ck['sampler']['index'], 'world_size': ck.get('world_size',
-                                                                        1), 'saved': ck.get('saved'),
-            'elapsed_s': ck.get('elapsed_s'), 'n_tensors': len(ck['task']),
-            'n_params': int(sum(v.numel() for v in tensors)), 'train_config': ck.get('train_config')}
-
-# %% ../nbs/41_engine.ipynb #b1b20798
-def _read_json(p: Path) -> dict | None:
-    if not p.exists(): return None
-    try: return json.loads(p.read_text())
-    except json.JSONDecodeError as e: raise ArtifactError(f"{p}: unreadable JSON ({e})") from None
-
-def describe_run(run_dir) -> dict:
-    "A JSON-able summary of a training run folder: phase, steps, state, last metrics, checkpoints, model folder."
-    p = Path(run_dir)
-    tc = _read_json(p/'train_config.json')
-    if tc is None: raise ArtifactError(f"{p}: not a training run (no train_config.json)")
-    status = _read_json(p/'status.json') or {'state': 'running or killed'}
-    rows = read_metrics(p)
-    ckpts = sorted(x.name for x in (p/'ckpt').glob('*.pt')) if (p/'ckpt').exists() else []
-    last_ck = None
-    with contextlib.suppress(ArtifactError): last_ck = load_checkpoint(checkpoint_path(p))['step']
-    return {'kind': 'run', 'path': str(p), 'phase': tc.get('phase'), 'preset': tc.get('preset'),
-            'state': status.get('state'), 'step': status.get('step',
-                                                             last_ck), 'steps': tc['train'].get('steps'),
-            'last_checkpoint_step': last_ck, 'checkpoints': ckpts, 'message': status.get('message'),
-            'elapsed_s': status.get('elapsed_s'), 'world_size': tc.get('world_size'),
-            'last_metrics': dict(rows[-1]) if rows else {},
-            'model_folder': str(p/'model') if (p/'model'/'config.json').exists() else None,
-            'has_heads': (p/'heads'/'heads.json').exists()}
-
-def is_run(path) -> bool:
-    "Whether `path` is a training run folder (it holds `train_config.json`)."
-    return (Path(path)/'train_config.json').is_file()

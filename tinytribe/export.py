@@ -14,11 +14,12 @@ from .core import TRGrid
 from .featfile import ClipFeatures, MODALITIES, load_features
 from .layers import tr_pool_weights
 from .model import TinyTribe
+from .onnxfile import *             # the torch-free metadata reader (61_onnxfile)
 from .store import require_path, atomic_write, write_json, ArtifactError
 
 # %% auto #0
-__all__ = ['MoEDispatch', 'OnnxStudent', 'pool_matrix', 'onnx_inputs', 'export_onnx', 'onnx_info', 'onnx_session', 'run_onnx',
-           'vertex_r', 'parity', 'export_features', 'export_mesh', 'export', 'export_cli']
+__all__ = ['MoEDispatch', 'OnnxStudent', 'pool_matrix', 'onnx_inputs', 'export_onnx', 'onnx_session', 'run_onnx', 'vertex_r',
+           'parity', 'export_features', 'export_mesh', 'export', 'export_cli']
 
 # %% ../nbs/61_export.ipynb #2dc0e1e3
 class MoEDispatch(torch.autograd.Function):
@@ -198,15 +199,6 @@ def export_onnx(model: TinyTribe, out, int8: bool = False, meta: dict | None = N
         onnx.helper.set_model_props(m, {'tinytribe': json.dumps(info)})
         with atomic_write(out) as fh: fh.write(m.SerializeToString())
     return out
-
-def onnx_info(path) -> dict:
-    "The `tinytribe` metadata of an exported model; `ArtifactError` naming the file when it has none."
-    import onnx
-    try: m = onnx.load(str(path), load_external_data=False)
-    except Exception as e: raise ArtifactError(f"{path}: not a readable ONNX file ({e})") from None
-    props = {p.key: p.value for p in m.metadata_props}
-    if 'tinytribe' not in props: raise ArtifactError(f"{path}: an ONNX file, but not one tinytribe exported")
-    return json.loads(props['tinytribe'])
 
 # %% ../nbs/61_export.ipynb #23da8a78
 def onnx_session(path, threads: int = 2):

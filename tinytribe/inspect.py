@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 from .store import require_path, read_meta, ArtifactError, Manifest
 from .featfile import MODALITIES, describe_features
+from . import modelfolder                # torch-free: model folders and their cards (31_modelfolder)
+from . import runfolder                  # torch-free: training runs and checkpoint sidecars (41_runfolder)
+from . import predfile, onnxfile        # torch-free: prediction files, ONNX metadata (60_predfile, 61_onnxfile)
 
 class _Lazy:
     "A tinytribe module imported when first used: `inspect` imports torch only for the artifacts whose owner needs it."
     def __init__(self, name: str): self._name = name
-    def __getattr__(self, k): return getattr(_module(self._name), k)
+    def __getattr__(self, k): return getattr(_owner_module(self._name), k)
 
-def _module(name: str):
+def _owner_module(name: str):
     "The owner module `name`, imported now (plain imports, which the import graph sees)."
     if name == 'segfile': from tinytribe import segfile as m
     elif name == 'simbrain': from tinytribe import simbrain as m
@@ -38,7 +41,7 @@ __all__ = ['segfile', 'simbrain', 'fmri', 'engine', 'model', 'predict', 'report'
 
 # %% ../nbs/73_inspect.ipynb #8056bb2f
 OWNERS = {'features': describe_features, 'teacher_segment': lambda p: segfile.describe(p),
-          'prediction': lambda p: predict.describe_prediction(p)}   # array-file kind -> its owner's describe
+          'prediction': lambda p: predfile.describe_prediction(p)}   # array-file kind -> its owner's describe
 
 def _owner(kind: str):
     "The `describe` function of the module that owns array-file `kind`, or None."
@@ -76,8 +79,8 @@ def _safetensors_counts(path: Path) -> dict:
 # %% ../nbs/73_inspect.ipynb #05df7210
 def _with_training_record(out: dict, d: Path) -> dict:
     "Show the model's card in a few lines (`card_summary`) and a one-line warning when its record says to distrust it."
-    card = out.get('card') or model.read_card(d)
-    out = {**out, 'card': model.card_summary(card), 'trained_phases': card['phases']}
+    card = out.get('card') or modelfolder.read_card(d)
+    out = {**out, 'card': modelfolder.card_summary(card), 'trained_phases': card['phases']}
     t = out.get('trust') or card['trust']
     if t['level'] != 'ok': out['warning'] = t['message']
     return out
@@ -86,7 +89,7 @@ def describe_model_folder(path) -> dict:
     "A model folder (`config.json` + `model.safetensors`): the owner's description, else config + counts."
     path = Path(path)
     d = path if path.is_dir() else path.parent
-    try: return _with_training_record(model.describe(d), d)
+    try: return _with_training_record(modelfolder.describe(d), d)
     except Exception as e:            # not its kind: fall back
         err = f"{type(e).__name__}: {e}"
     out = {'kind': 'model_folder', 'path': str(d), 'config': json.loads((d / 'config.json').read_text()),
@@ -108,9 +111,9 @@ def describe_file(path) -> dict:
             raise ArtifactError(f"{path}: not a tinytribe artifact ({e})") from e
     if path.name.endswith('.func.gii'): return fmri.describe_fmri(path)
     if path.name == 'config.json': return describe_model_folder(path)
-    if path.suffix == '.pt': return engine.describe_checkpoint(path)
+    if path.suffix == '.pt': return runfolder.describe_checkpoint(path)
     if path.suffix == '.onnx':                     # an exported student: its tinytribe metadata
-        return {'kind': 'onnx', 'path': str(path), 'bytes': path.stat().st_size, **export.onnx_info(path)}
+        return {'kind': 'onnx', 'path': str(path), 'bytes': path.stat().st_size, **onnxfile.onnx_info(path)}
     meta = read_meta(path)                         # ArtifactError for a non-tinytribe file
     fn = _owner(meta.get('kind'))
     if fn is not None:
@@ -205,7 +208,7 @@ def describe_dir(path) -> dict:
 # %% ../nbs/73_inspect.ipynb #d841eda0
 def describe_run(path) -> dict:
     "A training run folder: the engine's description, and its model folder's when it has one."
-    out = engine.describe_run(path)
+    out = runfolder.describe_run(path)
     if out['model_folder']: out['model'] = describe_model_folder(out['model_folder'])
     return out
 

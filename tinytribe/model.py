@@ -15,14 +15,14 @@ from .core import STEP_S
 from .spaces import SPACE_SIZES
 from .featfile import MODALITIES, feature_files, features_meta
 from .store import atomic_write, write_json, read_meta, now_iso, ArtifactError
+from .modelfolder import *            # the torch-free reader, cards and `describe` (31_modelfolder)
+from .modelfolder import _component, _val_r, _f
 from .layers import (Projector, MotionConv, ModalityEmbeddings, MoEBlock, GatedPooling, HRFConv,
                               OutputHead, token_times, attention_mask, tr_pool_weights, as_grid)
 
 # %% auto #0
-__all__ = ['SPACES', 'PRESETS', 'MODEL_KIND', 'CARD_KIND', 'CHANCE_R', 'TRIBE_V2', 'TinyTribeConfig', 'get_config', 'Encoded',
-           'TribeOutput', 'default_step_times', 'TinyTribe', 'save_weights', 'read_info', 'load_weights', 'ModelFolder',
-           'read_model_folder', 'chance_r', 'model_trust', 'run_record', 'record_run', 'card_license', 'build_card',
-           'card_markdown', 'write_card', 'update_card', 'read_card', 'card_summary', 'model_info_cli', 'describe']
+__all__ = ['SPACES', 'PRESETS', 'TinyTribeConfig', 'get_config', 'Encoded', 'TribeOutput', 'default_step_times', 'TinyTribe',
+           'save_weights', 'load_weights', 'run_record', 'record_run', 'model_info_cli']
 
 # %% ../nbs/31_model.ipynb #3fa974e0
 SPACES = SPACE_SIZES                # output spaces and their sizes (tinytribe.spaces)
@@ -304,16 +304,6 @@ def predict(self: TinyTribe, feats: dict, masks: dict | None = None, step_times=
     return pred[0] if single else pred
 
 # %% ../nbs/31_model.ipynb #78b923b5
-def _component(name: str) -> str:
-    "The component a parameter name belongs to."
-    if name.startswith(('projectors.', 'motion.')): return 'projectors'
-    if name.startswith('embed.'): return 'embeddings'
-    if name.startswith(('blocks.', 'final_norm.')): return 'fusion'
-    if name.startswith(('gated_pool.', 'hrf.')): return 'pool_hrf'
-    if name.startswith('head.film.'): return 'film'
-    if name.startswith('head.'): return 'head'
-    raise KeyError(name)
-
 @patch
 def component_parameters(self: TinyTribe) -> dict[str, list[nn.Parameter]]:
     "Parameters by component, for per-component learning rates: projectors, embeddings, fusion, pool_hrf, head, film."
@@ -337,8 +327,6 @@ def count_parameters(self: TinyTribe) -> dict:
             'n_outputs': cfg.n_outputs}
 
 # %% ../nbs/31_model.ipynb #f38a1307
-MODEL_KIND = 'tinytribe-model'
-
 def save_weights(path, state_dict: dict, info: dict, weights: str = 'model.safetensors',
                  info_name: str = 'config.json') -> Path:
     """The one weights writer: `state_dict` as `path/weights` (safetensors) and `info` as `path/info_name` (JSON, with
@@ -352,16 +340,6 @@ def save_weights(path, state_dict: dict, info: dict, weights: str = 'model.safet
     write_json(path / info_name, {'kind': info['kind'], 'version': 1, **info})
     return path
 
-def read_info(path, kind: str, info_name: str = 'config.json') -> dict:
-    "The kind-checked JSON that `save_weights` wrote in folder `path`; `ArtifactError` naming the file otherwise."
-    f = Path(path) / info_name
-    if not f.is_file(): raise ArtifactError(f"{f}: not found")
-    try: info = json.loads(f.read_text())
-    except json.JSONDecodeError as e: raise ArtifactError(f"{f}: not valid JSON ({e})") from None
-    if not isinstance(info, dict) or info.get('kind') != kind:
-        raise ArtifactError(f"{f}: kind is {info.get('kind') if isinstance(info, dict) else None!r}, not {kind!r}")
-    return info
-
 def load_weights(path, kind: str, weights: str = 'model.safetensors', info_name: str = 'config.json') -> tuple[dict, dict]:
     "`(info, state_dict)` of `save_weights`'s folder `path`, the JSON's kind checked; `ArtifactError` naming the file otherwise."
     info = read_info(path, kind, info_name)
@@ -369,90 +347,6 @@ def load_weights(path, kind: str, weights: str = 'model.safetensors', info_name:
     if not w.is_file(): raise ArtifactError(f"{w}: not found")
     try: return info, load(w.read_bytes())
     except Exception as e: raise ArtifactError(f"{w}: unreadable safetensors ({e})") from None
-
-# %% ../nbs/31_model.ipynb #fe749e87
-@dataclass
-class ModelFolder:
-    "What a model folder holds, read once: `config.json` (the config and `meta`, the training record), weights, card."
-    path: Path
-    config: dict                 # `TinyTribeConfig.to_dict()` as saved
-    meta: dict                   # phases, subjects (name -> FiLM row), history, evaluations, ...
-    card: dict | None = None     # card.json (None for folders saved before cards)
-
-    @property
-    def weights(self) -> Path: return self.path / 'model.safetensors'
-    @property
-    def phases(self) -> list: return sorted(int(p) for p in self.meta.get('phases', []))
-    @property
-    def subjects(self) -> dict: return dict(self.meta.get('subjects') or {})
-
-def read_model_folder(path) -> ModelFolder:
-    """The one reader of a model folder (`save_pretrained`'s): a folder or its `config.json`. `ArtifactError` naming
-    the file when it is not one, with a hint when `path` is a training run (`RUN/model` holds its model)."""
-    p = Path(path)
-    if p.name == 'config.json' and p.is_file(): p = p.parent
-    f = p / 'config.json'
-    if not f.is_file():
-        hint = (f"; did you mean {p / 'model'}? (a training run keeps its model there)" if (p / 'model' / 'config.json').is_file()
-                else ' (not a tinytribe model folder?)')
-        raise ArtifactError(f"{f}: not found{hint}")
-    info = read_info(p, MODEL_KIND)
-    if not isinstance(info.get('config'), dict): raise ArtifactError(f"{f}: no 'config' object")
-    if not (p / 'model.safetensors').is_file(): raise ArtifactError(f"{p / 'model.safetensors'}: not found")
-    card = None
-    if (p / 'card.json').is_file():
-        try: card = json.loads((p / 'card.json').read_text())
-        except json.JSONDecodeError as e: raise ArtifactError(f"{p / 'card.json'}: not valid JSON ({e})") from None
-    return ModelFolder(p, info['config'], dict(info.get('meta') or {}), card)
-
-# %% ../nbs/31_model.ipynb #7de83c15
-CARD_KIND = 'tinytribe-card'
-CHANCE_R = 0.02                       # the floor of the near-chance rule (see `chance_r`)
-
-def chance_r(n_trs: int | None = None) -> float:
-    """The r below which a model's recorded validation is called near chance: `max(0.02, 2/sqrt(n_trs))`, two standard
-    errors of the correlation of two unrelated series of `n_trs` samples (0.02 when the number of TRs is unknown)."""
-    return max(CHANCE_R, 2 / math.sqrt(n_trs)) if n_trs else CHANCE_R
-
-def _val_r(v: dict) -> tuple:
-    "(r, what it is measured against) of a phase's validation numbers: fMRI (`val_r`) before the teacher."
-    if v.get('val_r') is not None: return float(v['val_r']), 'fMRI'
-    if v.get('val_r_teacher') is not None: return float(v['val_r_teacher']), 'the teacher'
-    return None, None
-
-def model_trust(meta: dict) -> dict:
-    """How far to trust a model's outputs, from its training record `meta`: `{'level', 'r', 'against', 'n_trs',
-    'threshold', 'source', 'message'}`. Levels: 'untrained_head' (no Phase 2 or 3), 'unvalidated' (no validation or
-    evaluation r recorded), 'near_chance' (r below `chance_r(n_trs)`), 'ok'. The evidence is the latest evaluation
-    of the model as it is (the same phases), else the validation of its latest training run. `message` is one line
-    (None when 'ok')."""
-    phases = sorted(int(p) for p in meta.get('phases', []))
-    out = {'level': 'ok', 'r': None, 'against': None, 'n_trs': None, 'threshold': None, 'source': None, 'message': None}
-    if not set(phases) & {2, 3}:
-        return {**out, 'level': 'untrained_head', 'message': (
-            f"the output head of this model was never trained (phases recorded: {phases or 'none'}): its predictions "
-            "are random maps, not brain responses; train Phase 2 or 3 first")}
-    ev = [e for e in meta.get('evaluations', []) if sorted(e.get('phases', [])) == phases
-          and (e.get('scores') or {}).get('r') is not None]
-    if ev:
-        s = ev[-1]['scores']
-        r, against, n, src = float(s['r']), s.get('target') or 'fMRI', s.get('n_trs'), f"evaluation {ev[-1].get('source') or ''}".strip()
-    else:
-        runs = [h for h in meta.get('history', []) if _val_r(h.get('validation') or {})[0] is not None]
-        if not runs:
-            return {**out, 'level': 'unvalidated', 'message': (
-                "no validation was ever recorded for this model, so how well it predicts is unknown "
-                "(train with --val-frac above 0, or run tinytribe evaluate)")}
-        v = runs[-1]['validation']
-        (r, against), n, src = _val_r(v), v.get('val_rows'), f"phase {runs[-1].get('phase')} validation"
-    thr = chance_r(n)
-    out = {**out, 'r': r, 'against': against, 'n_trs': n, 'threshold': thr, 'source': src}
-    if r < thr:
-        rule = f"max(0.02, 2/sqrt({n} TRs))" if n else "0.02"
-        out.update(level='near_chance', message=(
-            f"its recorded validation r against {against} is {r:.3f} ({src}), near chance (below {thr:.3f} = {rule}): "
-            "its predictions are close to noise"))
-    return out
 
 # %% ../nbs/31_model.ipynb #5e8a0804
 def _jsonl(path: Path) -> list:
@@ -540,143 +434,6 @@ def record_run(model, run_dir, clips=None) -> dict:
     model.meta = {**model.meta, 'history': [h for h in hist if h.get('run') != rec['run']] + [rec]}
     return rec
 
-# %% ../nbs/31_model.ipynb #b454d947
-TRIBE_V2 = "TRIBE v2 (Meta FAIR, d'Ascoli et al. 2025; weights under CC BY-NC 4.0)"
-
-def card_license(history: list) -> dict:
-    """The licence of a model's weights from the teachers it was distilled from: CC BY-NC 4.0 when TRIBE v2 taught it
-    (its weights are under that licence and a student trained to copy its outputs is best treated as derived from
-    them), else the code's Apache-2.0 (the fMRI data of Phase 3 keep their own terms)."""
-    teachers = sorted({str(t.get('name')) for h in history for t in [(h.get('data') or {}).get('teacher') or {}] if t.get('name')})
-    if any('tribe' in t.lower() for t in teachers):
-        return {'license': 'cc-by-nc-4.0', 'distilled_from': TRIBE_V2, 'teachers': teachers, 'note': (
-            "These weights were trained to reproduce TRIBE v2's predictions, so treat them as derived from TRIBE v2: "
-            "non-commercial use only, credit TRIBE v2 and its authors, and pass the same licence (CC BY-NC 4.0) on "
-            "with the weights or anything trained from them. This is a reading of the licence, not legal advice.")}
-    note = (f"Distilled from {', '.join(teachers)}, not from TRIBE v2: the code's licence applies. " if teachers else
-            "No teacher taught this model: the code's licence applies. ")
-    return {'license': 'apache-2.0', 'distilled_from': None, 'teachers': teachers,
-            'note': note + "fMRI data used in Phase 3 keep their own terms of use."}
-
-def build_card(config: dict, meta: dict, n_params: int | None = None) -> dict:
-    """The model card (`card.json`) of a model with `config` (a `TinyTribeConfig.to_dict()`) and training record `meta`:
-    the training runs (phase, steps, data, validation), the evaluations (r, ridge, ceiling), the features' backbones,
-    the FiLM rows and subject names, the licence and `model_trust`'s verdict. Every number is copied from `meta`."""
-    hist = list(meta.get('history') or [])
-    last = hist[-1] if hist else {}
-    return {'kind': CARD_KIND, 'version': 1, 'name': 'Tiny-TRIBE v3',
-            'model': {'space': config['space'], 'n_outputs': config['n_outputs'], 'params': n_params,
-                      'd_model': config['d_model'], 'n_layers': config['n_layers'], 'n_experts': config['n_experts'],
-                      'feature_dims': {m: config[f'{m}_dim'] for m in MODALITIES}},
-            'phases': sorted(int(p) for p in meta.get('phases', [])),
-            'training': hist, 'evaluations': list(meta.get('evaluations') or []),
-            'features': {'modalities': last.get('modalities'), 'backbones': last.get('backbones') or {},
-                         **({'finetuned': meta['backbones']} if meta.get('backbones') else {})},
-            'film': {'rows': config['n_subjects'] + 1, 'average_row': 0, 'subjects': dict(meta.get('subjects') or {}),
-                     'adapted': dict(meta.get('adapted') or {})},
-            'license': card_license(hist), 'trust': model_trust(meta)}
-
-# %% ../nbs/31_model.ipynb #0259c33c
-def _f(x, nd=3) -> str: return '–' if x is None else (f"{x:.{nd}f}" if isinstance(x, float) else str(x))
-
-def card_markdown(card: dict) -> str:
-    "The card as the `README.md` a person reads (Hugging Face model-card habits: YAML front matter, then sections)."
-    m, lic, t, film = card['model'], card['license'], card['trust'], card['film']
-    evals = {}
-    for e in card['evaluations']:
-        if e.get('phases'): evals[max(e['phases'])] = e.get('scores') or {}
-    front = ['---', f"license: {lic['license']}", 'library_name: tinytribe', 'tags:',
-             *[f"- {x}" for x in ('tinytribe', 'fmri', 'brain-encoding', 'neuroscience', 'distillation',
-                                  *(['tribe-v2'] if lic['distilled_from'] else []))], '---', '']
-    verdict = {'ok': f"validation r {_f(t['r'])} against {t['against']} ({t['source']}), above the near-chance "
-                     f"line {_f(t['threshold'])}.", }.get(t['level'], f"**Warning:** {t['message']}.")
-    lines = [f"# {card['name']} ({m['space']}, {m['n_outputs']:,} outputs)", '',
-             'A student brain-encoding model: three feature streams (text, audio, video) at 2 Hz in, predicted fMRI '
-             'responses per TR out. Written by tinytribe; `card.json` holds the same record for programs.', '',
-             '## How far to trust it', '', verdict, '',
-             f"Rule: a model is near chance when its latest validation r is below max(0.02, 2/sqrt(n)) for n "
-             f"validation TRs.", '', '## Training', '',
-             '| phase | steps | clips | hours | subjects | teacher | validation r | evaluation r | ridge r | ceiling |',
-             '|---|---|---|---|---|---|---|---|---|---|']
-    for h in card['training']:
-        d, v = h.get('data') or {}, h.get('validation') or {}
-        r, against = _val_r(v)
-        s = evals.get(h.get('phase'), {})
-        teacher = (d.get('teacher') or {}).get('name') or '–'
-        lines.append(f"| {h.get('phase')} | {h.get('steps')} | {d.get('clips')} | {_f(d.get('hours'), 2)} | "
-                     f"{len(d.get('subjects') or [])} | {teacher} | {_f(r)}{f' ({against})' if r is not None else ''} | "
-                     f"{_f(s.get('r'))} | {_f(s.get('ridge_r'))} | {_f(s.get('ceiling'))} |")
-    if not card['training']: lines.append('| – | no training run recorded | | | | | | | | |')
-    lines += ['', '## Features', '']
-    bbs = card['features']['backbones']
-    pre = {True: '', None: ' (whether its weights were pretrained is not recorded)',
-           False: ' **random weights: its features mean nothing**'}
-    lines += [f"- {mod}: {b['name']} ({b.get('dim')}-d){pre[b.get('pretrained')]}" for mod, b in bbs.items()] or ['- not recorded']
-    lines += [f"- trained with: {', '.join(card['features']['modalities'] or []) or 'not recorded'}", '',
-              '## Subjects (FiLM rows)', '',
-              f"{film['rows']} rows: row 0 is the average subject"
-              + (''.join(f"; {s} = row {r}" for s, r in sorted(film['subjects'].items(), key=lambda x: x[1])) or '.'), '',
-              *[f"- {s}: fitted by adapt-subject from {a.get('runs')} runs ({a.get('steps')} steps, prior {a.get('shrink')} TRs)"
-                for s, a in sorted(film['adapted'].items())], '',
-              '## Licence', '', f"`{lic['license']}`. {lic['note']}", '',
-              '## Use', '', '```python', 'from tinytribe.predict import TribeModel',
-              'model = TribeModel.from_pretrained("PATH_OR_HUB_ID")',
-              'df = model.get_events_dataframe(video_path="clip.mp4")', 'preds, segments = model.predict(events=df)',
-              '```', '']
-    return '\n'.join(front + lines)
-
-def write_card(path, config: dict, meta: dict, n_params: int | None = None) -> dict:
-    "Write `card.json` and `README.md` (`build_card`, `card_markdown`) into model folder `path`, atomically; -> the card."
-    card = build_card(config, meta, n_params)
-    write_json(Path(path) / 'card.json', card)
-    with atomic_write(Path(path) / 'README.md', 'w') as f: f.write(card_markdown(card))
-    return card
-
-def update_card(model_dir, scores: dict, source: str | None = None) -> dict:
-    """Record an evaluation of the model in folder `model_dir` and rewrite its card: `scores` holds `r` (the mean r of
-    the scored data; required) and, when known, `ridge_r`, `ceiling`, `fraction_of_ceiling`, `teacher_r`, `n_trs`,
-    `target` ('fMRI' or 'the teacher'), `split` (other keys are kept too); `source` names the report. The entry goes
-    into `config.json`'s `meta['evaluations']` (so it travels with the model; one per `source` and phases) and the
-    card shows it beside the phase's validation r. -> the new card."""
-    if not isinstance(scores, dict) or not isinstance(scores.get('r'), (int, float)) or isinstance(scores.get('r'), bool):
-        raise ValueError(f"{model_dir}: update_card needs scores with a number 'r', got {scores!r}")
-    mf = read_model_folder(model_dir)
-    entry = {'phases': mf.phases, 'scores': dict(scores), 'source': None if source is None else str(source), 'at': now_iso()}
-    old = [e for e in mf.meta.get('evaluations', []) if (e.get('source'), e.get('phases')) != (entry['source'], entry['phases'])]
-    meta = {**mf.meta, 'evaluations': old + [entry]}
-    info = read_info(mf.path, MODEL_KIND)
-    write_json(mf.path / 'config.json', {**info, 'meta': meta})
-    n = (mf.card or {}).get('model', {}).get('params')
-    return write_card(mf.path, mf.config, meta, n)
-
-def read_card(path) -> dict:
-    "The card of a model folder: its `card.json`, or one built from `config.json` for folders saved before cards."
-    mf = read_model_folder(path)
-    return mf.card if mf.card is not None else build_card(mf.config, mf.meta)
-
-# %% ../nbs/31_model.ipynb #1bd657ba
-def card_summary(card: dict) -> dict:
-    "A model card in a few lines (`tinytribe inspect`, `TribeModel`'s repr): trust, runs, evaluations, features, subjects, licence."
-    t = card['trust']
-    runs = []
-    for h in card['training']:
-        d, (r, against) = h.get('data') or {}, _val_r(h.get('validation') or {})
-        teacher = (d.get('teacher') or {}).get('name')
-        runs.append(f"phase {h.get('phase')}: {h.get('steps')} steps, {d.get('clips')} clips ({_f(d.get('hours'), 2)} h)"
-                    + (f", {len(d['subjects'])} subjects" if d.get('subjects') else '') + (f", teacher {teacher}" if teacher else '')
-                    + (f", validation r {r:.3f} against {against}" if r is not None else ', no validation'))
-    evs = [f"phases {e.get('phases')}: r {_f((e.get('scores') or {}).get('r'))}, ridge {_f((e.get('scores') or {}).get('ridge_r'))}, "
-           f"ceiling {_f((e.get('scores') or {}).get('ceiling'))}" + (f" ({e['source']})" if e.get('source') else '')
-           for e in card['evaluations']]
-    bbs = {m: f"{b['name']}{' (random weights)' if b.get('pretrained') is False else ''}" for m, b in card['features']['backbones'].items()}
-    film = card['film']
-    return {'trust': (f"ok: validation r {t['r']:.3f} against {t['against']} ({t['source']})" if t['level'] == 'ok'
-                      else f"{t['level']}: {t['message']}"),
-            'runs': runs or ['no training run recorded'], 'evaluations': evs or ['none recorded'],
-            'features': bbs or 'not recorded', 'trained_with': ','.join(card['features']['modalities'] or []) or 'not recorded',
-            'film_rows': f"{film['rows']} (0 = average)" + ''.join(f", {s}={r}" for s, r in sorted(film['subjects'].items(), key=lambda x: x[1])),
-            'license': card['license']['license']}
-
 # %% ../nbs/31_model.ipynb #fa57339e
 @patch
 def save_pretrained(self: TinyTribe, path) -> Path:
@@ -741,15 +498,3 @@ def model_info_cli(argv: list[str] | None = None) -> int:
         for k in ('total', 'trainable', 'active_per_token', 'experts'): print(f"  {k:<17} {info[k]:>12,}")
         for k, v in info['per_stage'].items(): print(f"  stage {k:<11} {v:>12,}")
     return 0
-
-# %% ../nbs/31_model.ipynb #769a0cb2
-def describe(path) -> dict:
-    """JSON-able summary of a saved model folder (for `tinytribe inspect`): config, parameter counts, the phases and
-    subjects it records, its card (`read_card`) and how far to trust it (`model_trust`)."""
-    mf = read_model_folder(path)
-    cfg = TinyTribeConfig.from_dict(mf.config)
-    with torch.device('meta'): counts = TinyTribe(cfg).count_parameters()
-    card = mf.card if mf.card is not None else build_card(mf.config, mf.meta, counts['total'])
-    return {'kind': 'tinytribe-model', 'path': str(mf.path), 'config': cfg.to_dict(), 'params': counts,
-            'weights_bytes': mf.weights.stat().st_size, 'trained_phases': mf.phases, 'subjects': mf.subjects,
-            'trust': model_trust(mf.meta), 'card': card}

@@ -14,15 +14,16 @@ from .featfile import ClipFeatures, MODALITIES, load_features
 from .layers import tr_pool_weights
 from .moe_cpu import cpu_dispatch
 from . import spaces
+from .predfile import *             # the torch-free prediction-file reader (60_predfile)
 from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso, Manifest, run_items,
                              write_json, atomic_write, require_path)
 
 # %% auto #0
-__all__ = ['HUB_ID', 'HUB_FILES', 'PREDICTION_KIND', 'warn_untrained_head', 'TrustWarning', 'trust_warning', 'input_warnings',
-           'warn_once', 'resolve_model', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
-           'save_prediction', 'load_prediction', 'describe_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames',
-           'render_movie', 'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files',
-           'predict_parser', 'predict_cli', 'text_to_speech', 'TribeModel', 'push_model', 'push_cli']
+__all__ = ['HUB_ID', 'HUB_FILES', 'warn_untrained_head', 'TrustWarning', 'trust_warning', 'input_warnings', 'warn_once',
+           'resolve_model', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
+           'save_prediction', 'load_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames', 'render_movie',
+           'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_parser', 'predict_cli',
+           'text_to_speech', 'TribeModel', 'push_model', 'push_cli']
 
 # %% ../nbs/60_predict.ipynb #9b9da0b1
 def warn_untrained_head(model, where='model') -> bool:
@@ -118,8 +119,6 @@ def resolve_model(model, cache_dir=None, offline: bool | None = None, revision: 
     return read_model_folder(local).path
 
 # %% ../nbs/60_predict.ipynb #1a9157c2
-PREDICTION_KIND = 'prediction'
-
 @dataclass
 class Prediction:
     """A clip's predicted responses on a TR grid. `pred[k]` is the BOLD response at `grid.times[k]` = `k·tr_s + offset_s`
@@ -248,14 +247,6 @@ def load_prediction(path) -> Prediction:
     sums = {k: v for k, v in arrays.items() if k.startswith('parcels_') or k == 'roi'}
     return Prediction(meta['clip_id'], pred, TRGrid(tr_s=meta['tr_s'], n=meta['n_tr'], offset_s=meta['offset_s']),
                       meta['space'], arrays['tr_valid'], rest, sums)
-
-def describe_prediction(path) -> dict:
-    "JSON-able summary of a prediction file (for `tinytribe inspect`)."
-    m = read_meta(path)
-    if m.get('kind') != PREDICTION_KIND: raise ArtifactError(f"{path}: not a prediction file (kind {m.get('kind')!r})")
-    return {'kind': PREDICTION_KIND, 'clip_id': m['clip_id'], 'space': m['space'], 'n_tr': m['n_tr'], 'tr_s': m['tr_s'],
-            'offset_s': m.get('offset_s'), 'n_out': m['n_out'], 'model': m.get('model'), 'subject': m.get('subject'),
-            'n_windows': m.get('n_windows'), 'roi_names': m.get('summary_notes', {}).get('roi_names')}
 
 # %% ../nbs/60_predict.ipynb #eef872aa
 def _sidecar(p: Prediction) -> dict:
