@@ -21,7 +21,7 @@ COMMANDS = {
     'fmri':          ('tinytribe.fmri', 'fmri_cli', 'what an fMRI data set holds: runs, clips, skips (Algonauts, fMRIPrep, simbrain)'),
     'train':         ('tinytribe.train', 'train_cli', 'train a phase (1: self-supervised, 2: distillation, 3: fMRI)'),
     'predict':       ('tinytribe.predict', 'predict_cli', 'feature files -> predicted responses per TR, with brain maps (resumable)'),
-    'evaluate':      ('tinytribe.report', 'evaluate_cli', 'score models against fMRI beside the noise ceiling, ridge and teacher; report.html'),
+    'evaluate':      ('tinytribe.evaluate', 'evaluate_cli', 'score models against fMRI beside the noise ceiling, ridge and teacher; report.html'),
     'export':        ('tinytribe.export', 'export_cli', 'a saved model -> ONNX (fp32 or INT8) and clip features for the browser page'),
     'inspect':       ('tinytribe.inspect', 'inspect_cli', 'describe any tinytribe artifact (file or folder)'),
     'demo':          ('tinytribe.demo', 'demo_cli', 'the whole pipeline on the bundled clip (a few CPU minutes)'),

@@ -17,7 +17,7 @@ from .engine import checkpoint_path
 from .phase1 import correlated_features, feature_dims
 from .phase2 import is_val_clip
 from .train import train_cli
-from .report import evaluate_cli
+from .evaluate import evaluate_cli
 from .export import export_cli
 from .inspect import describe
 

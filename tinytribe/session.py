@@ -384,7 +384,7 @@ def evaluate_session(out_dir, models, remote=None, inputs: dict | None = None, b
     extra = [x for r in ([runs] if isinstance(runs, (str, Path)) else runs) for x in ('--run-dir', str(r))]
     def job(deadline):
         argv = [*models, '--out', str(out_dir), *options_argv(opts), *extra]
-        rc = _lookup('evaluate_cli', 'tinytribe.report')(argv)
+        rc = _lookup('evaluate_cli', 'tinytribe.evaluate')(argv)
         if rc != 0: raise RuntimeError(f"tinytribe evaluate exited with {rc}")
         return {'state': 'done', 'out': str(out_dir)}
     return run_session(job, out_dir, remote, name='evaluate', budget_hours=_budget(KAGGLE_BUDGET_HOURS, budget_hours),
