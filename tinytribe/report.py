@@ -88,7 +88,7 @@ MAP_KINDS = {
     # kind: (what the colours mean, colour map, symmetric, (vmin, vmax) or None: ±vmax from the data, threshold)
     'r': (f"Pearson r (|r| < {R_THRESHOLD} hidden)", 'cold_hot', True, None, R_THRESHOLD),
     'fraction': (
-        'fraction of the noise ceiling, r·|r|/ceiling² (ceiling < 0.1 hidden)', 'cold_hot', True, (-1, 1), None
+        'fraction of the noise ceiling, r·|r|/ceiling² (unreliable ceilings and ceilings < 0.1 hidden)', 'cold_hot', True, (-1, 1), None
     ),
     'ceiling': ('noise ceiling (r of the true response with the data)', 'hot', False, (0, 1), None),
     'response': ('response (z-score over the clip)', 'cold_hot', True, (-3, 3), None),
@@ -400,8 +400,14 @@ def _others(res: dict, name: str | None = None) -> dict:
     return out | {'the ridge baseline': res['ridge'], 'the teacher': res['teacher']}
 
 
+def _ceiling_map(res: dict):
+    "The ceiling map where some column's ceiling held, else None (no column to divide by: no ceiling pictures)."
+    cm = res['ceiling_map']
+    return cm if cm is not None and np.isfinite(cm).any() else None
+
+
 def _map_figures(res: dict, add) -> None:
-    space, cm = res['space'], res['ceiling_map']
+    space, cm = res['space'], _ceiling_map(res)
     for i, (n, m) in enumerate(res['models'].items()):
         add(fig_map(m['r_map'], space, f"{n}: r with the measured fMRI, mean over {len(m['subjects'])} subject(s)"),
             f"r_map_{i}.png", f"{n}: prediction accuracy per {space} column")
@@ -434,9 +440,9 @@ def _summary_figures(res: dict, add) -> None:
     ceil = {r: v['noise_ceiling_mean'] for r, v in res['models'][first]['rois'].items()}
     add(fig_roi_bars(rows, ceil, 'accuracy per ROI (black line: noise ceiling)'), 'roi_bars.png',
         'ROI accuracy beside the ceiling')
-    if res['ceiling_map'] is not None:
+    if _ceiling_map(res) is not None:
         maps = {n: m['r_map'] for n, m in _scored(res).items()}
-        add(fig_r_vs_ceiling(maps, res['ceiling_map'], res['space'], 'r against the noise ceiling'),
+        add(fig_r_vs_ceiling(maps, _ceiling_map(res), res['space'], 'r against the noise ceiling'),
             'r_vs_ceiling.png', 'r against the ceiling, every model')
 
 
@@ -596,12 +602,18 @@ def report_html(rep: dict, figs: list, out: Path) -> str:
 
     t += [f"<tr><td>{e(n)}</td>" + ''.join(cell(m, k) for k in HEAD_KEYS) + '</tr>' for n, m in rows]
     t.append('</table>')
-    r = ['<table><tr><th>ROI</th>' + ''.join(f"<th>{e(n)} r</th>" for n, _ in rows) + '<th>ceiling</th></tr>']
+    r = ['<table><tr><th>ROI</th>' + ''.join(f"<th>{e(n)} r (fraction)</th>" for n, _ in rows) + '<th>ceiling</th></tr>']
+
+    def roi_cell(m, roi):
+        v = m['rois'].get(roi, {})
+        f = v.get('fraction_of_ceiling')
+        return f"<td>{_fmt(v.get('r_mean'))}" + (f" ({f:.2f})" if f is not None else '') + '</td>'
+
     for roi, lab in ROI_LABELS.items():
-        c = rep['rois'].get(roi, {}).get('noise_ceiling_mean')
-        r.append(f"<tr><td>{e(lab)}</td>"
-                 + ''.join(f"<td>{_fmt(m['rois'].get(roi, {}).get('r_mean'))}</td>" for _, m in rows)
-                 + f"<td>{_fmt(c)}</td></tr>")
+        v0 = rep['rois'].get(roi, {})
+        held = v0.get('ceiling_reliable', True)
+        r.append(f"<tr><td>{e(lab)}</td>" + ''.join(roi_cell(m, roi) for _, m in rows)
+                 + f"<td>{_fmt(v0.get('noise_ceiling_mean'))}{'' if held else ' (unreliable: not divided by)'}</td></tr>")
     r.append('</table>')
     imgs = []
     for f, cap in figs:
@@ -626,7 +638,7 @@ td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .
 <p class="note">{e(ranking_note(rep))}</p>
 <p class="note">± : block-jackknife standard error. {e(rep['units']['r'])}. Noise ceiling: {e(rep['units']['noise_ceiling_mean'])}; fraction: {e(rep['units']['fraction_of_ceiling'])}.</p>
 <p class="note">Measured ceiling per subject: {e(_ceiling_note(rep))}</p>
-<h2>Per ROI (mean r)</h2>{''.join(r)}
+<h2>Per ROI (mean r, and in brackets the fraction of the ceiling where the ROI's ceiling held)</h2>{''.join(r)}
 <h2>Split</h2><p class="note">{e(sp['how'])}. Scored: {e(', '.join(sp['clips_scored']))}. Ridge trained on: {e(', '.join(sp['clips_trained_on']['ridge']) or '–')}. {e(trained)}</p>
 <p class="note">Ridge baseline (himalaya banded ridge, FIR delays, α per target by cross-validation over training clips): {e(ridge_note or 'not run')}.</p>
 <h2>Pictures</h2>{''.join(imgs)}
