@@ -21,7 +21,7 @@ from .report import write_report, describe_report
 __all__ = ['ModelSource', 'tinytribe_source', 'predictions_source', 'model_source', 'teacher_source', 'to_space', 'resolve_split',
            'EvalConfig', 'ClipStore', 'load_runs', 'checked_split', 'Predictions', 'repeated_elsewhere',
            'borrowed_repeats', 'teacher_agreement', 'fit_ridge', 'score_subject', 'combine', 'ceiling_summary',
-           'evaluate', 'learning_curves', 'evaluate_cli']
+           'evaluate', 'learning_curves', 'card_scores', 'record_in_cards', 'evaluate_cli']
 
 # %% ../nbs/52_evaluate.ipynb #77dd7a3f
 @dataclass
@@ -455,12 +455,40 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
     res['timing_s']['total'] = time.perf_counter() - t0
     return res
 
-# %% ../nbs/52_evaluate.ipynb #5893290a
+# %% ../nbs/52_evaluate.ipynb #1e0d80b3
 def learning_curves(run_dirs: dict) -> dict:
     "{model name: the metrics rows of its training run} (`tinytribe.engine.read_metrics`), runs without rows left out."
     from tinytribe.engine import read_metrics
     rows = {n: read_metrics(d) for n, d in (run_dirs or {}).items()}
     return {n: r for n, r in rows.items() if r}
+
+
+def card_scores(res: dict, name: str) -> dict:
+    "What an evaluation says of model `name`, in the model card's terms (`tinytribe.model.update_card`)."
+    m = res['models'][name]
+    pick = lambda d, k: None if d is None else d.get(k)
+    out = {'r': m['r_mean'], 'ceiling': m['noise_ceiling_mean'], 'fraction_of_ceiling': m['fraction_of_ceiling'],
+           'ridge_r': pick(res['ridge'], 'r_mean'), 'teacher_r': pick(res['teacher'], 'r_mean'), 'target': 'fMRI',
+           'n_trs': int(np.mean([v['n_trs'] for v in m['subjects'].values()])), 'space': res['space'],
+           'split': res['split']['val'], 'subjects': sorted(m['subjects'])}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def record_in_cards(res: dict, report) -> list:
+    """Record each scored Tiny-TRIBE model folder's scores in its model card (`tinytribe.model.update_card`) with the
+    report as the source; -> the folders updated. A hook: where the model module has no cards yet, nothing is
+    written."""
+    from tinytribe import model as model_module
+    update = getattr(model_module, 'update_card', None)
+    if update is None:
+        return []
+    done = []
+    for n, m in res['models'].items():
+        src = m['source']
+        if src.kind == 'tinytribe' and m.get('r_mean') is not None:
+            update(src.meta['path'], card_scores(res, n), source=str(report))
+            done.append(src.meta['path'])
+    return done
 
 
 def _model_names(paths: list) -> list:
@@ -507,6 +535,7 @@ def evaluate_cli(argv: list[str]) -> int:
                 require_path(p, what)
         res = evaluate(dict(zip(names, a.models)), a.features, a.fmri, a.teacher, cfg)
         write_report(res, a.out, learning_curves(dict(zip(names, a.run_dir))))
+        record_in_cards(res, Path(a.out) / 'report.json')
     except (ArtifactError, ValueError, FileNotFoundError) as e:
         print(f"tinytribe evaluate: {e}", file=sys.stderr)
         return 2
