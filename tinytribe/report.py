@@ -375,7 +375,8 @@ HEAD_KEYS = ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')
 def _head(d: dict) -> dict:
     return (
         {k: d.get(k) for k in HEAD_KEYS}
-        | {k: d[k] for k in ('fraction_of_ceiling_se', 'noise_ceiling_mean_se', 'r_mean_se') if k in d}
+        | {k: d[k] for k in ('fraction_of_ceiling_se', 'noise_ceiling_mean_se', 'r_mean_se', 'ceiling_reliable',
+                             'ceiling_note') if k in d}
         | {'rois': d['rois'], 'subjects': d['subjects'], 'clips': d.get('clips', {}),
            'r_distribution': d.get('r_distribution')}
     )
@@ -635,7 +636,7 @@ td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .
 <h1>{e(title)}</h1>
 <p>{e(rep.get('summary') or '')}</p>
 <h2>Scores ({e(rep['space'])}, {len(sp['clips_scored'])} clip(s) scored, {len(rep['subjects'])} subject(s))</h2>{''.join(t)}
-<p class="note">{e(ranking_note(rep))}</p>
+<p class="note">{e(ranking_note(rep))}{e(' The ceiling itself is uncertain here (' + rep['ceiling_note'] + '): read the fractions with their errors.') if rep.get('ceiling_note') else ''}</p>
 <p class="note">± : block-jackknife standard error. {e(rep['units']['r'])}. Noise ceiling: {e(rep['units']['noise_ceiling_mean'])}; fraction: {e(rep['units']['fraction_of_ceiling'])}.</p>
 <p class="note">Measured ceiling per subject: {e(_ceiling_note(rep))}</p>
 <h2>Per ROI (mean r, and in brackets the fraction of the ceiling where the ROI's ceiling held)</h2>{''.join(r)}
