@@ -142,10 +142,10 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     p23 = ['--teacher', teacher, '--seg-trs', cfg.seg_trs, '--val-frac', cfg.val_frac, '--batch-size', 4]
     train(2, *p23, '--init', runs[1], '--steps', cfg.steps2, '--lr', cfg.lr2, '--space', cfg.space)
     train(3, *p23, '--init', runs[2], '--fmri', sim, '--fmri-space', cfg.space, '--steps', cfg.steps3, '--lr', cfg.lr3)
-    models = [runs[2]/'model', runs[3]/'model']
+    models = [runs[3]/'model', runs[2]/'model']                      # the Phase 3 student first: the report leads with it
     cli('evaluate', 'evaluate', evaluate_cli, [*models, '--features', feats, '--fmri', sim, '--teacher', teacher,
                                                '--split', out/'split.json', '--ridge-iter', cfg.ridge_iter, '--space', cfg.space,
-                                               '--run-dir', runs[2], '--run-dir', runs[3], '--out', rep],
+                                               '--run-dir', runs[3], '--run-dir', runs[2], '--out', rep],
         rep, (rep/'report.html').exists() and (rep/'report.json').exists())
     real_clip = feature_files(real)[0]
     cli('export', 'export', export_cli, [runs[3]/'model', '--out', onnx, '--int8', '--features', real_clip], onnx,

@@ -359,10 +359,13 @@ def compare_text(name: str, m: dict, others: dict) -> str:
     c, f = m.get('noise_ceiling_mean'), m.get('fraction_of_ceiling')
     s = f"{name} scores r {m['r_mean']:.3f}"
     s += f" ({f:.1%} of the noise ceiling of {c:.3f})" if f is not None and c is not None else ' (no noise ceiling known)'
-    cmp = [f"{'above' if _key(m) > _key(o) else 'below'} {n} ({_score(o)})" for n, o in others.items()
-           if o is not None and o.get('r_mean') is not None]
+    side = {'above': [], 'below': []}
+    for n, o in others.items():
+        if o is not None and o.get('r_mean') is not None:
+            side['above' if _key(m) > _key(o) else 'below'].append(f"{n} ({_score(o)})")
+    cmp = [f"{k} {', '.join(v[:-1]) + ' and ' + v[-1] if len(v) > 1 else v[0]}" for k, v in side.items() if v]
     if cmp:
-        s += ', ' + ' and '.join(cmp)
+        s += ', ' + '; '.join(cmp)
     if above_chance(m):
         return s + '.'
     return (s + f"; it is at chance (mean r within two standard errors of zero or under {CHANCE_FRACTION:.0%} of the "
