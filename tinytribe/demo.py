@@ -27,7 +27,7 @@ __all__ = ['DemoConfig', 'shell_line', 'synthetic_clips', 'demo_split', 'held_ou
 # %% ../nbs/74_demo.ipynb #dce8d5f9
 @dataclass
 class DemoConfig:
-    "Settings of `tinytribe demo` (defaults: a student that beats the ridge on held-out clips, within 10 CPU minutes)."
+    "Settings of `tinytribe demo` (defaults: the whole demo in minutes on 2 CPU cores; see the introduction)."
     video_backbone: str = 'efficientnet_lite0'
     n_synthetic: int = 16           # synthetic clips beside the real one
     synthetic_s: float = 30.0       # their duration (20 TRs of 1.49 s)

@@ -328,7 +328,7 @@ def score_subject(s: str, runs: list, split: dict, srcs: dict, teacher, preds: P
         timing['ridge'] = timing.get('ridge', 0.0) + time.perf_counter() - t1
     return out
 
-# %% ../nbs/52_evaluate.ipynb #36ef7675
+# %% ../nbs/52_evaluate.ipynb #ed1cbe97
 def _mean_or_none(vals) -> float | None:
     vals = [v for v in vals if v is not None]
     return float(np.mean(vals)) if vals else None
@@ -349,6 +349,9 @@ def combine(per_sub: dict, space: str) -> dict:
     rois = next(iter(subs.values()))['rois']
     out['rois'] = {n: {k: _mean_or_none(h['rois'][n][k] for h in subs.values()) for k in keys if k != 'r_median'}
                    | _reliability([h['rois'][n] for h in subs.values()]) for n in rois}
+    for v in out['rois'].values():
+        if not v['ceiling_reliable']:
+            v['fraction_of_ceiling'] = None   # a ceiling that failed in a subject is not divided by
     out |= _reliability(list(subs.values()))
     out['subjects'] = {s: {k: h[k] for k in keys} | {'n_trs': per_sub[s]['n_trs'],
                                                      'ceiling_source': per_sub[s]['ceiling_source']}
