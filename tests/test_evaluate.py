@@ -113,3 +113,27 @@ def test_bad_inputs(world, tmp_path):
             '--out', tmp_path / 'o')
     assert r.returncode == 0, r.stderr                                              # 'all': scored, no baseline
     assert json.loads((tmp_path / 'o' / 'report.json').read_text())['ridge'] is None
+
+
+def test_clips_shown_once_borrow_the_ceiling(world, tmp_path):
+    "Scored clips shown once (their second runs dropped from the sidecar) take the ceiling of the repeated clips."
+    import shutil
+    d, fd = world
+    sim = tmp_path / 'sim_once'
+    shutil.copytree(d / 'sim', sim)
+    for side in sim.rglob('*_desc-simbrain_bold.json'):
+        s = json.loads(side.read_text())
+        for r in s['runs']:
+            if r['clip_id'] in SCORED.split(','): r['keys'] = r['keys'][:1]
+        side.write_text(json.dumps(s))
+    truth = _truth_folder(fd, sim, tmp_path / 'truth', 'schaefer400')
+    out = tmp_path / 'rep'
+    r = cli('evaluate', truth, '--features', fd, '--fmri', sim, '--split', SCORED, '--space', 'schaefer400',
+            '--baseline', 'none', '--out', out)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / 'report.json').read_text())
+    nc = rep['noise_ceiling']['sub-01']
+    assert nc['source'] == 'repeated clips' and nc['source_clips'] == ['life01', 'life02', 'life03'], nc
+    assert 85 <= nc['n_trs'] <= 95 and nc['ci95'][0] < nc['ceiling_rms'] < nc['ci95'][1]
+    assert rep['fraction_of_ceiling'] is not None and abs(rep['fraction_of_ceiling'] - 1) < 0.3, rep['fraction_of_ceiling']
+    assert 'from repeated clips (life01, life02, life03)' in (out / 'report.html').read_text()

@@ -132,7 +132,7 @@ def _command(name: str) -> Callable[[list], int]:
     elif name == 'simbrain': from tinytribe.simbrain import simbrain_cli as f
     elif name == 'fmri': from tinytribe.fmri import fmri_cli as f
     elif name == 'predict': from tinytribe.predict import predict_cli as f
-    elif name == 'evaluate': from tinytribe.report import evaluate_cli as f
+    elif name == 'evaluate': from tinytribe.evaluate import evaluate_cli as f
     elif name == 'export': from tinytribe.export import export_cli as f
     elif name == 'inspect': from tinytribe.inspect import inspect_cli as f
     elif name == 'demo': from tinytribe.demo import demo_cli as f

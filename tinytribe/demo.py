@@ -17,28 +17,33 @@ from .engine import checkpoint_path
 from .phase1 import correlated_features, feature_dims
 from .phase2 import is_val_clip
 from .train import train_options, fit
-from .report import evaluate_cli
+from .evaluate import evaluate_cli
 from .export import export_cli
 from .inspect import describe
 
 # %% auto #0
-__all__ = ['DemoConfig', 'shell_line', 'synthetic_clips', 'demo_split', 'run_demo', 'demo_cli']
+__all__ = ['DemoConfig', 'shell_line', 'synthetic_clips', 'demo_split', 'held_out', 'held_out_text', 'run_demo', 'demo_cli']
 
 # %% ../nbs/74_demo.ipynb #dce8d5f9
 @dataclass
 class DemoConfig:
-    "Settings of `tinytribe demo` (defaults: the whole demo in a few CPU minutes)."
+    "Settings of `tinytribe demo` (defaults: the whole demo in minutes on 2 CPU cores; see the introduction)."
     video_backbone: str = 'efficientnet_lite0'
-    n_synthetic: int = 8            # synthetic clips beside the real one
+    n_synthetic: int = 16           # synthetic clips beside the real one
     synthetic_s: float = 30.0       # their duration (20 TRs of 1.49 s)
     val_frac: float = 0.25          # share of clips held out (by hash of the id, as Phases 2/3 split)
     subjects: int = 2
     repeats: int = 2
     seed: int = 0                   # simbrain seed, shared by the fMRI and the teacher
-    steps1: int = 40                # Phase 1 steps
-    steps2: int = 30                # Phase 2 steps
-    steps3: int = 30                # Phase 3 steps
+    snr: float = 1.0                # the in-silico brain's signal-to-noise ratio (simbrain's default 0.5)
+    space: str = 'schaefer400'      # what the student predicts, the fMRI loaded and the report scored: 400 parcels
+    steps1: int = 60                # Phase 1 steps
+    steps2: int = 300               # Phase 2 steps
+    steps3: int = 300               # Phase 3 steps
+    lr2: float = 3e-3               # peak learning rate of Phase 2 (the fastest parameter group's; others scale)
+    lr3: float = 3e-3               # peak learning rate of Phase 3
     seg_trs: int = 8                # TRs per Phase 2/3 segment (8 x 1.49 s = 12 s fits the 18.6-s clip)
+    log_every: int = 25             # steps between logged (and validated) training metrics
     ridge_iter: int = 3             # random-search draws of the ridge baseline
     progress: bool = True
 
@@ -71,6 +76,28 @@ def demo_split(features, val_frac: float) -> dict:
                          "both sides need one: change --val-frac or --synthetic")
     return {'train': train, 'val': val}
 
+# %% ../nbs/74_demo.ipynb #8342134b
+def held_out(report_json) -> dict:
+    "The held-out scores of the demo's report: the Phase 3 student, the Phase 2 model, the ridge and the teacher."
+    rep = json.loads(Path(report_json).read_text())
+    pick = lambda m: None if m is None else {k: m.get(k) for k in ('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling')}
+    student, ridge = pick(rep['models'].get('phase3')), pick(rep.get('ridge'))
+    key = lambda m: m['fraction_of_ceiling'] if m['fraction_of_ceiling'] is not None else m['r_mean']
+    return {'clips': rep['split']['clips_scored'], 'space': rep['space'], 'student': student,
+            'phase2': pick(rep['models'].get('phase2')), 'ridge': ridge, 'teacher': pick(rep.get('teacher')),
+            'student_beats_ridge': None if not (student and ridge) else bool(key(student) > key(ridge))}
+
+
+def held_out_text(h: dict) -> str:
+    "The demo's closing line: the student against the ridge and the ceiling on the held-out clips, in numbers."
+    s, r = h['student'], h['ridge']
+    fr = lambda m: f"r {m['r_mean']:.3f}" + (f" = {m['fraction_of_ceiling']:.0%} of the noise ceiling"
+                                              if m['fraction_of_ceiling'] is not None else '')
+    line = f"held out ({len(h['clips'])} clips of the in-silico brain, {h['space']}): student {fr(s)}"
+    if r is not None:
+        line += f"; ridge baseline {fr(r)}: the student {'beats' if h['student_beats_ridge'] else 'does not beat'} the ridge"
+    return line + '.' 
+
 # %% ../nbs/74_demo.ipynb #461cb4e3
 def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     "Run the whole of Strategy C (tiny) on the bundled clip and the in-silico brain into `out`; return the summary."
@@ -94,7 +121,7 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
         stage(name, shell_line(command, argv), lambda: fn(argv), output, done)
 
     def train(p, **kw):             # the typed job (tinytribe.train.fit); the line shows its command-line twin
-        kw = {'preset': 'tiny', **kw, 'log_every': 5, 'resume': checkpoint_path(runs[p]).exists(), 'no_progress': not cfg.progress}
+        kw = {'preset': 'tiny', **kw, 'log_every': cfg.log_every, 'resume': checkpoint_path(runs[p]).exists(), 'no_progress': not cfg.progress}
         o = train_options(p, feats, runs[p], **kw)
         shown = [x for k, v in kw.items() if v is not False for x in (f"--{k.replace('_', '-')}", *([] if v is True else [v]))]
         stage(f'phase{p}', shell_line('train', ['--phase', p, '--features', feats, '--out', runs[p], *shown]),
@@ -109,17 +136,17 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     write_json(out/'split.json', split)
     print(f"split: train on {split['train']}, hold out and score {split['val']}")
     cli('simbrain', 'simbrain', simbrain_cli, [feats, '--out', sim, '--subjects', cfg.subjects, '--repeats', cfg.repeats,
-                                               '--seed', cfg.seed, '--no-teacher'], sim, (sim/'simbrain.json').exists())
+                                               '--seed', cfg.seed, '--snr', cfg.snr, '--no-teacher'], sim, (sim/'simbrain.json').exists())
     cli('teacher-cache', 'teacher-cache', teacher_cache_cli, [feats, '--teacher', 'simbrain', '--seed', cfg.seed,
                                                               '--out', teacher, *(['--quiet'] if not cfg.progress else [])], teacher)
     train(1, steps=cfg.steps1, batch_size=8, seg_steps=16, stride=4)
     p23 = dict(teacher=str(teacher), seg_trs=cfg.seg_trs, val_frac=cfg.val_frac, batch_size=4)
-    train(2, **p23, init=str(runs[1]), steps=cfg.steps2)
-    train(3, **p23, init=str(runs[2]), fmri=str(sim), steps=cfg.steps3)
-    models = [runs[2]/'model', runs[3]/'model']
+    train(2, **p23, init=str(runs[1]), steps=cfg.steps2, lr=cfg.lr2, space=cfg.space)
+    train(3, **p23, init=str(runs[2]), fmri=str(sim), fmri_space=cfg.space, steps=cfg.steps3, lr=cfg.lr3)
+    models = [runs[3]/'model', runs[2]/'model']                      # the Phase 3 student first: the report leads with it
     cli('evaluate', 'evaluate', evaluate_cli, [*models, '--features', feats, '--fmri', sim, '--teacher', teacher,
-                                               '--split', out/'split.json', '--ridge-iter', cfg.ridge_iter,
-                                               '--run-dir', runs[2], '--run-dir', runs[3], '--out', rep],
+                                               '--split', out/'split.json', '--ridge-iter', cfg.ridge_iter, '--space', cfg.space,
+                                               '--run-dir', runs[3], '--run-dir', runs[2], '--out', rep],
         rep, (rep/'report.html').exists() and (rep/'report.json').exists())
     real_clip = feature_files(real)[0]
     cli('export', 'export', export_cli, [runs[3]/'model', '--out', onnx, '--int8', '--features', real_clip], onnx,
@@ -130,6 +157,7 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
                'seconds': {k: v['seconds'] for k, v in stages.items()}, 'total_s': round(time.time() - t0, 1),
                'earlier_runs': earlier,                              # times of the runs this one resumed
                'stages': {k: {**v, 'describe': describe(v['output'])} for k, v in stages.items()},
+               'held_out': held_out(rep/'report.json'),      # what the student learned, beside the ridge
                'report': str(rep/'report.html'), 'pictures': sorted(str(p) for p in out.rglob('*.png'))}
     write_json(out/'demo_summary.json', summary)
     return summary
@@ -143,6 +171,7 @@ def demo_cli(argv: list[str] | None = None) -> int:
     ap.add_argument('--out', default='runs/demo', help='output folder (default: runs/demo); run again to resume')
     for k in ('steps1', 'steps2', 'steps3'):
         ap.add_argument(f'--{k}', type=int, default=getattr(d, k), help=f'Phase {k[-1]} training steps')
+    ap.add_argument('--snr', type=float, default=d.snr, help="the in-silico brain's signal-to-noise ratio")
     ap.add_argument('--synthetic', type=int, default=d.n_synthetic, help='synthetic clips beside the real one')
     ap.add_argument('--val-frac', type=float, default=d.val_frac, help='share of clips held out and scored')
     ap.add_argument('--ridge-iter', type=int, default=d.ridge_iter)
@@ -150,7 +179,7 @@ def demo_cli(argv: list[str] | None = None) -> int:
     ap.add_argument('--no-progress', action='store_true')
     a = ap.parse_args(argv)
     cfg = DemoConfig(video_backbone=a.video_backbone, n_synthetic=a.synthetic, val_frac=a.val_frac, steps1=a.steps1,
-                     steps2=a.steps2, steps3=a.steps3, ridge_iter=a.ridge_iter, progress=not a.no_progress)
+                     steps2=a.steps2, steps3=a.steps3, ridge_iter=a.ridge_iter, snr=a.snr, progress=not a.no_progress)
     try: s = run_demo(a.out, cfg)
     except (RuntimeError, ValueError) as e:
         print(f"tinytribe demo: {e}", file=sys.stderr)
@@ -159,4 +188,5 @@ def demo_cli(argv: list[str] | None = None) -> int:
     print('summary:', Path(a.out)/'demo_summary.json')
     for p in s['pictures']: print('picture:', p)
     print('report:', s['report'])
+    print(held_out_text(s['held_out']))
     return 0

@@ -12,10 +12,10 @@ from .core import TRGrid, bin_steps, step_times, resample_grid
 from . import spaces
 
 # %% auto #0
-__all__ = ['ROI_LABELS', 'valid_rows', 'CorrStats', 'pearson_r', 'BlockCorr', 'summarise', 'roi_columns', 'roi_summary',
-           'Ceiling', 'spearman_brown', 'RepeatStats', 'noise_ceiling', 'ceiling_from_analytic',
+__all__ = ['ROI_LABELS', 'MIN_CEILING_TRS', 'valid_rows', 'CorrStats', 'pearson_r', 'BlockCorr', 'summarise', 'roi_columns',
+           'roi_summary', 'Ceiling', 'spearman_brown', 'RepeatStats', 'noise_ceiling', 'ceiling_from_analytic',
            'find_analytic_ceiling', 'fraction_of_ceiling', 'normalised_r', 'agreement', 'map_similarity', 'tr_features',
-           'fir', 'RidgeConfig', 'RidgeBaseline', 'on_grid', 'mean_repeats', 'score_runs', 'headline']
+           'fir', 'RidgeConfig', 'RidgeBaseline', 'on_grid', 'mean_repeats', 'repeats_stats', 'score_runs', 'headline']
 
 # %% ../nbs/50_metrics.ipynb #31105d80
 def valid_rows(target, valid=None) -> np.ndarray:
@@ -202,6 +202,9 @@ def roi_summary(values, space: str, names=None) -> dict:
     return out
 
 # %% ../nbs/50_metrics.ipynb #cb160683
+MIN_CEILING_TRS = 40  # fewer repeated TRs than this: no ceiling is trusted (see the introduction)
+
+
 @dataclass
 class Ceiling:
     "A measured noise ceiling (see the introduction)."
@@ -211,6 +214,15 @@ class Ceiling:
     n_trs: int  # valid TRs per repeat used
     n_blocks: int
     summary: dict = field(default_factory=dict)  # ceiling_rms, ci95, se, trs_for_0.02, ...
+    se1: np.ndarray | None = None  # (C,) block-jackknife standard error of rho1 (None: too few blocks)
+
+    @property
+    def reliable(self) -> np.ndarray:
+        """(C,) columns whose ceiling can be divided by: at least `MIN_CEILING_TRS` TRs and ρ of one repeat more than
+        two standard errors above zero (a negative or noise-level ρ is reported as unreliable, never divided by)."""
+        if self.se1 is None or self.n_trs < MIN_CEILING_TRS:
+            return np.zeros(len(self.rho1), bool)
+        return np.isfinite(self.rho1) & (self.rho1 > 2 * self.se1)
 
     @property
     def rho(self) -> np.ndarray:
@@ -330,7 +342,7 @@ def noise_ceiling(
             st.add(r, None if valid_by_clip is None else valid_by_clip[i])
     rho, loo, B = st.reliability()
     k = int(n_repeats or min(st.R))
-    rho_j, _ = _jack(rho, loo) if B >= 3 else (rho, None)
+    rho_j, se1 = _jack(rho, loo) if B >= 3 else (rho, None)
     sel = np.isfinite(rho) if where is None else np.zeros(len(rho), bool)
     if where is not None:
         sel[np.asarray(where)] = True
@@ -358,7 +370,9 @@ def noise_ceiling(
             'median_ceiling': float(np.median(np.sqrt(np.clip(spearman_brown(rho_j[sel], k), 0, None)))),
             'trs_for_ci_0.02': int(math.ceil(st.n_trs * (1.96 * se / 0.02) ** 2)) if se == se else None,
         }
-    return Ceiling(rho1=rho_j, n_repeats=k, n_trs=st.n_trs, n_blocks=B, summary=summ)
+    c = Ceiling(rho1=rho_j, n_repeats=k, n_trs=st.n_trs, n_blocks=B, summary=summ, se1=se1)
+    summ['n_columns_reliable'] = int((c.reliable & sel).sum())
+    return c
 
 # %% ../nbs/50_metrics.ipynb #8ca25cc1
 def ceiling_from_analytic(c1, n_repeats: int = 1) -> np.ndarray:
@@ -579,11 +593,32 @@ def mean_repeats(runs) -> dict:
     return out
 
 
-def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20) -> dict:
+def repeats_stats(runs, block_trs: int | None = None, n_blocks: int = 20) -> RepeatStats | None:
+    """`RepeatStats` of the clips of `runs` (FmriRun-like, one subject and space) shown at least twice, or None when
+    no clip was: the repeats the ceiling of *other* clips, shown once, can borrow (see `score_runs`)."""
+    rep = {c: g for c, g in mean_repeats(runs).items() if len(g[3]) >= 2}
+    if not rep:
+        return None
+    bt = block_trs or max(5, int(math.ceil(sum(g[2].n for g in rep.values()) / n_blocks)))
+    st = RepeatStats(block_trs=bt)
+    for cid, (_, ok, _, X) in rep.items():
+        st.add(X, ok, key=('repeats', cid))
+    return st if st.clips else None
+
+
+def _ceiling_info(cl: Ceiling, source: str, clips: list) -> dict:
+    return cl.summary | {'source': source, 'source_clips': sorted(map(str, clips)),
+                         'quantity': 'ceiling of one presentation (each scored run on its own), sqrt of one repeat\'s '
+                                     'reliability; Spearman-Brown for a target averaging k repeats'}
+
+
+def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20,
+               repeats: RepeatStats | None = None) -> dict:
     """One subject: pooled r per column over every run (each repeat on its own), per-clip r, the one-repeat
-    reliability ρ and ceiling √ρ (from repeats when clips were repeated, else from `analytic`, a one-repeat
-    ceiling (C,), if known), and the leave-one-block-out values `headline` jackknifes. Clips without a
-    prediction are an error."""
+    reliability ρ and ceiling √ρ, and the leave-one-block-out values `headline` jackknifes. The ceiling comes from
+    the scored clips' own repeats; when they have none, from `repeats` (a `RepeatStats` of the same subject's
+    repeated clips elsewhere in the data set, `repeats_stats`); else from `analytic`, a one-repeat ceiling (C,),
+    if known. Clips without a prediction are an error."""
     grouped = mean_repeats(runs)
     missing = sorted(set(grouped) - set(predictions))
     if missing:
@@ -600,7 +635,9 @@ def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int
         if len(X) >= 2:
             st.add(X, ok, key=cid)
     r = bc.r()
-    keys = sorted(set(bc.delta) | set(st.block_keys))
+    src = 'repeats' if st.clips else ('repeated clips' if repeats is not None and repeats.clips else None)
+    st = st if st.clips else (repeats if src else None)
+    keys = sorted(set(bc.delta) | set(st.block_keys if st else []), key=str)
     out = {
         'r': r,
         'per_clip': per_clip,
@@ -614,69 +651,96 @@ def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int
         'n_repeats_target': 1,
         'jack': {'keys': keys, 'r_loo': bc.r_loo(keys), 'rho_raw': None, 'rho_loo': None},
     }
-    if st.clips:
+    if st is not None:
         cl = noise_ceiling(st, n_repeats=1)
         raw, loo, _ = st.reliability()
         pos = {k: i for i, k in enumerate(st.block_keys)}
-        out['jack'] |= {'rho_raw': raw, 'rho_loo': np.stack([loo[pos[k]] if k in pos else raw for k in keys])}
-        out |= {
-            'rho': cl.rho1,
-            'ceiling': cl.ceiling,
-            'ceiling_source': 'repeats',
-            'ceiling_info': cl.summary,
-        }
+        out['jack'] |= {'rho_raw': raw, 'rho_loo': np.stack([loo[pos[k]] if k in pos else raw for k in keys]),
+                        'n_trs_ceiling': st.n_trs}
+        clips = {k[0][1] if isinstance(k[0], tuple) else k[0] for k in st.block_keys}   # ('repeats', clip) elsewhere
+        out |= {'rho': cl.rho1, 'ceiling': cl.ceiling, 'ceiling_source': src, 'ceiling_reliable': cl.reliable,
+                'ceiling_info': _ceiling_info(cl, src, clips)}
     if analytic is not None:
         a = np.asarray(analytic, np.float64)
         out['ceiling_analytic'] = a
         if out['rho'] is None:
-            out |= {'rho': a**2, 'ceiling': a, 'ceiling_source': 'analytic'}
+            out |= {'rho': a**2, 'ceiling': a, 'ceiling_source': 'analytic', 'ceiling_reliable': np.isfinite(a)}
             out['jack'] |= {'rho_raw': a**2, 'rho_loo': np.broadcast_to(a**2, (len(keys), len(a)))}
     return out
 
 
-def _three(r, rho):
-    "r_mean, noise_ceiling_mean, fraction_of_ceiling of columns r (.., C), rho (.., C) (rows: jackknife replicates)."
-    r, rho = np.atleast_2d(r), None if rho is None else np.atleast_2d(rho)
-    ok = np.isfinite(r) if rho is None else np.isfinite(r) & np.isfinite(rho)
+def _pooled(r, rho) -> tuple:
+    "(mean r, mean ρ, mean r·|r|) over the columns with finite r and ρ, per row of (.., C) arrays; NaN where none."
+    r, rho = np.atleast_2d(r), np.atleast_2d(rho)
+    ok = np.isfinite(r) & np.isfinite(rho)
     n = ok.sum(1)
-    rm = np.where(n > 0, np.where(ok, r, 0).sum(1) / np.maximum(n, 1), np.nan)
+    mean = lambda x: np.where(n > 0, np.where(ok, x, 0).sum(1) / np.maximum(n, 1), np.nan)
+    return mean(r), mean(rho), mean(r * np.abs(r))
+
+
+def _finite(x) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def _scores(r, rho, r_loo=None, rho_loo=None, n_trs: int | None = None, gate: bool = True) -> dict:
+    """r_mean, noise_ceiling_mean and fraction_of_ceiling of one set of columns (see `headline`). With the
+    leave-one-block-out rows, the mean ρ and the mean r·|r| are each jackknife bias-corrected (both are means, so
+    the correction is stable) and the fraction is their ratio; every number gets a standard error."""
     if rho is None:
-        return rm, None, None
-    m = np.where(n > 0, np.where(ok, rho, 0).sum(1) / np.maximum(n, 1), np.nan)
-    num = np.where(ok, r * np.abs(r), 0).sum(1) / np.maximum(n, 1)
-    return rm, np.sqrt(np.clip(m, 0, None)), np.where(m > 0, num / np.where(m > 0, m, 1), np.nan)
+        rm = r[np.isfinite(r)]
+        return {'r_mean': float(rm.mean()) if len(rm) else None, 'noise_ceiling_mean': None,
+                'fraction_of_ceiling': None}
+    rm, den, num = (x[0] for x in _pooled(r, rho))
+    out = {'r_mean': _finite(rm)}
+    if out['r_mean'] is None:
+        return out | {'noise_ceiling_mean': None, 'fraction_of_ceiling': None}
+    se = {}
+    if r_loo is not None and len(r_loo) >= 3:
+        lr, lden, lnum = _pooled(r_loo, rho_loo)
+        keep = np.isfinite(lden) & np.isfinite(lnum)
+        lr, lden, lnum = lr[keep], lden[keep], lnum[keep]
+        den, se['den'] = (float(v[0]) for v in _jack(den, lden[:, None]))
+        num, _ = (float(v[0]) for v in _jack(num, lnum[:, None]))
+        se['r_mean'] = float(_jack(rm, lr[:, None])[1][0])
+        se['noise_ceiling_mean'] = float(_jack(math.sqrt(max(den, 0)), np.sqrt(np.clip(lden, 0, None))[:, None])[1][0])
+        ok = lden > 0
+        if ok.sum() >= 3 and den > 0:
+            se['fraction_of_ceiling'] = float(_jack(num / den, (lnum[ok] / lden[ok])[:, None])[1][0])
+    out['noise_ceiling_mean'] = math.sqrt(den) if den > 0 else 0.0
+    out |= {f"{k}_se": v for k, v in se.items() if k != 'den'}
+    why = ('no positive reliability' if not den > 0 else
+           f"only {n_trs} repeated TRs (< {MIN_CEILING_TRS})" if n_trs is not None and n_trs < MIN_CEILING_TRS else
+           'mean reliability within two standard errors of zero' if 'den' in se and den <= 2 * se['den'] else None)
+    out['ceiling_reliable'] = why is None
+    if why is not None:
+        out['ceiling_note'] = f"ceiling unreliable: {why}"
+    out['fraction_of_ceiling'] = num / den if den > 0 and (why is None or not gate) else None
+    if out['fraction_of_ceiling'] is None:
+        out.pop('fraction_of_ceiling_se', None)
+    return out
 
 
 def headline(r, rho, space: str, jack: dict | None = None) -> dict:
-    """r_mean, r_median, noise_ceiling_mean (√ mean ρ), fraction_of_ceiling (mean r·|r| / mean ρ), overall and per
-    ROI. With `jack` (from `score_runs`) the ceiling and fraction are block-jackknife bias-corrected and every
-    number gets a standard error `*_se` (r·|r| over short data is biased up by r's sampling variance)."""
+    """r_mean, r_median, noise_ceiling_mean (√ mean ρ) and fraction_of_ceiling (mean r·|r| / mean ρ), overall and per
+    ROI, each set of columns by the same definition (`_scores`). With `jack` (from `score_runs`) the ceiling and the
+    fraction are block-jackknife bias-corrected and every number gets a standard error `*_se` (r·|r| over short
+    data is biased up by r's sampling variance). A ROI whose mean reliability is not clearly above zero (or that
+    rests on fewer than `MIN_CEILING_TRS` repeated TRs) gets no fraction, `ceiling_reliable: False` and a note; the
+    overall fraction is kept wherever the mean reliability is positive (flagged the same way)."""
     r = np.asarray(r, np.float64)
+    use_jack = jack is not None and jack.get('r_loo') is not None and len(jack['keys']) >= 3 and jack['rho_raw'] is not None
+    rr = jack['rho_raw'] if use_jack else (None if rho is None else np.asarray(rho, np.float64))
+    n_trs = (jack or {}).get('n_trs_ceiling')
 
-    def three(cols):
-        if jack is None or jack.get('r_loo') is None or len(jack['keys']) < 3:
-            v = _three(r[cols], None if rho is None else np.asarray(rho, np.float64)[cols])
-            return {
-                k: (None if x is None or not np.isfinite(x[0]) else float(x[0]))
-                for k, x in zip(('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling'), v)
-            }
-        rr = jack['rho_raw']
-        full = _three(r[cols], None if rr is None else rr[cols])
-        loo = _three(jack['r_loo'][:, cols], None if rr is None else jack['rho_loo'][:, cols])
-        d = {}
-        for k, f, l in zip(('r_mean', 'noise_ceiling_mean', 'fraction_of_ceiling'), full, loo):
-            if f is None or not np.isfinite(f[0]):
-                d[k] = None
-                continue
-            est, se = _jack(f[0], l[np.isfinite(l)][:, None])
-            d[k] = float(f[0]) if k == 'r_mean' else float(est[0])
-            d[f"{k}_se"] = float(se[0])
-        return d
+    def scores(cols, gate):
+        if use_jack:
+            return _scores(r[cols], rr[cols], jack['r_loo'][:, cols], jack['rho_loo'][:, cols], n_trs, gate)
+        return _scores(r[cols], None if rr is None else rr[cols], n_trs=n_trs, gate=gate)
 
-    out = three(np.arange(len(r)))
+    out = scores(np.arange(len(r)), gate=False)
     out['r_median'] = float(np.nanmedian(r)) if np.isfinite(r).any() else None
     try:
-        out['rois'] = {n: three(c) for n, c in roi_columns(space).items()}
+        out['rois'] = {n: scores(c, gate=True) for n, c in roi_columns(space).items()}
     except ValueError:
         out['rois'] = {}
     return out
