@@ -18,16 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def cores2() -> int:
-    "Pin this process to two cores (where the OS allows) so the numbers mean '2 cores'."
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, set(cpus[:2]))
-        return len(cpus[:2])
-    except (AttributeError, OSError):
-        return os.cpu_count()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_speed import cores2          # the same pinning to two cores
 
 
 def cpu_s() -> float:

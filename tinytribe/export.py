@@ -19,7 +19,7 @@ from .store import require_path, atomic_write, write_json, ArtifactError
 
 # %% auto #0
 __all__ = ['MoEDispatch', 'OnnxStudent', 'pool_matrix', 'onnx_inputs', 'export_onnx', 'onnx_session', 'run_onnx', 'vertex_r',
-           'parity', 'export_features', 'export_mesh', 'export', 'export_cli']
+           'parity', 'export_features', 'export_mesh', 'export', 'add_grid_options', 'export_cli']
 
 # %% ../nbs/61_export.ipynb #2dc0e1e3
 class MoEDispatch(torch.autograd.Function):
@@ -308,6 +308,13 @@ def export(model_dir, out, int8: bool = False, features=(), features_out=None, m
     return res
 
 # %% ../nbs/61_export.ipynb #46ce7d38
+def add_grid_options(ap, note: str = ''):
+    "The options of the TR grid a command writes predictions on (`tinytribe export`, `tinytribe web`): `--tr/--offset/--subject`."
+    ap.add_argument('--tr', type=float, default=1.49, help=f'TR in seconds of the predicted grid{note}')
+    ap.add_argument('--offset', type=float, default=0.0, help=f'grid offset in seconds{note}')
+    ap.add_argument('--subject', type=int, default=0, help=f'FiLM row (0 = average subject){note}')
+    return ap
+
 def export_cli(argv: list[str]) -> int:
     "`tinytribe export MODEL --out model.onnx [--int8] [--features CLIP...] [--mesh]`"
     ap = argparse.ArgumentParser(prog='tinytribe export',
@@ -319,9 +326,7 @@ def export_cli(argv: list[str]) -> int:
                     help="feature files (.npz from tinytribe extract) to write for the page: <clip>.features.json/.bin")
     ap.add_argument('--features-out', default=None, help="folder for --features and --mesh (default: --out's folder)")
     ap.add_argument('--mesh', action='store_true', help='also write the fsaverage5 inflated mesh for the page')
-    ap.add_argument('--tr', type=float, default=1.49, help='TR in seconds of the grid written with --features')
-    ap.add_argument('--offset', type=float, default=0.0, help='grid offset in seconds (--features)')
-    ap.add_argument('--subject', type=int, default=0, help='FiLM row written with --features (0 = average subject)')
+    add_grid_options(ap, ' (written with --features)')
     ap.add_argument('--parity', action='store_true', help='check the export against PyTorch on the --features clips')
     a = ap.parse_args(argv)
     try:

@@ -11,7 +11,7 @@ import numpy as np
 from .core import STEP_S, n_steps_for
 from .store import atomic_write, write_json, ArtifactError, require_path
 from .media import probe, words_for, words_to_dicts
-from .export import _write_bin, export_onnx, export_mesh, onnx_info
+from .export import _write_bin, export_onnx, export_mesh, onnx_info, add_grid_options
 from .backbones_onnx import read_backbones_manifest
 from .backbone_base import WHISPER_SR, WHISPER_WINDOW_S, WHISPER_FRAME_HZ
 from .backbones_onnx import TEXT_MAX_TOKENS, MANIFEST, random_weight_warnings
@@ -305,9 +305,7 @@ def web_cli(argv: list[str]) -> int:
     ap.add_argument('--clip', default=None, help='a video to open by default; its words are written beside it')
     ap.add_argument('--transcripts', default=None, help="the clip's transcript (file or folder; default: beside it)")
     ap.add_argument('--asr', action='store_true', help='run ASR in Python when the clip has no transcript')
-    ap.add_argument('--tr', type=float, default=1.49, help='TR in seconds of the predicted grid')
-    ap.add_argument('--offset', type=float, default=0.0, help='grid offset in seconds')
-    ap.add_argument('--subject', type=int, default=0, help='FiLM row (0 = average subject)')
+    add_grid_options(ap)
     ap.add_argument('--no-mesh', action='store_true', help='do not write the fsaverage5 mesh')
     ap.add_argument('--int8-embeddings', action='store_true',
                     help="store the text model's word embeddings INT8 (47 MB less to download; its features "
