@@ -15,8 +15,8 @@ from .metrics import ROI_LABELS, on_grid, normalised_r, roi_columns
 # %% auto #0
 __all__ = ['R_THRESHOLD', 'MAP_KINDS', 'CHANCE_FRACTION', 'HEAD_KEYS', 'model_internals', 'roi_gates', 'fig_map', 'fig_roi_bars',
            'fig_r_vs_ceiling', 'fig_timecourses', 'fig_learning_curves', 'fig_gates', 'fig_experts', 'fig_hrf',
-           'summarise_prediction', 'above_chance', 'compare_text', 'draw_figures', 'report_title', 'report_dict',
-           'ranking_note', 'report_html', 'write_report', 'describe_report']
+           'summarise_prediction', 'above_chance', 'compare_text', 'draw_figures', 'report_title', 'memorised_text',
+           'report_dict', 'ranking_note', 'report_html', 'write_report', 'describe_report']
 
 # %% ../nbs/51_report.ipynb #3adfee70
 def model_internals(model, clip, grid: TRGrid) -> dict:
@@ -525,6 +525,12 @@ def report_title(res: dict) -> str:
     return 'tinytribe evaluation: ' + ', '.join(res['models']) + (f" (beside {' and '.join(refs)})" if refs else '')
 
 
+def memorised_text(res: dict) -> list:
+    "A loud first sentence per model that was trained on some of the scored clips (its scores there measure memory)."
+    return [f"WARNING: {n} was trained on {len(c)} of the {len(res['split']['val'])} scored clips ({', '.join(c[:3])}"
+            f"{' ...' if len(c) > 3 else ''}): its scores on them are not held-out scores."
+            for n, c in (res.get('scored_clips_trained_on') or {}).items()]
+
 def report_dict(res: dict, figs: list) -> dict:
     "The JSON report (see the introduction)."
     first = next(iter(res['models']))
@@ -550,10 +556,11 @@ def report_dict(res: dict, figs: list) -> dict:
                    for n, m in res['models'].items()},
             },
             'train_clips_available': res['split']['train'],
+            'scored_clips_trained_on': res.get('scored_clips_trained_on') or {},   # per model: NOT held-out scores
         },
         'provenance': res['provenance'],
         'timing_s': res['timing_s'],
-        'summary': ' '.join([m0.get('summary_text') or compare_text(first, m0, _others(res, first)), *rest]),
+        'summary': ' '.join([*memorised_text(res), m0.get('summary_text') or compare_text(first, m0, _others(res, first)), *rest]),
         'figures': [f for f, _ in figs],
         'units': {
             'r': 'Pearson r over valid TRs of the scored clips, runs demeaned, target = mean of repeats',
