@@ -10,15 +10,17 @@ from pathlib import Path
 from .store import write_json
 from .featfile import feature_files, features_meta, save_features
 from .media import demo_clip
-from .extract import extract_cli
-from .simbrain import simbrain_cli
-from .teacher_cache import teacher_cache_cli
+from .extract import ExtractConfig, extract
+from .simbrain import SimBrainConfig, SimBrainTeacher, write_dataset
+from .teacher_cache import cache_teacher
 from .engine import checkpoint_path
 from .phase1 import correlated_features, feature_dims
 from .phase2 import is_val_clip
 from .train import train_options, fit
-from .evaluate import evaluate_cli
-from .export import export_cli
+from .metrics import RidgeConfig
+from .evaluate import EvalConfig, evaluate, learning_curves, model_names, record_in_cards
+from .report import write_report
+from .export import export
 from .inspect import describe
 
 # %% auto #0
@@ -116,9 +118,12 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
         if rc: raise RuntimeError(f"demo stage {name!r} failed with exit code {rc}: {line}")
         stages[name] = {'command': line, 'seconds': round(time.time() - t, 1), 'skipped': done, 'output': str(output)}
 
-    def cli(name, command, fn, argv, output, done=False):
-        argv = [str(a) for a in argv]
-        stage(name, shell_line(command, argv), lambda: fn(argv), output, done)
+    def job(name, command, shown, fn, output, done=False):  # the typed job `fn`; `shown`: its command-line twin's arguments
+        stage(name, shell_line(command, shown), fn, output, done)
+
+    def batch(what, rep):           # a resumable batch job's report: a failed item fails the stage, with its reason
+        if rep.failed: raise RuntimeError(f"demo stage {what!r}: " + '; '.join(f"{k}: {r}" for k, r in rep.failed.items()))
+        return 0
 
     def train(p, **kw):             # the typed job (tinytribe.train.fit); the line shows its command-line twin
         kw = {'preset': 'tiny', **kw, 'log_every': cfg.log_every, 'resume': checkpoint_path(runs[p]).exists(), 'no_progress': not cfg.progress}
@@ -127,7 +132,8 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
         stage(f'phase{p}', shell_line('train', ['--phase', p, '--features', feats, '--out', runs[p], *shown]),
               lambda: 0 if fit(p, o)['state'] == 'done' else 1, runs[p])
 
-    cli('extract', 'extract', extract_cli, [demo_clip(), '--out', real, '--video-backbone', cfg.video_backbone], real)
+    job('extract', 'extract', [demo_clip(), '--out', real, '--video-backbone', cfg.video_backbone],
+        lambda: batch('extract', extract([demo_clip()], real, cfg=ExtractConfig(video=cfg.video_backbone), progress=cfg.progress)), real)
     syn_line = ('python -c ' + shlex.quote(f"from tinytribe.demo import synthetic_clips; synthetic_clips("
                 f"{json.dumps(str(real))}, {json.dumps(str(syn))}, n={cfg.n_synthetic}, duration_s={cfg.synthetic_s}, "
                 f"seed={cfg.seed})"))
@@ -135,22 +141,35 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     split = demo_split(feats, cfg.val_frac)
     write_json(out/'split.json', split)
     print(f"split: train on {split['train']}, hold out and score {split['val']}")
-    cli('simbrain', 'simbrain', simbrain_cli, [feats, '--out', sim, '--subjects', cfg.subjects, '--repeats', cfg.repeats,
-                                               '--seed', cfg.seed, '--snr', cfg.snr, '--no-teacher'], sim, (sim/'simbrain.json').exists())
-    cli('teacher-cache', 'teacher-cache', teacher_cache_cli, [feats, '--teacher', 'simbrain', '--seed', cfg.seed,
-                                                              '--out', teacher, *(['--quiet'] if not cfg.progress else [])], teacher)
+    job('simbrain', 'simbrain', [feats, '--out', sim, '--subjects', cfg.subjects, '--repeats', cfg.repeats, '--seed', cfg.seed,
+                                 '--snr', cfg.snr, '--no-teacher'],
+        lambda: write_dataset(feature_files(feats), sim, cfg=SimBrainConfig(seed=cfg.seed, n_subjects=cfg.subjects, snr=cfg.snr),
+                              n_repeats=cfg.repeats, teacher=False, progress=cfg.progress) and 0, sim, (sim/'simbrain.json').exists())
+    job('teacher-cache', 'teacher-cache', [feats, '--teacher', 'simbrain', '--seed', cfg.seed, '--out', teacher,
+                                           *(['--quiet'] if not cfg.progress else [])],
+        lambda: batch('teacher-cache', cache_teacher(feats, SimBrainTeacher(seed=cfg.seed), teacher, progress=cfg.progress)), teacher)
     train(1, steps=cfg.steps1, batch_size=8, seg_steps=16, stride=4)
     p23 = dict(teacher=str(teacher), seg_trs=cfg.seg_trs, val_frac=cfg.val_frac, batch_size=4)
     train(2, **p23, init=str(runs[1]), steps=cfg.steps2, lr=cfg.lr2, space=cfg.space)
     train(3, **p23, init=str(runs[2]), fmri=str(sim), fmri_space=cfg.space, steps=cfg.steps3, lr=cfg.lr3)
     models = [runs[3]/'model', runs[2]/'model']                      # the Phase 3 student first: the report leads with it
-    cli('evaluate', 'evaluate', evaluate_cli, [*models, '--features', feats, '--fmri', sim, '--teacher', teacher,
-                                               '--split', out/'split.json', '--ridge-iter', cfg.ridge_iter, '--space', cfg.space,
-                                               '--run-dir', runs[3], '--run-dir', runs[2], '--out', rep],
-        rep, (rep/'report.html').exists() and (rep/'report.json').exists())
+    names = model_names(models)
+
+    def scored():                   # tinytribe.evaluate's job, as `tinytribe evaluate` (and evaluate_session) run it
+        res = evaluate(dict(zip(names, map(str, models))), feats, sim, teacher,
+                       EvalConfig(split=str(out/'split.json'), space=cfg.space, ridge=RidgeConfig(n_iter=cfg.ridge_iter)))
+        write_report(res, rep, learning_curves(dict(zip(names, (str(runs[3]), str(runs[2]))))))
+        record_in_cards(res, rep/'report.json')
+    job('evaluate', 'evaluate', [*models, '--features', feats, '--fmri', sim, '--teacher', teacher, '--split', out/'split.json',
+                                 '--ridge-iter', cfg.ridge_iter, '--space', cfg.space, '--run-dir', runs[3], '--run-dir', runs[2],
+                                 '--out', rep],
+        lambda: scored() or 0, rep, (rep/'report.html').exists() and (rep/'report.json').exists())
     real_clip = feature_files(real)[0]
-    cli('export', 'export', export_cli, [runs[3]/'model', '--out', onnx, '--int8', '--features', real_clip], onnx,
-        onnx.exists())
+
+    def exported():
+        for w in export(runs[3]/'model', onnx, int8=True, features=[real_clip])['warnings']: print(f"export: warning: {w}")
+        return 0
+    job('export', 'export', [runs[3]/'model', '--out', onnx, '--int8', '--features', real_clip], exported, onnx, onnx.exists())
     prev = json.loads((out/'demo_summary.json').read_text()) if (out/'demo_summary.json').exists() else {}
     earlier = prev.get('earlier_runs', []) + ([{'seconds': prev['seconds'], 'total_s': prev['total_s']}] if prev else [])
     summary = {'out': str(out), 'config': asdict(cfg), 'split': split,
