@@ -22,7 +22,8 @@ def _flag(name: str) -> str: return '--' + name.replace('_', '-')
 def add_options(p: argparse.ArgumentParser, cls: type, title: str | None = None, skip=()) -> list[str]:
     """Add to `p` a flag for every field of the dataclass `cls` not in `skip` (`--field-name`, in a group `title`):
     its type from the annotation (`bool`: a switch; `Literal[...]`: choices; `list[X]`: repeatable), required when the
-    field has no default, its help the field's comment. A flag not given stays out of the parsed arguments, so the
+    field has no default, its help the field's comment; a field with `metadata={'positional': True}` is a positional
+    argument (`nargs='*'` for a list). A flag not given stays out of the parsed arguments, so the
     defaults live in the dataclass alone. Returns the fields added."""
     hints, docs = typing.get_type_hints(cls), docments(cls)
     g = p.add_argument_group(title) if title else p
@@ -31,6 +32,14 @@ def add_options(p: argparse.ArgumentParser, cls: type, title: str | None = None,
         if f.name in skip: continue
         t = hints[f.name]
         kw = {'dest': f.name, 'default': argparse.SUPPRESS, 'help': docs.get(f.name) or ''}
+        if f.metadata.get('positional'):           # `field(metadata={'positional': True})`: `CMD VALUE...`
+            if typing.get_origin(t) in (typing.Union, types.UnionType):
+                t = next(a for a in typing.get_args(t) if a is not type(None))
+            many = typing.get_origin(t) is list
+            g.add_argument(f.name, nargs='*' if many else None, type=typing.get_args(t)[0] if many else t,
+                           default=argparse.SUPPRESS, help=kw['help'], metavar=f.metadata.get('metavar'))
+            added.append(f.name)
+            continue
         if t is bool: kw['action'] = 'store_true'
         else:
             if typing.get_origin(t) in (typing.Union, types.UnionType):
