@@ -14,7 +14,9 @@ from .session import TRAIN_PULL_EXCLUDE
 
 # %% auto #0
 __all__ = ['COMMANDS', 'SESSION_COMMANDS', 'add_options', 'options_from', 'train_parser', 'train_command', 'main',
-           'session_parser', 'session_command']
+           'predict_parser', 'predict_command', 'push_parser', 'push_command', 'evaluate_parser', 'evaluate_command',
+           'export_parser', 'export_command', 'model_info_parser', 'model_info_command', 'inspect_parser',
+           'inspect_command', 'session_parser', 'session_command']
 
 # %% ../nbs/79_cli.ipynb #39271995
 def _flag(name: str) -> str: return '--' + name.replace('_', '-')
@@ -23,7 +25,8 @@ def add_options(p: argparse.ArgumentParser, cls: type, title: str | None = None,
     """Add to `p` a flag for every field of the dataclass `cls` not in `skip` (`--field-name`, in a group `title`):
     its type from the annotation (`bool`: a switch; `Literal[...]`: choices; `list[X]`: repeatable), required when the
     field has no default, its help the field's comment; a field with `metadata={'positional': True}` is a positional
-    argument (`nargs='*'` for a list). A flag not given stays out of the parsed arguments, so the
+    argument (`nargs='*'` for a list); `metadata={'nargs': '+'}` takes a list as one or more values (`--x A B`,
+    `CMD A B`) instead of a repeated flag. A flag not given stays out of the parsed arguments, so the
     defaults live in the dataclass alone. Returns the fields added."""
     hints, docs = typing.get_type_hints(cls), docments(cls)
     g = p.add_argument_group(title) if title else p
@@ -36,7 +39,7 @@ def add_options(p: argparse.ArgumentParser, cls: type, title: str | None = None,
             if typing.get_origin(t) in (typing.Union, types.UnionType):
                 t = next(a for a in typing.get_args(t) if a is not type(None))
             many = typing.get_origin(t) is list
-            g.add_argument(f.name, nargs='*' if many else None, type=typing.get_args(t)[0] if many else t,
+            g.add_argument(f.name, nargs=f.metadata.get('nargs', '*') if many else None, type=typing.get_args(t)[0] if many else t,
                            default=argparse.SUPPRESS, help=kw['help'], metavar=f.metadata.get('metavar'))
             added.append(f.name)
             continue
@@ -44,8 +47,10 @@ def add_options(p: argparse.ArgumentParser, cls: type, title: str | None = None,
         else:
             if typing.get_origin(t) in (typing.Union, types.UnionType):
                 t = next(a for a in typing.get_args(t) if a is not type(None))
+            if typing.get_origin(t) is list:               # repeatable, or `nargs` values at once
+                t = typing.get_args(t)[0]
+                kw.update(nargs=f.metadata['nargs']) if 'nargs' in f.metadata else kw.update(action='append')
             if typing.get_origin(t) is Literal: kw['choices'] = list(typing.get_args(t))
-            elif typing.get_origin(t) is list: kw.update(action='append', type=typing.get_args(t)[0])
             else: kw['type'] = t
             kw['required'] = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if 'metavar' in f.metadata: kw['metavar'] = f.metadata['metavar']
@@ -135,22 +140,22 @@ COMMANDS = {   # name: one-line help (the function: `_command`)
 def _command(name: str) -> Callable[[list], int]:
     "The function of command `name`; its module is imported now (only the command that runs loads its stack)."
     if name == 'train': return train_command
-    if name == 'model-info': from tinytribe.model import model_info_cli as f
+    if name == 'model-info': return model_info_command
     elif name == 'extract': from tinytribe.fmri import extract_cli as f     # media files, or a data set's clips (--dataset)
     elif name == 'teacher-cache': from tinytribe.teacher_cache import teacher_cache_cli as f
     elif name == 'simbrain': from tinytribe.simbrain import simbrain_cli as f
     elif name == 'fmri': from tinytribe.fmri import fmri_cli as f
-    elif name == 'predict': from tinytribe.predict import predict_cli as f
-    elif name == 'evaluate': from tinytribe.evaluate import evaluate_cli as f
-    elif name == 'export': from tinytribe.export import export_cli as f
-    elif name == 'inspect': from tinytribe.inspect import inspect_cli as f
+    elif name == 'predict': return predict_command
+    elif name == 'evaluate': return evaluate_command
+    elif name == 'export': return export_command
+    elif name == 'inspect': return inspect_command
     elif name == 'demo': from tinytribe.demo import demo_cli as f
     elif name == 'adapt-subject': from tinytribe.phase3 import adapt_subject_cli as f
     elif name == 'pseudo-label': from tinytribe.phase3 import pseudo_label_cli as f
     elif name == 'export-backbones': from tinytribe.backbones_onnx import export_backbones_cli as f
     elif name == 'web': from tinytribe.web import web_cli as f
     elif name == 'sync': from tinytribe.session import sync_cli as f
-    elif name == 'push': from tinytribe.predict import push_cli as f
+    elif name == 'push': return push_command
     elif name == 'teacher-import': from tinytribe.teacher_cache import teacher_import_cli as f
     else: raise KeyError(name)
     return f
@@ -194,9 +199,139 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:      # Ctrl-C: one line, never a traceback; finished work is on disk
         _say(cmd, "interrupted (Ctrl-C); finished work is kept: run the same command again to resume")
         return 130
-    except (FileNotFoundError, ArtifactError, ValueError) as e:   # a missing or bad input, the same way in every command
+    except (FileNotFoundError, ArtifactError, ValueError, ConnectionError) as e:   # a missing or bad input (or upload), the same way in every command
         _say(cmd, f"{e.filename}: no such file or folder" if isinstance(e, FileNotFoundError) and e.filename else str(e))
         return 2
+
+# %% ../nbs/79_cli.ipynb #b15106ee
+def _json_flag(p: argparse.ArgumentParser, help: str = 'print the summary as JSON') -> argparse.ArgumentParser:
+    p.add_argument('--json', action='store_true', help=help)
+    return p
+
+def predict_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe predict` (`tinytribe.predict.PredictOptions`), and `--json`."
+    from tinytribe.predict import PredictOptions
+    p = argparse.ArgumentParser(prog='tinytribe predict', description='Feature files or media -> predicted responses '
+                                'per TR (one .npz per clip, optional brain maps).')
+    add_options(p, PredictOptions)
+    return _json_flag(p)
+
+def predict_command(argv: list[str]) -> int:
+    """`tinytribe predict SOURCES... --model DIR --out DIR`: `tinytribe.predict.predict`, each trust warning once in one
+    line on stderr, the summary on stdout (`--json`: as JSON), one line per failed clip. Exit code 1 when a clip failed."""
+    import warnings
+    from tinytribe.predict import PredictOptions, TrustWarning, predict
+    p = predict_parser()
+    given = vars(p.parse_args(argv))
+    as_json = given.pop('json', False)
+    opts = options_from(p, PredictOptions, given, 'predict')
+    with warnings.catch_warnings(record=True) as caught:        # each trust warning once, one line on stderr
+        warnings.simplefilter('always', TrustWarning)
+        res = predict(opts)
+    for w in caught:
+        if issubclass(w.category, TrustWarning): _say('predict', f"warning: {w.message}")
+        else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    failed = res['failed_now']
+    print(json.dumps(res, indent=1) if as_json else
+          f"predicted {res['done_now']} clip(s) ({res['extracted_now']} extracted from media), skipped {res['skipped']}, "
+          f"failed {len(failed)}; {res['total_done']} done in {opts.out}")
+    for k, why in failed.items(): print(f"  failed {k}: {why}", file=sys.stderr)
+    return 1 if failed else 0
+
+def push_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe push` (`tinytribe.predict.PushOptions`)."
+    from tinytribe.predict import PushOptions
+    p = argparse.ArgumentParser(prog='tinytribe push', description='Upload a model folder with its card to the Hugging '
+                                'Face Hub (huggingface_hub; log in first with `hf auth login` or set HF_TOKEN).')
+    add_options(p, PushOptions)
+    return p
+
+def push_command(argv: list[str]) -> int:
+    "`tinytribe push MODEL REPO_ID [--private] [--message M]`: `tinytribe.predict.push`, the URL on stdout."
+    from tinytribe.predict import PushOptions, push
+    p = push_parser()
+    opts = options_from(p, PushOptions, vars(p.parse_args(argv)), 'push')
+    print(f"pushed {opts.model} to {push(opts)}")
+    return 0
+
+# %% ../nbs/79_cli.ipynb #acb22dc8
+def _parsed(p: argparse.ArgumentParser, cls: type, argv: list[str], what: str) -> tuple:
+    "(`cls` from the arguments `p` parsed, whether `--json` was given)."
+    given = vars(p.parse_args(argv))
+    as_json = given.pop('json', False)
+    return options_from(p, cls, given, what), as_json
+
+def evaluate_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe evaluate` (`tinytribe.evaluate.EvaluateOptions`)."
+    from tinytribe.evaluate import EvaluateOptions
+    p = argparse.ArgumentParser(prog='tinytribe evaluate', description='Score models against fMRI beside the noise '
+                                'ceiling, the ridge baseline and the teacher; writes report.json and report.html.')
+    add_options(p, EvaluateOptions)
+    return p
+
+def evaluate_command(argv: list[str]) -> int:
+    """`tinytribe evaluate MODEL... --features DIR --fmri DIR [--teacher DIR] [--split S] [--baseline ridge] --out DIR`:
+    `tinytribe.evaluate.evaluate_report`, the report's description as JSON on stdout."""
+    from tinytribe.evaluate import EvaluateOptions, evaluate_report
+    opts, _ = _parsed(evaluate_parser(), EvaluateOptions, argv, 'evaluate')
+    print(json.dumps(evaluate_report(opts), indent=1))
+    return 0
+
+def export_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe export` (`tinytribe.export.ExportOptions`)."
+    from tinytribe.export import ExportOptions
+    p = argparse.ArgumentParser(prog='tinytribe export',
+                                description='A saved model -> ONNX (fp32 or INT8) for ONNX Runtime and the browser page.')
+    add_options(p, ExportOptions)
+    return p
+
+def export_command(argv: list[str]) -> int:
+    """`tinytribe export MODEL --out model.onnx [--int8] [--features CLIP...] [--mesh]`: `tinytribe.export.export_job`,
+    each trust warning once in one line on stderr (they are in the files too), what was written on stdout."""
+    from tinytribe.export import ExportOptions, export_job
+    opts, _ = _parsed(export_parser(), ExportOptions, argv, 'export')
+    r = export_job(opts)
+    for w in r['warnings']: _say('export', f"warning: {w}")
+    print(f"wrote {r['onnx']} ({r['onnx'].stat().st_size / 1e6:.1f} MB, {'INT8' if r['int8'] else 'fp32'})")
+    for i, f in enumerate(r['features']):
+        print('wrote', f)
+        if r['parity']: print(json.dumps(r['parity'][i]))
+    if r['mesh']: print('wrote', r['mesh'])
+    return 0
+
+def model_info_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe model-info` (`tinytribe.model.ModelInfoOptions`), and `--json`."
+    from tinytribe.model import ModelInfoOptions
+    p = argparse.ArgumentParser(prog='tinytribe model-info', description='Parameter counts of a built Tiny-TRIBE v3.')
+    add_options(p, ModelInfoOptions)
+    return _json_flag(p, 'print JSON')
+
+def model_info_command(argv: list[str]) -> int:
+    "`tinytribe model-info --preset NAME --space SPACE [--json]`: `tinytribe.model.model_info`, a table or JSON."
+    from tinytribe.model import ModelInfoOptions, model_info
+    opts, as_json = _parsed(model_info_parser(), ModelInfoOptions, argv, 'model-info')
+    info = model_info(opts)
+    if as_json: print(json.dumps(info, indent=1))
+    else:
+        print(f"Tiny-TRIBE v3 preset={info['preset']} space={info['space']} ({info['n_outputs']} outputs)")
+        for k in ('total', 'trainable', 'active_per_token', 'experts'): print(f"  {k:<17} {info[k]:>12,}")
+        for k, v in info['per_stage'].items(): print(f"  stage {k:<11} {v:>12,}")
+    return 0
+
+def inspect_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe inspect` (`tinytribe.inspect.InspectOptions`), and `--json`."
+    from tinytribe.inspect import InspectOptions
+    p = argparse.ArgumentParser(prog='tinytribe inspect', description='Describe any tinytribe artifact (file or folder).')
+    add_options(p, InspectOptions)
+    return _json_flag(p, 'print JSON instead of a table')
+
+def inspect_command(argv: list[str]) -> int:
+    "`tinytribe inspect PATH [--json]`: `tinytribe.inspect.inspect`, as a table (`render`) or JSON."
+    from tinytribe.inspect import InspectOptions, inspect, render
+    opts, as_json = _parsed(inspect_parser(), InspectOptions, argv, 'inspect')
+    d = inspect(opts)
+    print(json.dumps(d, indent=1, default=str) if as_json else render(d))
+    return 0
 
 # %% ../nbs/79_cli.ipynb #7564d89f
 SESSION_COMMANDS = {
@@ -257,7 +392,6 @@ def _shard_argv(how: str, argv: list, shard, out) -> list:
         files = clip_ids(find_media(given))
         mine = [str(f) for f in shard_items(files, shard).values()]
     else:                                  # predict: feature files and media, each folder expanded
-        from tinytribe.predict import predict_parser
         ns = predict_parser().parse_args(argv)
         given, files = list(ns.sources), {}
         for src in given:

@@ -4,7 +4,8 @@
 
 # %% ../nbs/52_evaluate.ipynb #a11a67ce
 from __future__ import annotations
-import argparse, json, sys, time, warnings
+import json, sys, time, warnings
+from typing import Literal
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ __all__ = ['ModelSource', 'tinytribe_source', 'predictions_source', 'model_sourc
            'EvalConfig', 'ClipStore', 'load_runs', 'checked_split', 'Predictions', 'repeated_elsewhere',
            'borrowed_repeats', 'teacher_agreement', 'fit_ridge', 'score_subject', 'combine', 'ceiling_summary',
            'scored_trained_clips', 'evaluate', 'learning_curves', 'card_scores', 'record_in_cards', 'model_names',
-           'evaluate_cli']
+           'EvaluateOptions', 'evaluate_report']
 
 # %% ../nbs/52_evaluate.ipynb #77dd7a3f
 @dataclass
@@ -523,41 +524,36 @@ def model_names(paths: list) -> list:
     return names
 
 
-def evaluate_cli(argv: list[str]) -> int:
-    "`tinytribe evaluate MODEL... --features DIR --fmri DIR [--teacher DIR] [--split S] [--baseline ridge] --out DIR`."
-    ap = argparse.ArgumentParser(prog='tinytribe evaluate', description='Score models against fMRI beside the noise '
-                                 'ceiling, the ridge baseline and the teacher; writes report.json and report.html.')
-    ap.add_argument('models', nargs='+', help='Tiny-TRIBE model folders and/or folders of predictions (tinytribe predict)')
-    ap.add_argument('--features', required=True, help='folder of feature files (tinytribe extract)')
-    ap.add_argument('--fmri', required=True,
-                    help='fMRI root: Algonauts 2025 release, fMRIPrep fsaverage5 derivatives or simbrain output')
-    ap.add_argument('--teacher', default=None, help='teacher-segment cache (tinytribe teacher-cache) to score and compare')
-    ap.add_argument('--split', default=None, help="'algonauts', 'all', clips to score (comma-separated) or a JSON file "
-                    "{train, val}; default algonauts when the ids allow, else the last quarter of the clips")
-    ap.add_argument('--baseline', default='ridge', choices=['ridge', 'none'])
-    ap.add_argument('--ridge-iter', type=int, default=RidgeConfig.n_iter,
-                    help=f"random-search draws of the band weights (default {RidgeConfig.n_iter}; fewer is faster)")
-    ap.add_argument('--space', default=None, help="fMRI space to load (default: the data set's)")
-    ap.add_argument('--subjects', default=None, help='comma-separated subjects (default all)')
-    ap.add_argument('--run-dir', action='append', default=[],
-                    help='training run folder (metrics.jsonl) for learning curves; once per model')
-    ap.add_argument('--out', required=True, help='report folder')
-    a = ap.parse_args(argv)
-    names = model_names(a.models)
-    cfg = EvalConfig(split=a.split, baseline=None if a.baseline == 'none' or a.split == 'all' else 'ridge',
-                     space=a.space, subjects=a.subjects.split(',') if a.subjects else None,
-                     ridge=RidgeConfig(n_iter=a.ridge_iter))
-    try:
-        given = [*((m, 'model') for m in a.models), (a.features, 'features'), (a.fmri, 'fMRI'),
-                 (a.teacher, 'teacher'), *((r, 'run folder') for r in a.run_dir)]
-        for p, what in given:
-            if p:
-                require_path(p, what)
-        res = evaluate(dict(zip(names, a.models)), a.features, a.fmri, a.teacher, cfg)
-        write_report(res, a.out, learning_curves(dict(zip(names, a.run_dir))))
-        record_in_cards(res, Path(a.out) / 'report.json')
-    except (ArtifactError, ValueError, FileNotFoundError) as e:
-        print(f"tinytribe evaluate: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(describe_report(a.out), indent=1))
-    return 0
+@dataclass
+class EvaluateOptions:
+    "What the evaluation job (`evaluate_report`, `tinytribe evaluate`) scores, and where its report goes."
+    models: list[str] = field(metadata={'positional': True, 'nargs': '+'})  # Tiny-TRIBE model folders and/or folders of predictions (tinytribe predict)
+    features: str  # folder of feature files (tinytribe extract)
+    fmri: str  # fMRI root: Algonauts 2025 release, fMRIPrep fsaverage5 derivatives or simbrain output
+    teacher: str | None = None  # teacher-segment cache (tinytribe teacher-cache) to score and compare
+    split: str | None = None  # 'algonauts', 'all', clips to score (comma-separated) or a JSON file {train, val}; default algonauts when the ids allow, else the last quarter of the clips
+    baseline: Literal['ridge', 'none'] = 'ridge'  # the ridge baseline, or none
+    ridge_iter: int = RidgeConfig.n_iter  # random-search draws of the band weights (fewer is faster)
+    space: str | None = None  # fMRI space to load (default: the data set's)
+    subjects: str | None = None  # comma-separated subjects (default all)
+    run_dir: list[str] = field(default_factory=list)  # training run folder (metrics.jsonl) for learning curves; once per model
+    out: str = field(kw_only=True)  # report folder
+
+
+def evaluate_report(opts: EvaluateOptions) -> dict:
+    """The evaluation job: every input checked, `evaluate` on the models (named by `model_names`), the report written to
+    `opts.out` (`write_report`, with the runs' learning curves) and the scores recorded in the models' cards;
+    -> the report's description (`describe_report`)."""
+    names = model_names(opts.models)
+    cfg = EvalConfig(split=opts.split, baseline=None if opts.baseline == 'none' or opts.split == 'all' else 'ridge',
+                     space=opts.space, subjects=opts.subjects.split(',') if opts.subjects else None,
+                     ridge=RidgeConfig(n_iter=opts.ridge_iter))
+    given = [*((m, 'model') for m in opts.models), (opts.features, 'features'), (opts.fmri, 'fMRI'),
+             (opts.teacher, 'teacher'), *((r, 'run folder') for r in opts.run_dir)]
+    for p, what in given:
+        if p:
+            require_path(p, what)
+    res = evaluate(dict(zip(names, opts.models)), opts.features, opts.fmri, opts.teacher, cfg)
+    write_report(res, opts.out, learning_curves(dict(zip(names, opts.run_dir))))
+    record_in_cards(res, Path(opts.out) / 'report.json')
+    return describe_report(opts.out)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/61_export.ipynb #b1697245
 from __future__ import annotations
-import argparse, json, math, sys, tempfile
+import json, math, sys, tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from .store import require_path, atomic_write, write_json, ArtifactError
 
 # %% auto #0
 __all__ = ['MoEDispatch', 'OnnxStudent', 'pool_matrix', 'onnx_inputs', 'export_onnx', 'onnx_session', 'run_onnx', 'vertex_r',
-           'parity', 'export_features', 'export_mesh', 'export', 'add_grid_options', 'export_cli']
+           'parity', 'export_features', 'export_mesh', 'export', 'add_grid_options', 'ExportOptions', 'export_job']
 
 # %% ../nbs/61_export.ipynb #2dc0e1e3
 class MoEDispatch(torch.autograd.Function):
@@ -309,34 +310,27 @@ def export(model_dir, out, int8: bool = False, features=(), features_out=None, m
 
 # %% ../nbs/61_export.ipynb #46ce7d38
 def add_grid_options(ap, note: str = ''):
-    "The options of the TR grid a command writes predictions on (`tinytribe export`, `tinytribe web`): `--tr/--offset/--subject`."
+    "The options of the TR grid `tinytribe web` writes predictions on: `--tr/--offset/--subject` (as `ExportOptions` has them)."
     ap.add_argument('--tr', type=float, default=1.49, help=f'TR in seconds of the predicted grid{note}')
     ap.add_argument('--offset', type=float, default=0.0, help=f'grid offset in seconds{note}')
     ap.add_argument('--subject', type=int, default=0, help=f'FiLM row (0 = average subject){note}')
     return ap
 
-def export_cli(argv: list[str]) -> int:
-    "`tinytribe export MODEL --out model.onnx [--int8] [--features CLIP...] [--mesh]`"
-    ap = argparse.ArgumentParser(prog='tinytribe export',
-                                 description='A saved model -> ONNX (fp32 or INT8) for ONNX Runtime and the browser page.')
-    ap.add_argument('model', help='a saved model folder (save_pretrained: config.json + model.safetensors) or a Hub repo id')
-    ap.add_argument('--out', required=True, help='the .onnx file to write')
-    ap.add_argument('--int8', action='store_true', help='dynamic INT8 quantisation of the matmul weights')
-    ap.add_argument('--features', nargs='+', default=[], metavar='CLIP',
-                    help="feature files (.npz from tinytribe extract) to write for the page: <clip>.features.json/.bin")
-    ap.add_argument('--features-out', default=None, help="folder for --features and --mesh (default: --out's folder)")
-    ap.add_argument('--mesh', action='store_true', help='also write the fsaverage5 inflated mesh for the page')
-    add_grid_options(ap, ' (written with --features)')
-    ap.add_argument('--parity', action='store_true', help='check the export against PyTorch on the --features clips')
-    a = ap.parse_args(argv)
-    try:
-        r = export(a.model, a.out, a.int8, a.features, a.features_out, a.mesh, a.tr, a.offset, a.subject, a.parity)
-        for w in r['warnings']: print(f"tinytribe export: warning: {w}", file=sys.stderr)   # once each; in the files too
-        print(f"wrote {r['onnx']} ({r['onnx'].stat().st_size / 1e6:.1f} MB, {'INT8' if a.int8 else 'fp32'})")
-        for i, f in enumerate(r['features']):
-            print('wrote', f)
-            if r['parity']: print(json.dumps(r['parity'][i]))
-        if r['mesh']: print('wrote', r['mesh'])
-    except (FileNotFoundError, ArtifactError, ValueError) as e:
-        print(f"tinytribe export: {e}", file=sys.stderr); return 2
-    return 0
+@dataclass
+class ExportOptions:
+    "What the export job (`export`, `tinytribe export`) reads and writes."
+    model: str = field(metadata={'positional': True})  # a saved model folder (save_pretrained: config.json + model.safetensors) or a Hub repo id
+    out: str  # the .onnx file to write
+    int8: bool = False  # dynamic INT8 quantisation of the matmul weights
+    features: list[str] = field(default_factory=list, metadata={'nargs': '+', 'metavar': 'CLIP'})  # feature files (.npz from tinytribe extract) to write for the page: <clip>.features.json/.bin
+    features_out: str | None = None  # folder for --features and --mesh (default: --out's folder)
+    mesh: bool = False  # also write the fsaverage5 inflated mesh for the page
+    tr: float = 1.49  # TR in seconds of the predicted grid (written with --features)
+    offset: float = 0.0  # grid offset in seconds (written with --features)
+    subject: int = 0  # FiLM row (0 = average subject) (written with --features)
+    parity: bool = False  # check the export against PyTorch on the --features clips
+
+def export_job(opts: ExportOptions) -> dict:
+    "`export` with `opts` (`tinytribe export`): -> `export`'s result, plus `'int8'`."
+    return {**export(opts.model, opts.out, opts.int8, opts.features, opts.features_out, opts.mesh, opts.tr, opts.offset,
+                     opts.subject, opts.parity), 'int8': opts.int8}

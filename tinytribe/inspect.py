@@ -4,7 +4,8 @@
 
 # %% ../nbs/73_inspect.ipynb #4329e60a
 from __future__ import annotations
-import json, argparse, struct, sys
+import json, struct, sys
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .store import require_path, read_meta, ArtifactError, Manifest
@@ -37,7 +38,7 @@ segfile, simbrain, fmri, engine, model, predict, report, export = (
 # %% auto #0
 __all__ = ['segfile', 'simbrain', 'fmri', 'engine', 'model', 'predict', 'report', 'export', 'OWNERS', 'FEATURE_CLIP_KEYS',
            'generic_describe', 'describe_model_folder', 'describe_file', 'describe_dir', 'describe_run', 'describe',
-           'render', 'inspect_cli']
+           'render', 'InspectOptions', 'inspect']
 
 # %% ../nbs/73_inspect.ipynb #8056bb2f
 OWNERS = {'features': describe_features, 'teacher_segment': lambda p: segfile.describe(p),
@@ -114,6 +115,11 @@ def describe_file(path) -> dict:
     if path.suffix == '.pt': return runfolder.describe_checkpoint(path)
     if path.suffix == '.onnx':                     # an exported student: its tinytribe metadata
         return {'kind': 'onnx', 'path': str(path), 'bytes': path.stat().st_size, **onnxfile.onnx_info(path)}
+    if path.suffix.lower() != '.npz':              # a video or a sound: say what to run on it
+        from tinytribe.media import media_kind
+        if media_kind(path):
+            raise ArtifactError(f"{path}: a {media_kind(path)} file (media), not a tinytribe artifact: extract its features "
+                                f"first (tinytribe extract {path} --out DIR), then inspect DIR")
     meta = read_meta(path)                         # ArtifactError for a non-tinytribe file
     fn = _owner(meta.get('kind'))
     if fn is not None:
@@ -251,16 +257,11 @@ def render(d: dict, indent: int = 0) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/73_inspect.ipynb #17baa983
-def inspect_cli(argv: list[str]) -> int:
-    "`tinytribe inspect PATH [--json]`: describe a tinytribe artifact."
-    ap = argparse.ArgumentParser(prog='tinytribe inspect',
-                                 description='Describe any tinytribe artifact (file or folder).')
-    ap.add_argument('path')
-    ap.add_argument('--json', action='store_true', help='print JSON instead of a table')
-    a = ap.parse_args(argv)
-    try: d = describe(require_path(a.path, 'artifact'))
-    except (ArtifactError, OSError, ValueError) as e:
-        print(f"tinytribe inspect: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(d, indent=1, default=str) if a.json else render(d))
-    return 0
+@dataclass
+class InspectOptions:
+    "What `inspect` (`tinytribe inspect`) describes."
+    path: str = field(metadata={'positional': True})  # a tinytribe file or folder
+
+def inspect(opts: InspectOptions) -> dict:
+    "The inspect job: `describe` the artifact at `opts.path` (a missing path: `ArtifactError` naming it)."
+    return describe(require_path(opts.path, 'artifact'))

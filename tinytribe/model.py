@@ -4,9 +4,10 @@
 
 # %% ../nbs/31_model.ipynb #edd1e494
 from __future__ import annotations
-import argparse, contextlib, dataclasses, json, math, warnings
+import contextlib, dataclasses, json, math, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
@@ -22,7 +23,7 @@ from .layers import (Projector, MotionConv, ModalityEmbeddings, MoEBlock, GatedP
 
 # %% auto #0
 __all__ = ['SPACES', 'PRESETS', 'TinyTribeConfig', 'get_config', 'Encoded', 'TribeOutput', 'default_step_times', 'TinyTribe',
-           'save_weights', 'load_weights', 'run_record', 'record_run', 'model_info_cli']
+           'save_weights', 'load_weights', 'run_record', 'record_run', 'ModelInfoOptions', 'model_info']
 
 # %% ../nbs/31_model.ipynb #3fa974e0
 SPACES = SPACE_SIZES                # output spaces and their sizes (tinytribe.spaces)
@@ -477,24 +478,16 @@ def from_pretrained(cls: TinyTribe, path, strict: bool = True, map_location='cpu
     return model.to(map_location)
 
 # %% ../nbs/31_model.ipynb #7baa7ae9
-def model_info_cli(argv: list[str] | None = None) -> int:
-    "`tinytribe model-info --preset NAME --space SPACE [--json]`: parameter counts of the built model."
-    ap = argparse.ArgumentParser(prog='tinytribe model-info', description='Parameter counts of a built Tiny-TRIBE v3.')
-    ap.add_argument('--preset', default='full', choices=sorted(PRESETS))
-    ap.add_argument('--space', default=None, choices=sorted(SPACES), help="output space (default: the preset's)")
-    ap.add_argument('--video-dim', type=int, default=None,
-                    help='video feature width (640 mobilevit_s, 1280 efficientnet-lite0)')
-    ap.add_argument('--json', action='store_true', help='print JSON')
-    a = ap.parse_args(argv)
-    ov = {}
-    if a.space: ov['space'] = a.space
-    if a.video_dim: ov['video_dim'] = a.video_dim
-    cfg = get_config(a.preset, **ov)
-    with torch.device('meta'): model = TinyTribe(cfg)      # counts need shapes only
-    info = {'preset': a.preset, **model.count_parameters()}
-    if a.json: print(json.dumps(info, indent=1))
-    else:
-        print(f"Tiny-TRIBE v3 preset={a.preset} space={cfg.space} ({cfg.n_outputs} outputs)")
-        for k in ('total', 'trainable', 'active_per_token', 'experts'): print(f"  {k:<17} {info[k]:>12,}")
-        for k, v in info['per_stage'].items(): print(f"  stage {k:<11} {v:>12,}")
-    return 0
+@dataclass
+class ModelInfoOptions:
+    "Which model `model_info` (`tinytribe model-info`) counts."
+    preset: Literal['full', 'sprint', 'tiny'] = 'full'  # model size (`PRESETS`)
+    space: Literal['fsaverage4', 'fsaverage5', 'schaefer100', 'schaefer1000', 'schaefer200', 'schaefer400'] | None = None  # output space (default: the preset's)
+    video_dim: int | None = None  # video feature width (640 mobilevit_s, 1280 efficientnet-lite0)
+
+def model_info(opts: ModelInfoOptions) -> dict:
+    """Parameter counts of the model `opts` names, built on the meta device (counts need shapes only):
+    `{'preset', 'space', 'n_outputs', **TinyTribe.count_parameters()}`."""
+    cfg = get_config(opts.preset, **{k: v for k, v in (('space', opts.space), ('video_dim', opts.video_dim)) if v})
+    with torch.device('meta'): model = TinyTribe(cfg)
+    return {'preset': opts.preset, 'space': cfg.space, 'n_outputs': cfg.n_outputs, **model.count_parameters()}

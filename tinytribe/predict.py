@@ -4,9 +4,10 @@
 
 # %% ../nbs/60_predict.ipynb #c026a2d5
 from __future__ import annotations
-import argparse, json, re, sys, tempfile, warnings
+import json, re, sys, tempfile, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 import numpy as np
 import torch
 from .core import TRGrid
@@ -19,21 +20,11 @@ from .store import (save_arrays, load_arrays, read_meta, ArtifactError, now_iso,
                              write_json, atomic_write, require_path)
 
 # %% auto #0
-__all__ = ['HUB_ID', 'HUB_FILES', 'warn_untrained_head', 'TrustWarning', 'trust_warning', 'input_warnings', 'warn_once',
-           'resolve_model', 'Prediction', 'window_starts', 'predict_clip', 'medial_wall', 'summarize',
-           'save_prediction', 'load_prediction', 'save_npy', 'save_gifti', 'SurfaceFrames', 'render_movie',
-           'view_prediction', 'plot_prediction', 'video_backbone_for', 'predict_files', 'predict_parser', 'predict_cli',
-           'text_to_speech', 'TribeModel', 'push_model', 'push_cli']
-
-# %% ../nbs/60_predict.ipynb #9b9da0b1
-def warn_untrained_head(model, where='model') -> bool:
-    "Warn (and return True) when no phase that fits the output head (2 or 3) is recorded in `model.meta`."
-    phases = sorted(set(getattr(model, 'meta', {}).get('phases', [])))
-    if set(phases) & {2, 3}: return False
-    warnings.warn(f"{where}: the output head of this model was never trained (phases recorded: {phases or 'none'}); "
-                  "its predictions are random spatial maps, not brain responses. Train Phase 2 or 3 first "
-                  "(tinytribe train --phase 2 ...).", UserWarning, stacklevel=2)
-    return True
+__all__ = ['HUB_ID', 'HUB_FILES', 'TrustWarning', 'trust_warning', 'input_warnings', 'warn_once', 'resolve_model', 'Prediction',
+           'window_starts', 'predict_clip', 'medial_wall', 'summarize', 'save_prediction', 'load_prediction',
+           'save_npy', 'save_gifti', 'SurfaceFrames', 'render_movie', 'view_prediction', 'plot_prediction',
+           'video_backbone_for', 'predict_files', 'PredictOptions', 'predict', 'text_to_speech', 'TribeModel',
+           'push_model', 'PushOptions', 'push']
 
 # %% ../nbs/60_predict.ipynb #0a2d98b3
 class TrustWarning(UserWarning):
@@ -469,63 +460,45 @@ def predict_files(model_dir, sources, out_dir, tr_s: float = 1.49, offset_s: flo
     return {'predict': run_items(items, one, man, retry_failed=retry_failed, progress=progress, desc='predict'),
             'extract': extraction}
 
-def predict_parser() -> argparse.ArgumentParser:
-    "The options of `tinytribe predict`."
-    ap = argparse.ArgumentParser(prog='tinytribe predict',
-                                 description='Feature files or media -> predicted responses per TR (one .npz per clip, optional brain maps).')
-    ap.add_argument('sources', nargs='+', help='feature files (.npz from tinytribe extract), media files, and/or folders of them')
-    ap.add_argument('--model', required=True, help='a saved model folder (save_pretrained: config.json + model.safetensors) '
-                    'or a Hugging Face Hub repo id (org/name)')
-    ap.add_argument('--out', required=True, help='output folder: <clip_id>.npz per clip, manifest/ (and features/ for media)')
-    ap.add_argument('--tr', type=float, default=1.49, help='TR in seconds (default 1.49, CNeuroMod)')
-    ap.add_argument('--offset', type=float, default=0.0, help='time of the first TR window start in seconds')
-    ap.add_argument('--subject', type=int, default=0, help='FiLM row: 0 = the average subject')
-    ap.add_argument('--window-s', type=float, default=100.0)
-    ap.add_argument('--warmup-s', type=float, default=16.0)
-    ap.add_argument('--plot', action='store_true', help='also write <clip_id>.png: the s.d. of the prediction on the brain')
-    ap.add_argument('--format', nargs='+', default=['npz'], choices=['npz', 'npy', 'gifti'],
-                    help='output formats besides the .npz (always written): npy (+ .json sidecar), gifti (one .func.gii per hemisphere)')
-    ap.add_argument('--movie', action='store_true', help='also write <clip_id>.mp4: the prediction over time on the inflated surface')
-    ap.add_argument('--video-backbone', default=None, choices=['mobilevit_s', 'efficientnet_lite0'],
-                    help="media only: the video backbone (default: the one matching the model's video width)")
-    ap.add_argument('--video-weights', default=None, help='media only: video backbone weights (file or folder)')
-    ap.add_argument('--transcripts', default=None, help='media only: a transcript file or a folder of them (matched by stem)')
-    ap.add_argument('--no-asr', action='store_true', help='media only: never run ASR')
-    ap.add_argument('--threads', type=int, default=None, help='CPU threads for torch')
-    ap.add_argument('--retry-failed', action='store_true')
-    ap.add_argument('--json', action='store_true', help='print the summary as JSON')
-    return ap
+@dataclass
+class PredictOptions:
+    "What the predict job (`predict`, `tinytribe predict`) reads, writes and how."
+    sources: list[str] = field(metadata={'positional': True, 'nargs': '+'})  # feature files (.npz from tinytribe extract), media files, and/or folders of them
+    model: str  # a saved model folder (save_pretrained: config.json + model.safetensors) or a Hugging Face Hub repo id (org/name)
+    out: str  # output folder: <clip_id>.npz per clip, manifest/ (and features/ for media)
+    tr: float = 1.49  # TR in seconds (CNeuroMod's)
+    offset: float = 0.0  # time of the first TR window start in seconds
+    subject: int = 0  # FiLM row: 0 = the average subject
+    window_s: float = 100.0  # seconds the model sees at once: a longer clip runs in overlapping windows
+    warmup_s: float = 16.0  # context each window after the first re-reads (the HRF kernel's length)
+    plot: bool = False  # also write <clip_id>.png: the s.d. of the prediction on the brain
+    format: list[Literal['npz', 'npy', 'gifti']] = field(default_factory=lambda: ['npz'], metadata={'nargs': '+'})  # output formats besides the .npz (always written): npy (+ .json sidecar), gifti (one .func.gii per hemisphere)
+    movie: bool = False  # also write <clip_id>.mp4: the prediction over time on the inflated surface
+    video_backbone: Literal['mobilevit_s', 'efficientnet_lite0'] | None = None  # media only: the video backbone (default: the one matching the model's video width)
+    video_weights: str | None = None  # media only: video backbone weights (file or folder)
+    transcripts: str | None = None  # media only: a transcript file or a folder of them (matched by stem)
+    no_asr: bool = False  # media only: never run ASR
+    threads: int | None = None  # CPU threads for torch
+    retry_failed: bool = False  # run the items that failed before again
 
-def predict_cli(argv: list[str]) -> int:
-    "`tinytribe predict SOURCES... --model DIR --out DIR`: predicted responses of every clip, resumable."
-    ap = predict_parser()
-    a = ap.parse_args(argv)
-    if a.threads: torch.set_num_threads(a.threads)
-    try:
-        given = [*((s, 'source') for s in a.sources), (a.transcripts, 'transcripts'),
-                 (a.video_weights, 'video weights')]
-        for p, what in given:
-            if p: require_path(p, what)
-        with warnings.catch_warnings(record=True) as caught:        # each trust warning once, one line on stderr
-            warnings.simplefilter('always', TrustWarning)
-            reps = predict_files(a.model, a.sources, a.out, tr_s=a.tr, offset_s=a.offset, subject=a.subject,
-                                 window_s=a.window_s, warmup_s=a.warmup_s, plot=a.plot, retry_failed=a.retry_failed,
-                                 video_backbone=a.video_backbone, transcripts=a.transcripts, asr=not a.no_asr,
-                                 video_weights=a.video_weights, formats=tuple(a.format), movie=a.movie)
-        for w in caught:
-            if issubclass(w.category, TrustWarning): print(f"tinytribe predict: warning: {w.message}", file=sys.stderr)
-            else: warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    except (FileNotFoundError, ArtifactError, ValueError) as e:
-        print(f"tinytribe predict: {e}", file=sys.stderr); return 2
+def predict(opts: PredictOptions, progress: bool = True) -> dict:
+    """The predict job: `predict_files` on `opts` after checking that every input exists. Trust warnings are issued as
+    `TrustWarning`s (each once). -> `{'done_now', 'skipped', 'failed_now': {item: reason}, 'extracted_now',
+    'total_done'}` (counts of clips; `failed_now` also names media that failed to extract)."""
+    if opts.threads: torch.set_num_threads(opts.threads)
+    for path, what in [*((s, 'source') for s in opts.sources), (opts.transcripts, 'transcripts'),
+                       (opts.video_weights, 'video weights')]:
+        if path: require_path(path, what)
+    reps = predict_files(opts.model, opts.sources, opts.out, tr_s=opts.tr, offset_s=opts.offset, subject=opts.subject,
+                         window_s=opts.window_s, warmup_s=opts.warmup_s, plot=opts.plot, retry_failed=opts.retry_failed,
+                         progress=progress, video_backbone=opts.video_backbone, transcripts=opts.transcripts,
+                         asr=not opts.no_asr, video_weights=opts.video_weights, formats=tuple(opts.format),
+                         movie=opts.movie)
     rep, ext = reps['predict'], reps['extract']
     failed = {**({f"extract {k}": v for k, v in ext.failed.items()} if ext else {}), **rep.failed}
-    res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': failed,
-           'extracted_now': len(ext.done) if ext else 0, 'total_done': Manifest(Path(a.out) / 'manifest').summary()['done']}
-    print(json.dumps(res, indent=1) if a.json else
-          f"predicted {res['done_now']} clip(s) ({res['extracted_now']} extracted from media), skipped {res['skipped']}, "
-          f"failed {len(failed)}; {res['total_done']} done in {a.out}")
-    for k, why in failed.items(): print(f"  failed {k}: {why}", file=sys.stderr)
-    return 1 if failed else 0
+    return {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': failed,
+            'extracted_now': len(ext.done) if ext else 0, 'total_done': Manifest(Path(opts.out) / 'manifest').summary()['done']}
+
 
 # %% ../nbs/60_predict.ipynb #8851163f
 def text_to_speech(text_path, out_dir, wpm: int = 160) -> tuple[Path, list]:
@@ -664,17 +637,15 @@ def push_model(model_dir, repo_id: str, private: bool = False, token: str | None
         raise ConnectionError(f"{repo_id}: upload failed ({type(e).__name__}: {_one_line(e)})") from None
     return f"https://huggingface.co/{repo_id}"
 
-def push_cli(argv: list[str]) -> int:
-    "`tinytribe push MODEL REPO_ID [--private] [--message M]`: a model folder and its card to the Hugging Face Hub."
-    ap = argparse.ArgumentParser(prog='tinytribe push', description='Upload a model folder with its card to the Hugging '
-                                 'Face Hub (huggingface_hub; log in first with `hf auth login` or set HF_TOKEN).')
-    ap.add_argument('model', help='a saved model folder (config.json, model.safetensors, card.json, README.md)')
-    ap.add_argument('repo_id', help='Hugging Face Hub repo id, e.g. your-name/tinytribe-sprint')
-    ap.add_argument('--private', action='store_true', help='create the repo private')
-    ap.add_argument('--message', default=None, help='commit message')
-    a = ap.parse_args(argv)
-    try: url = push_model(a.model, a.repo_id, a.private, message=a.message)
-    except (ArtifactError, ValueError, ConnectionError) as e:
-        print(f"tinytribe push: {e}", file=sys.stderr); return 2
-    print(f"pushed {a.model} to {url}")
-    return 0
+@dataclass
+class PushOptions:
+    "What the push job (`push`, `tinytribe push`) uploads, and where."
+    model: str = field(metadata={'positional': True})  # a saved model folder (config.json, model.safetensors, card.json, README.md)
+    repo_id: str = field(metadata={'positional': True})  # Hugging Face Hub repo id, e.g. your-name/tinytribe-sprint
+    private: bool = False  # create the repo private
+    message: str | None = None  # commit message
+
+def push(opts: PushOptions, token: str | None = None) -> str:
+    "The push job: `push_model` with `opts` (log in first with `hf auth login`, set HF_TOKEN, or pass `token`); -> the URL."
+    return push_model(opts.model, opts.repo_id, opts.private, token=token, message=opts.message)
+
