@@ -204,27 +204,31 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 # %% ../nbs/79_cli.ipynb #b15106ee
-def _json_flag(p: argparse.ArgumentParser, help: str = 'print the summary as JSON') -> argparse.ArgumentParser:
-    p.add_argument('--json', action='store_true', help=help)
+def _job_parser(cmd: str, cls: type, description: str, json_help: str | None = None) -> argparse.ArgumentParser:
+    "The options of `tinytribe CMD`: the fields of the job's options class `cls` (`add_options`), and `--json` with `json_help`."
+    p = argparse.ArgumentParser(prog=f"tinytribe {cmd}", description=description)
+    add_options(p, cls)
+    if json_help: p.add_argument('--json', action='store_true', help=json_help)
     return p
+
+def _parsed(p: argparse.ArgumentParser, cls: type, argv: list[str], what: str) -> tuple:
+    "(`cls` from the arguments `p` parsed, whether `--json` was given)."
+    given = vars(p.parse_args(argv))
+    as_json = given.pop('json', False)
+    return options_from(p, cls, given, what), as_json
 
 def predict_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe predict` (`tinytribe.predict.PredictOptions`), and `--json`."
     from tinytribe.predict import PredictOptions
-    p = argparse.ArgumentParser(prog='tinytribe predict', description='Feature files or media -> predicted responses '
-                                'per TR (one .npz per clip, optional brain maps).')
-    add_options(p, PredictOptions)
-    return _json_flag(p)
+    return _job_parser('predict', PredictOptions, 'Feature files or media -> predicted responses per TR (one .npz per '
+                       'clip, optional brain maps).', 'print the summary as JSON')
 
 def predict_command(argv: list[str]) -> int:
     """`tinytribe predict SOURCES... --model DIR --out DIR`: `tinytribe.predict.predict`, each trust warning once in one
     line on stderr, the summary on stdout (`--json`: as JSON), one line per failed clip. Exit code 1 when a clip failed."""
     import warnings
     from tinytribe.predict import PredictOptions, TrustWarning, predict
-    p = predict_parser()
-    given = vars(p.parse_args(argv))
-    as_json = given.pop('json', False)
-    opts = options_from(p, PredictOptions, given, 'predict')
+    opts, as_json = _parsed(predict_parser(), PredictOptions, argv, 'predict')
     with warnings.catch_warnings(record=True) as caught:        # each trust warning once, one line on stderr
         warnings.simplefilter('always', TrustWarning)
         res = predict(opts)
@@ -241,33 +245,22 @@ def predict_command(argv: list[str]) -> int:
 def push_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe push` (`tinytribe.predict.PushOptions`)."
     from tinytribe.predict import PushOptions
-    p = argparse.ArgumentParser(prog='tinytribe push', description='Upload a model folder with its card to the Hugging '
-                                'Face Hub (huggingface_hub; log in first with `hf auth login` or set HF_TOKEN).')
-    add_options(p, PushOptions)
-    return p
+    return _job_parser('push', PushOptions, 'Upload a model folder with its card to the Hugging Face Hub '
+                       '(huggingface_hub; log in first with `hf auth login` or set HF_TOKEN).')
 
 def push_command(argv: list[str]) -> int:
     "`tinytribe push MODEL REPO_ID [--private] [--message M]`: `tinytribe.predict.push`, the URL on stdout."
     from tinytribe.predict import PushOptions, push
-    p = push_parser()
-    opts = options_from(p, PushOptions, vars(p.parse_args(argv)), 'push')
+    opts, _ = _parsed(push_parser(), PushOptions, argv, 'push')
     print(f"pushed {opts.model} to {push(opts)}")
     return 0
 
 # %% ../nbs/79_cli.ipynb #acb22dc8
-def _parsed(p: argparse.ArgumentParser, cls: type, argv: list[str], what: str) -> tuple:
-    "(`cls` from the arguments `p` parsed, whether `--json` was given)."
-    given = vars(p.parse_args(argv))
-    as_json = given.pop('json', False)
-    return options_from(p, cls, given, what), as_json
-
 def evaluate_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe evaluate` (`tinytribe.evaluate.EvaluateOptions`)."
     from tinytribe.evaluate import EvaluateOptions
-    p = argparse.ArgumentParser(prog='tinytribe evaluate', description='Score models against fMRI beside the noise '
-                                'ceiling, the ridge baseline and the teacher; writes report.json and report.html.')
-    add_options(p, EvaluateOptions)
-    return p
+    return _job_parser('evaluate', EvaluateOptions, 'Score models against fMRI beside the noise ceiling, the ridge '
+                       'baseline and the teacher; writes report.json and report.html.')
 
 def evaluate_command(argv: list[str]) -> int:
     """`tinytribe evaluate MODEL... --features DIR --fmri DIR [--teacher DIR] [--split S] [--baseline ridge] --out DIR`:
@@ -280,10 +273,7 @@ def evaluate_command(argv: list[str]) -> int:
 def export_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe export` (`tinytribe.export.ExportOptions`)."
     from tinytribe.export import ExportOptions
-    p = argparse.ArgumentParser(prog='tinytribe export',
-                                description='A saved model -> ONNX (fp32 or INT8) for ONNX Runtime and the browser page.')
-    add_options(p, ExportOptions)
-    return p
+    return _job_parser('export', ExportOptions, 'A saved model -> ONNX (fp32 or INT8) for ONNX Runtime and the browser page.')
 
 def export_command(argv: list[str]) -> int:
     """`tinytribe export MODEL --out model.onnx [--int8] [--features CLIP...] [--mesh]`: `tinytribe.export.export_job`,
@@ -302,9 +292,7 @@ def export_command(argv: list[str]) -> int:
 def model_info_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe model-info` (`tinytribe.model.ModelInfoOptions`), and `--json`."
     from tinytribe.model import ModelInfoOptions
-    p = argparse.ArgumentParser(prog='tinytribe model-info', description='Parameter counts of a built Tiny-TRIBE v3.')
-    add_options(p, ModelInfoOptions)
-    return _json_flag(p, 'print JSON')
+    return _job_parser('model-info', ModelInfoOptions, 'Parameter counts of a built Tiny-TRIBE v3.', 'print JSON')
 
 def model_info_command(argv: list[str]) -> int:
     "`tinytribe model-info --preset NAME --space SPACE [--json]`: `tinytribe.model.model_info`, a table or JSON."
@@ -321,9 +309,8 @@ def model_info_command(argv: list[str]) -> int:
 def inspect_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe inspect` (`tinytribe.inspect.InspectOptions`), and `--json`."
     from tinytribe.inspect import InspectOptions
-    p = argparse.ArgumentParser(prog='tinytribe inspect', description='Describe any tinytribe artifact (file or folder).')
-    add_options(p, InspectOptions)
-    return _json_flag(p, 'print JSON instead of a table')
+    return _job_parser('inspect', InspectOptions, 'Describe any tinytribe artifact (file or folder).',
+                       'print JSON instead of a table')
 
 def inspect_command(argv: list[str]) -> int:
     "`tinytribe inspect PATH [--json]`: `tinytribe.inspect.inspect`, as a table (`render`) or JSON."
