@@ -340,26 +340,19 @@ def evaluate_session(out_dir, models, features, fmri, remote=None, inputs: dict 
                      teacher=None, split=None, baseline: str = 'ridge', ridge_iter: int | None = None, space=None,
                      subjects=None, run_dir=None) -> SessionReport:
     """Score `models` (a model/run folder or a list, as `tinytribe evaluate MODELS...`) against the fMRI in `fmri` on
-    the clips of `features` and write the report into `out_dir` (`tinytribe.evaluate.evaluate`, `tinytribe.report.write_report`), as a
+    the clips of `features` and write the report into `out_dir` (`tinytribe.evaluate.evaluate_report`), as a
     session mirrored to `remote`, after pulling `inputs` (`{local_folder: remote_spec}`: the trained run, features).
     `teacher`, `split`, `baseline` ('ridge' or 'none'), `ridge_iter`, `space`, `subjects` (a list or 'a,b') and
     `run_dir` (a list: one per model) mean what the command's options do. A failure raises."""
     models = [str(m) for m in ([models] if isinstance(models, (str, Path)) else models)]
     runs = [str(r) for r in ([run_dir] if isinstance(run_dir, (str, Path)) else (run_dir or []))]
-    subs = subjects.split(',') if isinstance(subjects, str) else (list(map(str, subjects)) if subjects else None)
+    subs = subjects if isinstance(subjects, str) or not subjects else ','.join(map(str, subjects))
     def job(deadline):
-        from tinytribe.evaluate import evaluate, EvalConfig, model_names, learning_curves, record_in_cards
-        from tinytribe.report import write_report
-        from tinytribe.metrics import RidgeConfig
-        for p, what in [*((m, 'model') for m in models), (features, 'features'), (fmri, 'fMRI'), (teacher, 'teacher'),
-                        *((r, 'run folder') for r in runs)]:
-            if p: require_path(p, what)
-        cfg = EvalConfig(split=split, baseline=None if baseline == 'none' or split == 'all' else 'ridge', space=space,
-                         subjects=subs, ridge=RidgeConfig(**({} if ridge_iter is None else {'n_iter': ridge_iter})))
-        names = model_names(models)
-        res = evaluate(dict(zip(names, models)), features, fmri, teacher, cfg)
-        write_report(res, out_dir, learning_curves(dict(zip(names, runs))))
-        record_in_cards(res, Path(out_dir) / 'report.json')
+        from tinytribe.evaluate import EvaluateOptions, evaluate_report
+        opts = EvaluateOptions(models, str(features), str(fmri), None if teacher is None else str(teacher), split, baseline,
+                               space=space, subjects=subs, run_dir=runs, out=str(out_dir),
+                               **({} if ridge_iter is None else {'ridge_iter': ridge_iter}))
+        evaluate_report(opts)
         return {'state': 'done', 'out': str(out_dir)}
     return run_session(job, out_dir, remote, name='evaluate', budget_hours=_budget(KAGGLE_BUDGET_HOURS, budget_hours),
                        margin_min=margin_min, push_every_min=push_every_min, inputs=inputs, started_at=started_at)
