@@ -618,8 +618,9 @@ def adapt_subject_folder(o: AdaptSubjectOptions) -> dict:
     """`adapt_subject` from folders: the model in `o.model` with the FiLM row of `o.subject` fitted to its runs under
     `o.fmri` (the first `o.runs` of them, the clips `o.split` holds out left out), saved to `o.out` with
     `adapt_report.json`. Returns the report."""
+    for p, what in ((o.model, 'model'), (o.fmri, 'fMRI'), (o.features, 'features')): require_path(p, what)
     sub = subject_id(o.subject)
-    model = TinyTribe.from_pretrained(require_path(o.model, 'model'))
+    model = TinyTribe.from_pretrained(o.model)
     runs = load_runs(o.fmri, o.features, o.fmri_space, [sub])
     if o.split:
         keep = set(training_split({r.clip_id for r in runs}, o.split)['train'])
