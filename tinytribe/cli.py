@@ -16,7 +16,9 @@ from .session import TRAIN_PULL_EXCLUDE
 __all__ = ['COMMANDS', 'SESSION_COMMANDS', 'add_options', 'options_from', 'train_parser', 'train_command', 'main',
            'predict_parser', 'predict_command', 'push_parser', 'push_command', 'evaluate_parser', 'evaluate_command',
            'export_parser', 'export_command', 'model_info_parser', 'model_info_command', 'inspect_parser',
-           'inspect_command', 'session_parser', 'session_command']
+           'inspect_command', 'session_parser', 'session_command', 'adapt_subject_parser', 'adapt_subject_command',
+           'pseudo_label_parser', 'pseudo_label_command', 'export_backbones_parser', 'export_backbones_command',
+           'web_parser', 'web_command']
 
 # %% ../nbs/79_cli.ipynb #39271995
 def _flag(name: str) -> str: return '--' + name.replace('_', '-')
@@ -150,10 +152,10 @@ def _command(name: str) -> Callable[[list], int]:
     elif name == 'export': return export_command
     elif name == 'inspect': return inspect_command
     elif name == 'demo': from tinytribe.demo import demo_cli as f
-    elif name == 'adapt-subject': from tinytribe.phase3 import adapt_subject_cli as f
-    elif name == 'pseudo-label': from tinytribe.phase3 import pseudo_label_cli as f
-    elif name == 'export-backbones': from tinytribe.backbones_onnx import export_backbones_cli as f
-    elif name == 'web': from tinytribe.web import web_cli as f
+    elif name == 'adapt-subject': return adapt_subject_command
+    elif name == 'pseudo-label': return pseudo_label_command
+    elif name == 'export-backbones': return export_backbones_command
+    elif name == 'web': return web_command
     elif name == 'sync': from tinytribe.session import sync_cli as f
     elif name == 'push': return push_command
     elif name == 'teacher-import': from tinytribe.teacher_cache import teacher_import_cli as f
@@ -434,3 +436,81 @@ def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -
                       min_budget_s=MIN_BUDGET_S if cmd == 'train' else 0.0,
                       identity=job_identity(cmd, **{k: _opt(rest, f"--{k}") for k in ('phase', 'preset', 'teacher')}))
     return int(rep.job.get('exit_code', 0 if rep.state == 'done' else 1))
+
+# %% ../nbs/79_cli.ipynb #0e7f86bc
+def adapt_subject_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe adapt-subject` (`tinytribe.phase3.AdaptSubjectOptions`)."
+    from tinytribe.phase3 import AdaptSubjectOptions
+    p = argparse.ArgumentParser(prog='tinytribe adapt-subject', description="Fit a new subject's FiLM row (γ and β) from a "
+                                "few fMRI runs; every other weight stays as it is.")
+    add_options(p, AdaptSubjectOptions)
+    return p
+
+def adapt_subject_command(argv: list[str]) -> int:
+    "`tinytribe adapt-subject MODEL --fmri DIR --subject ID --features DIR --out DIR [--runs N]`: the report, one JSON line."
+    from tinytribe.phase3 import AdaptSubjectOptions, adapt_subject_folder
+    p = adapt_subject_parser()
+    rep = adapt_subject_folder(options_from(p, AdaptSubjectOptions, vars(p.parse_args(argv)), 'adapt-subject'))
+    print(json.dumps(rep))
+    return 0
+
+def pseudo_label_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe pseudo-label` (`tinytribe.phase3.PseudoLabelOptions`)."
+    from tinytribe.phase3 import PseudoLabelOptions
+    p = argparse.ArgumentParser(prog='tinytribe pseudo-label', description='A trained student labels the clips that have '
+                                'features but no teacher segments (teacher-segment format, lower weight in training).')
+    add_options(p, PseudoLabelOptions)
+    return p
+
+def pseudo_label_command(argv: list[str]) -> int:
+    "`tinytribe pseudo-label MODEL --features DIR --out DIR [--teacher DIR]`: counts of what was written, one JSON line."
+    from tinytribe.phase3 import PseudoLabelOptions, pseudo_label
+    p = pseudo_label_parser()
+    rep = pseudo_label(options_from(p, PseudoLabelOptions, vars(p.parse_args(argv)), 'pseudo-label'))
+    print(json.dumps({'written': len(rep['written']), 'files': rep['files'], 'skipped': len(rep['skipped'])}))
+    return 0
+
+# %% ../nbs/79_cli.ipynb #6c74f0bc
+def export_backbones_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe export-backbones` (`tinytribe.backbones_onnx.BackbonesOptions`)."
+    from tinytribe.backbones_onnx import BackbonesOptions
+    p = argparse.ArgumentParser(prog='tinytribe export-backbones',
+                                description='the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest.')
+    add_options(p, BackbonesOptions)
+    return p
+
+def export_backbones_command(argv: list[str]) -> int:
+    """`tinytribe export-backbones OUT_DIR`: a line per backbone (the precision used, parity with torch), the manifest's
+    path, and on stderr one loud line per backbone at random init."""
+    from tinytribe.backbones_onnx import BackbonesOptions, backbones_onnx, random_weight_warnings, MANIFEST
+    p = export_backbones_parser()
+    o = options_from(p, BackbonesOptions, vars(p.parse_args(argv)), 'export-backbones')
+    man = backbones_onnx(o)
+    for m, e in man['backbones'].items():
+        q = e['parity'].get('int8', {})
+        print(f"{m:6s} {e['source']['name']:24s} use {e['use']:5s} "
+              f"fp32 max|diff| {e['parity']['fp32']['max_abs_diff']:.1e}"
+              + (f"  INT8 cosine {q['cos_mean']:.4f}" if q else '') + f"  ({e['why']})")
+    print(f"wrote {Path(o.out_dir) / MANIFEST}")
+    for w in random_weight_warnings(man): print(w, file=sys.stderr, flush=True)
+    return 0
+
+# %% ../nbs/79_cli.ipynb #0491f710
+def web_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe web` (`tinytribe.web.WebOptions`)."
+    from tinytribe.web import WebOptions
+    p = argparse.ArgumentParser(prog='tinytribe web', description="the folder of the page's clip mode.")
+    add_options(p, WebOptions)
+    return p
+
+def web_command(argv: list[str]) -> int:
+    """`tinytribe web OUT_DIR --student MODEL --backbones DIR [--clip MEDIA]`: the folder of the page's clip mode; a line
+    per backbone, the manifest's path and size, and on stderr one loud line per backbone at random init."""
+    from tinytribe.web import WebOptions, web
+    p = web_parser()
+    o = options_from(p, WebOptions, vars(p.parse_args(argv)), 'web')
+    h = web(o)
+    for m, b in h['backbones'].items(): print(f"{m:6s} {b['name']:24s} {b['precision']:5s} {b['bytes'] / 1e6:6.1f} MB")
+    print(f"wrote {Path(o.out_dir) / 'web.json'}: {len(h['bytes'])} files, {h['total_bytes'] / 1e6:.1f} MB")
+    for w in h['warnings']: print(w, file=sys.stderr, flush=True)   # the page shows them too
+    return 0

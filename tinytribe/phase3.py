@@ -4,7 +4,7 @@
 
 # %% ../nbs/44_phase3.ipynb #8fd0c2a8
 from __future__ import annotations
-import json, math, warnings, argparse, sys
+import json, math, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
@@ -13,7 +13,7 @@ import torch.nn as nn
 from .core import TRGrid
 from .featfile import MODALITIES, feature_files, features_meta
 from .segfile import split_segments, save_segment
-from .store import write_json, ArtifactError, Deadline
+from .store import write_json, ArtifactError, Deadline, require_path
 from .model import TinyTribe, get_config, TinyTribeConfig
 from . import spaces
 from .data import Target, TargetSegments, Mixture, pair_teacher, collate
@@ -30,8 +30,8 @@ from .phase2 import (DistillConfig, Phase2Task, DistillHeads, Tagged, teacher_la
 __all__ = ['LR_FINETUNE', 'DATASET_WEIGHTS', 'SHRINK_GRID', 'Phase3Config', 'run_target', 'fmri_in_space', 'fmri_projection',
            'Curriculum', 'EpochMixture', 'Phase3Task', 'roi_index', 'val_phase3', 'clip_files', 'subject_rows',
            'grow_film', 'training_split', 'build_phase3', 'load_runs', 'check_subjects', 'parse_dataset_weights',
-           'Phase3Options', 'phase3_inputs', 'fit_phase3', 'phase3_fit', 'predict_clip_rows', 'pseudo_label',
-           'pseudo_label_cli', 'adapt_subject', 'adapt_subject_cli']
+           'Phase3Options', 'phase3_inputs', 'fit_phase3', 'phase3_fit', 'predict_clip_rows', 'PseudoLabelOptions',
+           'pseudo_label', 'adapt_subject', 'AdaptSubjectOptions', 'adapt_subject_folder']
 
 # %% ../nbs/44_phase3.ipynb #b9f7a79a
 LR_FINETUNE = {'projectors': 1e-5, 'embeddings': 0.0, 'fusion': 5e-5, 'pool_hrf': 1e-4, 'head': 1e-4,
@@ -476,10 +476,21 @@ def predict_clip_rows(model: TinyTribe, clip, grid: TRGrid, subject: int = 0, co
     return out
 
 # %% ../nbs/44_phase3.ipynb #d18f4f2e
-def pseudo_label(model_dir, features, out, teacher=None, tr_s: float = 1.0, offset_s: float = 5.0,
-                 dataset: str = 'pseudo', progress: bool = True) -> dict:
-    """Write pseudo-label segments into `out` for every clip of `features` without segments in `teacher` (all clips when
-    `teacher` is None). Returns `{'written': [clip_id], 'skipped': {clip_id: reason}, 'files': n}`."""
+@dataclass
+class PseudoLabelOptions:
+    "What `tinytribe pseudo-label` takes."
+    model: str = field(metadata={'positional': True})   # model folder (RUN/model of a Phase 2 or 3 run)
+    features: str                          # folder of feature files (tinytribe extract) of the clips to label
+    out: str                               # folder to write the pseudo-label segments into
+    teacher: str | None = None             # teacher segments: their clips are not labelled
+
+def pseudo_label(o: PseudoLabelOptions, tr_s: float = 1.0, offset_s: float = 5.0, dataset: str = 'pseudo',
+                 progress: bool = True) -> dict:
+    """Write pseudo-label segments into `o.out` for every clip of `o.features` without segments in `o.teacher` (all
+    clips when it is None), on the grid `tr_s`/`offset_s` (the teacher's). Returns `{'written': [clip_id], 'skipped':
+    {clip_id: reason}, 'files': n}`."""
+    model_dir, features, out, teacher = o.model, o.features, o.out, o.teacher
+    require_path(model_dir, 'model'); require_path(features, 'features')
     if not head_trained(model_dir): raise ArtifactError(f"{model_dir}: its head was never trained (Phase 2 or 3): no pseudo-labels from it")
     model = TinyTribe.from_pretrained(model_dir).eval()
     have = {features_meta(fp)['clip_id'] for fp, _ in pair_teacher(features, teacher)} if teacher else set()
@@ -496,19 +507,6 @@ def pseudo_label(model_dir, features, out, teacher=None, tr_s: float = 1.0, offs
             save_segment(out, seg); n += 1
         written.append(cid)
     return {'written': written, 'skipped': skipped, 'files': n}
-
-def pseudo_label_cli(argv: list[str]) -> int:
-    "`tinytribe pseudo-label MODEL --features DIR --out DIR [--teacher DIR]`: label clips without teacher segments."
-    ap = argparse.ArgumentParser(prog='tinytribe pseudo-label', description='A trained student labels the clips that have '
-                                 'features but no teacher segments (teacher-segment format, lower weight in training).')
-    ap.add_argument('model', help='model folder (RUN/model of a Phase 2 or 3 run)')
-    ap.add_argument('--features', required=True); ap.add_argument('--out', required=True)
-    ap.add_argument('--teacher', default=None, help='teacher segments: their clips are not labelled')
-    a = ap.parse_args(argv)
-    try: rep = pseudo_label(a.model, a.features, a.out, a.teacher)
-    except (ArtifactError, FileNotFoundError, ValueError) as e: print(f"tinytribe pseudo-label: {e}", file=sys.stderr); return 2
-    print(json.dumps({'written': len(rep['written']), 'files': rep['files'], 'skipped': len(rep['skipped'])}))
-    return 0
 
 # %% ../nbs/44_phase3.ipynb #3b563e9d
 SHRINK_GRID = (0.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)   # prior strength of the average subject, in TRs of data
@@ -601,32 +599,34 @@ def adapt_subject(model: TinyTribe, runs: list, features, subject: str, steps: i
             'cv_r': {str(k): v for k, v in cv.items()}, 'mse_before': before[0], 'mse_after': after[0],
             'r_before': before[1], 'r_after': after[1]}
 
-def adapt_subject_cli(argv: list[str]) -> int:
-    "`tinytribe adapt-subject MODEL --fmri DIR --subject ID --features DIR --out DIR [--runs N]`"
-    ap = argparse.ArgumentParser(prog='tinytribe adapt-subject', description="Fit a new subject's FiLM row (γ and β) from a "
-                                 "few fMRI runs; every other weight stays as it is.")
-    ap.add_argument('model', help='model folder'); ap.add_argument('--fmri', required=True, help='fMRI root')
-    ap.add_argument('--subject', required=True); ap.add_argument('--features', required=True, help="the runs' clips' features")
-    ap.add_argument('--out', required=True, help='folder for the adapted model')
-    ap.add_argument('--runs', type=int, default=None, help='use only the first N runs')
-    ap.add_argument('--steps', type=int, default=300); ap.add_argument('--lr', type=float, default=0.02)
-    ap.add_argument('--shrink', type=float, default=None,
-                    help="prior strength of the average subject in TRs of data (default: chosen by leave-one-run-out CV)")
-    ap.add_argument('--fmri-space', default=None)
-    ap.add_argument('--split', default=None, help="clips to keep out of the fit, evaluate's --split (a comma-separated "
-                    "list, a JSON {train, val} file, 'algonauts')")
-    a = ap.parse_args(argv)
-    try:
-        sub = subject_id(a.subject)
-        model = TinyTribe.from_pretrained(a.model)
-        runs = load_runs(a.fmri, a.features, a.fmri_space, [sub])
-        if a.split:
-            keep = set(training_split({r.clip_id for r in runs}, a.split)['train'])
-            runs = [r for r in runs if r.clip_id in keep]
-        runs = runs[:a.runs] if a.runs else runs
-        rep = adapt_subject(model, runs, a.features, sub, a.steps, a.lr, shrink=a.shrink)
-        model.save_pretrained(a.out)
-        write_json(Path(a.out)/'adapt_report.json', rep)
-    except (ArtifactError, FileNotFoundError, ValueError) as e: print(f"tinytribe adapt-subject: {e}", file=sys.stderr); return 2
-    print(json.dumps(rep))
-    return 0
+@dataclass
+class AdaptSubjectOptions:
+    "What `tinytribe adapt-subject` takes."
+    model: str = field(metadata={'positional': True})   # model folder
+    fmri: str                              # fMRI root
+    subject: str                           # the new subject (an id such as sub-07, or its number)
+    features: str                          # the runs' clips' features
+    out: str                               # folder for the adapted model
+    runs: int | None = None                # use only the first N runs
+    steps: int = 300                       # Adam steps of each fit
+    lr: float = 0.02                       # learning rate of the fit
+    shrink: float | None = None            # prior strength of the average subject in TRs of data (default: chosen by leave-one-run-out CV)
+    fmri_space: str | None = None          # space of the fMRI to load when the data hold several
+    split: str | None = None               # clips to keep out of the fit, evaluate's --split (a comma-separated list, a JSON {train, val} file, 'algonauts')
+
+def adapt_subject_folder(o: AdaptSubjectOptions) -> dict:
+    """`adapt_subject` from folders: the model in `o.model` with the FiLM row of `o.subject` fitted to its runs under
+    `o.fmri` (the first `o.runs` of them, the clips `o.split` holds out left out), saved to `o.out` with
+    `adapt_report.json`. Returns the report."""
+    for p, what in ((o.model, 'model'), (o.fmri, 'fMRI'), (o.features, 'features')): require_path(p, what)
+    sub = subject_id(o.subject)
+    model = TinyTribe.from_pretrained(o.model)
+    runs = load_runs(o.fmri, o.features, o.fmri_space, [sub])
+    if o.split:
+        keep = set(training_split({r.clip_id for r in runs}, o.split)['train'])
+        runs = [r for r in runs if r.clip_id in keep]
+    runs = runs[:o.runs] if o.runs else runs
+    rep = adapt_subject(model, runs, o.features, sub, o.steps, o.lr, shrink=o.shrink)
+    model.save_pretrained(o.out)
+    write_json(Path(o.out)/'adapt_report.json', rep)
+    return rep

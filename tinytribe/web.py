@@ -4,14 +4,15 @@
 
 # %% ../nbs/63_web.ipynb #a16ca15f
 from __future__ import annotations
-import argparse, json, math, shutil, sys, unicodedata
+import json, math, shutil, unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 import numpy as np
 from .core import STEP_S, n_steps_for
 from .store import atomic_write, write_json, ArtifactError, require_path
 from .media import probe, words_for, words_to_dicts
-from .export import _write_bin, export_onnx, export_mesh, onnx_info, add_grid_options
+from .export import _write_bin, export_onnx, export_mesh, onnx_info
 from .backbones_onnx import read_backbones_manifest
 from .backbone_base import WHISPER_SR, WHISPER_WINDOW_S, WHISPER_FRAME_HZ
 from .backbones_onnx import TEXT_MAX_TOKENS, MANIFEST, random_weight_warnings
@@ -20,7 +21,7 @@ VIDEO_BY_WIDTH = {w: name for name, (_, _, w) in VIDEO_MODELS.items()}   # the v
 
 # %% auto #0
 __all__ = ['VIDEO_BY_WIDTH', 'MEL', 'mel_filters', 'log_mel', 'whisper_mel', 'wordpiece', 'write_vocab', 'write_words',
-           'student_widths', 'check_backbones', 'int8_embeddings', 'export_web', 'web_cli']
+           'student_widths', 'check_backbones', 'int8_embeddings', 'export_web', 'WebOptions', 'web']
 
 # %% ../nbs/63_web.ipynb #de7c4641
 def mel_filters(n_mels: int = 80) -> tuple[np.ndarray, np.ndarray]:
@@ -296,29 +297,24 @@ def export_web(out_dir, student, backbones_dir, clip=None, transcripts=None, asr
     return write_json(out / 'web.json', head)
 
 # %% ../nbs/63_web.ipynb #48c7faed
-def web_cli(argv: list[str]) -> int:
-    "`tinytribe web OUT_DIR --student MODEL --backbones DIR [--clip MEDIA]`: the folder of the page's clip mode."
-    ap = argparse.ArgumentParser(prog='tinytribe web', description=web_cli.__doc__.split(': ', 1)[1])
-    ap.add_argument('out_dir', help='the folder to write (serve it as the page\'s data/, e.g. web/data)')
-    ap.add_argument('--student', required=True, help='a saved model folder (exported INT8 here) or an exported .onnx')
-    ap.add_argument('--backbones', required=True, help='a folder written by tinytribe export-backbones')
-    ap.add_argument('--clip', default=None, help='a video to open by default; its words are written beside it')
-    ap.add_argument('--transcripts', default=None, help="the clip's transcript (file or folder; default: beside it)")
-    ap.add_argument('--asr', action='store_true', help='run ASR in Python when the clip has no transcript')
-    add_grid_options(ap)
-    ap.add_argument('--no-mesh', action='store_true', help='do not write the fsaverage5 mesh')
-    ap.add_argument('--int8-embeddings', action='store_true',
-                    help="store the text model's word embeddings INT8 (47 MB less to download; its features "
-                         "change a little)")
-    a = ap.parse_args(argv)
-    try:
-        p = export_web(a.out_dir, a.student, a.backbones, a.clip, a.transcripts, a.asr, a.tr, a.offset, a.subject,
-                       mesh=not a.no_mesh, int8_embeddings=a.int8_embeddings)
-    except (FileNotFoundError, ValueError, ArtifactError) as e:
-        print(f"tinytribe web: {e}", file=sys.stderr)
-        return 2
-    h = json.loads(p.read_text())
-    for m, b in h['backbones'].items(): print(f"{m:6s} {b['name']:24s} {b['precision']:5s} {b['bytes'] / 1e6:6.1f} MB")
-    print(f"wrote {p}: {len(h['bytes'])} files, {h['total_bytes'] / 1e6:.1f} MB")
-    for w in h['warnings']: print(w, file=sys.stderr, flush=True)   # the page shows them too
-    return 0
+@dataclass
+class WebOptions:
+    "What `tinytribe web` takes (the grid options as `tinytribe export`'s: `--tr/--offset/--subject`)."
+    out_dir: str = field(metadata={'positional': True})   # the folder to write (serve it as the page's data/, e.g. web/data)
+    student: str                           # a saved model folder (exported INT8 here) or an exported .onnx
+    backbones: str                         # a folder written by tinytribe export-backbones
+    clip: str | None = None                # a video to open by default; its words are written beside it
+    transcripts: str | None = None         # the clip's transcript (file or folder; default: beside it)
+    asr: bool = False                      # run ASR in Python when the clip has no transcript
+    tr: float = 1.49                       # TR in seconds of the predicted grid
+    offset: float = 0.0                    # grid offset in seconds
+    subject: int = 0                       # FiLM row (0 = average subject)
+    no_mesh: bool = False                  # do not write the fsaverage5 mesh
+    int8_embeddings: bool = False          # store the text model's word embeddings INT8 (47 MB less to download; its features change a little)
+
+def web(o: WebOptions) -> dict:
+    """`export_web` as `o` says: the folder of the page's clip mode. Returns its manifest `web.json` (its `warnings`:
+    the backbones at random init, for the caller to show; the page shows them too)."""
+    p = export_web(o.out_dir, o.student, o.backbones, o.clip, o.transcripts, o.asr, o.tr, o.offset, o.subject,
+                   mesh=not o.no_mesh, int8_embeddings=o.int8_embeddings)
+    return json.loads(p.read_text())
