@@ -4,9 +4,9 @@
 
 # %% ../nbs/22_fmri.ipynb #82c26ba6
 from __future__ import annotations
-import argparse, csv, json, logging, re, shutil, subprocess, sys
+import csv, json, logging, re, shutil, subprocess
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
@@ -21,8 +21,8 @@ __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'skip_reason', 'skip_s
            'load_fmri', 'group_repeats', 'AlgonautsScan', 'scan_algonauts', 'write_algonauts_transcript',
            'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid', 'read_events_words',
            'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'write_algonauts_words',
-           'write_as_release', 'dataset_clips', 'dataset_clips_for_extract', 'extract_dataset', 'extract_cli',
-           'describe_fmri', 'fmri_cli']
+           'write_as_release', 'dataset_clips', 'dataset_clips_for_extract', 'extract_dataset', 'describe_fmri',
+           'FmriOptions', 'fmri_job']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -980,11 +980,6 @@ def extract_dataset(root, out_dir, verbose: bool = False, **kw):
     from tinytribe.extract import extract
     return extract(None, out_dir, clips=dataset_clips_for_extract(root, verbose), **kw)
 
-def extract_cli(argv: list[str]) -> int:
-    "`tinytribe extract MEDIA... --out DIR` or `tinytribe extract --dataset ROOT --out DIR` (see `tinytribe.extract`)."
-    from tinytribe.extract import extract_cli as _media_cli
-    return _media_cli(argv, clips_of=dataset_clips_for_extract)
-
 # %% ../nbs/22_fmri.ipynb #c797d992
 def describe_fmri(path) -> dict:
     """For `tinytribe inspect`: a data set folder (layout, subjects, clips, runs, space, TR, what was skipped; no
@@ -1008,23 +1003,21 @@ def describe_fmri(path) -> dict:
     raise ArtifactError(f"{path}: not an fMRI data set folder, HDF5 run file or GIfTI time series")
 
 # %% ../nbs/22_fmri.ipynb #d362b5a0
-def fmri_cli(argv: list[str]) -> int:
-    "`tinytribe fmri ROOT [--json] [--media-list FILE] [--run-is repeat|part]`: what an fMRI data set holds."
-    ap = argparse.ArgumentParser(prog='tinytribe fmri', description='Describe an fMRI data set (Algonauts 2025 release '
-                                 'root, fMRIPrep fsaverage5 derivatives or simbrain output): runs, clips, skips.')
-    ap.add_argument('root', help='the data set folder')
-    ap.add_argument('--json', action='store_true', help='print JSON')
-    ap.add_argument('--media-list', default=None, help="write the usable clips' media files here, one per line")
-    ap.add_argument('--run-is', default='repeat', choices=['repeat', 'part'], help='fMRIPrep: what a BIDS run is')
-    a = ap.parse_args(argv)
-    require_path(a.root, 'fMRI root')
-    root = Path(a.root)
-    try:
-        rep = []
-        layout, refs, clips = _survey(root, rep, run_is=a.run_is)
-    except (ArtifactError, ValueError, OSError) as e:
-        print(f"tinytribe fmri: {e}", file=sys.stderr)
-        return 1
+@dataclass(kw_only=True)
+class FmriOptions:
+    "What `tinytribe fmri` takes."
+    root: str = field(metadata={'positional': True})   # the data set folder
+    media_list: str | None = None                      # write the usable clips' media files here, one per line
+    run_is: Literal['repeat', 'part'] = 'repeat'       # fMRIPrep: what a BIDS run is
+
+def fmri_job(opts: FmriOptions) -> dict:
+    """`tinytribe fmri`: what the data set under `opts.root` holds (layout, runs per subject, clips, spaces, TRs, what was
+    skipped and why), without reading a run; the usable clips' media files written to `opts.media_list` when given. A
+    missing or unreadable data set is an `ArtifactError`."""
+    root = require_path(opts.root, 'fMRI root')
+    rep = []
+    try: layout, refs, clips = _survey(root, rep, run_is=opts.run_is)
+    except OSError as e: raise ArtifactError(f"{root}: {e}") from e
     per_sub = {s: sum(r.subject == s for r in refs) for s in sorted({r.subject for r in refs})}
     out = {'layout': layout, 'root': str(root), 'runs_per_subject': per_sub, 'n_clips': len(clips),
            'n_repeated_runs': sum(r.repeat > 1 for r in refs), 'spaces': sorted({r.space for r in refs}),
@@ -1033,11 +1026,6 @@ def fmri_cli(argv: list[str]) -> int:
     if layout == 'algonauts':
         sp = split_clips([c.clip_id for c in clips])
         out['split_algonauts'] = {k: len(v) for k, v in sp.items()}
-    if a.media_list:
-        with atomic_write(a.media_list, 'w') as f: f.write(''.join(f"{c.media}\n" for c in clips if c.media))
-    if a.json: print(json.dumps(out, indent=1))
-    else:
-        for k, v in out.items():
-            if k != 'skipped': print(f"{k:>22}: {v}")
-        print(f"{'skipped':>22}: {len(rep)}" + ''.join(f"\n    {m}" for m in rep))
-    return 0
+    if opts.media_list:
+        with atomic_write(opts.media_list, 'w') as f: f.write(''.join(f"{c.media}\n" for c in clips if c.media))
+    return out
