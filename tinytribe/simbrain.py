@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import STEP_S, TRGrid, double_gamma_hrf, step_times, bin_steps
-from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso, describe_h5_runs, require_path
+from .store import ArtifactError, write_json, atomic_write, file_sha256, now_iso, describe_h5_runs
 from . import spaces
 from . import __version__
 from .featfile import MODALITIES, load_features, feature_files
@@ -717,7 +717,7 @@ def simbrain_job(opts: SimBrainOptions) -> dict:
     """`tinytribe simbrain`: write an in-silico brain data set (teacher segments, fMRI runs like Algonauts 2025, noise
     ceilings, maps) for the feature files in `opts.features_dir` into `opts.out`; returns `describe(opts.out)`. A
     missing folder, or one without usable feature files, is an `ArtifactError`; a bad setting a `ValueError`."""
-    src = require_path(opts.features_dir, 'features')
+    src = Path(opts.features_dir)
     if not src.is_dir(): raise ArtifactError(f"{src}: not a folder")
     files = feature_files(src)
     if not files: raise ArtifactError(f"no usable feature files in {src}")
