@@ -37,7 +37,7 @@ def imports_torch(path) -> bool:
 def make_artifacts(d: Path) -> dict:
     import torch
     from tinytribe.featfile import random_features, save_features
-    from tinytribe.fmri import write_algonauts_fixture
+    from tinytribe.testing import write_algonauts_fixture
     from tinytribe.model import TinyTribe, get_config
     from tinytribe.engine import Trainer, TrainConfig
     from tinytribe.testing import FeatureRegression

@@ -85,4 +85,4 @@ def test_bad_input(tmp_path):
     assert r.returncode == 2 and 'not a folder' in r.stderr
     (tmp_path / 'empty').mkdir()
     r = simbrain(tmp_path / 'empty', tmp_path / 'o')
-    assert r.returncode == 1 and 'no usable feature files' in r.stderr
+    assert r.returncode == 2 and 'no usable feature files' in r.stderr      # bad input: exit code 2 (tinytribe.cli.main)

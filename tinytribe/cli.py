@@ -13,12 +13,14 @@ from .store import ArtifactError, require_path
 from .session import TRAIN_PULL_EXCLUDE
 
 # %% auto #0
-__all__ = ['COMMANDS', 'SESSION_COMMANDS', 'add_options', 'options_from', 'train_parser', 'train_command', 'main',
-           'predict_parser', 'predict_command', 'push_parser', 'push_command', 'evaluate_parser', 'evaluate_command',
-           'export_parser', 'export_command', 'model_info_parser', 'model_info_command', 'inspect_parser',
-           'inspect_command', 'session_parser', 'session_command', 'adapt_subject_parser', 'adapt_subject_command',
-           'pseudo_label_parser', 'pseudo_label_command', 'export_backbones_parser', 'export_backbones_command',
-           'web_parser', 'web_command']
+__all__ = ['COMMANDS', 'SESSION_COMMANDS', 'add_options', 'options_from', 'train_parser', 'train_command', 'extract_parser',
+           'extract_command', 'teacher_cache_parser', 'teacher_cache_command', 'teacher_import_parser',
+           'teacher_import_command', 'simbrain_parser', 'simbrain_command', 'fmri_parser', 'fmri_command',
+           'sync_parser', 'sync_command', 'main', 'predict_parser', 'predict_command', 'push_parser', 'push_command',
+           'evaluate_parser', 'evaluate_command', 'export_parser', 'export_command', 'model_info_parser',
+           'model_info_command', 'inspect_parser', 'inspect_command', 'session_parser', 'session_command',
+           'adapt_subject_parser', 'adapt_subject_command', 'pseudo_label_parser', 'pseudo_label_command',
+           'export_backbones_parser', 'export_backbones_command', 'web_parser', 'web_command']
 
 # %% ../nbs/79_cli.ipynb #39271995
 def _flag(name: str) -> str: return '--' + name.replace('_', '-')
@@ -117,6 +119,157 @@ def train_command(argv: list[str]) -> int:
     if dist_info()[0] == 0: print(json.dumps({k: report[k] for k in keys}))
     return 0
 
+# %% ../nbs/79_cli.ipynb #bfb283ee
+def _names(cls, first: str, last: str | None = None) -> set:
+    "The fields of `cls` NOT in `first`..`last` (inclusive): `add_options`' `skip` that adds that run of fields, in order."
+    ns = [f.name for f in dataclasses.fields(cls)]
+    a, b = ns.index(first), ns.index(last or ns[-1])
+    return set(ns) - set(ns[a:b + 1])
+
+def _print(text: str) -> None:
+    "Print to stdout; a reader that went away (`tinytribe sync verify | head`) ends the output quietly, with no traceback."
+    try: print(text, flush=True)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+def extract_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe extract` (`tinytribe.extract.ExtractOptions`), the alias `--workers-id` and `--json`."
+    from tinytribe.extract import ExtractOptions as O
+    p = argparse.ArgumentParser(prog='tinytribe extract', description='Media files -> cached 2 Hz feature files (resumable).')
+    add_options(p, O, skip=_names(O, 'media', 'budget_hours'))
+    p.add_argument('--worker-id', '--workers-id', dest='worker_id', default=argparse.SUPPRESS,
+                   help=docments(O)['worker_id'])
+    add_options(p, O, skip=_names(O, 'threads'))
+    p.add_argument('--json', action='store_true', help='print the summary as JSON')
+    return p
+
+def extract_command(argv: list[str]) -> int:
+    """`tinytribe extract MEDIA_OR_DIR... --out DIR [...]` or `--dataset ROOT`: `tinytribe.extract.extract_job`, with the
+    data set's clips read first (bad data sets fail before any backbone loads). Exit code 1 when a clip failed."""
+    from tinytribe.extract import ExtractOptions, extract_job
+    p = extract_parser()
+    given = vars(p.parse_args(argv))
+    as_json = given.pop('json')
+    opts = options_from(p, ExtractOptions, given, 'extract')
+    if bool(opts.media) == bool(opts.dataset): p.error("give media files/folders or --dataset ROOT (one of them)")
+    clips = None
+    if opts.dataset:
+        from tinytribe.fmri import dataset_clips_for_extract
+        clips = dataset_clips_for_extract(require_path(opts.dataset, 'data set'), opts.verbose)
+    for m in opts.media: require_path(m, 'media')        # a missing input says so before the warning below
+    from tinytribe.backbones import resolve_video_weights
+    if not opts.video_weights and resolve_video_weights(opts.video_backbone) is None:
+        print(f"WARNING: no pretrained weights for {opts.video_backbone}: video features will come from a RANDOM-INIT "
+              f"network (pass --video-weights, or --video-backbone efficientnet_lite0 for real weights)", file=sys.stderr)
+    res = extract_job(opts, clips=clips)
+    if as_json: print(json.dumps(res, indent=1))
+    else:
+        left = f", {len(res['left'])} left (budget reached)" if res['stopped_early'] else ''
+        print(f"extract: {res['done_now']} done now, {res['skipped']} skipped (done or claimed), "
+              f"{len(res['failed_now'])} failed{left}; {opts.out} holds {res['total_done']} done, {res['total_failed']} failed")
+        for k, r in res['failed_now'].items(): print(f"  FAILED {k}: {r}")
+    return 1 if res['failed_now'] else 0
+
+# %% ../nbs/79_cli.ipynb #4b516f0a
+def teacher_cache_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe teacher-cache` (`tinytribe.teacher_cache.TeacherCacheOptions`)."
+    from tinytribe.teacher_cache import TeacherCacheOptions
+    p = argparse.ArgumentParser(prog='tinytribe teacher-cache', description='Cache teacher predictions and '
+                                'hidden states as 100-TR segments (resumable).')
+    add_options(p, TeacherCacheOptions)
+    return p
+
+def teacher_cache_command(argv: list[str]) -> int:
+    """`tinytribe teacher-cache FEATURES_DIR --teacher {simbrain,tribev2} --out DIR [--budget-hours H] ...`:
+    `tinytribe.teacher_cache.teacher_cache_job`; one JSON summary, exit code 1 when a clip failed."""
+    from tinytribe.teacher_cache import TeacherCacheOptions, teacher_cache_job
+    p = teacher_cache_parser()
+    opts = options_from(p, TeacherCacheOptions, vars(p.parse_args(argv)), 'teacher-cache')
+    rep = teacher_cache_job(opts)
+    print(json.dumps({'done': len(rep.done), 'skipped': len(rep.skipped), 'failed': rep.failed,
+                      'left': len(rep.left), 'stopped_early': rep.stopped_early, 'out': str(opts.out)}, indent=1))
+    return 1 if rep.failed else 0
+
+def teacher_import_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe teacher-import` (`tinytribe.teacher_cache.TeacherImportOptions`)."
+    from tinytribe.teacher_cache import TeacherImportOptions
+    p = argparse.ArgumentParser(prog='tinytribe teacher-import', description="Predictions that already exist (a folder "
+                                "of per-clip .npy/.npz/.h5, or one HDF5 file of a dataset per clip) -> teacher segments")
+    add_options(p, TeacherImportOptions)
+    return p
+
+def teacher_import_command(argv: list[str]) -> int:
+    """`tinytribe teacher-import SRC --features DIR --space SPACE --tr-s TR [--offset-s S] --out DIR`: names that match
+    no clip and clips that failed are listed on stderr, the summary printed as JSON; exit code 1 when one failed."""
+    from tinytribe.teacher_cache import TeacherImportOptions, teacher_import_job
+    p = teacher_import_parser()
+    opts = options_from(p, TeacherImportOptions, vars(p.parse_args(argv)), 'teacher-import')
+    rep = teacher_import_job(opts)
+    for n in rep['unmatched']: print(f"teacher-import: {n}: no feature file matches this name: not imported", file=sys.stderr)
+    for n, r in rep['failed'].items(): print(f"teacher-import: FAILED {n}: {r}", file=sys.stderr)
+    print(json.dumps({'imported': len(rep['imported']), 'unmatched': rep['unmatched'], 'ambiguous': rep['ambiguous'],
+                      'failed': rep['failed'], 'out': str(opts.out)}, indent=1))
+    return 1 if rep['failed'] or rep['ambiguous'] else 0
+
+# %% ../nbs/79_cli.ipynb #bf3e6c5b
+def simbrain_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe simbrain` (`tinytribe.simbrain.SimBrainOptions`)."
+    from tinytribe.simbrain import SimBrainOptions
+    p = argparse.ArgumentParser(prog='tinytribe simbrain', description='Write an in-silico brain data set (teacher segments, '
+                                'fMRI runs like Algonauts 2025, noise ceilings, maps) for the feature files in FEATURES_DIR.')
+    add_options(p, SimBrainOptions)
+    return p
+
+def simbrain_command(argv: list[str]) -> int:
+    "`tinytribe simbrain FEATURES_DIR --out DIR [...]`: `tinytribe.simbrain.simbrain_job`; prints what it wrote (JSON)."
+    from tinytribe.simbrain import SimBrainOptions, simbrain_job
+    p = simbrain_parser()
+    print(json.dumps(simbrain_job(options_from(p, SimBrainOptions, vars(p.parse_args(argv)), 'simbrain')), indent=1))
+    return 0
+
+def fmri_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe fmri` (`tinytribe.fmri.FmriOptions`) and `--json`."
+    from tinytribe.fmri import FmriOptions as O
+    p = argparse.ArgumentParser(prog='tinytribe fmri', description='Describe an fMRI data set (Algonauts 2025 release '
+                                'root, fMRIPrep fsaverage5 derivatives or simbrain output): runs, clips, skips.')
+    add_options(p, O, skip=_names(O, 'root', 'root'))
+    p.add_argument('--json', action='store_true', help='print JSON')
+    add_options(p, O, skip={'root'})
+    return p
+
+def fmri_command(argv: list[str]) -> int:
+    "`tinytribe fmri ROOT [--json] [--media-list FILE] [--run-is repeat|part]`: `tinytribe.fmri.fmri_job`, printed."
+    from tinytribe.fmri import FmriOptions, fmri_job
+    p = fmri_parser()
+    given = vars(p.parse_args(argv))
+    as_json = given.pop('json')
+    out = fmri_job(options_from(p, FmriOptions, given, 'fmri'))
+    if as_json: print(json.dumps(out, indent=1))
+    else:
+        for k, v in out.items():
+            if k != 'skipped': print(f"{k:>22}: {v}")
+        print(f"{'skipped':>22}: {len(out['skipped'])}" + ''.join(f"\n    {m}" for m in out['skipped']))
+    return 0
+
+def sync_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe sync` (`tinytribe.session.SyncOptions`)."
+    from tinytribe.session import SyncOptions as O
+    p = argparse.ArgumentParser(prog='tinytribe sync', description='Mirror a job folder to a remote and back (verified).')
+    p.add_argument('action', choices=['push', 'pull', 'verify'], help=docments(O)['action'])
+    add_options(p, O, skip=_names(O, 'local', 'shard'))
+    p.add_argument('--include', nargs='*', default=argparse.SUPPRESS, help=docments(O)['include'])
+    add_options(p, O, skip=_names(O, 'deep'))
+    return p
+
+def sync_command(argv: list[str]) -> int:
+    """`tinytribe sync {push,pull,verify} LOCAL REMOTE [--shard I/N] [--include GLOB ...] [--deep]`:
+    `tinytribe.session.sync_job`; one line (push, pull) or the findings as JSON (verify, exit code 1 when bad)."""
+    from tinytribe.session import SyncOptions, sync_job
+    p = sync_parser()
+    res = sync_job(options_from(p, SyncOptions, vars(p.parse_args(argv)), 'sync'))
+    _print(res.summary())
+    return 0 if res.ok else 1
+
 # %% ../nbs/79_cli.ipynb #a63ba44e
 COMMANDS = {   # name: one-line help (the function: `_command`)
     'model-info':    'parameter counts of a built Tiny-TRIBE v3',
@@ -143,10 +296,10 @@ def _command(name: str) -> Callable[[list], int]:
     "The function of command `name`; its module is imported now (only the command that runs loads its stack)."
     if name == 'train': return train_command
     if name == 'model-info': return model_info_command
-    elif name == 'extract': from tinytribe.fmri import extract_cli as f     # media files, or a data set's clips (--dataset)
-    elif name == 'teacher-cache': from tinytribe.teacher_cache import teacher_cache_cli as f
-    elif name == 'simbrain': from tinytribe.simbrain import simbrain_cli as f
-    elif name == 'fmri': from tinytribe.fmri import fmri_cli as f
+    elif name == 'extract': return extract_command      # media files, or a data set's clips (--dataset)
+    elif name == 'teacher-cache': return teacher_cache_command
+    elif name == 'simbrain': return simbrain_command
+    elif name == 'fmri': return fmri_command
     elif name == 'predict': return predict_command
     elif name == 'evaluate': return evaluate_command
     elif name == 'export': return export_command
@@ -156,9 +309,9 @@ def _command(name: str) -> Callable[[list], int]:
     elif name == 'pseudo-label': return pseudo_label_command
     elif name == 'export-backbones': return export_backbones_command
     elif name == 'web': return web_command
-    elif name == 'sync': from tinytribe.session import sync_cli as f
+    elif name == 'sync': return sync_command
     elif name == 'push': return push_command
-    elif name == 'teacher-import': from tinytribe.teacher_cache import teacher_import_cli as f
+    elif name == 'teacher-import': return teacher_import_command
     else: raise KeyError(name)
     return f
 
@@ -365,7 +518,6 @@ def _shard_argv(how: str, argv: list, shard, out) -> list:
     from tinytribe.media import find_media
     from tinytribe.sync import shard_items, shard_tag
     if how == 'features':
-        from tinytribe.teacher_cache import teacher_cache_parser
         from tinytribe.featfile import feature_files
         ns = teacher_cache_parser().parse_args(argv)
         feats = Path(out)/'.sync'/f"features-{shard_tag(shard)}"     # this shard's feature files, as links
@@ -374,9 +526,8 @@ def _shard_argv(how: str, argv: list, shard, out) -> list:
             with contextlib.suppress(FileExistsError): (feats/Path(f).name).symlink_to(Path(f).resolve())
         return [str(feats) if a == ns.features_dir else a for a in argv]
     if how == 'media':
-        from tinytribe.extract import _extract_parser, clip_ids
-        ns = _extract_parser().parse_args(argv)
-        given = list(ns.media)
+        from tinytribe.extract import clip_ids
+        given = list(vars(extract_parser().parse_args(argv)).get('media', []))
         for m in given: require_path(m, 'media')
         files = clip_ids(find_media(given))
         mine = [str(f) for f in shard_items(files, shard).values()]
@@ -394,7 +545,7 @@ def _shard_argv(how: str, argv: list, shard, out) -> list:
 
 # %% ../nbs/79_cli.ipynb #4c270993
 def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -> int:
-    """Run `cli(argv)` (a job command's `*_cli`) as a session when `argv` holds `--remote` or `--shard`: the session
+    """Run `cli(argv)` (a job command, `extract_command`, ...) as a session when `argv` holds `--remote` or `--shard`: the session
     flags are taken off, the output folder (`--out`) is pulled from the remote, the command runs on the rest (its
     inputs cut to this shard, `--budget-hours` set to what the session leaves) and everything is pushed on a timer and
     at the end. Returns the command's exit code."""

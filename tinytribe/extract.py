@@ -4,10 +4,10 @@
 
 # %% ../nbs/12_extract.ipynb #01618bb3
 from __future__ import annotations
-import sys, time, json, hashlib, argparse, contextlib, resource
-from dataclasses import dataclass, asdict
+import sys, time, hashlib, contextlib, resource
+from dataclasses import dataclass, asdict, field
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 import numpy as np
 from .core import FEATURE_HZ, n_steps_for
 from .store import Manifest, Deadline, BatchReport, run_items, file_sha256, safe_key, ArtifactError
@@ -17,7 +17,7 @@ from .media import find_media, probe, iter_frames, iter_audio, words_for, load_a
 from .backbone_base import text_features     # torch-free: extraction with ONNX backbones needs no torch
 
 # %% auto #0
-__all__ = ['ExtractConfig', 'clip_words_for', 'extract_clip', 'clip_ids', 'extract', 'extract_cli']
+__all__ = ['ExtractConfig', 'clip_words_for', 'extract_clip', 'clip_ids', 'extract', 'ExtractOptions', 'extract_job']
 
 # %% ../nbs/12_extract.ipynb #1aa86fdd
 @dataclass
@@ -213,73 +213,45 @@ def extract(media_or_dirs, out_dir, transcripts=None, cfg: ExtractConfig | None 
                      desc='extract')
 
 # %% ../nbs/12_extract.ipynb #6f5f8d3d
-def _extract_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='tinytribe extract',
-                                 description='Media files -> cached 2 Hz feature files (resumable).')
-    ap.add_argument('media', nargs='*', help='media files and/or folders (searched recursively)')
-    ap.add_argument('--dataset', default=None, metavar='ROOT',
-                    help="an fMRI data set (Algonauts 2025 release, fMRIPrep/BIDS derivatives): its clips, named as "
-                         "load_fmri names them, with their media and their own words (ASR only for clips without)")
-    ap.add_argument('--verbose', action='store_true', help="with --dataset: list every clip the data set's scan skipped")
-    ap.add_argument('--out', required=True, help='output folder: one .npz per clip, plus manifest/')
-    ap.add_argument('--transcripts', default=None,
-                    help='a transcript file or a folder of them (matched by stem)')
-    ap.add_argument('--video-backbone', default='mobilevit_s', choices=['mobilevit_s', 'efficientnet_lite0'])
-    ap.add_argument('--no-asr', action='store_true',
-                    help='never run ASR (clips without transcripts get no words)')
-    ap.add_argument('--asr-model', default=None,
-                    help='faster-whisper model folder (default: resolved offline)')
-    ap.add_argument('--budget-hours', type=float, default=None, help='start no clip after this many hours')
-    ap.add_argument('--worker-id', '--workers-id', dest='worker_id', default=None,
-                    help='a name for this worker in the manifest (several workers may share --out)')
-    ap.add_argument('--threads', type=int, default=2)
-    ap.add_argument('--retry-failed', action='store_true')
-    ap.add_argument('--text-model', default=None)
-    ap.add_argument('--audio-model', default=None)
-    ap.add_argument('--video-weights', default=None)
-    ap.add_argument('--json', action='store_true', help='print the summary as JSON')
-    return ap
-
-def _print_summary(rep: BatchReport, summ: dict, out) -> None:
-    left = f", {len(rep.left)} left (budget reached)" if rep.stopped_early else ''
-    print(f"extract: {len(rep.done)} done now, {len(rep.skipped)} skipped (done or claimed), "
-          f"{len(rep.failed)} failed{left}; {out} holds {summ['done']} done, {summ['failed']} failed")
-    for k, r in rep.failed.items(): print(f"  FAILED {k}: {r}")
+@dataclass(kw_only=True)
+class ExtractOptions:
+    "What `tinytribe extract` takes: the media (or a data set's clips), the output folder, the backbones, the budget."
+    media: list[str] = field(default_factory=list, metadata={'positional': True})   # media files and/or folders (searched recursively)
+    dataset: str | None = field(default=None, metadata={'metavar': 'ROOT'})   # an fMRI data set (Algonauts 2025 release, fMRIPrep/BIDS derivatives): its clips, named as load_fmri names them, with their media and their own words (ASR only for clips without)
+    verbose: bool = False                      # with --dataset: list every clip the data set's scan skipped
+    out: str                                   # output folder: one .npz per clip, plus manifest/
+    transcripts: str | None = None             # a transcript file or a folder of them (matched by stem)
+    video_backbone: Literal['mobilevit_s', 'efficientnet_lite0'] = 'mobilevit_s'   # the video backbone
+    no_asr: bool = False                       # never run ASR (clips without transcripts get no words)
+    asr_model: str | None = None               # faster-whisper model folder (default: resolved offline)
+    budget_hours: float | None = None          # start no clip after this many hours
+    worker_id: str | None = None               # a name for this worker in the manifest (several workers may share --out)
+    threads: int = 2                           # torch / CTranslate2 threads
+    retry_failed: bool = False                 # run the clips that failed before again
+    text_model: str | None = None              # text backbone folder (default: resolved offline)
+    audio_model: str | None = None             # audio backbone (Whisper encoder) folder (default: resolved offline)
+    video_weights: str | None = None           # video backbone weights (default: resolved offline)
 
 # %% ../nbs/12_extract.ipynb #3b257e1a
-def extract_cli(argv: list[str], clips_of=None) -> int:
-    """`tinytribe extract MEDIA_OR_DIR... --out DIR [...]`: extract features resumably, print a summary.
-    `--dataset ROOT` needs `clips_of(root, verbose) -> clips` (`extract`'s `clips=`): the command line passes
-    `tinytribe.fmri.dataset_clips_for_extract` (the data layer sits above extraction)."""
-    ap = _extract_parser()
-    a = ap.parse_args(argv)
-    if bool(a.media) == bool(a.dataset): ap.error("give media files/folders or --dataset ROOT (one of them)")
-    for m in a.media: require_path(m, 'media')
-    clips = None
-    if a.dataset:
-        if clips_of is None: ap.error("--dataset: run it as `tinytribe extract` (tinytribe.fmri.extract_cli)")
-        require_path(a.dataset, 'data set')
-        try: clips = clips_of(a.dataset, a.verbose)     # bad data sets fail here, before any backbone loads
-        except ArtifactError as e:
-            print(f"tinytribe extract: {e}", file=sys.stderr)
-            return 2
-    if a.transcripts: require_path(a.transcripts, 'transcripts')
-    import torch                                         # the CLI's backbones run in PyTorch
-    from tinytribe.backbones import resolve_video_weights
-    torch.set_num_threads(a.threads)
-    cfg = ExtractConfig(video=a.video_backbone, asr=not a.no_asr, threads=a.threads)
-    given = (('text', a.text_model), ('audio', a.audio_model), ('video', a.video_weights))
-    paths = {k: v for k, v in given if v}
-    if not a.video_weights and resolve_video_weights(cfg.video) is None:
-        print(f"WARNING: no pretrained weights for {cfg.video}: video features will come from a RANDOM-INIT "
-              f"network (pass --video-weights, or --video-backbone efficientnet_lite0 for real weights)",
-              file=sys.stderr)
-    asr_model = load_asr(a.asr_model, threads=a.threads) if cfg.asr and a.asr_model else None
-    rep = extract(a.media or None, a.out, transcripts=a.transcripts, cfg=cfg, asr_model=asr_model, paths=paths,
-                  budget_hours=a.budget_hours, worker_id=a.worker_id, retry_failed=a.retry_failed, clips=clips)
-    summ = Manifest(Path(a.out) / 'manifest').summary()
-    res = {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': rep.failed, 'left': rep.left,
-           'stopped_early': rep.stopped_early, 'total_done': summ['done'], 'total_failed': summ['failed']}
-    if a.json: print(json.dumps(res, indent=1))
-    else: _print_summary(rep, summ, a.out)
-    return 1 if rep.failed else 0
+def extract_job(opts: ExtractOptions, clips: dict | None = None, backbones=None) -> dict:
+    """`tinytribe extract`: the media files and folders of `opts.media`, or the named `clips` of a data set (`extract`'s
+    `clips=`: `tinytribe.fmri.dataset_clips_for_extract(opts.dataset)`, read by the caller since the data layer sits
+    above extraction), extracted into `opts.out` resumably with PyTorch backbones (`backbones`: given ones instead).
+    Returns the summary: clips done now, skipped, failed now (with reasons), left by the budget, and the folder's totals.
+    A missing input is an `ArtifactError`, media and a data set together (or neither) a `ValueError`."""
+    if opts.dataset and clips is None:
+        raise ValueError("--dataset: pass the data set's clips (clips=tinytribe.fmri.dataset_clips_for_extract(root))")
+    if bool(opts.media) == (clips is not None): raise ValueError("give media files/folders or --dataset ROOT (one of them)")
+    for m in opts.media: require_path(m, 'media')
+    if opts.transcripts: require_path(opts.transcripts, 'transcripts')
+    import torch                                         # the command's backbones run in PyTorch
+    torch.set_num_threads(opts.threads)
+    cfg = ExtractConfig(video=opts.video_backbone, asr=not opts.no_asr, threads=opts.threads)
+    given = (('text', opts.text_model), ('audio', opts.audio_model), ('video', opts.video_weights))
+    asr_model = load_asr(opts.asr_model, threads=opts.threads) if cfg.asr and opts.asr_model else None
+    rep = extract(opts.media or None, opts.out, transcripts=opts.transcripts, cfg=cfg, asr_model=asr_model,
+                  paths={k: v for k, v in given if v}, budget_hours=opts.budget_hours, worker_id=opts.worker_id,
+                  retry_failed=opts.retry_failed, clips=clips, backbones=backbones)
+    summ = Manifest(Path(opts.out) / 'manifest').summary()
+    return {'done_now': len(rep.done), 'skipped': len(rep.skipped), 'failed_now': rep.failed, 'left': rep.left,
+            'stopped_early': rep.stopped_early, 'total_done': summ['done'], 'total_failed': summ['failed']}

@@ -4,9 +4,9 @@
 
 # %% ../nbs/22_fmri.ipynb #82c26ba6
 from __future__ import annotations
-import argparse, csv, json, logging, re, shutil, subprocess, sys
+import csv, json, logging, re
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,11 +18,9 @@ from .media import Word, read_transcript, VIDEO_EXTS, MEDIA_EXTS
 # %% auto #0
 __all__ = ['log', 'MOVIE10', 'ALGONAUTS_TR_S', 'FmriRun', 'skip_reason', 'skip_summary', 'subject_id', 'clean_rows',
            'fit_to_duration', 'RunRef', 'repeat_of', 'split_clips', 'Clip', 'Skip', 'detect_layout', 'read_run',
-           'load_fmri', 'group_repeats', 'AlgonautsScan', 'scan_algonauts', 'write_algonauts_transcript',
-           'write_algonauts_fixture', 'bids_entities', 'scan_fmriprep', 'read_textgrid', 'read_events_words',
-           'read_words', 'find_clips', 'write_textgrid', 'write_fmriprep_fixture', 'write_algonauts_words',
-           'write_as_release', 'dataset_clips', 'dataset_clips_for_extract', 'extract_dataset', 'extract_cli',
-           'describe_fmri', 'fmri_cli']
+           'load_fmri', 'group_repeats', 'AlgonautsScan', 'scan_algonauts', 'bids_entities', 'scan_fmriprep',
+           'read_textgrid', 'read_events_words', 'read_words', 'find_clips', 'dataset_clips',
+           'dataset_clips_for_extract', 'extract_dataset', 'describe_fmri', 'FmriOptions', 'fmri_job']
 
 # %% ../nbs/22_fmri.ipynb #7d72d55e
 @dataclass
@@ -453,93 +451,6 @@ def scan_algonauts(root, space: str | None = None, report: list | None = None,
     for s in skipped: _note(f"{s.subject + ' ' if s.subject else ''}{s.clip_id}: skipped: {s.reason}", report)
     return AlgonautsScan(root, clips, refs, skipped, files)
 
-# %% ../nbs/22_fmri.ipynb #843256ca
-_WORDS = ('we', 'need', 'coffee', 'now', 'the', 'blue', 'kettle', 'is', 'broken', 'again', 'who', 'took', 'my',
-          'umbrella', 'sorry', 'maybe', 'tomorrow', 'fine', 'look', 'at', 'this', 'map')
-
-def write_algonauts_transcript(path, episode: str, n_tr: int, seed: int = 0,
-                               tr_s: float = ALGONAUTS_TR_S) -> Path:
-    """A transcript in the release's layout (`episode`, `text_per_tr`, `words_per_tr`, `onsets_per_tr`,
-    `durations_per_tr`; one row per TR, Python list literals) with made-up words, 0-3 per TR."""
-    rng = np.random.default_rng(seed)
-    lines = ['episode\ttext_per_tr\twords_per_tr\tonsets_per_tr\tdurations_per_tr']
-    for k in range(n_tr):
-        n = int(rng.integers(0, 4))
-        ws = [str(w) for w in rng.choice(_WORDS, n)]
-        on = sorted(float(round(k * tr_s + t, 4)) for t in rng.uniform(0, tr_s * 0.8, n))
-        du = [float(round(x, 4)) for x in rng.uniform(0.1, 0.3, n)]
-        lines.append(f"{episode}\t{' ' + ' '.join(ws) if ws else ''}\t{ws!r}\t{on!r}\t{du!r}")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('\n'.join(lines) + '\n')
-    return path
-
-# %% ../nbs/22_fmri.ipynb #71f5f7ec
-_ALGO_SPEC = {   # clip: (dataset, folder, has transcript, {subject: [(key, extra TRs)]})
-    'friends_s01e01a': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01a', 0)],
-                                                 'sub-02': [('ses-001_task-s01e01a', 0)],
-                                                 'sub-03': [('ses-002_task-s01e01a', 0)]}),
-    'friends_s01e01b': ('friends', 's1', True, {'sub-01': [('ses-001_task-s01e01b', 0)],
-                                                 'sub-02': [('ses-001_task-s01e01b', 0)]}),
-    'friends_s01e02b': ('friends', 's1', False, {'sub-01': [('ses-002_task-s01e02b', 0)]}),
-    'friends_s02e03a': ('friends', 's2', True, {'sub-01': [('ses-004_task-s02e03a', 0), ('ses-009_task-s02e03a', 0)],
-                                                 'sub-02': [('ses-005_task-s02e03a', 0)]}),
-    'friends_s04e01a': ('friends', 's4', True, {}),
-    'friends_s07e01a': ('friends', 's7', True, {'sub-01': [('ses-030_task-s07e01a', 0)]}),
-    'life01': ('movie10', 'life', True, {'sub-01': [('ses-003_task-life01_run-1', 0), ('ses-004_task-life01_run-2', 0)],
-                                          'sub-02': [('ses-003_task-life01_run-1', 0)]}),
-    'bourne01': ('movie10', 'bourne', True, {'sub-01': [('ses-001_task-bourne01', 0)],
-                                              'sub-02': [('ses-001_task-bourne01', 2)]}),
-}
-
-def _algo_h5_name(sub: str, ds: str) -> str:
-    desc = '_desc-s123456' if ds == 'friends' else ''
-    return f"{sub}_task-{ds}_space-MNI152NLin2009cAsym_atlas-Schaefer18_parcel-1000Par7Net{desc}_bold.h5"
-
-def _tiny_video(path: Path, duration_s: float) -> None:
-    d = f"{duration_s:.2f}"
-    subprocess.run(['ffmpeg', '-nostdin', '-y', '-loglevel', 'error', '-f', 'lavfi', '-i', f'testsrc2=s=32x24:r=5:d={d}',
-                    '-f', 'lavfi', '-i', f'sine=duration={d}', '-c:v', 'libx264', '-c:a', 'aac', '-shortest', str(path)],
-                   check=True)
-
-# %% ../nbs/22_fmri.ipynb #f14161d1
-def write_algonauts_fixture(root, n_tr: int = 8, media: str = 'empty', seed: int = 0) -> Path:
-    """Write the tiny Algonauts 2025 release described above under `root` (clips of `n_tr` TRs of 1.49 s, data
-    random with the defects listed). `media='empty'` writes empty media files (the reader only needs them to
-    exist), `'ffmpeg'` one real tiny video, copied to every clip. Returns `root`."""
-    import h5py                  # lazy: ~0.3 s to import, only the HDF5 layouts need it
-    root, rng = Path(root), np.random.default_rng(seed)
-    runs = {}
-    for i, (cid, (ds, folder, has_t, by_sub)) in enumerate(_ALGO_SPEC.items()):
-        mdir = root / 'stimuli' / 'movies' / ds / folder
-        mdir.mkdir(parents=True, exist_ok=True)
-        mp = mdir / f"{cid}.mkv"
-        if media == 'ffmpeg':
-            tpl = root / '.tiny.mkv'
-            if not tpl.exists(): _tiny_video(tpl, n_tr * ALGONAUTS_TR_S)
-            shutil.copyfile(tpl, mp)
-        elif media == 'empty': mp.touch()
-        else: raise ValueError(f"media must be 'empty' or 'ffmpeg', not {media!r}")
-        if has_t:
-            tname = f"movie10_{cid}.tsv" if ds == 'movie10' else f"{cid}.tsv"
-            tdir = root / 'stimuli' / 'transcripts' / ds / folder
-            write_algonauts_transcript(tdir / tname, cid.split('_')[-1], n_tr, seed + i)
-        for sub, keys in by_sub.items():
-            for key, extra in keys:
-                runs.setdefault((sub, ds), {})[key] = rng.standard_normal((n_tr + extra, 1000)).astype(np.float32)
-    r = runs
-    r['sub-01', 'friends']['ses-001_task-s01e01a'][2] = np.nan
-    r['sub-01', 'friends']['ses-001_task-s01e01a'][5] = 0
-    r['sub-02', 'friends']['ses-001_task-s01e01b'][:, 17] = np.nan
-    r['sub-02', 'friends']['ses-001_task-s01e01b'][3, 4] = np.nan
-    r['sub-02', 'friends']['ses-050_task-s05e10a'] = rng.standard_normal((n_tr, 1000)).astype(np.float32)
-    (root / '.tiny.mkv').unlink(missing_ok=True)
-    for (sub, ds), keys in runs.items():
-        d = root / 'fmri' / sub / 'func'
-        d.mkdir(parents=True, exist_ok=True)
-        with h5py.File(d / _algo_h5_name(sub, ds), 'w') as f:
-            for k in sorted(keys): f.create_dataset(k, data=keys[k])
-    return root
-
 # %% ../nbs/22_fmri.ipynb #5ca91023
 def bids_entities(name: str) -> dict:
     "BIDS entities of a file name (`sub`, `ses`, `task`, `run`, `hemi`, `space`, …) and its `suffix` ('' if none)."
@@ -806,149 +717,6 @@ def find_clips(root, report: list | None = None, require_fmri: bool = True, run_
     _summarise(notes, report, root, verbose)
     return out
 
-# %% ../nbs/22_fmri.ipynb #548e6372
-def _write_gifti(path: Path, x: np.ndarray, timestep_ms: float | None = None) -> None:
-    import nibabel as nib         # lazy: only the GIfTI layout needs it
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = nib.gifti.GiftiMetaData({'TimeStep': f"{timestep_ms:.6f}"}) if timestep_ms else None
-    das = [nib.gifti.GiftiDataArray(np.asarray(row, np.float32), intent='NIFTI_INTENT_TIME_SERIES',
-                                    datatype='NIFTI_TYPE_FLOAT32', meta=meta) for row in x]
-    nib.save(nib.gifti.GiftiImage(darrays=das), str(path))
-
-# %% ../nbs/22_fmri.ipynb #5be8d3be
-def write_textgrid(path, words, xmax: float, tier: str = 'words') -> Path:
-    "A Praat TextGrid (long text format), one interval tier of `words` (`Word`s; gaps become empty intervals)."
-    iv, t = [], 0.0
-    for w in sorted(words, key=lambda w: w.onset_s):
-        if w.onset_s > t: iv.append((t, w.onset_s, ''))
-        iv.append((w.onset_s, w.offset_s, w.text)); t = w.offset_s
-    if t < xmax: iv.append((t, xmax, ''))
-    L = ['File type = "ooTextFile"', 'Object class = "TextGrid"', '', 'xmin = 0 ', f'xmax = {xmax} ', 'tiers? <exists> ',
-         'size = 1 ', 'item []: ', '    item [1]:', '        class = "IntervalTier" ', f'        name = "{tier}" ',
-         '        xmin = 0 ', f'        xmax = {xmax} ', f'        intervals: size = {len(iv)} ']
-    for k, (a, b, x) in enumerate(iv, 1):
-        L += [f'        intervals [{k}]:', f'            xmin = {a} ', f'            xmax = {b} ',
-              f'            text = "{x.replace(chr(34), chr(34) * 2)}" ']
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('\n'.join(L) + '\n')
-    return path
-
-# %% ../nbs/22_fmri.ipynb #09325013
-def write_fmriprep_fixture(root, n_tr: int = 6, seed: int = 0) -> Path:
-    "Write the tiny fMRIPrep fsaverage5 data set described above under `root`; returns `root`."
-    root, rng = Path(root), np.random.default_rng(seed)
-    (root / 'dataset_description.json').parent.mkdir(parents=True, exist_ok=True)
-    (root / 'dataset_description.json').write_text(json.dumps({'Name': 'fixture-stories', 'BIDSVersion': '1.8.0'}))
-    run = lambda: rng.standard_normal((n_tr, spaces.N_HEMI)).astype(np.float32)
-    f1 = root / 'sub-01' / 'func'
-    for h in 'LR': _write_gifti(f1 / f"sub-01_task-storyA_hemi-{h}_space-fsaverage5_bold.func.gii", run())
-    (f1 / 'sub-01_task-storyA_hemi-L_space-fsaverage5_bold.json').write_text(json.dumps({'RepetitionTime': 2.0}))
-    ev = ['onset\tduration\ttrial_type\tword\tstim_file']
-    ev += [f"{0.4 + 1.1 * k:.2f}\t0.3\tword\t{w}\t{'storyA.wav' if k == 0 else 'n/a'}" for k, w in enumerate(_WORDS[:8])]
-    (f1 / 'sub-01_task-storyA_events.tsv').write_text('\n'.join(ev) + '\n')
-    for ses in ('1', '2'):
-        d = root / 'sub-01' / f"ses-{ses}" / 'func'
-        for h in 'LR':
-            _write_gifti(d / f"sub-01_ses-{ses}_task-storyB_space-fsaverage5_hemi-{h}.func.gii", run(), 2000.0)
-    _write_gifti(root / 'sub-02' / 'func' / 'sub-02_task-storyA_hemi-L_space-fsaverage5_bold.func.gii', run())
-    d2 = root / 'sub-02' / 'ses-1' / 'func'
-    L, R = run(), run()
-    L[1, 7] = np.nan
-    L[4], R[4] = 0, 0
-    _write_gifti(d2 / 'sub-02_ses-1_task-storyB_hemi-L_space-fsaverage5_bold.func.gii', L)
-    _write_gifti(d2 / 'sub-02_ses-1_task-storyB_hemi-R_space-fsaverage5_bold.func.gii', R)
-    (d2 / 'sub-02_ses-1_task-storyB_bold.json').write_text(json.dumps({'RepetitionTime': 2.0, 'TaskName': 'storyB'}))
-    (root / 'stimuli').mkdir(exist_ok=True)
-    (root / 'stimuli' / 'storyA.wav').touch()
-    write_textgrid(root / 'stimuli' / 'TextGrids' / 'storyB.TextGrid',
-                   [Word(w, 0.5 + 1.3 * k, 0.4) for k, w in enumerate(_WORDS[8:16])], xmax=n_tr * 2.0)
-    return root
-
-# %% ../nbs/22_fmri.ipynb #b4d12db4
-def write_algonauts_words(path, words, n_tr: int, episode: str = '', tr_s: float = ALGONAUTS_TR_S) -> Path:
-    "A transcript in the release's TSV layout (one row per TR, Python list literals) of `words` (`Word`s)."
-    rows = [[] for _ in range(n_tr)]
-    for w in words:
-        k = int(w.onset_s // tr_s)
-        if 0 <= k < n_tr: rows[k].append(w)
-    lines = ['episode\ttext_per_tr\twords_per_tr\tonsets_per_tr\tdurations_per_tr']
-    for ws in rows:
-        t = [w.text for w in ws]
-        lines.append(f"{episode}\t{' '.join(t)}\t{t!r}\t{[round(w.onset_s, 4) for w in ws]!r}\t"
-                     f"{[round(w.duration_s, 4) for w in ws]!r}")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('\n'.join(lines) + '\n')
-    return path
-
-def _algo_place(cid: str) -> tuple:
-    "`(task, folder, chunk)` of an Algonauts clip id, or an error."
-    m = _FRIENDS.match(cid)
-    if m and cid.startswith('friends_'): return 'friends', f"s{int(m.group(1))}", cid[len('friends_'):]
-    m = _MOVIE10.match(cid)
-    if m and '_run-' not in cid: return 'movie10', m.group(1), cid
-    raise ValueError(f"{cid!r} is not an Algonauts 2025 clip id (friends_sNNeMM[a-d] or a movie10 id like life01)")
-
-def write_as_release(sim, out, layout: str = 'algonauts', words: dict | None = None, media: dict | None = None,
-                     name: str = 'in-silico brain') -> Path:
-    """Write the fMRI of the in-silico brain under `sim` in a release's layout (`'algonauts'` or `'fmriprep'`, see
-    above) under `out`, with `words` (`{clip_id: [Word]}`) and `media` (`{clip_id: file}`) when given. Returns `out`."""
-    out = Path(out)
-    if layout not in ('algonauts', 'fmriprep'): raise ValueError(f"layout must be 'algonauts' or 'fmriprep', not {layout!r}")
-    runs = load_fmri(sim, space='fsaverage5')
-    clips = sorted({r.clip_id for r in runs})
-    n_rep = {c: max(r.repeat for r in runs if r.clip_id == c) for c in clips}
-    words, media = words or {}, media or {}
-    if layout == 'algonauts':
-        import h5py
-        if any(abs(r.grid.tr_s - ALGONAUTS_TR_S) > 1e-6 for r in runs):
-            raise ValueError(f"{sim}: the Algonauts layout holds TR {ALGONAUTS_TR_S} s runs only")
-        place = {c: _algo_place(c) for c in clips}
-        files = {}
-        for r in runs:
-            task, folder, chunk = place[r.clip_id]
-            key = f"ses-{clips.index(r.clip_id) // 4 + 1:03d}_task-{chunk}" + (f"_run-{r.repeat}" if n_rep[r.clip_id] > 1 else '')
-            x = spaces.vertex_to_space(np.where(r.valid[:, None], r.data, np.nan).astype(np.float32), 'schaefer1000')
-            files.setdefault((r.subject, task), {})[key] = np.asarray(x, np.float32)
-        for (sub, task), ks in files.items():
-            d = out / 'fmri' / sub / 'func'; d.mkdir(parents=True, exist_ok=True)
-            tmp = d / f".{_algo_h5_name(sub, task)}.tmp"
-            with h5py.File(tmp, 'w') as f:
-                for k in sorted(ks): f.create_dataset(k, data=ks[k])
-            tmp.replace(d / _algo_h5_name(sub, task))
-        for c in clips:
-            task, folder, chunk = place[c]
-            n_tr = max(r.grid.n for r in runs if r.clip_id == c)
-            if c in words:
-                tn = f"movie10_{c}.tsv" if task == 'movie10' else f"{c}.tsv"
-                write_algonauts_words(out / 'stimuli' / 'transcripts' / task / folder / tn, words[c], n_tr, chunk)
-            if c in media:
-                d = out / 'stimuli' / 'movies' / task / folder; d.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(media[c], d / f"{c}{Path(media[c]).suffix}")
-        return out
-    bad = [c for c in clips if not re.fullmatch(r'[A-Za-z0-9]+', c)]
-    if bad: raise ValueError(f"clip ids {bad[:3]} are not BIDS task labels (letters and digits only)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'dataset_description.json').write_text(json.dumps({'Name': name, 'BIDSVersion': '1.8.0', 'DatasetType': 'derivative'}))
-    for r in runs:
-        ses = clips.index(r.clip_id) // 2 + 1
-        stem = f"{r.subject}_ses-{ses}_task-{r.clip_id}_run-{r.repeat}"
-        d = out / r.subject / f"ses-{ses}" / 'func'
-        x = np.where(r.valid[:, None], r.data, 0).astype(np.float32)
-        for h, part in (('L', x[:, :spaces.N_HEMI]), ('R', x[:, spaces.N_HEMI:])):
-            _write_gifti(d / f"{stem}_hemi-{h}_space-fsaverage5_bold.func.gii", part, r.grid.tr_s * 1000)
-        (d / f"{stem}_space-fsaverage5_bold.json").write_text(json.dumps({'RepetitionTime': r.grid.tr_s, 'TaskName': r.clip_id}))
-        if r.clip_id in words:
-            sf = f"{r.clip_id}{Path(media[r.clip_id]).suffix}" if r.clip_id in media else 'n/a'
-            ev = ['onset\tduration\ttrial_type\tword\tstim_file']
-            ev += [f"{w.onset_s:.4f}\t{w.duration_s:.4f}\tword\t{w.text}\t{sf if k == 0 else 'n/a'}"
-                   for k, w in enumerate(words[r.clip_id])]
-            (d / f"{stem}_events.tsv").write_text('\n'.join(ev) + '\n')
-    for c, m in media.items():
-        if c in clips:
-            (out / 'stimuli').mkdir(exist_ok=True)
-            shutil.copyfile(m, out / 'stimuli' / f"{c}{Path(m).suffix}")
-    return out
-
 # %% ../nbs/22_fmri.ipynb #2ace8a15
 def dataset_clips(root, report: list | None = None, verbose: bool = False) -> dict:
     """`{clip_id: (media or None, words file or None)}` of the fMRI data set under `root` (an Algonauts 2025
@@ -980,11 +748,6 @@ def extract_dataset(root, out_dir, verbose: bool = False, **kw):
     from tinytribe.extract import extract
     return extract(None, out_dir, clips=dataset_clips_for_extract(root, verbose), **kw)
 
-def extract_cli(argv: list[str]) -> int:
-    "`tinytribe extract MEDIA... --out DIR` or `tinytribe extract --dataset ROOT --out DIR` (see `tinytribe.extract`)."
-    from tinytribe.extract import extract_cli as _media_cli
-    return _media_cli(argv, clips_of=dataset_clips_for_extract)
-
 # %% ../nbs/22_fmri.ipynb #c797d992
 def describe_fmri(path) -> dict:
     """For `tinytribe inspect`: a data set folder (layout, subjects, clips, runs, space, TR, what was skipped; no
@@ -1008,23 +771,21 @@ def describe_fmri(path) -> dict:
     raise ArtifactError(f"{path}: not an fMRI data set folder, HDF5 run file or GIfTI time series")
 
 # %% ../nbs/22_fmri.ipynb #d362b5a0
-def fmri_cli(argv: list[str]) -> int:
-    "`tinytribe fmri ROOT [--json] [--media-list FILE] [--run-is repeat|part]`: what an fMRI data set holds."
-    ap = argparse.ArgumentParser(prog='tinytribe fmri', description='Describe an fMRI data set (Algonauts 2025 release '
-                                 'root, fMRIPrep fsaverage5 derivatives or simbrain output): runs, clips, skips.')
-    ap.add_argument('root', help='the data set folder')
-    ap.add_argument('--json', action='store_true', help='print JSON')
-    ap.add_argument('--media-list', default=None, help="write the usable clips' media files here, one per line")
-    ap.add_argument('--run-is', default='repeat', choices=['repeat', 'part'], help='fMRIPrep: what a BIDS run is')
-    a = ap.parse_args(argv)
-    require_path(a.root, 'fMRI root')
-    root = Path(a.root)
-    try:
-        rep = []
-        layout, refs, clips = _survey(root, rep, run_is=a.run_is)
-    except (ArtifactError, ValueError, OSError) as e:
-        print(f"tinytribe fmri: {e}", file=sys.stderr)
-        return 1
+@dataclass(kw_only=True)
+class FmriOptions:
+    "What `tinytribe fmri` takes."
+    root: str = field(metadata={'positional': True})   # the data set folder
+    media_list: str | None = None                      # write the usable clips' media files here, one per line
+    run_is: Literal['repeat', 'part'] = 'repeat'       # fMRIPrep: what a BIDS run is
+
+def fmri_job(opts: FmriOptions) -> dict:
+    """`tinytribe fmri`: what the data set under `opts.root` holds (layout, runs per subject, clips, spaces, TRs, what was
+    skipped and why), without reading a run; the usable clips' media files written to `opts.media_list` when given. A
+    missing or unreadable data set is an `ArtifactError`."""
+    root = require_path(opts.root, 'fMRI root')
+    rep = []
+    try: layout, refs, clips = _survey(root, rep, run_is=opts.run_is)
+    except OSError as e: raise ArtifactError(f"{root}: {e}") from e
     per_sub = {s: sum(r.subject == s for r in refs) for s in sorted({r.subject for r in refs})}
     out = {'layout': layout, 'root': str(root), 'runs_per_subject': per_sub, 'n_clips': len(clips),
            'n_repeated_runs': sum(r.repeat > 1 for r in refs), 'spaces': sorted({r.space for r in refs}),
@@ -1033,11 +794,6 @@ def fmri_cli(argv: list[str]) -> int:
     if layout == 'algonauts':
         sp = split_clips([c.clip_id for c in clips])
         out['split_algonauts'] = {k: len(v) for k, v in sp.items()}
-    if a.media_list:
-        with atomic_write(a.media_list, 'w') as f: f.write(''.join(f"{c.media}\n" for c in clips if c.media))
-    if a.json: print(json.dumps(out, indent=1))
-    else:
-        for k, v in out.items():
-            if k != 'skipped': print(f"{k:>22}: {v}")
-        print(f"{'skipped':>22}: {len(rep)}" + ''.join(f"\n    {m}" for m in rep))
-    return 0
+    if opts.media_list:
+        with atomic_write(opts.media_list, 'w') as f: f.write(''.join(f"{c.media}\n" for c in clips if c.media))
+    return out

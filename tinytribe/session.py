@@ -4,10 +4,10 @@
 
 # %% ../nbs/71_session.ipynb #b48f6a06
 from __future__ import annotations
-import os, re, sys, json, time, threading, contextlib, argparse, subprocess
+import os, re, sys, json, time, threading, contextlib, subprocess
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 from .store import Deadline, BatchReport, write_json, now_iso, ArtifactError, require_path
 from .store import budget_margin_s, margin_help, MARGIN_FRACTION, MIN_MARGIN_S
 from .sync import JobSync, open_remote, redact, remote_credentials, shard_items, parse_shard, shard_tag, SyncReport
@@ -15,7 +15,8 @@ from .sync import JobSync, open_remote, redact, remote_credentials, shard_items,
 # %% auto #0
 __all__ = ['KAGGLE_BUDGET_HOURS', 'COLAB_BUDGET_HOURS', 'MIN_BUDGET_S', 'TRAIN_PULL_EXCLUDE', 'detect_platform', 'Platform',
            'job_remote', 'ensure_rclone', 'platform_setup', 'SessionReport', 'BudgetError', 'job_identity',
-           'run_session', 'features_session', 'teacher_session', 'train_session', 'evaluate_session', 'sync_cli']
+           'run_session', 'features_session', 'teacher_session', 'train_session', 'evaluate_session', 'SyncOptions',
+           'SyncResult', 'sync_job']
 
 # %% ../nbs/71_session.ipynb #f605e371
 KAGGLE_BUDGET_HOURS = 8.5     # a 9-hour Kaggle session, less the install and the final push
@@ -358,31 +359,39 @@ def evaluate_session(out_dir, models, features, fmri, remote=None, inputs: dict 
                        margin_min=margin_min, push_every_min=push_every_min, inputs=inputs, started_at=started_at)
 
 # %% ../nbs/71_session.ipynb #d8b1aee3
-def _print(text: str) -> None:
-    "Print to stdout; a reader that went away (`tinytribe sync verify | head`) ends the output quietly, with no traceback."
-    try: print(text, flush=True)
-    except BrokenPipeError:
-        with contextlib.suppress(OSError): os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+@dataclass(kw_only=True)
+class SyncOptions:
+    "What `tinytribe sync` takes: what to do, the local job folder and the remote."
+    action: Literal['push', 'pull', 'verify'] = field(metadata={'positional': True})   # push, pull or verify
+    local: str = field(metadata={'positional': True})    # the local job folder
+    remote: str = field(metadata={'positional': True})   # rclone remote 'name:path', a folder, or pydrive2:FOLDER_ID
+    shard: str | None = field(default=None, metadata={'metavar': 'I/N'})   # this shard's part of the job folder
+    include: list[str] | None = None   # pull: only files matching these globs
+    deep: bool = False                 # verify: download every listed file and check its MD5 here (for backends that report no hash, e.g. WebDAV)
 
-def sync_cli(argv: list[str] | None = None) -> int:
-    "`tinytribe sync {push,pull,verify} LOCAL REMOTE [--shard I/N] [--include GLOB ...] [--deep] [--adopt]`"
-    ap = argparse.ArgumentParser(prog='tinytribe sync', description='Mirror a job folder to a remote and back (verified).')
-    ap.add_argument('action', choices=['push', 'pull', 'verify'])
-    ap.add_argument('local', help='the local job folder')
-    ap.add_argument('remote', help="rclone remote 'name:path', a folder, or pydrive2:FOLDER_ID")
-    ap.add_argument('--shard', default=None, metavar='I/N')
-    ap.add_argument('--include', nargs='*', default=None, help='pull: only files matching these globs')
-    ap.add_argument('--deep', action='store_true', help='verify: download every listed file and check its MD5 here '
-                    '(for backends that report no hash, e.g. WebDAV)')
-    a = ap.parse_args(argv)
-    if a.action == 'push': require_path(a.local, 'job folder')
-    s = JobSync(a.local, a.remote, shard=a.shard)
-    if a.action == 'verify':
-        v = s.verify(deep=a.deep)
-        _print(json.dumps(v, indent=1))
-        return 1 if v['bad'] or v['damaged_generations'] else 0
-    r = s.push() if a.action == 'push' else s.pull(include=a.include)
-    _print(f"sync {a.action}: {len(r.files)} file(s), {r.bytes / 2**20:.1f} MiB in {r.seconds:.1f} s"
-           + (f"; {len(r.removed)} unlisted" if r.removed else '') + (f"; {len(r.repaired)} repaired" if r.repaired else '')
-           + (f"; generation {r.generation}" if r.generation else '') + f" ({s.remote.name})")
-    return 0
+@dataclass
+class SyncResult:
+    "What `sync_job` did: `report` for a push or a pull, `verify` (`JobSync.verify`'s findings) for a verify."
+    action: str
+    remote: str                        # the remote's name, credentials redacted
+    report: SyncReport | None = None
+    verify: dict | None = None
+
+    @property
+    def ok(self) -> bool: return not (self.verify and (self.verify['bad'] or self.verify['damaged_generations']))
+
+    def summary(self) -> str:
+        "One line: what moved (push, pull), or the findings as JSON (verify)."
+        if self.verify is not None: return json.dumps(self.verify, indent=1)
+        r = self.report
+        return (f"sync {self.action}: {len(r.files)} file(s), {r.bytes / 2**20:.1f} MiB in {r.seconds:.1f} s"
+                + (f"; {len(r.removed)} unlisted" if r.removed else '') + (f"; {len(r.repaired)} repaired" if r.repaired else '')
+                + (f"; generation {r.generation}" if r.generation else '') + f" ({self.remote})")
+
+def sync_job(opts: SyncOptions) -> SyncResult:
+    "`tinytribe sync`: mirror the job folder `opts.local` to `opts.remote` (push), back (pull), or check the two agree (verify)."
+    if opts.action == 'push': require_path(opts.local, 'job folder')
+    s = JobSync(opts.local, opts.remote, shard=opts.shard)
+    if opts.action == 'verify': return SyncResult('verify', s.remote.name, verify=s.verify(deep=opts.deep))
+    if opts.action not in ('push', 'pull'): raise ValueError(f"sync: no action {opts.action!r} (push, pull or verify)")
+    return SyncResult(opts.action, s.remote.name, report=s.push() if opts.action == 'push' else s.pull(include=opts.include))

@@ -4,9 +4,9 @@
 
 # %% ../nbs/21_simbrain.ipynb #cc8a0a0c
 from __future__ import annotations
-import os, json, math, zlib, argparse, sys
+import os, json, math, zlib, sys
 import importlib.resources
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +23,7 @@ from .teacher import TeacherOutput, teacher_grid   # TRIBE v2's grid: the cache'
 # %% auto #0
 __all__ = ['SIMBRAIN_VERSION', 'REGIONS', 'SimBrainConfig', 'RestNoise', 'SimBrain', 'clip_inputs', 'fmri_grid',
            'analytic_ceiling', 'split_half_ceiling', 'simulate_clip', 'teacher_view', 'SimBrainTeacher', 'run_key',
-           'fmri_paths', 'write_dataset', 'describe', 'simbrain_cli']
+           'fmri_paths', 'write_dataset', 'describe', 'SimBrainOptions', 'simbrain_job']
 
 # %% ../nbs/21_simbrain.ipynb #6bcffa0c
 SIMBRAIN_VERSION = '1'
@@ -699,39 +699,31 @@ def describe(path) -> dict:
     return describe_h5_runs(path)
 
 # %% ../nbs/21_simbrain.ipynb #0fe6f464
-def simbrain_cli(argv: list[str]) -> int:
-    "`tinytribe simbrain FEATURES_DIR --out DIR [...]`: write an in-silico brain data set for the feature files in FEATURES_DIR."
-    ap = argparse.ArgumentParser(prog='tinytribe simbrain', description='Write an in-silico brain data set (teacher segments, '
-                                 'fMRI runs like Algonauts 2025, noise ceilings, maps) for the feature files in FEATURES_DIR.')
-    ap.add_argument('features_dir', help='folder of feature files (*.npz, searched recursively)')
-    ap.add_argument('--out', required=True, help='output folder')
-    ap.add_argument('--subjects', type=int, default=3)
-    ap.add_argument('--repeats', type=int, default=2)
-    ap.add_argument('--snr', type=float, default=0.5)
-    ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--teacher-quality', type=float, default=0.8)
-    ap.add_argument('--dataset', default='sim', help='dataset name in file names (default: sim)')
-    ap.add_argument('--no-teacher', action='store_true', help='skip the teacher segments')
-    ap.add_argument('--no-figures', action='store_true')
-    a = ap.parse_args(argv)
-    src = Path(a.features_dir)
-    if not src.is_dir():
-        print(f"tinytribe simbrain: {src}: not a folder", file=sys.stderr)
-        return 2
+@dataclass(kw_only=True)
+class SimBrainOptions:
+    "What `tinytribe simbrain` takes: the feature files to simulate a brain for, the brain's settings, what to write."
+    features_dir: str = field(metadata={'positional': True})   # folder of feature files (*.npz, searched recursively)
+    out: str                          # output folder
+    subjects: int = 3                 # simulated subjects
+    repeats: int = 2                  # presentations of each clip per subject
+    snr: float = 0.5                  # signal-to-noise ratio of the simulated fMRI
+    seed: int = 0                     # seed of the brain and its noise
+    teacher_quality: float = 0.8      # how much of the brain the teacher's predictions hold (0..1)
+    dataset: str = 'sim'              # dataset name in file names
+    no_teacher: bool = False          # skip the teacher segments
+    no_figures: bool = False          # write no figures
+
+def simbrain_job(opts: SimBrainOptions) -> dict:
+    """`tinytribe simbrain`: write an in-silico brain data set (teacher segments, fMRI runs like Algonauts 2025, noise
+    ceilings, maps) for the feature files in `opts.features_dir` into `opts.out`; returns `describe(opts.out)`. A
+    missing folder, or one without usable feature files, is an `ArtifactError`; a bad setting a `ValueError`."""
+    src = Path(opts.features_dir)
+    if not src.is_dir(): raise ArtifactError(f"{src}: not a folder")
     files = feature_files(src)
-    if not files:
-        print(f"tinytribe simbrain: no usable feature files in {src}", file=sys.stderr)
-        return 1
+    if not files: raise ArtifactError(f"no usable feature files in {src}")
+    cfg = SimBrainConfig(seed=opts.seed, n_subjects=opts.subjects, snr=opts.snr, teacher_quality=opts.teacher_quality)
     try:
-        cfg = SimBrainConfig(seed=a.seed, n_subjects=a.subjects, snr=a.snr, teacher_quality=a.teacher_quality)
-    except ValueError as e:
-        print(f"tinytribe simbrain: {e}", file=sys.stderr)
-        return 2
-    try:
-        write_dataset(files, a.out, dataset=a.dataset, cfg=cfg, n_repeats=a.repeats, teacher=not a.no_teacher,
-                      figures=not a.no_figures)
-    except ValueError as e:
-        print(f"tinytribe simbrain: no usable feature files in {src}: {e}", file=sys.stderr)
-        return 1
-    print(json.dumps(describe(a.out), indent=1))
-    return 0
+        write_dataset(files, opts.out, dataset=opts.dataset, cfg=cfg, n_repeats=opts.repeats, teacher=not opts.no_teacher,
+                      figures=not opts.no_figures)
+    except ValueError as e: raise ArtifactError(f"no usable feature files in {src}: {e}") from e
+    return describe(opts.out)

@@ -4,9 +4,10 @@
 
 # %% ../nbs/23_teacher_cache.ipynb #a6f02493
 from __future__ import annotations
-import argparse, contextlib, json, math, shutil, subprocess, sys, tempfile, time
+import contextlib, math, shutil, subprocess, tempfile, time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Literal
 import numpy as np
 from .store import (ArtifactError, Manifest, Deadline, run_items, BatchReport, file_sha256, now_iso,
                              write_json, remove_dead_temp_files, require_path)
@@ -19,9 +20,9 @@ from .teacher import TribeV2Config, TribeV2Teacher
 from .simbrain import SimBrainTeacher
 
 # %% auto #0
-__all__ = ['TEACHERS', 'candidate_windows', 'select_diverse', 'AdaptiveDeadline', 'crop_features', 'crop_media', 'clip_media',
-           'clip_segments', 'cache_teacher', 'tempfile_dir', 'teacher_cache_parser', 'teacher_cache_cli',
-           'match_predictions', 'prediction_sources', 'import_teacher', 'teacher_import_parser', 'teacher_import_cli',
+__all__ = ['candidate_windows', 'select_diverse', 'AdaptiveDeadline', 'crop_features', 'crop_media', 'clip_media',
+           'clip_segments', 'cache_teacher', 'tempfile_dir', 'TeacherCacheOptions', 'make_teacher', 'teacher_cache_job',
+           'match_predictions', 'prediction_sources', 'import_teacher', 'TeacherImportOptions', 'teacher_import_job',
            'dry_run_features', 'dry_run']
 
 # %% ../nbs/23_teacher_cache.ipynb #839275da
@@ -221,69 +222,50 @@ def tempfile_dir():
     finally: shutil.rmtree(d, ignore_errors=True)
 
 # %% ../nbs/23_teacher_cache.ipynb #32d68132
-def teacher_cache_parser() -> argparse.ArgumentParser:
-    "The options of `tinytribe teacher-cache`."
-    ap = argparse.ArgumentParser(prog='tinytribe teacher-cache', description='Cache teacher predictions and '
-                                 'hidden states as 100-TR segments (resumable).')
-    ap.add_argument('features_dir', help='folder of feature files (tinytribe extract)')
-    ap.add_argument('--teacher', required=True, choices=sorted(TEACHERS))
-    ap.add_argument('--out', required=True, help='folder for the teacher segments (and its manifest/)')
-    ap.add_argument('--budget-hours', type=float, default=None,
-                    help='stop cleanly before this many hours from now')
-    ap.add_argument('--select', type=int, default=None, metavar='K',
-                    help='run only on K diverse windows (design 5b)')
-    ap.add_argument('--dataset', default='clips', help='dataset name in the segment file names')
-    ap.add_argument('--weights', default='facebook/tribev2',
-                    help='TRIBE v2 weights: local folder or HF repo id')
-    ap.add_argument('--cache-folder', default='./cache/tribev2', help="TRIBE v2's feature cache")
-    ap.add_argument('--device', default='auto')
-    ap.add_argument('--blocks', default='3,5',
-                    help='fusion blocks to keep, 0-based (3,5 = "layer 4" and "layer 6")')
-    ap.add_argument('--media-dir', default=None,
-                    help="where the clips' media are, if not at the feature files' source")
-    ap.add_argument('--seg-len', type=int, default=SEG_LEN, help='TRs per segment file')
-    ap.add_argument('--spaces', default='fsaverage5', help='comma list: stored space first, then projections')
-    ap.add_argument('--margin-s', type=float, default=60.0, help='seconds kept free before the deadline')
-    ap.add_argument('--seed', type=int, default=0, help='simbrain seed')
-    ap.add_argument('--teacher-quality', type=float, default=None, help='simbrain teacher quality (0..1)')
-    ap.add_argument('--retry-failed', action='store_true')
-    ap.add_argument('--quiet', action='store_true')
-    return ap
+@dataclass(kw_only=True)
+class TeacherCacheOptions:
+    "What `tinytribe teacher-cache` takes: the feature files, the teacher and its settings, the output folder, the budget."
+    features_dir: str = field(metadata={'positional': True})   # folder of feature files (tinytribe extract)
+    teacher: Literal['simbrain', 'tribev2']    # the teacher: TRIBE v2, or the in-silico brain (a CPU stand-in)
+    out: str                                   # folder for the teacher segments (and its manifest/)
+    budget_hours: float | None = None          # stop cleanly before this many hours from now
+    select: int | None = field(default=None, metadata={'metavar': 'K'})   # run only on K diverse windows (design 5b)
+    dataset: str = 'clips'                     # dataset name in the segment file names
+    weights: str = 'facebook/tribev2'          # TRIBE v2 weights: local folder or HF repo id
+    cache_folder: str = './cache/tribev2'      # TRIBE v2's feature cache
+    device: str = 'auto'                       # TRIBE v2's torch device
+    blocks: str = '3,5'                        # fusion blocks to keep, 0-based (3,5 = "layer 4" and "layer 6")
+    media_dir: str | None = None               # where the clips' media are, if not at the feature files' source
+    seg_len: int = SEG_LEN                     # TRs per segment file
+    spaces: str = 'fsaverage5'                 # comma list: stored space first, then projections
+    margin_s: float = 60.0                     # seconds kept free before the deadline
+    seed: int = 0                              # simbrain seed
+    teacher_quality: float | None = None       # simbrain teacher quality (0..1)
+    retry_failed: bool = False                 # run the clips that failed before again
+    quiet: bool = False                        # no progress bar
 
-def _tribev2_from_args(a) -> TribeV2Teacher:
-    blocks = tuple(int(b) for b in a.blocks.split(',') if b.strip())
-    return TribeV2Teacher(TribeV2Config(weights=a.weights, cache_folder=a.cache_folder, device=a.device,
-                                        blocks=blocks))
-
-def _simbrain_from_args(a) -> SimBrainTeacher:
-    kw = {'seed': a.seed} | ({} if a.teacher_quality is None else {'teacher_quality': a.teacher_quality})
-    return SimBrainTeacher(**kw)
-
-TEACHERS = {'tribev2': _tribev2_from_args, 'simbrain': _simbrain_from_args}   # --teacher NAME -> its maker
+def make_teacher(opts: TeacherCacheOptions) -> TribeV2Teacher | SimBrainTeacher:
+    "The teacher `opts.teacher` names, with its settings from `opts`."
+    if opts.teacher == 'tribev2':
+        blocks = tuple(int(b) for b in opts.blocks.split(',') if b.strip())
+        return TribeV2Teacher(TribeV2Config(weights=opts.weights, cache_folder=opts.cache_folder, device=opts.device,
+                                            blocks=blocks))
+    if opts.teacher == 'simbrain':
+        kw = {'seed': opts.seed} | ({} if opts.teacher_quality is None else {'teacher_quality': opts.teacher_quality})
+        return SimBrainTeacher(**kw)
+    raise ValueError(f"no teacher {opts.teacher!r} (tribev2 or simbrain)")
 
 # %% ../nbs/23_teacher_cache.ipynb #a5934018
-def teacher_cache_cli(argv: list[str]) -> int:
-    "`tinytribe teacher-cache FEATURES_DIR --teacher {tribev2,simbrain} --out DIR [--budget-hours H] ...`"
-    a = teacher_cache_parser().parse_args(argv)
-    teacher = TEACHERS[a.teacher](a)
-    try:
-        require_path(a.features_dir, 'features')
-        if a.media_dir: require_path(a.media_dir, 'media')
-        rep = cache_teacher(a.features_dir, teacher, a.out, dataset=a.dataset, seg_len=a.seg_len,
-                            spaces=[s.strip() for s in a.spaces.split(',') if s.strip()], deadline=a.budget_hours,
-                            select=a.select, media_dir=a.media_dir, margin_s=a.margin_s, retry_failed=a.retry_failed,
-                            progress=not a.quiet)
-    except (ArtifactError, ValueError) as e:
-        print(f"tinytribe teacher-cache: {e}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as e:
-        if e.name != 'tribev2': raise
-        print("tinytribe teacher-cache: --teacher tribev2 needs TRIBE v2: "
-              "pip install git+https://github.com/facebookresearch/tribev2.git", file=sys.stderr)
-        return 3
-    print(json.dumps({'done': len(rep.done), 'skipped': len(rep.skipped), 'failed': rep.failed,
-                      'left': len(rep.left), 'stopped_early': rep.stopped_early, 'out': str(a.out)}, indent=1))
-    return 1 if rep.failed else 0
+def teacher_cache_job(opts: TeacherCacheOptions) -> BatchReport:
+    """`tinytribe teacher-cache`: run `make_teacher(opts)` on the feature files of `opts.features_dir` into `opts.out`
+    (`cache_teacher`), resumably, within `opts.budget_hours`. A missing input is an `ArtifactError`; `--teacher tribev2`
+    without TRIBE v2 installed a `ModuleNotFoundError` (pip install git+https://github.com/facebookresearch/tribev2.git)."""
+    require_path(opts.features_dir, 'features')
+    if opts.media_dir: require_path(opts.media_dir, 'media')
+    return cache_teacher(opts.features_dir, make_teacher(opts), opts.out, dataset=opts.dataset, seg_len=opts.seg_len,
+                         spaces=[s.strip() for s in opts.spaces.split(',') if s.strip()], deadline=opts.budget_hours,
+                         select=opts.select, media_dir=opts.media_dir, margin_s=opts.margin_s,
+                         retry_failed=opts.retry_failed, progress=not opts.quiet)
 
 # %% ../nbs/23_teacher_cache.ipynb #ed43e0c2
 def _pred_key(name: str) -> str:
@@ -389,34 +371,22 @@ def import_teacher(src, features, out, space: str, tr_s: float, offset_s: float 
     return rep
 
 # %% ../nbs/23_teacher_cache.ipynb #1cace3bd
-def teacher_import_parser() -> argparse.ArgumentParser:
-    "The options of `tinytribe teacher-import`."
-    ap = argparse.ArgumentParser(prog='tinytribe teacher-import', description="Predictions that already exist (a folder "
-                                 "of per-clip .npy/.npz/.h5, or one HDF5 file of a dataset per clip) -> teacher segments")
-    ap.add_argument('src', help='folder of per-clip prediction files, or one HDF5 file with a dataset per clip')
-    ap.add_argument('--features', required=True, help="the clips' feature files (ids to match, durations to check)")
-    ap.add_argument('--space', required=True, help='space of the predictions: fsaverage5, schaefer1000, ...')
-    ap.add_argument('--tr-s', type=float, required=True, help='seconds between prediction rows (Algonauts 1.49, TRIBE v2 1)')
-    ap.add_argument('--offset-s', type=float, default=0.0, help='BOLD time of row 0 in s (TRIBE v2: 5)')
-    ap.add_argument('--out', required=True, help='folder for the teacher segments')
-    ap.add_argument('--dataset', default='import', help='dataset name in the segment file names')
-    ap.add_argument('--seg-len', type=int, default=SEG_LEN, help='TRs per segment file')
-    return ap
+@dataclass(kw_only=True)
+class TeacherImportOptions:
+    "What `tinytribe teacher-import` takes (`import_teacher`'s arguments)."
+    src: str = field(metadata={'positional': True})   # folder of per-clip prediction files, or one HDF5 file with a dataset per clip
+    features: str           # the clips' feature files (ids to match, durations to check)
+    space: str              # space of the predictions: fsaverage5, schaefer1000, ...
+    tr_s: float             # seconds between prediction rows (Algonauts 1.49, TRIBE v2 1)
+    offset_s: float = 0.0   # BOLD time of row 0 in s (TRIBE v2: 5)
+    out: str                # folder for the teacher segments
+    dataset: str = 'import' # dataset name in the segment file names
+    seg_len: int = SEG_LEN  # TRs per segment file
 
-def teacher_import_cli(argv: list[str]) -> int:
-    "`tinytribe teacher-import SRC --features DIR --space SPACE --tr-s TR [--offset-s S] --out DIR`"
-    a = teacher_import_parser().parse_args(argv)
-    try:
-        require_path(a.src, 'predictions'); require_path(a.features, 'features')
-        rep = import_teacher(a.src, a.features, a.out, a.space, a.tr_s, a.offset_s, a.dataset, a.seg_len)
-    except (ArtifactError, ValueError) as e:
-        print(f"tinytribe teacher-import: {e}", file=sys.stderr)
-        return 2
-    for n in rep['unmatched']: print(f"teacher-import: {n}: no feature file matches this name: not imported", file=sys.stderr)
-    for n, r in rep['failed'].items(): print(f"teacher-import: FAILED {n}: {r}", file=sys.stderr)
-    print(json.dumps({'imported': len(rep['imported']), 'unmatched': rep['unmatched'], 'ambiguous': rep['ambiguous'],
-                      'failed': rep['failed'], 'out': str(a.out)}, indent=1))
-    return 1 if rep['failed'] or rep['ambiguous'] else 0
+def teacher_import_job(opts: TeacherImportOptions) -> dict:
+    "`tinytribe teacher-import`: `import_teacher` with `opts`; a missing input is an `ArtifactError`. Returns its report."
+    require_path(opts.src, 'predictions'); require_path(opts.features, 'features')
+    return import_teacher(opts.src, opts.features, opts.out, opts.space, opts.tr_s, opts.offset_s, opts.dataset, opts.seg_len)
 
 # %% ../nbs/23_teacher_cache.ipynb #8f357df3
 def dry_run_features(out_dir) -> Path:
