@@ -69,6 +69,20 @@ def options_from(p: argparse.ArgumentParser, cls: type, given: dict, what: str):
     if extra: p.error(f"{', '.join(map(_flag, extra))}: not an option of {what}")
     return cls(**given)
 
+def _job_parser(cmd: str, cls: type, description: str, json_help: str | None = None) -> argparse.ArgumentParser:
+    "The options of `tinytribe CMD`: the fields of the job's options class `cls` (`add_options`), and `--json` with `json_help`."
+    p = argparse.ArgumentParser(prog=f"tinytribe {cmd}", description=description)
+    add_options(p, cls)
+    if json_help: p.add_argument('--json', action='store_true', help=json_help)
+    return p
+
+def _parsed(p: argparse.ArgumentParser, cls: type, argv: list[str], what: str) -> tuple:
+    "(`cls` from the arguments `p` parsed, whether `--json` was given)."
+    given = vars(p.parse_args(argv))
+    as_json = given.pop('json', False)
+    return options_from(p, cls, given, what), as_json
+
+
 # %% ../nbs/79_cli.ipynb #0ad4def7
 def _phase(s: str) -> int:
     "argparse type of `--phase`: a phase number (`tinytribe.train.PHASES`)."
@@ -174,17 +188,14 @@ def extract_command(argv: list[str]) -> int:
 def teacher_cache_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe teacher-cache` (`tinytribe.teacher_cache.TeacherCacheOptions`)."
     from tinytribe.teacher_cache import TeacherCacheOptions
-    p = argparse.ArgumentParser(prog='tinytribe teacher-cache', description='Cache teacher predictions and '
+    return _job_parser('teacher-cache', TeacherCacheOptions, 'Cache teacher predictions and '
                                 'hidden states as 100-TR segments (resumable).')
-    add_options(p, TeacherCacheOptions)
-    return p
 
 def teacher_cache_command(argv: list[str]) -> int:
     """`tinytribe teacher-cache FEATURES_DIR --teacher {simbrain,tribev2} --out DIR [--budget-hours H] ...`:
     `tinytribe.teacher_cache.teacher_cache_job`; one JSON summary, exit code 1 when a clip failed."""
     from tinytribe.teacher_cache import TeacherCacheOptions, teacher_cache_job
-    p = teacher_cache_parser()
-    opts = options_from(p, TeacherCacheOptions, vars(p.parse_args(argv)), 'teacher-cache')
+    opts = _parsed(teacher_cache_parser(), TeacherCacheOptions, argv, 'teacher-cache')[0]
     rep = teacher_cache_job(opts)
     print(json.dumps({'done': len(rep.done), 'skipped': len(rep.skipped), 'failed': rep.failed,
                       'left': len(rep.left), 'stopped_early': rep.stopped_early, 'out': str(opts.out)}, indent=1))
@@ -193,17 +204,14 @@ def teacher_cache_command(argv: list[str]) -> int:
 def teacher_import_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe teacher-import` (`tinytribe.teacher_cache.TeacherImportOptions`)."
     from tinytribe.teacher_cache import TeacherImportOptions
-    p = argparse.ArgumentParser(prog='tinytribe teacher-import', description="Predictions that already exist (a folder "
+    return _job_parser('teacher-import', TeacherImportOptions, "Predictions that already exist (a folder "
                                 "of per-clip .npy/.npz/.h5, or one HDF5 file of a dataset per clip) -> teacher segments")
-    add_options(p, TeacherImportOptions)
-    return p
 
 def teacher_import_command(argv: list[str]) -> int:
     """`tinytribe teacher-import SRC --features DIR --space SPACE --tr-s TR [--offset-s S] --out DIR`: names that match
     no clip and clips that failed are listed on stderr, the summary printed as JSON; exit code 1 when one failed."""
     from tinytribe.teacher_cache import TeacherImportOptions, teacher_import_job
-    p = teacher_import_parser()
-    opts = options_from(p, TeacherImportOptions, vars(p.parse_args(argv)), 'teacher-import')
+    opts = _parsed(teacher_import_parser(), TeacherImportOptions, argv, 'teacher-import')[0]
     rep = teacher_import_job(opts)
     for n in rep['unmatched']: print(f"teacher-import: {n}: no feature file matches this name: not imported", file=sys.stderr)
     for n, r in rep['failed'].items(): print(f"teacher-import: FAILED {n}: {r}", file=sys.stderr)
@@ -215,16 +223,13 @@ def teacher_import_command(argv: list[str]) -> int:
 def simbrain_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe simbrain` (`tinytribe.simbrain.SimBrainOptions`)."
     from tinytribe.simbrain import SimBrainOptions
-    p = argparse.ArgumentParser(prog='tinytribe simbrain', description='Write an in-silico brain data set (teacher segments, '
+    return _job_parser('simbrain', SimBrainOptions, 'Write an in-silico brain data set (teacher segments, '
                                 'fMRI runs like Algonauts 2025, noise ceilings, maps) for the feature files in FEATURES_DIR.')
-    add_options(p, SimBrainOptions)
-    return p
 
 def simbrain_command(argv: list[str]) -> int:
     "`tinytribe simbrain FEATURES_DIR --out DIR [...]`: `tinytribe.simbrain.simbrain_job`; prints what it wrote (JSON)."
     from tinytribe.simbrain import SimBrainOptions, simbrain_job
-    p = simbrain_parser()
-    print(json.dumps(simbrain_job(options_from(p, SimBrainOptions, vars(p.parse_args(argv)), 'simbrain')), indent=1))
+    print(json.dumps(simbrain_job(_parsed(simbrain_parser(), SimBrainOptions, argv, 'simbrain')[0]), indent=1))
     return 0
 
 def fmri_parser() -> argparse.ArgumentParser:
@@ -265,8 +270,7 @@ def sync_command(argv: list[str]) -> int:
     """`tinytribe sync {push,pull,verify} LOCAL REMOTE [--shard I/N] [--include GLOB ...] [--deep]`:
     `tinytribe.session.sync_job`; one line (push, pull) or the findings as JSON (verify, exit code 1 when bad)."""
     from tinytribe.session import SyncOptions, sync_job
-    p = sync_parser()
-    res = sync_job(options_from(p, SyncOptions, vars(p.parse_args(argv)), 'sync'))
+    res = sync_job(_parsed(sync_parser(), SyncOptions, argv, 'sync')[0])
     _print(res.summary())
     return 0 if res.ok else 1
 
@@ -359,19 +363,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 # %% ../nbs/79_cli.ipynb #b15106ee
-def _job_parser(cmd: str, cls: type, description: str, json_help: str | None = None) -> argparse.ArgumentParser:
-    "The options of `tinytribe CMD`: the fields of the job's options class `cls` (`add_options`), and `--json` with `json_help`."
-    p = argparse.ArgumentParser(prog=f"tinytribe {cmd}", description=description)
-    add_options(p, cls)
-    if json_help: p.add_argument('--json', action='store_true', help=json_help)
-    return p
-
-def _parsed(p: argparse.ArgumentParser, cls: type, argv: list[str], what: str) -> tuple:
-    "(`cls` from the arguments `p` parsed, whether `--json` was given)."
-    given = vars(p.parse_args(argv))
-    as_json = given.pop('json', False)
-    return options_from(p, cls, given, what), as_json
-
 def predict_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe predict` (`tinytribe.predict.PredictOptions`), and `--json`."
     from tinytribe.predict import PredictOptions
@@ -592,32 +583,26 @@ def session_command(cmd: str, argv: Sequence[str], cli: Callable[[list], int]) -
 def adapt_subject_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe adapt-subject` (`tinytribe.phase3.AdaptSubjectOptions`)."
     from tinytribe.phase3 import AdaptSubjectOptions
-    p = argparse.ArgumentParser(prog='tinytribe adapt-subject', description="Fit a new subject's FiLM row (γ and β) from a "
+    return _job_parser('adapt-subject', AdaptSubjectOptions, "Fit a new subject's FiLM row (γ and β) from a "
                                 "few fMRI runs; every other weight stays as it is.")
-    add_options(p, AdaptSubjectOptions)
-    return p
 
 def adapt_subject_command(argv: list[str]) -> int:
     "`tinytribe adapt-subject MODEL --fmri DIR --subject ID --features DIR --out DIR [--runs N]`: the report, one JSON line."
     from tinytribe.phase3 import AdaptSubjectOptions, adapt_subject_folder
-    p = adapt_subject_parser()
-    rep = adapt_subject_folder(options_from(p, AdaptSubjectOptions, vars(p.parse_args(argv)), 'adapt-subject'))
+    rep = adapt_subject_folder(_parsed(adapt_subject_parser(), AdaptSubjectOptions, argv, 'adapt-subject')[0])
     print(json.dumps(rep))
     return 0
 
 def pseudo_label_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe pseudo-label` (`tinytribe.phase3.PseudoLabelOptions`)."
     from tinytribe.phase3 import PseudoLabelOptions
-    p = argparse.ArgumentParser(prog='tinytribe pseudo-label', description='A trained student labels the clips that have '
+    return _job_parser('pseudo-label', PseudoLabelOptions, 'A trained student labels the clips that have '
                                 'features but no teacher segments (teacher-segment format, lower weight in training).')
-    add_options(p, PseudoLabelOptions)
-    return p
 
 def pseudo_label_command(argv: list[str]) -> int:
     "`tinytribe pseudo-label MODEL --features DIR --out DIR [--teacher DIR]`: counts of what was written, one JSON line."
     from tinytribe.phase3 import PseudoLabelOptions, pseudo_label
-    p = pseudo_label_parser()
-    rep = pseudo_label(options_from(p, PseudoLabelOptions, vars(p.parse_args(argv)), 'pseudo-label'))
+    rep = pseudo_label(_parsed(pseudo_label_parser(), PseudoLabelOptions, argv, 'pseudo-label')[0])
     print(json.dumps({'written': len(rep['written']), 'files': rep['files'], 'skipped': len(rep['skipped'])}))
     return 0
 
@@ -625,17 +610,13 @@ def pseudo_label_command(argv: list[str]) -> int:
 def export_backbones_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe export-backbones` (`tinytribe.backbones_onnx.BackbonesOptions`)."
     from tinytribe.backbones_onnx import BackbonesOptions
-    p = argparse.ArgumentParser(prog='tinytribe export-backbones',
-                                description='the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest.')
-    add_options(p, BackbonesOptions)
-    return p
+    return _job_parser('export-backbones', BackbonesOptions, 'the backbones to ONNX (fp32 + INT8) with parity numbers and a manifest.')
 
 def export_backbones_command(argv: list[str]) -> int:
     """`tinytribe export-backbones OUT_DIR`: a line per backbone (the precision used, parity with torch), the manifest's
     path, and on stderr one loud line per backbone at random init."""
     from tinytribe.backbones_onnx import BackbonesOptions, backbones_onnx, random_weight_warnings, MANIFEST
-    p = export_backbones_parser()
-    o = options_from(p, BackbonesOptions, vars(p.parse_args(argv)), 'export-backbones')
+    o = _parsed(export_backbones_parser(), BackbonesOptions, argv, 'export-backbones')[0]
     man = backbones_onnx(o)
     for m, e in man['backbones'].items():
         q = e['parity'].get('int8', {})
@@ -650,16 +631,13 @@ def export_backbones_command(argv: list[str]) -> int:
 def web_parser() -> argparse.ArgumentParser:
     "The options of `tinytribe web` (`tinytribe.web.WebOptions`)."
     from tinytribe.web import WebOptions
-    p = argparse.ArgumentParser(prog='tinytribe web', description="the folder of the page's clip mode.")
-    add_options(p, WebOptions)
-    return p
+    return _job_parser('web', WebOptions, "the folder of the page's clip mode.")
 
 def web_command(argv: list[str]) -> int:
     """`tinytribe web OUT_DIR --student MODEL --backbones DIR [--clip MEDIA]`: the folder of the page's clip mode; a line
     per backbone, the manifest's path and size, and on stderr one loud line per backbone at random init."""
     from tinytribe.web import WebOptions, web
-    p = web_parser()
-    o = options_from(p, WebOptions, vars(p.parse_args(argv)), 'web')
+    o = _parsed(web_parser(), WebOptions, argv, 'web')[0]
     h = web(o)
     for m, b in h['backbones'].items(): print(f"{m:6s} {b['name']:24s} {b['precision']:5s} {b['bytes'] / 1e6:6.1f} MB")
     print(f"wrote {Path(o.out_dir) / 'web.json'}: {len(h['bytes'])} files, {h['total_bytes'] / 1e6:.1f} MB")
