@@ -23,7 +23,7 @@ from .layers import (Projector, MotionConv, ModalityEmbeddings, MoEBlock, GatedP
 
 # %% auto #0
 __all__ = ['SPACES', 'PRESETS', 'TinyTribeConfig', 'get_config', 'Encoded', 'TribeOutput', 'default_step_times', 'TinyTribe',
-           'save_weights', 'load_weights', 'run_record', 'record_run', 'ModelInfoOptions', 'model_info']
+           'save_weights', 'load_weights', 'load_heads', 'run_record', 'record_run', 'ModelInfoOptions', 'model_info']
 
 # %% ../nbs/31_model.ipynb #3fa974e0
 SPACES = SPACE_SIZES                # output spaces and their sizes (tinytribe.spaces)
@@ -348,6 +348,13 @@ def load_weights(path, kind: str, weights: str = 'model.safetensors', info_name:
     if not w.is_file(): raise ArtifactError(f"{w}: not found")
     try: return info, load(w.read_bytes())
     except Exception as e: raise ArtifactError(f"{w}: unreadable safetensors ({e})") from None
+
+def load_heads(path, kind: str, what: str) -> tuple[dict, dict]:
+    """`(info, state_dict)` of training heads saved in folder `path` (`heads.safetensors` + `heads.json` of `kind`,
+    written by `save_weights`); `ArtifactError` naming the folder and `what` when there are none."""
+    path = Path(path)
+    if not (path/'heads.json').is_file(): raise ArtifactError(f"{path}: no {what} ({path/'heads.json'} not found)")
+    return load_weights(path, kind, 'heads.safetensors', 'heads.json')
 
 # %% ../nbs/31_model.ipynb #5e8a0804
 def _jsonl(path: Path) -> list:

@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from .core import n_steps_for
 from .store import ArtifactError, Deadline
 from .featfile import MODALITIES, ClipFeatures, describe_features
-from .model import TinyTribe, TinyTribeConfig, get_config, save_weights, load_weights, record_run
+from .model import TinyTribe, TinyTribeConfig, get_config, save_weights, load_heads, record_run
 from .data import FeatureSegments, Mixture, feature_files
 from .engine import Trainer, TrainConfig
 
@@ -105,9 +105,7 @@ class Phase1Heads(nn.Module):
     @classmethod
     def load(cls, path) -> 'Phase1Heads':
         "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
-        path = Path(path)
-        if not (path/'heads.json').is_file(): raise ArtifactError(f"{path}: no Phase 1 heads ({path/'heads.json'} not found)")
-        meta, sd = load_weights(path, HEADS_KIND, 'heads.safetensors', 'heads.json')
+        meta, sd = load_heads(path, HEADS_KIND, 'Phase 1 heads')
         h = cls(meta['d'], meta['contrast_dim'])
         h.load_state_dict(sd)
         return h

@@ -15,7 +15,7 @@ from .core import TRGrid
 from .featfile import MODALITIES, feature_files, features_meta
 from .segfile import segment_meta
 from .store import ArtifactError, Deadline
-from .model import TinyTribe, get_config, save_weights, load_weights, record_run, read_model_folder
+from .model import TinyTribe, get_config, save_weights, load_heads, record_run, read_model_folder
 from .layers import tr_pool_weights
 from . import spaces
 from .data import TargetSegments, Mixture, pair_teacher, collate
@@ -94,9 +94,7 @@ class DistillHeads(nn.Module):
     @classmethod
     def load(cls, path) -> 'DistillHeads':
         "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
-        path = Path(path)
-        if not (path/'heads.json').is_file(): raise ArtifactError(f"{path}: no distillation heads ({path/'heads.json'} not found)")
-        meta, sd = load_weights(path, DISTILL_KIND, 'heads.safetensors', 'heads.json')
+        meta, sd = load_heads(path, DISTILL_KIND, 'distillation heads')
         h = cls(meta['d'], meta['dims'])
         h.load_state_dict(sd)
         return h
