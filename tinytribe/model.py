@@ -23,7 +23,7 @@ from .layers import (Projector, MotionConv, ModalityEmbeddings, MoEBlock, GatedP
 
 # %% auto #0
 __all__ = ['SPACES', 'PRESETS', 'TinyTribeConfig', 'get_config', 'Encoded', 'TribeOutput', 'default_step_times', 'TinyTribe',
-           'save_weights', 'load_weights', 'load_heads', 'run_record', 'record_run', 'ModelInfoOptions', 'model_info']
+           'save_weights', 'load_weights', 'SavedHeads', 'run_record', 'record_run', 'ModelInfoOptions', 'model_info']
 
 # %% ../nbs/31_model.ipynb #3fa974e0
 SPACES = SPACE_SIZES                # output spaces and their sizes (tinytribe.spaces)
@@ -349,12 +349,28 @@ def load_weights(path, kind: str, weights: str = 'model.safetensors', info_name:
     try: return info, load(w.read_bytes())
     except Exception as e: raise ArtifactError(f"{w}: unreadable safetensors ({e})") from None
 
-def load_heads(path, kind: str, what: str) -> tuple[dict, dict]:
-    """`(info, state_dict)` of training heads saved in folder `path` (`heads.safetensors` + `heads.json` of `kind`,
-    written by `save_weights`); `ArtifactError` naming the folder and `what` when there are none."""
-    path = Path(path)
-    if not (path/'heads.json').is_file(): raise ArtifactError(f"{path}: no {what} ({path/'heads.json'} not found)")
-    return load_weights(path, kind, 'heads.safetensors', 'heads.json')
+class SavedHeads:
+    """Save and load of a training-heads module (mixed into an `nn.Module`): `heads.safetensors` + `heads.json`
+    (`save_weights`), the JSON holding `KIND` and the constructor's arguments named in `ARGS` (attributes of the
+    same names)."""
+    KIND: str = ''        # the JSON's kind: readers check it
+    WHAT: str = 'heads'   # what an error calls them
+    ARGS: tuple = ()      # the constructor's arguments, saved in the JSON
+
+    def save(self, path) -> Path:
+        "Write `heads.safetensors` and `heads.json` into folder `path` (atomically)."
+        return save_weights(path, self.state_dict(), {'kind': self.KIND, **{k: getattr(self, k) for k in self.ARGS}},
+                            'heads.safetensors', 'heads.json')
+
+    @classmethod
+    def load(cls, path):
+        "Heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
+        path = Path(path)
+        if not (path/'heads.json').is_file(): raise ArtifactError(f"{path}: no {cls.WHAT} ({path/'heads.json'} not found)")
+        meta, sd = load_weights(path, cls.KIND, 'heads.safetensors', 'heads.json')
+        h = cls(**{k: meta[k] for k in cls.ARGS})
+        h.load_state_dict(sd)
+        return h
 
 # %% ../nbs/31_model.ipynb #5e8a0804
 def _jsonl(path: Path) -> list:

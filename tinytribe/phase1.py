@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from .core import n_steps_for
 from .store import ArtifactError, Deadline
 from .featfile import MODALITIES, ClipFeatures, describe_features
-from .model import TinyTribe, TinyTribeConfig, get_config, save_weights, load_heads, record_run
+from .model import TinyTribe, TinyTribeConfig, get_config, SavedHeads, record_run
 from .data import FeatureSegments, Mixture, feature_files
 from .engine import Trainer, TrainConfig
 
@@ -86,9 +86,11 @@ def _mlp(d_in: int, d_out: int, d_hidden: int | None = None) -> nn.Sequential:
     h = d_hidden or d_out
     return nn.Sequential(nn.LayerNorm(d_in), nn.Linear(d_in, h), nn.GELU(), nn.Linear(h, d_out))
 
-class Phase1Heads(nn.Module):
+class Phase1Heads(SavedHeads, nn.Module):
     """Pre-training heads: reconstruction per modality (d→d), contrastive projection per modality (d→128),
     next-step predictor (d→d), order classifier (2d→2)."""
+    KIND, WHAT, ARGS = HEADS_KIND, 'Phase 1 heads', ('d', 'contrast_dim')
+
     def __init__(self, d: int, contrast_dim: int = 128):
         super().__init__()
         self.d, self.contrast_dim = d, contrast_dim
@@ -96,19 +98,6 @@ class Phase1Heads(nn.Module):
         self.contrast = nn.ModuleDict({m: _mlp(d, contrast_dim, d) for m in MODALITIES})
         self.ntp = _mlp(d, d)
         self.order = _mlp(2 * d, 2, d)
-
-    def save(self, path) -> Path:
-        "Write `heads.safetensors` and `heads.json` into folder `path` (atomically)."
-        return save_weights(path, self.state_dict(), {'kind': HEADS_KIND, 'd': self.d, 'contrast_dim': self.contrast_dim},
-                            'heads.safetensors', 'heads.json')
-
-    @classmethod
-    def load(cls, path) -> 'Phase1Heads':
-        "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
-        meta, sd = load_heads(path, HEADS_KIND, 'Phase 1 heads')
-        h = cls(meta['d'], meta['contrast_dim'])
-        h.load_state_dict(sd)
-        return h
 
 # %% ../nbs/42_phase1.ipynb #eb3e6bf4
 def describe_heads(path) -> dict:

@@ -15,7 +15,7 @@ from .core import TRGrid
 from .featfile import MODALITIES, feature_files, features_meta
 from .segfile import segment_meta
 from .store import ArtifactError, Deadline
-from .model import TinyTribe, get_config, save_weights, load_heads, record_run, read_model_folder
+from .model import TinyTribe, get_config, SavedHeads, record_run, read_model_folder
 from .layers import tr_pool_weights
 from . import spaces
 from .data import TargetSegments, Mixture, pair_teacher, collate
@@ -79,25 +79,14 @@ def multires_matrices(names=('schaefer400', 'schaefer1000')) -> dict:
 # %% ../nbs/43_phase2.ipynb #abd8a20c
 DISTILL_KIND = 'tinytribe-distill-heads'
 
-class DistillHeads(nn.Module):
+class DistillHeads(SavedHeads, nn.Module):
     "One `Linear(d, D)` per teacher hidden state (`{name: D}`), mapping the student's states to the teacher's."
+    KIND, WHAT, ARGS = DISTILL_KIND, 'distillation heads', ('d', 'dims')
+
     def __init__(self, d: int, dims: dict):
         super().__init__()
         self.d, self.dims = int(d), {k: int(v) for k, v in dims.items()}
         self.proj = nn.ModuleDict({k: nn.Linear(self.d, v) for k, v in self.dims.items()})
-
-    def save(self, path) -> Path:
-        "Write `heads.safetensors` and `heads.json` into folder `path` (atomically)."
-        return save_weights(path, self.state_dict(), {'kind': DISTILL_KIND, 'd': self.d, 'dims': self.dims},
-                            'heads.safetensors', 'heads.json')
-
-    @classmethod
-    def load(cls, path) -> 'DistillHeads':
-        "Read heads written by `save`; raises `ArtifactError` naming the folder when they are not there."
-        meta, sd = load_heads(path, DISTILL_KIND, 'distillation heads')
-        h = cls(meta['d'], meta['dims'])
-        h.load_state_dict(sd)
-        return h
 
 # %% ../nbs/43_phase2.ipynb #f13c28c5
 def _zeros(n, d): return torch.zeros(n, d, dtype=torch.float32)
