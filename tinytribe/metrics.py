@@ -612,9 +612,13 @@ def repeats_stats(runs, block_trs: int | None = None, n_blocks: int = 20) -> Rep
 
 
 def _ceiling_info(cl: Ceiling, source: str, clips: list) -> dict:
-    return cl.summary | {'source': source, 'source_clips': sorted(map(str, clips)),
-                         'quantity': 'ceiling of one presentation (each scored run on its own), sqrt of one repeat\'s '
-                                     'reliability; Spearman-Brown for a target averaging k repeats'}
+    out = cl.summary | {'source': source, 'source_clips': sorted(map(str, clips)),
+                        'quantity': 'ceiling of one presentation (each scored run on its own), sqrt of one repeat\'s '
+                                    'reliability; Spearman-Brown for a target averaging k repeats'}
+    if source == 'repeated clips':   # borrowed: see "Borrowed ceilings at realistic lengths"
+        out['ci95_of'] = ("the repeated clips' ceiling; the scored clips' own ceiling also varies with their stimulus, "
+                          "which is not included")
+    return out
 
 
 def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20,
