@@ -117,10 +117,7 @@ class BlockCorr:
             y = target[rb].astype(np.float64) - my
             b = np.stack([(x * y).sum(0), (x * x).sum(0), (y * y).sum(0)])
             S += b
-            a = np.stack([x.sum(0), y.sum(0)])
-            n2 = n - len(rb)
-            adj = np.stack([a[0] * a[1], a[0] ** 2, a[1] ** 2]) / n2 if n2 > 0 else 0.0
-            parts.append(((key, int(k)), b + adj))
+            parts.append(((key, int(k)), b))  # the rest keeps the run's centre (see above)
         for kk, d in parts:
             self.delta[kk] = self.delta.get(kk, 0.0) + d
         self.T += S
@@ -289,13 +286,21 @@ class RepeatStats:
         return (pc - qc) / (R * (R - 1)), qc / R
 
     def _clip_sums(self, c, drop=None):
-        bl = [b for i, b in enumerate(c['blocks']) if i != drop]
+        """The clip's (signal, total) sums, each repeat centred on its mean over all the clip's rows; with `drop`,
+        less block `drop`'s part of those same centred sums (the rest is *not* re-centred: see the introduction)."""
+        bl, R = c['blocks'], c['R']
         n = sum(b['n'] for b in bl)
         if n < 2:
             return 0.0, 0.0
-        return self._parts(
-            c['R'], n, sum(b['s'] for b in bl), sum(b['q'] for b in bl), sum(b['p'] for b in bl)
-        )
+        s = sum(b['s'] for b in bl)
+        sig, tot = self._parts(R, n, s, sum(b['q'] for b in bl), sum(b['p'] for b in bl))
+        if drop is None:
+            return sig, tot
+        b, m = bl[drop], s / n  # m (R, C): each repeat's mean over the clip
+        M = m.sum(0)
+        qb = b['q'] - 2 * (m * b['s']).sum(0) + b['n'] * (m * m).sum(0)  # Σ_block Σ_r (x_r - m_r)²
+        pb = b['p'] - 2 * M * b['s'].sum(0) + b['n'] * M * M  # Σ_block (Σ_r (x_r - m_r))²
+        return sig - (pb - qb) / (R * (R - 1)), tot - qb / R
 
     def reliability(self) -> tuple[np.ndarray, np.ndarray, int]:
         "(ρ of one repeat per column, the leave-one-block-out ρ (B, C), B)."
@@ -607,9 +612,13 @@ def repeats_stats(runs, block_trs: int | None = None, n_blocks: int = 20) -> Rep
 
 
 def _ceiling_info(cl: Ceiling, source: str, clips: list) -> dict:
-    return cl.summary | {'source': source, 'source_clips': sorted(map(str, clips)),
-                         'quantity': 'ceiling of one presentation (each scored run on its own), sqrt of one repeat\'s '
-                                     'reliability; Spearman-Brown for a target averaging k repeats'}
+    out = cl.summary | {'source': source, 'source_clips': sorted(map(str, clips)),
+                        'quantity': 'ceiling of one presentation (each scored run on its own), sqrt of one repeat\'s '
+                                    'reliability; Spearman-Brown for a target averaging k repeats'}
+    if source == 'repeated clips':   # borrowed: see "Borrowed ceilings at realistic lengths"
+        out['ci95_of'] = ("the repeated clips' ceiling; the scored clips' own ceiling also varies with their stimulus, "
+                          "which is not included")
+    return out
 
 
 def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20,

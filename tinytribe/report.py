@@ -592,7 +592,8 @@ def _ceiling_note(rep: dict) -> str:
         return (f"{s}: {_fmt(v.get('ceiling_rms'))} from {src}"
                 + (f" ({', '.join(v['source_clips'][:4])}{', ...' if len(v['source_clips']) > 4 else ''})"
                    if v.get('source_clips') else '')
-                + f" (95% CI {_fmt(ci[0])}-{_fmt(ci[1])}, {v.get('n_trs', '?')} TRs; ±0.02 needs "
+                + f" (95% CI{' of the ceiling of the repeated clips' if v.get('ci95_of') else ''} "
+                  f"{_fmt(ci[0])}-{_fmt(ci[1])}, {v.get('n_trs', '?')} TRs; ±0.02 needs "
                   f"~{v.get('trs_for_ci_0.02', '?')} TRs)")
     return '; '.join(one(s, v) for s, v in rep['noise_ceiling'].items())
 
