@@ -151,8 +151,8 @@ class Remote:
     (folder names directly under `prefix`), `put_tree(local_dir, prefix)`,
     `put_file(local, path)`, `move_tree(src, dst)`, `move_file(src, dst)`, `get_files(paths, local_dir)`,
     `delete(paths)`, `purge(prefix)`; `put_files` and `stat` have generic versions built on those.
-    `name` is a printable description with no secrets."""
-    name = 'remote'
+    `name` is a printable description with no secrets; `concurrent`: whether two threads may use it at once."""
+    name, concurrent = 'remote', False
     def ls(self, prefix: str = '', hashes: bool = False) -> dict: raise NotImplementedError
     def dirs(self, prefix: str = '') -> list: raise NotImplementedError
     def put_tree(self, local_dir, prefix: str): raise NotImplementedError
@@ -176,6 +176,7 @@ def _join(*parts) -> str: return '/'.join(p.strip('/') for p in parts if p and p
 # %% ../nbs/70_sync.ipynb #52f57ebe
 class FolderRemote(Remote):
     "A plain folder as a remote (a mounted Drive folder, a USB disk): files are copied, fsynced and renamed."
+    concurrent = True
     def __init__(self, root):
         self.root = Path(root).expanduser()
         self.name = str(self.root)
@@ -242,6 +243,7 @@ class RcloneRemote(Remote):
     binary. `env` adds environment variables for rclone only (credentials from `remote_credentials`)
     they are
     never put on its command line, and rclone's messages go through `redact`."""
+    concurrent = True                  # each call is its own process
     def __init__(self, spec: str, env: dict | None = None, rclone: str = 'rclone', timeout_s: float = 3600.0):
         self.spec, self.env, self.rclone, self.timeout_s = str(spec), dict(env or {}), rclone, timeout_s
         self.name = redact(self.spec)
@@ -530,10 +532,12 @@ class JobSync:
         return sorted(late) + sorted(rest)
 
     # ---- generations on the remote --------------------------------------------------------------
-    def generations(self) -> tuple[dict, dict]:
+    def generations(self, listing: dict | None = None) -> tuple[dict, dict]:
         """Read every generation file under `_sync/`: `({tag: [complete generations, newest first]},
-        {tag: highest generation number seen, complete or not})`. Cut or altered files go to `self.damaged`."""
-        everything = list(self.remote.ls(self._rp(SYNC_DIR)))
+        {tag: highest generation number seen, complete or not})`. Cut or altered files go to `self.damaged`.
+        `listing`: the whole job folder's files, when it was just listed (one call instead of two)."""
+        if listing is None: everything = list(self.remote.ls(self._rp(SYNC_DIR)))
+        else: everything = [n[len(SYNC_DIR) + 1:] for n in listing if n.startswith(SYNC_DIR + '/')]
         self._sync_listing = everything               # for the collection that follows a push
         listing = [n for n in everything if '/' not in n]
         names = {n: m for n in listing if (m := _GEN.match(n))}
@@ -619,6 +623,7 @@ class JobSync:
         with self._lock: return self._push()
 
     link_age_s = 3.0      # a file unmodified this long is snapshotted by a hard link (see `_snapshot`)
+    split_bytes = 1 << 26 # files this large are hashed, sent and read back beside the others (a concurrent remote)
 
     def _snapshot(self, src: Path, dst: Path, link: bool = True) -> tuple | None:
         """A snapshot of `src` at `dst` for the upload to read, that the job cannot change unnoticed. A hard link
@@ -661,7 +666,8 @@ class JobSync:
         t0 = time.time()
         rep = SyncReport('push')
         st = self._state()
-        valid, top = self.generations()
+        whole = None if self._swept else self.remote.ls(self._rp())   # once a session: generations and objects
+        valid, top = self.generations(whole)
         ms = {t: v[0] for t, v in valid.items()}
         self._check_job(ms)
         mine = ms.get(self.tag, {'files': {}, 'gen': 0})
@@ -671,8 +677,9 @@ class JobSync:
         files, new_state = dict(mine['files']), {'files': dict(st['files'])}
         staged, links, changed = {}, {}, job != mine.get('job')
 
-        def consider(rel, s0, tmp, md5, key):
-            "The snapshot `tmp` of `rel` (MD5 `md5`; `s0`: `rel`'s stat before it): unchanged, listed, or staged."
+        def consider(rel, s0, tmp, md5, key, part, part_links):
+            """The snapshot `tmp` of `rel` (MD5 `md5`; `s0`: `rel`'s stat before it): unchanged, listed, or staged
+            (into `part`, and its link's key into `part_links`)."""
             nonlocal changed
             cur, size = files.get(rel), tmp.stat().st_size
             try: same = s0 is not None and size == s0.st_size and (self.local/rel).stat().st_mtime_ns == s0.st_mtime_ns
@@ -686,12 +693,19 @@ class JobSync:
                 return
             (stage/e['obj']).parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, stage/e['obj'])
-            staged[rel] = e
-            if key: links[rel] = key
+            part[rel] = e
+            if key: part_links[rel] = key
+
+        def pipeline(group, part, part_links):
+            "Hash the snapshots of `group`, decide each, upload and read back what is new: (`part`, moved files)."
+            for (rel, s0, tmp, key), md5 in zip(group, _md5_all([x[2] for x in group])):
+                consider(rel, s0, tmp, md5, key, part, part_links)
+            return part, (self._send(stage, part, part_links) if part else [])
 
         try:
             if not self._swept:                      # once a session: listed objects that are missing or cut
-                have = self.remote.ls(self._rp(DATA_DIR))
+                n = len(DATA_DIR) + 1
+                have = {k[n:]: RemoteFile(k[n:], f.size, f.md5) for k, f in whole.items() if k.startswith(DATA_DIR + '/')}
                 self._objects = have
                 for rel, e in mine['files'].items():
                     g = have.get(e['obj'])
@@ -716,15 +730,22 @@ class JobSync:
                 tmp = stage/'.snap'/rel
                 try: snaps.append((rel, s0, tmp, self._snapshot(src, tmp)))   # the job may rewrite the file meanwhile
                 except FileNotFoundError: continue
-            for (rel, s0, tmp, key), md5 in zip(snaps, _md5_all([x[2] for x in snaps])): consider(rel, s0, tmp, md5, key)
             here = set(self.local_files())
             for rel in list(files):                           # deleted locally since we last agreed: unlist
                 if rel not in here and rel in st['files']:
                     del files[rel]
                     rep.removed.append(rel)
                     new_state['files'].pop(rel, None)
+            big = [x for x in snaps if x[2].stat().st_size >= self.split_bytes]
+            rest = [x for x in snaps if x[2].stat().st_size < self.split_bytes]
+            if big and (rest or staged) and self.remote.concurrent:     # two pipelines at once
+                with ThreadPoolExecutor(1) as ex:
+                    other = ex.submit(pipeline, big, {}, {})
+                    done = [pipeline(rest, staged, links), other.result()]
+            else: done = [pipeline(snaps, staged, links)]
+            for part, _ in done[1:]: staged.update(part)
+            moved = [rel for _, m in done for rel in m]
             if staged:
-                moved, links = self._send(stage, staged, links), {}
                 for rel in moved:                             # changed while linked: not listed this time
                     staged.pop(rel)
                     if rel in st['files']: new_state['files'][rel] = st['files'][rel]   # the next push looks again
@@ -734,7 +755,7 @@ class JobSync:
                         tmp = stage/'.snap'/rel
                         with contextlib.suppress(FileNotFoundError):
                             self._snapshot(self.local/rel, tmp, link=False)
-                            consider(rel, None, tmp, file_md5(tmp), None)   # a copy: sent again below
+                            consider(rel, None, tmp, file_md5(tmp), None, staged, {})   # a copy: sent below
                 again = {r: staged[r] for r in moved if r in staged}
                 if again: self._send(stage, again, {})
                 files.update(staged)
