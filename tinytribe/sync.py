@@ -286,8 +286,23 @@ class RcloneRemote(Remote):
                       '--ignore-times', '--ignore-checksum', str(local_dir), self._r(prefix))   # always written; JobSync reads every file back itself
         finally: os.unlink(lst)
 
+    def _folder(self) -> Path | None:
+        "The folder itself when the spec is a plain local path (rclone's local backend), else None."
+        s = self.spec
+        return None if re.match(r'^[A-Za-z0-9_.-]+:', s) and not s.startswith(('./', '/')) else Path(s).expanduser()
+
     def stat(self, prefix, names, hashes=False) -> dict:
         if not names: return {}
+        if (root := self._folder()) is not None:     # rclone's local backend: its files read back and hashed here
+            base = root/prefix if prefix else root
+            found = [n for n in names if (base/n).is_file()]
+            sums = _md5_all([base/n for n in found]) if hashes else [None] * len(found)
+            out = {n: RemoteFile(n, (base/n).stat().st_size, m) for n, m in zip(found, sums)}
+            rest = [n for n in names if n not in out]    # a name rclone's encoding changed: rclone looks it up
+            return {**out, **(self._stat(prefix, rest, hashes) if rest else {})}
+        return self._stat(prefix, names, hashes)
+
+    def _stat(self, prefix, names, hashes=False) -> dict:
         lst = self._files_from(names)
         try: p = self.run('lsjson', '-R', '--files-only', '--files-from-raw', lst,
                           *(['--hash', '--hash-type', 'md5'] if hashes else []), self._r(prefix), ok=(0, 3))
