@@ -8,7 +8,13 @@ The job folder (`--size-mb`, default 1024) is one large checkpoint (`ckpt/last.p
 - `push_s` / `pull_s`: `JobSync.push()` into an empty remote folder (snapshot, MD5, upload, read-back of sizes and
   hashes, a new generation read back whole, collection) and `JobSync.pull()` into an empty folder (download, size
   and MD5 of every file checked here, renamed into place);
-- `push_ratio` / `pull_ratio`: tinytribe's time over rclone's (the target: at most 1.2).
+- `push_ratio` / `pull_ratio`: tinytribe's time over rclone's, per run (the target: at most 1.2); the backend's
+  figures are the medians over `--repeats` runs. `*_cpu_s`: CPU seconds (user + system) of this process and the
+  rclone processes it ran (not the WebDAV server's); `*_rclone_calls_s`: tinytribe's time inside rclone calls.
+
+The two sides of each pair run one after the other, in an order that alternates from run to run, each started after
+`sync` (so neither pays for writing back the other's bytes); the load average is recorded with every run, since
+on a shared machine the side-by-side ratio is what compares.
 
     python bench/sync_speed.py [--size-mb 1024] [--small-files 1000] [--backends local,webdav] [--out bench/results/sync_speed.json]
 """
@@ -55,10 +61,41 @@ def drop_caches_hint(folder: Path):
                 while f.read(1 << 24): pass
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
+def cpu_s() -> float:
+    "CPU seconds (user + system) of this process and its finished children so far."
+    import resource
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def timed(fn) -> tuple[float, float]:
+    "(wall seconds, CPU seconds) of `fn()`, started with nothing left to write back from the step before."
+    os.sync()
+    c, t = cpu_s(), time.perf_counter()
     fn()
-    return round(time.perf_counter() - t, 3)
+    return round(time.perf_counter() - t, 3), round(cpu_s() - c, 3)
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return round(xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2, 3)
+
+
+def timed_remote(spec: str):
+    "The `RcloneRemote` of `spec`, timing its rclone calls by subcommand (`calls_s`)."
+    from tinytribe.sync import RcloneRemote
+
+    class TimedRclone(RcloneRemote):
+        def run(self, *args, **kw):
+            t = time.perf_counter()
+            try: return super().run(*args, **kw)
+            finally:
+                k = args[0] + (' --hash' if '--hash' in args else '')
+                self.calls_s[k] = round(self.calls_s.get(k, 0.0) + time.perf_counter() - t, 3)
+    r = TimedRclone(spec)
+    r.calls_s = {}
+    return r
 
 
 def run_backend(name: str, job: Path, work: Path, nbytes: int, repeats: int) -> dict:
@@ -85,29 +122,35 @@ def run_backend(name: str, job: Path, work: Path, nbytes: int, repeats: int) -> 
     try:
         for r in range(repeats):
             rc = lambda *a: subprocess.run(['rclone', '-q', *a], check=True)
-            row = {}
-            row['rclone_push_s'] = timed(lambda: rc('copy', str(job), f"{base}rclone{r}"))
-            row['rclone_pull_s'] = timed(lambda: rc('copy', f"{base}rclone{r}", str(work/f"rclone-pull{r}")))
-            spec = f"rclone:{base}tt{r}"
-            s = JobSync(job, spec, credentials={})
-            shutil.rmtree(job/'.sync', ignore_errors=True)
+            row = {'load_avg_1min': round(os.getloadavg()[0], 2), 'first': 'rclone' if r % 2 == 0 else 'tinytribe'}
             rep = {}
-            row['push_s'] = timed(lambda: rep.update(push=s.push()))
-            p = JobSync(work/f"tt-pull{r}", spec, credentials={})
-            row['pull_s'] = timed(lambda: rep.update(pull=p.pull()))
+            shutil.rmtree(job/'.sync', ignore_errors=True)
+            push, pull = JobSync(job, timed_remote(base + f"tt{r}"), credentials={}), None
+            steps = {'rclone_push': lambda: rc('copy', str(job), f"{base}rclone{r}"),
+                     'push': lambda: rep.update(push=push.push())}
+            for k in (steps if r % 2 == 0 else reversed(steps)):    # the order alternates from run to run
+                row[k + '_s'], row[k + '_cpu_s'] = timed(steps[k])
+            pull = JobSync(work/f"tt-pull{r}", timed_remote(base + f"tt{r}"), credentials={})
+            steps = {'rclone_pull': lambda: rc('copy', f"{base}rclone{r}", str(work/f"rclone-pull{r}")),
+                     'pull': lambda: rep.update(pull=pull.pull())}
+            for k in (steps if r % 2 == 0 else reversed(steps)):
+                row[k + '_s'], row[k + '_cpu_s'] = timed(steps[k])
             assert rep['push'].bytes == nbytes and rep['pull'].bytes == nbytes, (rep['push'].bytes, rep['pull'].bytes, nbytes)
             row['push_MBps'] = round(nbytes / 2**20 / row['push_s'], 1)
             row['pull_MBps'] = round(nbytes / 2**20 / row['pull_s'], 1)
             row['push_ratio'] = round(row['push_s'] / row['rclone_push_s'], 3)
             row['pull_ratio'] = round(row['pull_s'] / row['rclone_pull_s'], 3)
-            row['object_check'] = s.object_check
+            row['push_cpu_ratio'] = round(row['push_cpu_s'] / row['rclone_push_cpu_s'], 3)
+            row['pull_cpu_ratio'] = round(row['pull_cpu_s'] / row['rclone_pull_cpu_s'], 3)
+            row['push_rclone_calls_s'], row['pull_rclone_calls_s'] = push.remote.calls_s, pull.remote.calls_s
+            row['object_check'] = push.object_check
             out['runs'].append(row)
             print(f"{name} run {r}: {row}", flush=True)
             for d in (work/f"rclone-pull{r}", work/f"tt-pull{r}"): shutil.rmtree(d, ignore_errors=True)
-        best = lambda k: min(x[k] for x in out['runs'])
-        out.update({k: best(k) for k in ('rclone_push_s', 'rclone_pull_s', 'push_s', 'pull_s')})
-        out['push_ratio'] = round(out['push_s'] / out['rclone_push_s'], 3)
-        out['pull_ratio'] = round(out['pull_s'] / out['rclone_pull_s'], 3)
+            for d in (f"{base}rclone{r}", f"{base}tt{r}"): subprocess.run(['rclone', 'purge', d], capture_output=True)
+        for k in ('rclone_push_s', 'rclone_pull_s', 'push_s', 'pull_s', 'push_ratio', 'pull_ratio', 'push_cpu_ratio',
+                  'pull_cpu_ratio'):
+            out[k] = median([x[k] for x in out['runs']])       # ratios: the median of each run's side-by-side ratio
     finally:
         for k in env: os.environ.pop(k, None)
         if srv:
@@ -121,7 +164,7 @@ def main(argv=None):
     ap.add_argument('--size-mb', type=int, default=1024)
     ap.add_argument('--small-files', type=int, default=1000)
     ap.add_argument('--backends', default='local,webdav')
-    ap.add_argument('--repeats', type=int, default=2, help='timed runs per backend (the best is reported)')
+    ap.add_argument('--repeats', type=int, default=3, help='timed runs per backend (the median ratio is reported)')
     ap.add_argument('--work', default=None, help='scratch folder (default: a temporary one)')
     ap.add_argument('--out', default='bench/results/sync_speed.json')
     ap.add_argument('--note', default='')
@@ -145,9 +188,9 @@ def main(argv=None):
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         old = json.loads(out.read_text()) if out.exists() else {}
-        runs = old.get('runs', []) if isinstance(old, dict) else []
-        runs = [r for r in runs if r.get('size_mb') != a.size_mb] + [res]
-        out.write_text(json.dumps({'runs': runs}, indent=1) + '\n')
+        old = old if isinstance(old, dict) else {}
+        runs = [r for r in old.get('runs', []) if r.get('size_mb') != a.size_mb] + [res]
+        out.write_text(json.dumps({**old, 'runs': runs}, indent=1) + '\n')       # other keys (e.g. 'before') kept
         print(json.dumps({b: {k: v for k, v in r.items() if k != 'runs'} for b, r in res['backends'].items()}, indent=1))
     finally:
         if not a.work: shutil.rmtree(work, ignore_errors=True)

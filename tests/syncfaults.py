@@ -10,9 +10,11 @@ REAL_RCLONE = shutil.which('rclone')
 SHIM = r'''#!/bin/sh
 # tinytribe fault shim: count rclone calls; at call $FAULT_AT kill the caller ($PPID) before, during or after it
 d="$FAULT_DIR"
+exec 9>>"$d/lock"; flock 9      # calls may run at once (a push sends its large files beside the rest)
 n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
 echo "$n" > "$d/count"
 echo "$n $*" >> "$d/calls"
+flock -u 9; exec 9>&-
 if [ "$n" = "${FAULT_AT:-0}" ]; then
   echo "$FAULT_MODE $*" > "$d/killed"
   case "$FAULT_MODE" in

@@ -23,7 +23,9 @@ import sys
 from pathlib import Path
 from tinytribe.session import run_session
 from tinytribe.store import Manifest, run_items, write_json, atomic_write
+from tinytribe.sync import JobSync
 local, remote, upto, gen = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+JobSync.split_bytes = 4096         # the checkpoint goes up beside the other files, as a large one would
 def job(deadline):
     out = Path(local)
     with atomic_write(out/'ckpt'/'last.pt') as f: f.write(bytes([gen % 251]) * 4096)   # same size every session

@@ -5,6 +5,7 @@
 # %% ../nbs/70_sync.ipynb #40e728bb
 from __future__ import annotations
 import os, io, re, json, time, uuid, shutil, hashlib, fnmatch, subprocess, configparser, contextlib, threading, tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -138,13 +139,20 @@ def file_md5(path, chunk: int = 1 << 20) -> str:
         while (b := f.read(chunk)): h.update(b)
     return h.hexdigest()
 
+def _md5_all(paths: Sequence) -> list[str]:
+    "`file_md5` of each of `paths`, the largest first, two at a time (hashlib hashes outside the GIL)."
+    if len(paths) < 2: return [file_md5(p) for p in paths]
+    order = sorted(range(len(paths)), key=lambda i: -Path(paths[i]).stat().st_size)
+    with ThreadPoolExecutor(2) as ex: sums = dict(zip(order, ex.map(file_md5, [paths[i] for i in order])))
+    return [sums[i] for i in range(len(paths))]
+
 class Remote:
     """A place files go to and come from. Backends implement: `ls(prefix, hashes)` (files, recursive), `dirs(prefix)`
     (folder names directly under `prefix`), `put_tree(local_dir, prefix)`,
     `put_file(local, path)`, `move_tree(src, dst)`, `move_file(src, dst)`, `get_files(paths, local_dir)`,
     `delete(paths)`, `purge(prefix)`; `put_files` and `stat` have generic versions built on those.
-    `name` is a printable description with no secrets."""
-    name = 'remote'
+    `name` is a printable description with no secrets; `concurrent`: whether two threads may use it at once."""
+    name, concurrent = 'remote', False
     def ls(self, prefix: str = '', hashes: bool = False) -> dict: raise NotImplementedError
     def dirs(self, prefix: str = '') -> list: raise NotImplementedError
     def put_tree(self, local_dir, prefix: str): raise NotImplementedError
@@ -168,6 +176,7 @@ def _join(*parts) -> str: return '/'.join(p.strip('/') for p in parts if p and p
 # %% ../nbs/70_sync.ipynb #52f57ebe
 class FolderRemote(Remote):
     "A plain folder as a remote (a mounted Drive folder, a USB disk): files are copied, fsynced and renamed."
+    concurrent = True
     def __init__(self, root):
         self.root = Path(root).expanduser()
         self.name = str(self.root)
@@ -234,6 +243,7 @@ class RcloneRemote(Remote):
     binary. `env` adds environment variables for rclone only (credentials from `remote_credentials`)
     they are
     never put on its command line, and rclone's messages go through `redact`."""
+    concurrent = True                  # each call is its own process
     def __init__(self, spec: str, env: dict | None = None, rclone: str = 'rclone', timeout_s: float = 3600.0):
         self.spec, self.env, self.rclone, self.timeout_s = str(spec), dict(env or {}), rclone, timeout_s
         self.name = redact(self.spec)
@@ -273,11 +283,26 @@ class RcloneRemote(Remote):
         if not names: return
         lst = self._files_from(names)      # few files: look each up; many: one listing of the destination
         try: self.run('copy', '--files-from-raw', lst, *(['--no-traverse'] if len(names) < 64 else []),
-                      '--ignore-checksum', str(local_dir), self._r(prefix))   # JobSync reads every file back itself
+                      '--ignore-times', '--ignore-checksum', str(local_dir), self._r(prefix))   # always written; JobSync reads every file back itself
         finally: os.unlink(lst)
+
+    def _folder(self) -> Path | None:
+        "The folder itself when the spec is a plain local path (rclone's local backend), else None."
+        s = self.spec
+        return None if re.match(r'^[A-Za-z0-9_.-]+:', s) and not s.startswith(('./', '/')) else Path(s).expanduser()
 
     def stat(self, prefix, names, hashes=False) -> dict:
         if not names: return {}
+        if (root := self._folder()) is not None:     # rclone's local backend: its files read back and hashed here
+            base = root/prefix if prefix else root
+            found = [n for n in names if (base/n).is_file()]
+            sums = _md5_all([base/n for n in found]) if hashes else [None] * len(found)
+            out = {n: RemoteFile(n, (base/n).stat().st_size, m) for n, m in zip(found, sums)}
+            rest = [n for n in names if n not in out]    # a name rclone's encoding changed: rclone looks it up
+            return {**out, **(self._stat(prefix, rest, hashes) if rest else {})}
+        return self._stat(prefix, names, hashes)
+
+    def _stat(self, prefix, names, hashes=False) -> dict:
         lst = self._files_from(names)
         try: p = self.run('lsjson', '-R', '--files-only', '--files-from-raw', lst,
                           *(['--hash', '--hash-type', 'md5'] if hashes else []), self._r(prefix), ok=(0, 3))
@@ -522,10 +547,12 @@ class JobSync:
         return sorted(late) + sorted(rest)
 
     # ---- generations on the remote --------------------------------------------------------------
-    def generations(self) -> tuple[dict, dict]:
+    def generations(self, listing: dict | None = None) -> tuple[dict, dict]:
         """Read every generation file under `_sync/`: `({tag: [complete generations, newest first]},
-        {tag: highest generation number seen, complete or not})`. Cut or altered files go to `self.damaged`."""
-        everything = list(self.remote.ls(self._rp(SYNC_DIR)))
+        {tag: highest generation number seen, complete or not})`. Cut or altered files go to `self.damaged`.
+        `listing`: the whole job folder's files, when it was just listed (one call instead of two)."""
+        if listing is None: everything = list(self.remote.ls(self._rp(SYNC_DIR)))
+        else: everything = [n[len(SYNC_DIR) + 1:] for n in listing if n.startswith(SYNC_DIR + '/')]
         self._sync_listing = everything               # for the collection that follows a push
         listing = [n for n in everything if '/' not in n]
         names = {n: m for n in listing if (m := _GEN.match(n))}
@@ -610,40 +637,103 @@ class JobSync:
         """Send what changed, then a new generation listing it (see the module intro). Returns what was sent."""
         with self._lock: return self._push()
 
-    def _snapshot(self, src: Path, dst: Path):
-        "A copy of `src` that the job cannot change under us (a hard link for files the job replaces by rename)."
+    link_age_s = 3.0      # a file unmodified this long is snapshotted by a hard link (see `_snapshot`)
+    split_bytes = 1 << 26 # files this large are hashed, sent and read back beside the others (a concurrent remote)
+
+    def _snapshot(self, src: Path, dst: Path, link: bool = True) -> tuple | None:
+        """A snapshot of `src` at `dst` for the upload to read, that the job cannot change unnoticed. A hard link
+        (nothing copied, nothing to free afterwards) for a file last modified at least `link_age_s` ago (any later
+        write moves its modification time, which `_send` checks again after the upload) or a large model file (the
+        job replaces those by rename); else, or with `link=False`, a copy. Returns the link's (size, mtime_ns) or None."""
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.stat().st_size >= 1 << 24 and src.suffix in ('.pt', '.safetensors', '.npz', '.npy', '.onnx'):
-            with contextlib.suppress(OSError):
+        if link:
+            with contextlib.suppress(OSError):            # another file system: a copy
                 os.link(src, dst)
-                return
+                s = dst.stat()
+                big = s.st_size >= 1 << 24 and src.suffix in ('.pt', '.safetensors', '.npz', '.npy', '.onnx')
+                if big or time.time_ns() - s.st_mtime_ns >= self.link_age_s * 1e9: return (s.st_size, s.st_mtime_ns)
+                dst.unlink()                              # written just now: it may still be written
         shutil.copyfile(src, dst)
+        return None
+
+    def _send(self, stage: Path, staged: dict, links: dict) -> list:
+        """Upload the objects of `staged` ({rel: entry}; files under `stage`) with one call and read them all back
+        with one more: size, and MD5 where the backend reports one; `SyncError` for one that does not verify. A
+        hard-linked snapshot (`links`: {rel: (size, mtime_ns)}) that changed meanwhile is not trusted: its object
+        (a name no generation lists, or a listed one found missing or cut) is deleted and its file returned, to be sent from a copy or left to the next push."""
+        objs = [e['obj'] for e in staged.values()]
+        self.remote.put_files(stage, objs, self._rp(DATA_DIR))   # names no generation lists (or repairs)
+        got = self.remote.stat(self._rp(DATA_DIR), objs, hashes=True)
+        def key(p):
+            with contextlib.suppress(FileNotFoundError): return (p.stat().st_size, p.stat().st_mtime_ns)
+        moved = [rel for rel, k in links.items() if rel in staged and key(stage/staged[rel]['obj']) != k]
+        for rel, e in staged.items():                     # verified after the move, before anything lists it
+            g = got.get(e['obj'])
+            if rel in moved: continue
+            if g is None or g.size != e['size'] or (g.md5 and g.md5 != e['md5']):
+                why = 'missing' if g is None else f"size {g.size}, md5 {g.md5} vs {e['size']}, {e['md5']}"
+                raise SyncError(f"{self._where(DATA_DIR, e['obj'])}: did not verify after upload ({why})")
+        if got: self.object_check = 'size+md5' if all(g.md5 for g in got.values()) else 'size'
+        if moved: self.remote.delete([self._rp(DATA_DIR, staged[rel]['obj']) for rel in moved])
+        return moved
 
     def _push(self) -> SyncReport:
         t0 = time.time()
         rep = SyncReport('push')
         st = self._state()
-        valid, top = self.generations()
+        whole = None if self._swept else self.remote.ls(self._rp())   # once a session: generations and objects
+        valid, top = self.generations(whole)
         ms = {t: v[0] for t, v in valid.items()}
         self._check_job(ms)
         mine = ms.get(self.tag, {'files': {}, 'gen': 0})
         job = (self.job if (self.adopt or not self.remote_job(ms)) else None) or self.remote_job(ms) or self.job
-        present = {e['obj']: e for m in ms.values() for e in m['files'].values()}    # objects listed now
+        present = {e['obj']: e for v in valid.values() for g in v for e in g['files'].values()}   # listed objects
         stage = self.state_dir/f"stage-{uuid.uuid4().hex[:8]}"
         files, new_state = dict(mine['files']), {'files': dict(st['files'])}
-        staged, changed = {}, job != mine.get('job')
+        staged, links, changed = {}, {}, job != mine.get('job')
+
+        def consider(rel, s0, tmp, md5, key, part, part_links):
+            """The snapshot `tmp` of `rel` (MD5 `md5`; `s0`: `rel`'s stat before it): unchanged, listed, or staged
+            (into `part`, and its link's key into `part_links`)."""
+            nonlocal changed
+            cur, size = files.get(rel), tmp.stat().st_size
+            try: same = s0 is not None and size == s0.st_size and (self.local/rel).stat().st_mtime_ns == s0.st_mtime_ns
+            except FileNotFoundError: same = False
+            new_state['files'][rel] = {'size': size, 'md5': md5, 'mtime_ns': s0.st_mtime_ns if same else -1}
+            if cur and cur['md5'] == md5 and cur['size'] == size: return tmp.unlink()
+            e = {'obj': self._obj(rel, md5), 'size': size, 'md5': md5}
+            if e['obj'] in present and present[e['obj']]['size'] == size:   # already there, listed: never sent again
+                tmp.unlink()
+                files[rel], changed = e, True
+                return
+            (stage/e['obj']).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, stage/e['obj'])
+            part[rel] = e
+            if key: part_links[rel] = key
+
+        def pipeline(group, part, part_links):
+            "Hash the snapshots of `group`, decide each, upload and read back what is new: (`part`, moved files)."
+            for (rel, s0, tmp, key), md5 in zip(group, _md5_all([x[2] for x in group])):
+                consider(rel, s0, tmp, md5, key, part, part_links)
+            return part, (self._send(stage, part, part_links) if part else [])
+
         try:
             if not self._swept:                      # once a session: listed objects that are missing or cut
-                have = self.remote.ls(self._rp(DATA_DIR))
+                n = len(DATA_DIR) + 1
+                have = {k[n:]: RemoteFile(k[n:], f.size, f.md5) for k, f in whole.items() if k.startswith(DATA_DIR + '/')}
                 self._objects = have
                 for rel, e in mine['files'].items():
                     g = have.get(e['obj'])
                     if g is not None and g.size == e['size']: continue
-                    p = self.local/rel
-                    if p.is_file() and p.stat().st_size == e['size'] and self._md5(p, st, rel) == e['md5']:
-                        self._snapshot(p, stage/e['obj'])
+                    p, snap = self.local/rel, stage/e['obj']
+                    if not (p.is_file() and p.stat().st_size == e['size']): continue
+                    key = self._snapshot(p, snap)
+                    if snap.stat().st_size == e['size'] and file_md5(snap) == e['md5']:
                         staged[rel] = dict(e)
                         rep.repaired.append(rel)
+                        if key: links[rel] = key
+                    else: snap.unlink()
+            snaps = []
             for rel in self.local_files():                   # manifest/status first: see LATE
                 src, cur = self.local/rel, files.get(rel)
                 if rel in staged: continue
@@ -653,38 +743,36 @@ class JobSync:
                 if (old and cur and old.get('size') == s0.st_size == cur['size'] and old.get('mtime_ns') == s0.st_mtime_ns
                         and old.get('md5') == cur['md5']): continue          # unchanged since it was last sent
                 tmp = stage/'.snap'/rel
-                try: self._snapshot(src, tmp)             # a snapshot: the job may rewrite the file meanwhile
+                try: snaps.append((rel, s0, tmp, self._snapshot(src, tmp)))   # the job may rewrite the file meanwhile
                 except FileNotFoundError: continue
-                md5, size = file_md5(tmp), tmp.stat().st_size
-                same = size == s0.st_size and src.stat().st_mtime_ns == s0.st_mtime_ns
-                new_state['files'][rel] = {'size': size, 'md5': md5, 'mtime_ns': s0.st_mtime_ns if same else -1}
-                if cur and cur['md5'] == md5 and cur['size'] == size:
-                    tmp.unlink()
-                    continue
-                e = {'obj': self._obj(rel, md5), 'size': size, 'md5': md5}
-                if e['obj'] in present and present[e['obj']]['size'] == size:   # already there, listed
-                    tmp.unlink()
-                    files[rel], changed = e, True
-                    continue
-                (stage/e['obj']).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, stage/e['obj'])
-                staged[rel] = e
             here = set(self.local_files())
             for rel in list(files):                           # deleted locally since we last agreed: unlist
                 if rel not in here and rel in st['files']:
                     del files[rel]
                     rep.removed.append(rel)
                     new_state['files'].pop(rel, None)
+            big = [x for x in snaps if x[2].stat().st_size >= self.split_bytes]
+            rest = [x for x in snaps if x[2].stat().st_size < self.split_bytes]
+            if big and (rest or staged) and self.remote.concurrent:     # two pipelines at once
+                with ThreadPoolExecutor(1) as ex:
+                    other = ex.submit(pipeline, big, {}, {})
+                    done = [pipeline(rest, staged, links), other.result()]
+            else: done = [pipeline(snaps, staged, links)]
+            for part, _ in done[1:]: staged.update(part)
+            moved = [rel for _, m in done for rel in m]
             if staged:
-                objs = [e['obj'] for e in staged.values()]
-                self.remote.put_files(stage, objs, self._rp(DATA_DIR))   # new names only: nothing listed is touched
-                got = self.remote.stat(self._rp(DATA_DIR), objs, hashes=True)
-                for rel, e in staged.items():                 # verified after the move, before anything lists it
-                    g = got.get(e['obj'])
-                    if g is None or g.size != e['size'] or (g.md5 and g.md5 != e['md5']):
-                        why = 'missing' if g is None else f"size {g.size}, md5 {g.md5} vs {e['size']}, {e['md5']}"
-                        raise SyncError(f"{self._where(DATA_DIR, e['obj'])}: did not verify after upload ({why})")
-                self.object_check = 'size+md5' if all(g.md5 for g in got.values()) else 'size'
+                for rel in moved:                             # changed while linked: not listed this time
+                    staged.pop(rel)
+                    if rel in st['files']: new_state['files'][rel] = st['files'][rel]   # the next push looks again
+                    else: new_state['files'].pop(rel, None)
+                    if rel in rep.repaired: rep.repaired.remove(rel)
+                    elif not _match(rel, LATE):               # a record newer than the outputs snapshotted waits
+                        tmp = stage/'.snap'/rel
+                        with contextlib.suppress(FileNotFoundError):
+                            self._snapshot(self.local/rel, tmp, link=False)
+                            consider(rel, None, tmp, file_md5(tmp), None, staged, {})   # a copy: sent below
+                again = {r: staged[r] for r in moved if r in staged}
+                if again: self._send(stage, again, {})
                 files.update(staged)
                 rep.files = sorted(r for r in staged if r not in rep.repaired)
                 rep.bytes = sum(e['size'] for e in staged.values())
@@ -763,10 +851,14 @@ class JobSync:
                 tmp = self.state_dir/f"pull-{uuid.uuid4().hex[:8]}"
                 try:
                     self.remote.get_files([self._rp(DATA_DIR, e['obj']) for e in todo.values()], tmp)
+                    at = {rel: tmp/self._rp(DATA_DIR, e['obj']) for rel, e in todo.items()}
+                    size = {rel: p.stat().st_size if p.is_file() else None for rel, p in at.items()}
+                    whole = [rel for rel, e in todo.items() if size[rel] == e['size']]
+                    sums = dict(zip(whole, _md5_all([at[rel] for rel in whole])))
                     for rel, e in todo.items():
-                        got = tmp/self._rp(DATA_DIR, e['obj'])
-                        why = ('missing' if not got.is_file() else f"size {got.stat().st_size}, not {e['size']}"
-                               if got.stat().st_size != e['size'] else 'MD5 differs' if file_md5(got) != e['md5'] else None)
+                        got = at[rel]
+                        why = ('missing' if size[rel] is None else f"size {size[rel]}, not {e['size']}"
+                               if size[rel] != e['size'] else 'MD5 differs' if sums[rel] != e['md5'] else None)
                         if why:
                             bad.append(f"{self._where(DATA_DIR, e['obj'])}: does not match the sync manifest "
                                        f"({why}; listed by {SYNC_DIR}/{where.get(rel, '?')})")
