@@ -137,3 +137,6 @@ def test_clips_shown_once_borrow_the_ceiling(world, tmp_path):
     assert 85 <= nc['n_trs'] <= 95 and nc['ci95'][0] < nc['ceiling_rms'] < nc['ci95'][1]
     assert rep['fraction_of_ceiling'] is not None and abs(rep['fraction_of_ceiling'] - 1) < 0.3, rep['fraction_of_ceiling']
     assert 'from repeated clips (life01, life02, life03)' in (out / 'report.html').read_text()
+    # the stated interval is for the scored clips' own ceiling: the repeated clips' widened for their stimulus
+    assert nc['n_trs_scored'] > 0 and nc['ci95'][0] < nc['ci95_repeated'][0] < nc['ci95_repeated'][1] < nc['ci95'][1]
+    assert '95% interval for clips like the scored ones' in (out / 'report.html').read_text()

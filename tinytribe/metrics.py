@@ -379,6 +379,29 @@ def noise_ceiling(
     summ['n_columns_reliable'] = int((c.reliable & sel).sum())
     return c
 
+# %% ../nbs/50_metrics.ipynb #a7e18e02
+def _ceiling_info(cl: Ceiling, source: str, clips: list, n_trs_scored: int | None = None) -> dict:
+    """`report.json`'s account of a ceiling. A borrowed one (`source` 'repeated clips', scored on `n_trs_scored` TRs
+    of other clips) states a prediction interval for the scored clips' own ceiling: the jackknife's variance plus
+    a bound of the stimulus' (see "A prediction interval for the scored clips")."""
+    out = cl.summary | {'source': source, 'source_clips': sorted(map(str, clips)),
+                        'quantity': 'ceiling of one presentation (each scored run on its own), sqrt of one repeat\'s '
+                                    'reliability; Spearman-Brown for a target averaging k repeats'}
+    if source == 'repeated clips':   # borrowed: see "Borrowed ceilings at realistic lengths"
+        se, est = out.get('se', float('nan')), out.get('ceiling_rms')
+        if est is not None and se == se and n_trs_scored:
+            se_all = se * math.sqrt(1 + cl.n_trs / n_trs_scored)   # + B·se² (the blocks' spread) × (n/B) / n_scored
+            k, t2 = se * se * cl.n_trs, (0.02 / 1.96) ** 2   # se² = k/n + k/n_scored: repeated TRs for ±0.02, if any
+            out |= {'se_repeated': se, 'ci95_repeated': out['ci95'], 'se': se_all, 'n_trs_scored': int(n_trs_scored),
+                    'ci95': [est - 1.96 * se_all, est + 1.96 * se_all],
+                    'trs_for_ci_0.02': int(math.ceil(k / (t2 - k / n_trs_scored))) if t2 > k / n_trs_scored else None}
+        out['ci95_of'] = ("the ceiling of clips like the scored ones: the repeated clips' ceiling, its interval widened "
+                          "for the scored clips' own stimulus" if 'se_repeated' in out else
+                          "the repeated clips' ceiling (the scored clips' length unknown: their stimulus' variation "
+                          "is not included)")
+    return out
+
+
 # %% ../nbs/50_metrics.ipynb #8ca25cc1
 def ceiling_from_analytic(c1, n_repeats: int = 1) -> np.ndarray:
     "Ceiling (r units) of a target averaging `n_repeats` repeats from a one-repeat analytic ceiling `c1`."
@@ -611,16 +634,6 @@ def repeats_stats(runs, block_trs: int | None = None, n_blocks: int = 20) -> Rep
     return st if st.clips else None
 
 
-def _ceiling_info(cl: Ceiling, source: str, clips: list) -> dict:
-    out = cl.summary | {'source': source, 'source_clips': sorted(map(str, clips)),
-                        'quantity': 'ceiling of one presentation (each scored run on its own), sqrt of one repeat\'s '
-                                    'reliability; Spearman-Brown for a target averaging k repeats'}
-    if source == 'repeated clips':   # borrowed: see "Borrowed ceilings at realistic lengths"
-        out['ci95_of'] = ("the repeated clips' ceiling; the scored clips' own ceiling also varies with their stimulus, "
-                          "which is not included")
-    return out
-
-
 def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20,
                repeats: RepeatStats | None = None) -> dict:
     """One subject: pooled r per column over every run (each repeat on its own), per-clip r, the one-repeat
@@ -668,7 +681,7 @@ def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int
                         'n_trs_ceiling': st.n_trs}
         clips = {k[0][1] if isinstance(k[0], tuple) else k[0] for k in st.block_keys}   # ('repeats', clip) elsewhere
         out |= {'rho': cl.rho1, 'ceiling': cl.ceiling, 'ceiling_source': src, 'ceiling_reliable': cl.reliable,
-                'ceiling_info': _ceiling_info(cl, src, clips)}
+                'ceiling_info': _ceiling_info(cl, src, clips, int(bc.n))}
     if analytic is not None:
         a = np.asarray(analytic, np.float64)
         out['ceiling_analytic'] = a

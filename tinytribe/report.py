@@ -592,9 +592,17 @@ def _ceiling_note(rep: dict) -> str:
         return (f"{s}: {_fmt(v.get('ceiling_rms'))} from {src}"
                 + (f" ({', '.join(v['source_clips'][:4])}{', ...' if len(v['source_clips']) > 4 else ''})"
                    if v.get('source_clips') else '')
-                + f" (95% CI{' of the ceiling of the repeated clips' if v.get('ci95_of') else ''} "
-                  f"{_fmt(ci[0])}-{_fmt(ci[1])}, {v.get('n_trs', '?')} TRs; ±0.02 needs "
-                  f"~{v.get('trs_for_ci_0.02', '?')} TRs)")
+                + (borrowed(v, ci) if v.get('ci95_repeated') else
+                   f" (95% CI{' of the ceiling of the repeated clips' if v.get('ci95_of') else ''} "
+                   f"{_fmt(ci[0])}-{_fmt(ci[1])}, {v.get('n_trs', '?')} TRs; ±0.02 needs "
+                   f"~{v.get('trs_for_ci_0.02', '?')} TRs)"))
+
+    def borrowed(v, ci):   # a prediction interval for the scored clips' own ceiling (tinytribe.metrics._ceiling_info)
+        cr, n = v['ci95_repeated'], v.get('trs_for_ci_0.02')
+        return (f" (95% interval for clips like the scored ones {_fmt(ci[0])}-{_fmt(ci[1])}: the repeated clips' "
+                f"{_fmt(cr[0])}-{_fmt(cr[1])} widened for the scored clips' own stimulus; {v.get('n_trs', '?')} "
+                f"repeated TRs, {v['n_trs_scored']} scored; ±0.02 "
+                + (f"needs ~{n} repeated TRs)" if n else f"is out of reach on {v['n_trs_scored']} scored TRs)"))
     return '; '.join(one(s, v) for s, v in rep['noise_ceiling'].items())
 
 
