@@ -13,8 +13,8 @@ from .store import ArtifactError, require_path
 from .session import TRAIN_PULL_EXCLUDE
 
 # %% auto #0
-__all__ = ['COMMANDS', 'SESSION_COMMANDS', 'add_options', 'options_from', 'train_parser', 'train_command', 'main',
-           'session_parser', 'session_command']
+__all__ = ['COMMANDS', 'SESSION_COMMANDS', 'add_options', 'options_from', 'train_parser', 'train_command', 'main', 'demo_parser',
+           'demo_command', 'session_parser', 'session_command']
 
 # %% ../nbs/79_cli.ipynb #39271995
 def _flag(name: str) -> str: return '--' + name.replace('_', '-')
@@ -144,7 +144,7 @@ def _command(name: str) -> Callable[[list], int]:
     elif name == 'evaluate': from tinytribe.evaluate import evaluate_cli as f
     elif name == 'export': from tinytribe.export import export_cli as f
     elif name == 'inspect': from tinytribe.inspect import inspect_cli as f
-    elif name == 'demo': from tinytribe.demo import demo_cli as f
+    elif name == 'demo': return lambda argv: demo_command(argv)     # defined below, with `demo_parser`
     elif name == 'adapt-subject': from tinytribe.phase3 import adapt_subject_cli as f
     elif name == 'pseudo-label': from tinytribe.phase3 import pseudo_label_cli as f
     elif name == 'export-backbones': from tinytribe.backbones_onnx import export_backbones_cli as f
@@ -197,6 +197,32 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ArtifactError, ValueError) as e:   # a missing or bad input, the same way in every command
         _say(cmd, f"{e.filename}: no such file or folder" if isinstance(e, FileNotFoundError) and e.filename else str(e))
         return 2
+
+# %% ../nbs/79_cli.ipynb #b7d0e1a3
+def demo_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe demo` (drawn from `tinytribe.demo.DemoOptions`)."
+    from tinytribe.demo import DemoOptions
+    p = argparse.ArgumentParser(prog='tinytribe demo', description='The whole of Strategy C (tiny) on the bundled clip '
+                                'and the in-silico brain: extract, simbrain, teacher cache, Phases 1-3, evaluate, export.')
+    add_options(p, DemoOptions)
+    return p
+
+def demo_command(argv: list[str]) -> int:
+    """`tinytribe demo [--out DIR] [--steps1 N] [--steps2 N] [--steps3 N] ...`: `tinytribe.demo.demo`, then its closing
+    lines. Exit code 0 when every stage finished, 1 when a stage failed (one line)."""
+    from tinytribe.demo import DemoOptions, demo, held_out_text
+    p = demo_parser()
+    opts = options_from(p, DemoOptions, vars(p.parse_args(argv)), 'demo')
+    try: s = demo(opts)
+    except RuntimeError as e:                       # a stage failed: its line says which and why
+        _say('demo', str(e))
+        return 1
+    print('\n== demo done in', s['total_s'], 's:', json.dumps(s['seconds']))
+    print('summary:', Path(opts.out)/'demo_summary.json')
+    for f in s['pictures']: print('picture:', f)
+    print('report:', s['report'])
+    print(held_out_text(s['held_out']))
+    return 0
 
 # %% ../nbs/79_cli.ipynb #7564d89f
 SESSION_COMMANDS = {
