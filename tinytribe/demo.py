@@ -34,7 +34,7 @@ class DemoConfig:
     "Settings of `tinytribe demo` (defaults: the whole demo in minutes on 2 CPU cores; see the introduction)."
     video_backbone: str = 'efficientnet_lite0'
     n_synthetic: int = 16           # synthetic clips beside the real one, with fMRI (scanned)
-    n_unlabelled: int = 96          # synthetic clips with teacher targets and no fMRI: the unlabelled video Phase 2 distils on
+    n_unlabelled: int = 200         # synthetic clips with teacher targets and no fMRI: the unlabelled video Phase 2 distils on
     synthetic_s: float = 30.0       # their duration (20 TRs of 1.49 s)
     val_frac: float = 0.25          # share of clips held out (by hash of the id, as Phases 2/3 split)
     subjects: int = 2
@@ -43,13 +43,13 @@ class DemoConfig:
     snr: float = 1.0                # the in-silico brain's signal-to-noise ratio (simbrain's default 0.5)
     space: str = 'schaefer400'      # what the student predicts, the fMRI loaded and the report scored: 400 parcels
     steps1: int = 60                # Phase 1 steps
-    steps2: int = 300               # Phase 2 steps
-    steps3: int = 300               # Phase 3 steps
+    steps2: int = 600               # Phase 2 steps
+    steps3: int = 60                # Phase 3 steps
     lr2: float = 3e-3               # peak learning rate of Phase 2 (the fastest parameter group's; others scale)
-    lr3: float = 3e-3               # peak learning rate of Phase 3
-    seg_trs: int = 8                # TRs per Phase 2/3 segment (8 x 1.49 s = 12 s fits the 18.6-s clip)
-    batch: int = 16                 # segments per Phase 2/3 step
-    log_every: int = 25             # steps between logged (and validated) training metrics
+    lr3: float = 1e-3               # peak learning rate of Phase 3
+    seg_trs: int = 16               # TRs per Phase 2/3 segment (24 s: the response's history within reach)
+    batch: int = 8                  # segments per Phase 2/3 step
+    log_every: int = 100            # steps between logged (and validated) training metrics
     ridge_iter: int = 3             # random-search draws of the ridge baseline
     progress: bool = True
 
