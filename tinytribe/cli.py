@@ -16,11 +16,11 @@ from .session import TRAIN_PULL_EXCLUDE
 __all__ = ['COMMANDS', 'SESSION_COMMANDS', 'add_options', 'options_from', 'train_parser', 'train_command', 'extract_parser',
            'extract_command', 'teacher_cache_parser', 'teacher_cache_command', 'teacher_import_parser',
            'teacher_import_command', 'simbrain_parser', 'simbrain_command', 'fmri_parser', 'fmri_command',
-           'sync_parser', 'sync_command', 'main', 'predict_parser', 'predict_command', 'push_parser', 'push_command',
-           'evaluate_parser', 'evaluate_command', 'export_parser', 'export_command', 'model_info_parser',
-           'model_info_command', 'inspect_parser', 'inspect_command', 'session_parser', 'session_command',
-           'adapt_subject_parser', 'adapt_subject_command', 'pseudo_label_parser', 'pseudo_label_command',
-           'export_backbones_parser', 'export_backbones_command', 'web_parser', 'web_command']
+           'sync_parser', 'sync_command', 'main', 'demo_parser', 'demo_command', 'predict_parser', 'predict_command',
+           'push_parser', 'push_command', 'evaluate_parser', 'evaluate_command', 'export_parser', 'export_command',
+           'model_info_parser', 'model_info_command', 'inspect_parser', 'inspect_command', 'session_parser',
+           'session_command', 'adapt_subject_parser', 'adapt_subject_command', 'pseudo_label_parser',
+           'pseudo_label_command', 'export_backbones_parser', 'export_backbones_command', 'web_parser', 'web_command']
 
 # %% ../nbs/79_cli.ipynb #39271995
 def _flag(name: str) -> str: return '--' + name.replace('_', '-')
@@ -286,7 +286,7 @@ COMMANDS = {   # name: one-line help (the function: `_command`)
     'evaluate':      'score models against fMRI beside the noise ceiling, ridge and teacher; report.html',
     'export':        'a saved model -> ONNX (fp32 or INT8) and clip features for the browser page',
     'inspect':       'describe any tinytribe artifact (file or folder)',
-    'demo':          'the whole pipeline on the bundled clip (a few CPU minutes)',
+    'demo':          'the whole pipeline on the bundled clip and an in-silico brain (about 5-10 CPU minutes)',
     'adapt-subject': "fit a new subject's FiLM row from a few fMRI runs",
     'pseudo-label':  'a trained student labels clips without teacher targets',
     'export-backbones': 'the three backbones to ONNX fp32 + INT8, checked against PyTorch',
@@ -297,7 +297,7 @@ COMMANDS = {   # name: one-line help (the function: `_command`)
 }
 
 def _command(name: str) -> Callable[[list], int]:
-    "The function of command `name`; its module is imported now (only the command that runs loads its stack)."
+    "The function of command `name` (each imports its job's module when it runs: only that command loads its stack)."
     if name == 'train': return train_command
     if name == 'model-info': return model_info_command
     elif name == 'extract': return extract_command      # media files, or a data set's clips (--dataset)
@@ -308,7 +308,7 @@ def _command(name: str) -> Callable[[list], int]:
     elif name == 'evaluate': return evaluate_command
     elif name == 'export': return export_command
     elif name == 'inspect': return inspect_command
-    elif name == 'demo': from tinytribe.demo import demo_cli as f
+    elif name == 'demo': return demo_command
     elif name == 'adapt-subject': return adapt_subject_command
     elif name == 'pseudo-label': return pseudo_label_command
     elif name == 'export-backbones': return export_backbones_command
@@ -316,8 +316,7 @@ def _command(name: str) -> Callable[[list], int]:
     elif name == 'sync': return sync_command
     elif name == 'push': return push_command
     elif name == 'teacher-import': return teacher_import_command
-    else: raise KeyError(name)
-    return f
+    raise KeyError(name)
 
 def _usage() -> str:
     w = max(map(len, COMMANDS))
@@ -361,6 +360,29 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ArtifactError, ValueError, ConnectionError) as e:   # a missing or bad input (or upload), the same way in every command
         _say(cmd, f"{e.filename}: no such file or folder" if isinstance(e, FileNotFoundError) and e.filename else str(e))
         return 2
+
+# %% ../nbs/79_cli.ipynb #b7d0e1a3
+def demo_parser() -> argparse.ArgumentParser:
+    "The options of `tinytribe demo` (drawn from `tinytribe.demo.DemoOptions`)."
+    from tinytribe.demo import DemoOptions
+    return _job_parser('demo', DemoOptions, 'The whole of Strategy C (tiny) on the bundled clip '
+                                'and the in-silico brain: extract, simbrain, teacher cache, Phases 1-3, evaluate, export.')
+
+def demo_command(argv: list[str]) -> int:
+    """`tinytribe demo [--out DIR] [--steps1 N] [--steps2 N] [--steps3 N] ...`: `tinytribe.demo.demo`, then its closing
+    lines. Exit code 0 when every stage finished, 1 when a stage failed (one line)."""
+    from tinytribe.demo import DemoOptions, demo, held_out_text
+    opts = _parsed(demo_parser(), DemoOptions, argv, 'demo')[0]
+    try: s = demo(opts)
+    except RuntimeError as e:                       # a stage failed: its line says which and why
+        _say('demo', str(e))
+        return 1
+    print('\n== demo done in', s['total_s'], 's:', json.dumps(s['seconds']))
+    print('summary:', Path(opts.out)/'demo_summary.json')
+    for f in s['pictures']: print('picture:', f)
+    print('report:', s['report'])
+    print(held_out_text(s['held_out']))
+    return 0
 
 # %% ../nbs/79_cli.ipynb #b15106ee
 def predict_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,9 @@
 
 # %% ../nbs/74_demo.ipynb #0c5b36c2
 from __future__ import annotations
-import argparse, json, shlex, sys, time
+import json, shlex, time
 from dataclasses import dataclass, asdict
+from typing import Literal
 from pathlib import Path
 from .store import write_json
 from .featfile import feature_files, features_meta, save_features
@@ -24,14 +25,16 @@ from .export import export
 from .inspect import describe
 
 # %% auto #0
-__all__ = ['DemoConfig', 'shell_line', 'synthetic_clips', 'demo_split', 'held_out', 'held_out_text', 'run_demo', 'demo_cli']
+__all__ = ['UNLABELLED_SEED', 'DemoConfig', 'shell_line', 'synthetic_clips', 'split_ids', 'demo_split', 'held_out',
+           'held_out_text', 'run_demo', 'DemoOptions', 'demo']
 
 # %% ../nbs/74_demo.ipynb #dce8d5f9
 @dataclass
 class DemoConfig:
     "Settings of `tinytribe demo` (defaults: the whole demo in minutes on 2 CPU cores; see the introduction)."
     video_backbone: str = 'efficientnet_lite0'
-    n_synthetic: int = 16           # synthetic clips beside the real one
+    n_synthetic: int = 16           # synthetic clips beside the real one, with fMRI (scanned)
+    n_unlabelled: int = 200         # synthetic clips with teacher targets and no fMRI: the unlabelled video Phase 2 distils on
     synthetic_s: float = 30.0       # their duration (20 TRs of 1.49 s)
     val_frac: float = 0.25          # share of clips held out (by hash of the id, as Phases 2/3 split)
     subjects: int = 2
@@ -40,12 +43,13 @@ class DemoConfig:
     snr: float = 1.0                # the in-silico brain's signal-to-noise ratio (simbrain's default 0.5)
     space: str = 'schaefer400'      # what the student predicts, the fMRI loaded and the report scored: 400 parcels
     steps1: int = 60                # Phase 1 steps
-    steps2: int = 300               # Phase 2 steps
-    steps3: int = 300               # Phase 3 steps
+    steps2: int = 600               # Phase 2 steps
+    steps3: int = 60                # Phase 3 steps
     lr2: float = 3e-3               # peak learning rate of Phase 2 (the fastest parameter group's; others scale)
-    lr3: float = 3e-3               # peak learning rate of Phase 3
-    seg_trs: int = 8                # TRs per Phase 2/3 segment (8 x 1.49 s = 12 s fits the 18.6-s clip)
-    log_every: int = 25             # steps between logged (and validated) training metrics
+    lr3: float = 1e-3               # peak learning rate of Phase 3
+    seg_trs: int = 16               # TRs per Phase 2/3 segment (24 s: the response's history within reach)
+    batch: int = 8                  # segments per Phase 2/3 step
+    log_every: int = 100            # steps between logged (and validated) training metrics
     ridge_iter: int = 3             # random-search draws of the ridge baseline
     progress: bool = True
 
@@ -55,28 +59,35 @@ def shell_line(command: str, argv: list) -> str:
     return shlex.join(['tinytribe', *command.split(), *map(str, argv)])
 
 # %% ../nbs/74_demo.ipynb #0ba42573
-def synthetic_clips(real_dir, out_dir, n: int = 8, duration_s: float = 30.0, seed: int = 0) -> list[Path]:
-    "Write `n` synthetic feature clips `synthetic01..` into `out_dir` with the widths of the clips in `real_dir`."
+UNLABELLED_SEED = 10_000           # the unlabelled clips' seeds start here (the scanned clips' are seed+1..seed+n)
+
+def synthetic_clips(real_dir, out_dir, n: int = 8, duration_s: float = 30.0, seed: int = 0,
+                    prefix: str = 'synthetic') -> list[Path]:
+    "Write `n` synthetic feature clips `{prefix}01..` into `out_dir` with the widths of the clips in `real_dir`."
     dims = feature_dims(real_dir)
     out_dir = Path(out_dir)
     paths = []
     for i in range(1, n + 1):
-        p = out_dir/f"synthetic{i:02d}.npz"
+        p = out_dir/f"{prefix}{i:02d}.npz"
         if not p.exists():
             save_features(p, correlated_features(p.stem, duration_s, dims, seed=seed + i))
         paths.append(p)
     return paths
 
 # %% ../nbs/74_demo.ipynb #fed2224c
-def demo_split(features, val_frac: float) -> dict:
-    "`{'train': [...], 'val': [...]}` clip ids of the feature files under `features`, split as Phases 2/3 split."
-    ids = sorted(features_meta(p)['clip_id'] for p in feature_files(features))
+def split_ids(ids, val_frac: float, where='the demo') -> dict:
+    "`{'train': [...], 'val': [...]}` of clip ids `ids`, split as Phases 2/3 split; an error when a side is empty."
+    ids = sorted(ids)
     val = [c for c in ids if is_val_clip(c, val_frac)]
     train = [c for c in ids if c not in val]
     if not val or not train:
-        raise ValueError(f"{features}: val_frac {val_frac} holds out {len(val)} of {len(ids)} clips; "
+        raise ValueError(f"{where}: val_frac {val_frac} holds out {len(val)} of {len(ids)} clips; "
                          "both sides need one: change --val-frac or --synthetic")
     return {'train': train, 'val': val}
+
+def demo_split(features, val_frac: float) -> dict:
+    "`{'train': [...], 'val': [...]}` clip ids of the feature files under `features`, split as Phases 2/3 split."
+    return split_ids([features_meta(p)['clip_id'] for p in feature_files(features)], val_frac, features)
 
 # %% ../nbs/74_demo.ipynb #8342134b
 def held_out(report_json) -> dict:
@@ -105,9 +116,11 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     "Run the whole of Strategy C (tiny) on the bundled clip and the in-silico brain into `out`; return the summary."
     cfg = cfg or DemoConfig()
     out = Path(out)
+    split_ids([demo_clip().stem, *(f"synthetic{i:02d}" for i in range(1, cfg.n_synthetic + 1))], cfg.val_frac)   # before any work
     t0 = time.time()
     stages = {}
-    feats, real, syn = out/'features', out/'features'/'real', out/'features'/'synthetic'
+    feats, scanned, unl = out/'features', out/'features'/'scanned', out/'features'/'unlabelled'
+    real, syn = scanned/'real', scanned/'synthetic'
     sim, teacher, rep, onnx = out/'simbrain', out/'teacher', out/'report', out/'export'/'tinytribe_int8.onnx'
     runs = {p: out/f'phase{p}' for p in (1, 2, 3)}
 
@@ -138,18 +151,25 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
                 f"{json.dumps(str(real))}, {json.dumps(str(syn))}, n={cfg.n_synthetic}, duration_s={cfg.synthetic_s}, "
                 f"seed={cfg.seed})"))
     stage('synthetic', syn_line, lambda: synthetic_clips(real, syn, cfg.n_synthetic, cfg.synthetic_s, cfg.seed) and 0, syn)
-    split = demo_split(feats, cfg.val_frac)
+    if cfg.n_unlabelled:
+        unl_line = ('python -c ' + shlex.quote(f"from tinytribe.demo import synthetic_clips; synthetic_clips("
+                    f"{json.dumps(str(real))}, {json.dumps(str(unl))}, n={cfg.n_unlabelled}, duration_s={cfg.synthetic_s}, "
+                    f"seed={cfg.seed + UNLABELLED_SEED}, prefix='unlabelled')"))
+        stage('unlabelled', unl_line, lambda: synthetic_clips(real, unl, cfg.n_unlabelled, cfg.synthetic_s,
+                                                              cfg.seed + UNLABELLED_SEED, 'unlabelled') and 0, unl)
+    split = demo_split(scanned, cfg.val_frac)
     write_json(out/'split.json', split)
     print(f"split: train on {split['train']}, hold out and score {split['val']}")
-    job('simbrain', 'simbrain', [feats, '--out', sim, '--subjects', cfg.subjects, '--repeats', cfg.repeats, '--seed', cfg.seed,
+    job('simbrain', 'simbrain', [scanned, '--out', sim, '--subjects', cfg.subjects, '--repeats', cfg.repeats, '--seed', cfg.seed,
                                  '--snr', cfg.snr, '--no-teacher'],
-        lambda: write_dataset(feature_files(feats), sim, cfg=SimBrainConfig(seed=cfg.seed, n_subjects=cfg.subjects, snr=cfg.snr),
+        lambda: write_dataset(feature_files(scanned), sim, cfg=SimBrainConfig(seed=cfg.seed, n_subjects=cfg.subjects, snr=cfg.snr),
                               n_repeats=cfg.repeats, teacher=False, progress=cfg.progress) and 0, sim, (sim/'simbrain.json').exists())
-    job('teacher-cache', 'teacher-cache', [feats, '--teacher', 'simbrain', '--seed', cfg.seed, '--out', teacher,
-                                           *(['--quiet'] if not cfg.progress else [])],
-        lambda: batch('teacher-cache', cache_teacher(feats, SimBrainTeacher(seed=cfg.seed), teacher, progress=cfg.progress)), teacher)
+    job('teacher-cache', 'teacher-cache', [feats, '--teacher', 'simbrain', '--seed', cfg.seed, '--spaces', cfg.space,
+                                           '--out', teacher, *(['--quiet'] if not cfg.progress else [])],
+        lambda: batch('teacher-cache', cache_teacher(feats, SimBrainTeacher(seed=cfg.seed), teacher, spaces=(cfg.space,),
+                                                     progress=cfg.progress)), teacher)
     train(1, steps=cfg.steps1, batch_size=8, seg_steps=16, stride=4)
-    p23 = dict(teacher=str(teacher), seg_trs=cfg.seg_trs, val_frac=cfg.val_frac, batch_size=4)
+    p23 = dict(teacher=str(teacher), seg_trs=cfg.seg_trs, val_frac=cfg.val_frac, batch_size=cfg.batch)
     train(2, **p23, init=str(runs[1]), steps=cfg.steps2, lr=cfg.lr2, space=cfg.space)
     train(3, **p23, init=str(runs[2]), fmri=str(sim), fmri_space=cfg.space, steps=cfg.steps3, lr=cfg.lr3)
     models = [runs[3]/'model', runs[2]/'model']                      # the Phase 3 student first: the report leads with it
@@ -182,30 +202,30 @@ def run_demo(out='runs/demo', cfg: DemoConfig | None = None) -> dict:
     return summary
 
 # %% ../nbs/74_demo.ipynb #d81fb53d
-def demo_cli(argv: list[str] | None = None) -> int:
-    "`tinytribe demo [--out DIR] [--steps1 N] [--steps2 N] [--steps3 N] ...`"
-    d = DemoConfig()
-    ap = argparse.ArgumentParser(prog='tinytribe demo', description='The whole of Strategy C (tiny) on the bundled clip '
-                                 'and the in-silico brain: extract, simbrain, teacher cache, Phases 1-3, evaluate, export.')
-    ap.add_argument('--out', default='runs/demo', help='output folder (default: runs/demo); run again to resume')
-    for k in ('steps1', 'steps2', 'steps3'):
-        ap.add_argument(f'--{k}', type=int, default=getattr(d, k), help=f'Phase {k[-1]} training steps')
-    ap.add_argument('--snr', type=float, default=d.snr, help="the in-silico brain's signal-to-noise ratio")
-    ap.add_argument('--synthetic', type=int, default=d.n_synthetic, help='synthetic clips beside the real one')
-    ap.add_argument('--val-frac', type=float, default=d.val_frac, help='share of clips held out and scored')
-    ap.add_argument('--ridge-iter', type=int, default=d.ridge_iter)
-    ap.add_argument('--video-backbone', default=d.video_backbone, choices=['efficientnet_lite0', 'mobilevit_s'])
-    ap.add_argument('--no-progress', action='store_true')
-    a = ap.parse_args(argv)
-    cfg = DemoConfig(video_backbone=a.video_backbone, n_synthetic=a.synthetic, val_frac=a.val_frac, steps1=a.steps1,
-                     steps2=a.steps2, steps3=a.steps3, ridge_iter=a.ridge_iter, snr=a.snr, progress=not a.no_progress)
-    try: s = run_demo(a.out, cfg)
-    except (RuntimeError, ValueError) as e:
-        print(f"tinytribe demo: {e}", file=sys.stderr)
-        return 1
-    print('\n== demo done in', s['total_s'], 's:', json.dumps(s['seconds']))
-    print('summary:', Path(a.out)/'demo_summary.json')
-    for p in s['pictures']: print('picture:', p)
-    print('report:', s['report'])
-    print(held_out_text(s['held_out']))
-    return 0
+_D = DemoConfig()
+
+@dataclass
+class DemoOptions:
+    "What `tinytribe demo` takes (its flags); the other settings of `DemoConfig` keep their defaults."
+    out: str = 'runs/demo'                  # output folder; run again to resume
+    steps1: int = _D.steps1                 # Phase 1 training steps
+    steps2: int = _D.steps2                 # Phase 2 training steps
+    steps3: int = _D.steps3                 # Phase 3 training steps
+    snr: float = _D.snr                     # the in-silico brain's signal-to-noise ratio
+    synthetic: int = _D.n_synthetic         # synthetic clips beside the real one, with fMRI
+    unlabelled: int = _D.n_unlabelled       # synthetic clips with teacher targets and no fMRI (distilled on)
+    batch: int = _D.batch                   # segments per Phase 2/3 step
+    val_frac: float = _D.val_frac           # share of clips held out and scored
+    ridge_iter: int = _D.ridge_iter         # random-search draws of the ridge baseline
+    video_backbone: Literal['efficientnet_lite0', 'mobilevit_s'] = _D.video_backbone   # the real clip's video features
+    no_progress: bool = False               # no progress bars
+
+    def config(self) -> DemoConfig:
+        "The `DemoConfig` these options give."
+        return DemoConfig(video_backbone=self.video_backbone, n_synthetic=self.synthetic, n_unlabelled=self.unlabelled,
+                          batch=self.batch, val_frac=self.val_frac, steps1=self.steps1, steps2=self.steps2,
+                          steps3=self.steps3, ridge_iter=self.ridge_iter, snr=self.snr, progress=not self.no_progress)
+
+def demo(opts: DemoOptions) -> dict:
+    "`tinytribe demo`'s job: the demo `opts` describe, into `opts.out`; its summary (`run_demo`)."
+    return run_demo(opts.out, opts.config())

@@ -360,7 +360,7 @@ def build_phase2(features, teacher, preset: str = 'sprint', init=None, pseudo=No
     if model_config is not None:
         model = TinyTribe(TinyTribeConfig.from_dict(dict(model_config))); phases = list(init_phases or [])
     elif init is not None:
-        model, phases, run = init_model(init)
+        model, phases, run = init_model(init, **overrides)   # `space=`: a new head for another output space
         if run is not None and (run/'distill_heads'/'heads.json').exists(): heads = DistillHeads.load(run/'distill_heads')
     else:
         model = TinyTribe(get_config(preset, text_dim=dims['text'], audio_dim=dims['audio'], video_dim=dims['video'], **overrides))
