@@ -95,7 +95,8 @@ def test_batch_job_killed_at_every_rclone_call(backend, tmp_path):
     r = subprocess.run([sys.executable, '-c', DRIVER, str(tmp_path/'final'), spec, str(n), str(session + 1)],
                        env=shim_env(shim, fd, base=base), capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert not [c for c in calls(fd) if subcommand(c) in ('move', 'moveto')], 'a rename over a name'
+    moves = [c.split() for c in calls(fd) if subcommand(c) in ('move', 'moveto')]   # only temporary -> content name
+    assert all('~up-' in m[-2] and '~up-' not in m[-1] for m in moves), ('a rename of a listed name', moves)
     v, got = remote_check(spec, tmp_path/'check', denv, full=True)
     assert v['bad'] == {} and v['unlisted'] == [] and v['damaged_generations'] == [], v
     items = _check_items(got, before)
@@ -105,7 +106,7 @@ def test_batch_job_killed_at_every_rclone_call(backend, tmp_path):
     kinds = sorted(set(where))
     KILLS[f"batch/{spec.split(':')[0]}"] = kills
     print(f"\n{spec}: {kills} kills over {session} sessions ({', '.join(kinds)}) in {time.time() - t0:.0f} s")
-    assert kills >= 30 and {'copy', 'copyto', 'lsjson', 'delete'} <= set(kinds), kinds
+    assert kills >= 30 and {'copy', 'copyto', 'moveto', 'lsjson', 'delete'} <= set(kinds), kinds   # moveto: the checkpoint's
 
 
 def test_same_size_replacement_on_webdav(tmp_path, monkeypatch):

@@ -277,7 +277,7 @@ class RcloneRemote(Remote):
         return [] if p.returncode == 3 else sorted(d['Path'] for d in json.loads(p.stdout or '[]'))
 
     def put_tree(self, local_dir, prefix): self.run('copy', str(local_dir), self._r(prefix))
-    def put_file(self, local, path): self.run('copyto', str(local), self._r(path))
+    def put_file(self, local, path): self.run('copyto', '--ignore-checksum', str(local), self._r(path))   # JobSync reads it back
 
     def put_files(self, local_dir, names, prefix):
         if not names: return
@@ -310,7 +310,7 @@ class RcloneRemote(Remote):
         if p.returncode == 3: return {}
         return {d['Path']: RemoteFile(d['Path'], int(d['Size']), (d.get('Hashes') or {}).get('md5') or None)
                 for d in json.loads(p.stdout or '[]')}
-    def move_file(self, src, dst): self.run('moveto', self._r(src), self._r(dst))
+    def move_file(self, src, dst): self.run('moveto', '--ignore-times', self._r(src), self._r(dst))   # never skipped as "identical"
     def move_tree(self, src, dst): self.run('move', self._r(src), self._r(dst), '--delete-empty-src-dirs')
 
     def _files_from(self, paths):
@@ -656,13 +656,14 @@ class JobSync:
         shutil.copyfile(src, dst)
         return None
 
-    def _send(self, stage: Path, staged: dict, links: dict) -> list:
+    def _send(self, stage: Path, staged: dict, links: dict, sent: bool = False) -> list:
         """Upload the objects of `staged` ({rel: entry}; files under `stage`) with one call and read them all back
         with one more: size, and MD5 where the backend reports one; `SyncError` for one that does not verify. A
         hard-linked snapshot (`links`: {rel: (size, mtime_ns)}) that changed meanwhile is not trusted: its object
-        (a name no generation lists, or a listed one found missing or cut) is deleted and its file returned, to be sent from a copy or left to the next push."""
+        (a name no generation lists, or a listed one found missing or cut) is deleted and its file returned, to be sent from a copy or left to the next push.
+        `sent`: the objects are there already (moved from their temporary names): only read back."""
         objs = [e['obj'] for e in staged.values()]
-        self.remote.put_files(stage, objs, self._rp(DATA_DIR))   # names no generation lists (or repairs)
+        if not sent: self.remote.put_files(stage, objs, self._rp(DATA_DIR))   # names no generation lists (or repairs)
         got = self.remote.stat(self._rp(DATA_DIR), objs, hashes=True)
         def key(p):
             with contextlib.suppress(FileNotFoundError): return (p.stat().st_size, p.stat().st_mtime_ns)
@@ -717,6 +718,22 @@ class JobSync:
                 consider(rel, s0, tmp, md5, key, part, part_links)
             return part, (self._send(stage, part, part_links) if part else [])
 
+        def pipeline_big(group, part, part_links):
+            """Large files, one at a time, each read twice at once instead of three times in a row: uploaded to a new
+            temporary object (`REL~up-RANDOM`, a name no generation lists and the collection removes) while it is hashed
+            here, then renamed on the remote to its content name (or deleted, when that is listed already or the file
+            is unchanged), then read back as the others: (`part`, moved files)."""
+            for rel, s0, tmp, key in group:
+                up = self._rp(DATA_DIR, self._obj(rel, f"up-{uuid.uuid4().hex[:12]}"))
+                with ThreadPoolExecutor(1) as ex:
+                    upload = ex.submit(self.remote.put_file, tmp, up)
+                    try: md5 = file_md5(tmp)
+                    finally: upload.result()
+                consider(rel, s0, tmp, md5, key, part, part_links)
+                if rel in part: self.remote.move_file(up, self._rp(DATA_DIR, part[rel]['obj']))
+                else: self.remote.delete([up])
+            return part, (self._send(stage, part, part_links, sent=True) if part else [])
+
         try:
             if not self._swept:                      # once a session: listed objects that are missing or cut
                 n = len(DATA_DIR) + 1
@@ -753,9 +770,9 @@ class JobSync:
                     new_state['files'].pop(rel, None)
             big = [x for x in snaps if x[2].stat().st_size >= self.split_bytes]
             rest = [x for x in snaps if x[2].stat().st_size < self.split_bytes]
-            if big and (rest or staged) and self.remote.concurrent:     # two pipelines at once
+            if big and self.remote.concurrent:               # two pipelines at once (the first may have nothing to do)
                 with ThreadPoolExecutor(1) as ex:
-                    other = ex.submit(pipeline, big, {}, {})
+                    other = ex.submit(pipeline_big, big, {}, {})
                     done = [pipeline(rest, staged, links), other.result()]
             else: done = [pipeline(snaps, staged, links)]
             for part, _ in done[1:]: staged.update(part)
