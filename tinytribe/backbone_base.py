@@ -166,8 +166,7 @@ VIDEO_MODELS = {
 def rgb_frames(frames) -> np.ndarray:
     "`frames` as an array, checked to be `(N, H, W, 3)`."
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
+    if frames.ndim != 4 or frames.shape[-1] != 3: raise ValueError(f"frames must be (N, H, W, 3), got {frames.shape}")
     return frames
 
 def in_batches(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int, dim: int) -> np.ndarray:

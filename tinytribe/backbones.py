@@ -223,8 +223,7 @@ class AudioBackbone(WhisperAudio):
 
 # %% ../nbs/11_backbones.ipynb #f88721a8
 def _load_state(path: Path) -> dict:
-    if path.suffix == '.safetensors':
-        return load_file(str(path))
+    if path.suffix == '.safetensors': return load_file(str(path))
     sd = torch.load(str(path), map_location='cpu', weights_only=True)
     return sd.get('state_dict', sd) if isinstance(sd, dict) else sd
 
@@ -320,8 +319,7 @@ class VideoBackbone(Backbone):
     modality = 'video'
     def __init__(self, name: str = 'mobilevit_s', path=None, device: str = 'cpu', batch_size: int = 8,
                  runtime: str = 'onnx', threads: int = 2, size: int = 224):
-        if runtime not in ('onnx', 'torch'):
-            raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
+        if runtime not in ('onnx', 'torch'): raise ValueError(f"runtime must be 'onnx' or 'torch', got {runtime!r}")
         self.model, self.weights, self.pretrained, self.version = _video_model(name, path)
         self.name, self.dim, self.device, self.batch_size = name, VIDEO_MODELS[name][2], device, batch_size
         self.model = self.model.eval().to(device).to(memory_format=torch.channels_last)

@@ -131,8 +131,7 @@ def collate(items: list[dict]) -> dict:
         if isinstance(v, dict): out[k] = collate(vs)
         elif isinstance(v, torch.Tensor):
             shapes = {tuple(x.shape) for x in vs}
-            if len(shapes) > 1:
-                raise ValueError(f"collate: {k!r} has different shapes in one batch: {sorted(shapes)}")
+            if len(shapes) > 1: raise ValueError(f"collate: {k!r} has different shapes in one batch: {sorted(shapes)}")
             out[k] = torch.stack(vs)
         elif v is None: out[k] = None
         else: out[k] = vs
@@ -147,8 +146,7 @@ class Mixture(torch.utils.data.Dataset):
         if not parts: raise ValueError("Mixture needs at least one (dataset, weight)")
         self.datasets = [d for d, _ in parts]
         w = np.asarray([float(w) for _, w in parts])
-        if (w < 0).any() or w.sum() <= 0:
-            raise ValueError(f"Mixture weights must be >= 0 and not all 0: {w.tolist()}")
+        if (w < 0).any() or w.sum() <= 0: raise ValueError(f"Mixture weights must be >= 0 and not all 0: {w.tolist()}")
         empty = [i for i, d in enumerate(self.datasets) if len(d) == 0 and w[i] > 0]
         if empty: raise ValueError(f"Mixture: dataset(s) {empty} are empty but have weight > 0")
         self.weights = w / w.sum()

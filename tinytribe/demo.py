@@ -100,7 +100,6 @@ def held_out(report_json) -> dict:
             'phase2': pick(rep['models'].get('phase2')), 'ridge': ridge, 'teacher': pick(rep.get('teacher')),
             'student_beats_ridge': None if not (student and ridge) else bool(key(student) > key(ridge))}
 
-
 def held_out_text(h: dict) -> str:
     "The demo's closing line: the student against the ridge and the ceiling on the held-out clips, in numbers."
     s, r = h['student'], h['ridge']

@@ -77,8 +77,7 @@ def setup_distributed(device: str = 'auto') -> tuple[torch.device, int, int]:
 # %% ../nbs/41_engine.ipynb #1a88582e
 def resolve_device(device: str = 'auto', local_rank: int = 0) -> torch.device:
     "'auto' -> cuda:local_rank when CUDA is there, else cpu."
-    if device == 'auto':
-        return torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
+    if device == 'auto': return torch.device(f'cuda:{local_rank}') if torch.cuda.is_available() else torch.device('cpu')
     d = torch.device(device)
     if d.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} asked for but CUDA is not available")
@@ -88,8 +87,7 @@ def resolve_device(device: str = 'auto', local_rank: int = 0) -> torch.device:
 # %% ../nbs/41_engine.ipynb #5d9b6361
 def resolve_amp(amp: str, device: torch.device):
     "The autocast dtype for `amp` on `device` (None: full precision)."
-    if amp not in ('auto', 'bf16', 'fp16', 'off'):
-        raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
+    if amp not in ('auto', 'bf16', 'fp16', 'off'): raise ValueError(f"amp must be auto, bf16, fp16 or off, not {amp!r}")
     if amp == 'off' or (amp == 'auto' and device.type != 'cuda'): return None
     if amp == 'bf16': return torch.bfloat16
     if amp == 'fp16': return torch.float16
@@ -113,8 +111,7 @@ def make_optimizer(groups: dict, cfg: TrainConfig) -> torch.optim.AdamW:
         if nodec: pgs.append({'params': nodec, 'lr': lr, 'weight_decay': 0.0, 'component': comp})
     if not pgs: raise ValueError("nothing to train: every component is frozen or empty")
     unknown = set(cfg.lr_groups) - set(groups)
-    if unknown:
-        raise ValueError(f"lr_groups names unknown components {sorted(unknown)}; known: {sorted(groups)}")
+    if unknown: raise ValueError(f"lr_groups names unknown components {sorted(unknown)}; known: {sorted(groups)}")
     return torch.optim.AdamW(pgs, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
 
 # %% ../nbs/41_engine.ipynb #3282746e

@@ -37,7 +37,6 @@ class ModelSource:
     meta: dict = field(default_factory=dict)
     per_subject: bool = False      # predictions differ per subject ('sub-01', ... passed to predict)
 
-
 def _step_valid_rows(clip, grid: TRGrid) -> np.ndarray:
     "TRs of `grid` whose window holds a step with some modality present."
     rows = bin_steps(step_times(clip.n_steps, clip.step_s), grid)
@@ -45,7 +44,6 @@ def _step_valid_rows(clip, grid: TRGrid) -> np.ndarray:
     ok = np.zeros(grid.n, bool)
     ok[rows[(rows >= 0) & pres]] = True
     return ok
-
 
 def tinytribe_source(path, name: str | None = None, subject_row: int = 0) -> ModelSource:
     "A saved Tiny-TRIBE model folder as a `ModelSource` (whole clips at once, up to `max_T` steps)."
@@ -59,8 +57,7 @@ def tinytribe_source(path, name: str | None = None, subject_row: int = 0) -> Mod
                              f"`tinytribe predict` (windowed) and evaluate its output folder instead")
         feats = {k: np.asarray(clip.feature(k), np.float32) for k in ('text', 'audio', 'video') if clip.mask(k).any()}
         bad = {k: (x.shape[1], cfg.dims[k]) for k, x in feats.items() if x.shape[1] != cfg.dims[k]}
-        if bad:
-            raise ValueError(f"{clip.clip_id}: feature widths {bad} (have, model wants) do not fit model {path}")
+        if bad: raise ValueError(f"{clip.clip_id}: feature widths {bad} (have, model wants) do not fit model {path}")
         masks = {k: np.asarray(clip.mask(k), bool) for k in feats}
         pred = m.predict(feats, masks, grid=grid, subject=subject_row).cpu().numpy()
         return pred, _step_valid_rows(clip, grid)
@@ -68,7 +65,6 @@ def tinytribe_source(path, name: str | None = None, subject_row: int = 0) -> Mod
     return ModelSource(name or Path(path).name, 'tinytribe', cfg.space, predict, m,
                        {'path': str(path), 'config': cfg.to_dict(), 'subject_row': subject_row,
                         **{k: m.meta[k] for k in ('phases', 'trained_on') if k in m.meta}})   # what its training recorded
-
 
 def _readable_of_kind(paths, kind: str) -> list[tuple[Path, dict]]:
     "`(path, meta)` of the array files among `paths` whose meta says `kind`; files that cannot be read are passed over."
@@ -82,20 +78,16 @@ def _readable_of_kind(paths, kind: str) -> list[tuple[Path, dict]]:
             out.append((p, m))
     return out
 
-
 def predictions_source(folder, name: str | None = None) -> ModelSource:
     "A folder of prediction files (`tinytribe predict`) as a `ModelSource` (resampled to the fMRI grid if needed)."
     folder = Path(folder)
     files = {m['clip_id']: (p, m) for p, m in _readable_of_kind(sorted(folder.glob('*.npz')), 'prediction')}
-    if not files:
-        raise ArtifactError(f"{folder}: no prediction files (kind 'prediction')")
+    if not files: raise ArtifactError(f"{folder}: no prediction files (kind 'prediction')")
     spaces_found = {m['space'] for _, m in files.values()}
-    if len(spaces_found) != 1:
-        raise ArtifactError(f"{folder}: predictions in several spaces {sorted(spaces_found)}")
+    if len(spaces_found) != 1: raise ArtifactError(f"{folder}: predictions in several spaces {sorted(spaces_found)}")
 
     def predict(clip, grid, subject=None):
-        if clip.clip_id not in files:
-            raise ArtifactError(f"{folder}: no prediction for clip {clip.clip_id!r}")
+        if clip.clip_id not in files: raise ArtifactError(f"{folder}: no prediction for clip {clip.clip_id!r}")
         p, m = files[clip.clip_id]
         a, _ = load_arrays(p, kind='prediction')
         return on_grid(a['pred'], TRGrid(m['tr_s'], m['n_tr'], m['offset_s']), a['tr_valid'], grid)
@@ -104,16 +96,12 @@ def predictions_source(folder, name: str | None = None) -> ModelSource:
     return ModelSource(name or folder.name, 'predictions', spaces_found.pop(), predict, None,
                        {'path': str(folder), 'n_files': len(files), 'model': sorted(models)})
 
-
 def model_source(src, name: str | None = None) -> ModelSource:
     "A `ModelSource` from a model folder, a prediction folder, or a ModelSource."
-    if isinstance(src, ModelSource):
-        return src
+    if isinstance(src, ModelSource): return src
     p = Path(src)
-    if (p / 'config.json').is_file() and (p / 'model.safetensors').is_file():
-        return tinytribe_source(p, name)
-    if p.is_dir():
-        return predictions_source(p, name)
+    if (p / 'config.json').is_file() and (p / 'model.safetensors').is_file(): return tinytribe_source(p, name)
+    if p.is_dir(): return predictions_source(p, name)
     raise ArtifactError(f"{p}: neither a Tiny-TRIBE model folder (config.json + model.safetensors) nor a folder "
                         "of predictions")
 
@@ -125,25 +113,20 @@ def teacher_source(folder, name: str = 'teacher') -> ModelSource:
     by = {}
     for p, m in _readable_of_kind(sorted(folder.rglob('*.npz')), 'teacher_segment'):
         by.setdefault(m['video_id'], []).append(p)
-    if not by:
-        raise ArtifactError(f"{folder}: no teacher segments")
+    if not by: raise ArtifactError(f"{folder}: no teacher segments")
     space = read_meta(next(iter(by.values()))[0])['space']
 
     def predict(clip, grid, subject=None):
-        if clip.clip_id not in by:
-            raise ArtifactError(f"{folder}: no teacher segments for clip {clip.clip_id!r}")
+        if clip.clip_id not in by: raise ArtifactError(f"{folder}: no teacher segments for clip {clip.clip_id!r}")
         vals, ok, _ = merge_targets([load_teacher_target(p) for p in by[clip.clip_id]], grid)
         return vals, ok
 
     return ModelSource(name, 'teacher', space, predict, None, {'path': str(folder), 'n_clips': len(by)})
 
-
 def to_space(pred, src: str, dst: str) -> np.ndarray:
     "Predictions in space `src` moved to `dst` (fsaverage5 projects to anything; otherwise the spaces must match)."
-    if src == dst:
-        return pred
-    if src == 'fsaverage5':
-        return np.asarray(spaces.vertex_to_space(np.asarray(pred, np.float32), dst))
+    if src == dst: return pred
+    if src == 'fsaverage5': return np.asarray(spaces.vertex_to_space(np.asarray(pred, np.float32), dst))
     raise ValueError(f"cannot score predictions in {src} against fMRI in {dst}")
 
 # %% ../nbs/52_evaluate.ipynb #5d4dfbba
@@ -151,25 +134,20 @@ def resolve_split(clip_ids, split=None) -> dict:
     "`{'train': [...], 'val': [...], 'how': str}` for `clip_ids` (see above)."
     from tinytribe.fmri import split_clips
     ids = sorted(set(map(str, clip_ids)))
-    if split == 'all':
-        return {'train': [], 'val': ids, 'how': 'all clips scored'}
+    if split == 'all': return {'train': [], 'val': ids, 'how': 'all clips scored'}
     if split is None:
         try:
             return {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
         except ValueError:
             k = max(1, len(ids) // 4)
             return {'train': ids[:-k], 'val': ids[-k:], 'how': f"last {k} of {len(ids)} clips (sorted) scored"}
-    if isinstance(split, (dict, list, tuple)):
-        return {**split_clips(ids, split), 'how': 'given lists'}
-    if split == 'algonauts':
-        return {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
+    if isinstance(split, (dict, list, tuple)): return {**split_clips(ids, split), 'how': 'given lists'}
+    if split == 'algonauts': return {**split_clips(ids, 'algonauts'), 'how': 'algonauts'}
     p = Path(split)
-    if p.suffix == '.json' and p.is_file():
-        return {**split_clips(ids, json.loads(p.read_text())), 'how': f"file {p}"}
+    if p.suffix == '.json' and p.is_file(): return {**split_clips(ids, json.loads(p.read_text())), 'how': f"file {p}"}
     val = [s.strip() for s in str(split).split(',') if s.strip()]
     unknown = sorted(set(val) - set(ids))
-    if unknown:
-        raise ValueError(f"--split names clips with no fMRI or features: {unknown[:5]}")
+    if unknown: raise ValueError(f"--split names clips with no fMRI or features: {unknown[:5]}")
     return {**split_clips(ids, val), 'how': 'given clips scored'}
 
 # %% ../nbs/52_evaluate.ipynb #c857e54d
@@ -183,23 +161,18 @@ class EvalConfig:
     space: str | None = None             # fMRI space to load (None: the data's default)
     progress: bool = True
 
-
 def _feature_index(features) -> dict:
     "{clip_id: path} of the feature files under `features` (a folder, searched recursively, or a list of files)."
     src = Path(features) if isinstance(features, (str, Path)) else None
-    if src is not None and not src.exists():
-        raise ArtifactError(f"{src}: no such file or folder")
+    if src is not None and not src.exists(): raise ArtifactError(f"{src}: no such file or folder")
     cands = [Path(f) for f in features] if src is None else (sorted(src.rglob('*.npz')) if src.is_dir() else [src])
     out = {}
     for p, m in _readable_of_kind(cands, FEATURES_KIND):
         cid = m.get('clip_id', p.stem)
-        if cid in out:
-            raise ArtifactError(f"clip {cid!r} has two feature files: {out[cid]} and {p}")
+        if cid in out: raise ArtifactError(f"clip {cid!r} has two feature files: {out[cid]} and {p}")
         out[cid] = p
-    if not out:
-        raise ArtifactError(f"{features}: no feature files")
+    if not out: raise ArtifactError(f"{features}: no feature files")
     return out
-
 
 class ClipStore(dict):
     "Feature files by clip id, each loaded on first use: `clips[cid]` -> ClipFeatures."
@@ -211,16 +184,13 @@ class ClipStore(dict):
         self[cid] = load_features(self.index[cid])
         return self[cid]
 
-
 def load_runs(fmri, fidx: dict, cfg: EvalConfig, features=None) -> list:
     "The fMRI runs of the clips in `fidx` (fitted to their durations); an error naming the folders when none."
     from tinytribe.fmri import load_fmri
     durations = {c: float(read_meta(p)['duration_s']) for c, p in fidx.items()}
     runs = load_fmri(fmri, subjects=cfg.subjects, clips=sorted(fidx), space=cfg.space, durations=durations)
-    if not runs:
-        raise ArtifactError(f"{fmri}: no fMRI runs for the {len(fidx)} clips in {features}")
+    if not runs: raise ArtifactError(f"{fmri}: no fMRI runs for the {len(fidx)} clips in {features}")
     return runs
-
 
 def checked_split(runs, cfg: EvalConfig) -> dict:
     "The split of the runs' clips; an error when it scores nothing, or leaves the ridge nothing to train on."
@@ -230,7 +200,6 @@ def checked_split(runs, cfg: EvalConfig) -> dict:
     if cfg.baseline == 'ridge' and not split['train']:
         raise ValueError("the ridge baseline needs training clips: give a split")
     return split
-
 
 def _versions() -> dict:
     import importlib.metadata as md
@@ -273,13 +242,11 @@ def repeated_elsewhere(fmri, subject: str, space: str, exclude=()) -> list:
     twice = sorted(c for c, k in Counter(r.clip_id for r in refs).items() if k >= 2)
     return load_fmri(fmri, subjects=[subject], clips=twice, space=space) if twice else []
 
-
 def borrowed_repeats(fmri, subject: str, runs: list, split: dict):
     """`tinytribe.metrics.RepeatStats` of `subject`'s repeated clips elsewhere in the data set when none of its
     scored clips was shown twice; None when they were (their own repeats give the ceiling) or nothing was repeated."""
     scored = Counter(r.clip_id for r in runs if r.subject == subject and r.clip_id in split['val'])
-    if not scored or max(scored.values()) >= 2:
-        return None
+    if not scored or max(scored.values()) >= 2: return None
     return repeats_stats(repeated_elsewhere(fmri, subject, runs[0].space, exclude=split['val']))
 
 # %% ../nbs/52_evaluate.ipynb #44b0d7de
@@ -289,17 +256,14 @@ def teacher_agreement(pred: dict, teacher: dict, r_model, r_teacher) -> dict:
     ag = agreement([pred[c][0] for c in ids], [teacher[c][0] for c in ids], [pred[c][2] & teacher[c][2] for c in ids])
     return {'r_mean': ag['mean'], 'r_median': ag['median'], 'r_map_similarity': map_similarity(r_model, r_teacher)}
 
-
 def fit_ridge(train_runs: list, test_runs: list, clips: ClipStore, scored: list, cfg: RidgeConfig) -> tuple:
     "The ridge baseline fitted on `train_runs` and its predictions of the clips of `test_runs`: (predictions, info)."
     train = mean_repeats(train_runs)
     rb = RidgeBaseline(cfg).fit([(clips[c], g, Y, ok) for c, (Y, ok, g, _) in train.items()], exclude=scored)
     leak = sorted(set(rb.train_clips) & set(scored))
-    if leak:
-        raise ValueError(f"the ridge baseline was fitted on scored clips {leak[:5]}")
+    if leak: raise ValueError(f"the ridge baseline was fitted on scored clips {leak[:5]}")
     pred = {c: (rb.predict(clips[c], g), g, np.ones(g.n, bool)) for c, (_, _, g, _) in mean_repeats(test_runs).items()}
     return pred, rb.info
-
 
 def score_subject(s: str, runs: list, split: dict, srcs: dict, teacher, preds: Predictions, cfg: EvalConfig,
                   analytic=None, timing: dict | None = None, repeats=None) -> dict | None:
@@ -308,8 +272,7 @@ def score_subject(s: str, runs: list, split: dict, srcs: dict, teacher, preds: P
     the subject's repeated clips elsewhere (`borrowed_repeats`), for a ceiling when the scored clips have none."""
     timing = {} if timing is None else timing
     test_runs = [r for r in runs if r.subject == s and r.clip_id in split['val']]
-    if not test_runs:
-        return None
+    if not test_runs: return None
     t1 = time.perf_counter()
     space = preds.space
     out = {'models': {}, 'agreement': {}, 'teacher': None, 'ridge': None, 'ridge_info': None}
@@ -335,13 +298,11 @@ def _mean_or_none(vals) -> float | None:
     vals = [v for v in vals if v is not None]
     return float(np.mean(vals)) if vals else None
 
-
 def _reliability(hs: list) -> dict:
     "Whether the ceiling held in every subject, and why not where it did not."
     notes = sorted({h['ceiling_note'] for h in hs if h.get('ceiling_note')})
     return {'ceiling_reliable': all(h.get('ceiling_reliable', True) for h in hs)} | (
         {'ceiling_note': '; '.join(notes)} if notes else {})
-
 
 def combine(per_sub: dict, space: str) -> dict:
     "Headline numbers over subjects (means of per-subject numbers) and the mean maps."
@@ -371,7 +332,6 @@ def combine(per_sub: dict, space: str) -> dict:
         if se:
             out[k] = float(np.sqrt(np.sum(np.square(se)))) / len(se)   # s.e. of the mean over subjects
     return out
-
 
 def ceiling_summary(per_sub: dict) -> tuple[np.ndarray | None, dict]:
     """(the ceiling map, RMS over subjects, NaN where a column's ceiling is unreliable in a subject, or None;
@@ -414,14 +374,12 @@ def _sources(models, teacher) -> tuple[dict, ModelSource | None]:
         teacher = teacher_source(teacher)
     return srcs, teacher
 
-
 def _provenance(srcs: dict, features, fmri, teacher, runs: list) -> dict:
     return {'models': {n: {'kind': m.kind, 'space': m.space, **{k: v for k, v in m.meta.items() if k != 'config'}}
                        for n, m in srcs.items()},
             'features': str(features), 'fmri': str(fmri), 'layout': runs[0].provenance.get('layout'),
             'dataset': runs[0].dataset, 'tr_s': runs[0].grid.tr_s, 'n_runs': len(runs),
             'teacher': str(teacher) if teacher is not None else None, 'versions': _versions(), 'created': now_iso()}
-
 
 def _example(s0: str, runs: list, split: dict, srcs: dict, teacher, preds: Predictions) -> dict:
     "One subject's measured data and predictions of the scored clips, for the report's pictures."
@@ -430,7 +388,6 @@ def _example(s0: str, runs: list, split: dict, srcs: dict, teacher, preds: Predi
             'preds': {n: preds.of(n, s0) for n in srcs},
             'clips': {c: preds.clips[c] for c in split['val'] if c in preds.clips},
             'teacher': preds.of(teacher.name, s0) if teacher is not None else {}}
-
 
 def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None) -> dict:
     """Score `models` ({name: model folder | prediction folder | ModelSource}, or a list) on the scored clips of
@@ -451,8 +408,7 @@ def evaluate(models, features, fmri, teacher=None, cfg: EvalConfig | None = None
                            borrowed_repeats(fmri, s, runs, split))
         if sc is not None:
             per[s] = sc
-    if not per:
-        raise ValueError("no subject has runs of the scored clips")
+    if not per: raise ValueError("no subject has runs of the scored clips")
     res = {'space': space, 'split': split, 'subjects': subjects, 'models': {}, 'ridge': None, 'teacher': None,
            'timing_s': timing,
            'scored_clips_trained_on': scored_trained_clips(srcs, split['val'])}   # loud: scores of memorised clips
@@ -483,7 +439,6 @@ def learning_curves(run_dirs: dict) -> dict:
     rows = {n: read_metrics(d) for n, d in (run_dirs or {}).items()}
     return {n: r for n, r in rows.items() if r}
 
-
 def card_scores(res: dict, name: str) -> dict:
     "What an evaluation says of model `name`, in the model card's terms (`tinytribe.model.update_card`)."
     m = res['models'][name]
@@ -494,15 +449,13 @@ def card_scores(res: dict, name: str) -> dict:
            'split': res['split']['val'], 'subjects': sorted(m['subjects'])}
     return {k: v for k, v in out.items() if v is not None}
 
-
 def record_in_cards(res: dict, report) -> list:
     """Record each scored Tiny-TRIBE model folder's scores in its model card (`tinytribe.model.update_card`) with the
     report as the source; -> the folders updated. A hook: where the model module has no cards yet, nothing is
     written."""
     from tinytribe import model as model_module
     update = getattr(model_module, 'update_card', None)
-    if update is None:
-        return []
+    if update is None: return []
     done = []
     for n, m in res['models'].items():
         src = m['source']
@@ -510,7 +463,6 @@ def record_in_cards(res: dict, report) -> list:
             update(src.meta['path'], card_scores(res, n), source=str(report))
             done.append(src.meta['path'])
     return done
-
 
 def model_names(paths: list) -> list:
     "Names of the model folders: the folder's name (RUN/model: the run's), numbered when two are the same."
@@ -522,7 +474,6 @@ def model_names(paths: list) -> list:
         seen[n] = seen.get(n, 0) + 1
         names.append(n if seen[n] == 1 else f"{n}_{seen[n]}")
     return names
-
 
 @dataclass
 class EvaluateOptions:
@@ -538,7 +489,6 @@ class EvaluateOptions:
     subjects: str | None = None  # comma-separated subjects (default all)
     run_dir: list[str] = field(default_factory=list)  # training run folder (metrics.jsonl) for learning curves; once per model
     out: str = field(kw_only=True)  # report folder
-
 
 def evaluate_report(opts: EvaluateOptions) -> dict:
     """The evaluation job: every input checked, `evaluate` on the models (named by `model_names`), the report written to

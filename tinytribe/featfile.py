@@ -59,8 +59,7 @@ class ClipFeatures:
         T = self.n_steps
         for m in MODALITIES:
             x, k = self.feature(m), self.mask(m)
-            if x.ndim != 2 or x.shape[0] != T:
-                raise ArtifactError(f"{w}: {m} has shape {x.shape}, expected ({T}, D)")
+            if x.ndim != 2 or x.shape[0] != T: raise ArtifactError(f"{w}: {m} has shape {x.shape}, expected ({T}, D)")
             if k.shape != (T,) or k.dtype != bool:
                 raise ArtifactError(f"{w}: {m}_mask has shape {k.shape} dtype {k.dtype}")
             if not np.isfinite(x).all(): raise ArtifactError(f"{w}: {m} features hold NaN or inf")
@@ -101,8 +100,7 @@ def load_features(path, validate: bool = True) -> ClipFeatures:
 def features_meta(path) -> dict:
     "The metadata of a feature file (read without its arrays); `ArtifactError` naming the file if it is not one."
     m = read_meta(path)
-    if m.get('kind') != FEATURES_KIND:
-        raise ArtifactError(f"{path}: not a feature file (kind {m.get('kind')!r})")
+    if m.get('kind') != FEATURES_KIND: raise ArtifactError(f"{path}: not a feature file (kind {m.get('kind')!r})")
     missing = [k for k in ('duration_s', 'n_steps') if k not in m]
     if missing: raise ArtifactError(f"{path}: feature file metadata lacks {missing}")
     return {**m, 'clip_id': m.get('clip_id') or Path(path).stem}

@@ -278,8 +278,7 @@ def read_run(ref: RunRef, durations: dict | None = None, report: list | None = N
     raw = ref.read()
     if raw.ndim != 2: raise ArtifactError(f"{where}: expected (TRs, outputs), got shape {raw.shape}")
     n_out = spaces.space_size(ref.space)
-    if raw.shape[1] != n_out:
-        raise ArtifactError(f"{where}: {raw.shape[1]} columns, but space {ref.space} has {n_out}")
+    if raw.shape[1] != n_out: raise ArtifactError(f"{where}: {raw.shape[1]} columns, but space {ref.space} has {n_out}")
     data, valid, info = clean_rows(raw)
     if info['n_masked'] or info['nan_columns']:
         log.info(f"{what}: {info['n_masked']} TRs masked (NaN or all zero), "
@@ -385,8 +384,7 @@ def _algo_h5(root: Path, space: str | None) -> dict:
             raise ArtifactError(f"{f}: Algonauts 2025 runs are in schaefer1000 (1000 Schaefer parcels), "
                                 f"not {space!r}")
         sub, ds = subject_id(m.group(1)), m.group(2)
-        if ds in files.get(sub, {}):
-            raise ArtifactError(f"{f}: a second {ds} file for {sub} (first: {files[sub][ds]})")
+        if ds in files.get(sub, {}): raise ArtifactError(f"{f}: a second {ds} file for {sub} (first: {files[sub][ds]})")
         files.setdefault(sub, {})[ds] = f
     return files
 
@@ -530,8 +528,6 @@ def _fmriprep_runs(root: Path, report) -> dict:
             _note(f"{name}: two candidate files for one hemisphere {names}: run skipped", report)
         else: out[k] = {h: v[0] for h, v in by_h.items()}
     return out
-
-
 
 def _num(s: str):
     return (0, int(s)) if s.isdigit() else (1, s)

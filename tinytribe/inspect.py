@@ -164,8 +164,7 @@ def _entry_kind(p: Path) -> str:
 def describe_dir(path) -> dict:
     "Describe a folder: a model folder, a training run, simbrain output, or a folder of artifacts (by kind)."
     path = Path(path)
-    if (path / 'config.json').exists() and (path / 'model.safetensors').exists():
-        return describe_model_folder(path)
+    if (path / 'config.json').exists() and (path / 'model.safetensors').exists(): return describe_model_folder(path)
     if (path / 'train_config.json').is_file(): return describe_run(path)   # engine.is_run's test, without torch
     if (path / 'simbrain.json').exists():
         try: return simbrain.describe(path)

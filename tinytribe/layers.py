@@ -262,8 +262,7 @@ class FiLM(nn.Module):
         "x (B,T,d), subject (B,) ids (None: the average subject) -> (B,T,d)"
         if subject is None: subject = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         subject = torch.as_tensor(subject, device=x.device).long().reshape(-1)
-        if subject.numel() != x.shape[0]:
-            raise ValueError(f"{subject.numel()} subject ids for a batch of {x.shape[0]}")
+        if subject.numel() != x.shape[0]: raise ValueError(f"{subject.numel()} subject ids for a batch of {x.shape[0]}")
         if bool(((subject < 0) | (subject >= self.n_rows)).any()):
             raise ValueError(f"subject ids must be in 0..{self.n_rows - 1} (0 = average subject), "
                              f"got {subject.tolist()}")

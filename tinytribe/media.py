@@ -165,8 +165,7 @@ def probe(path) -> MediaInfo:
 def _to_rgb(frame, size: int, resize: str) -> np.ndarray:
     "A decoded `av.VideoFrame` as `(size, size, 3)` uint8 RGB (short side resized, centre crop; or squash)."
     w, h = frame.width, frame.height
-    if resize == 'squash':
-        return frame.reformat(width=size, height=size, format='rgb24').to_ndarray()
+    if resize == 'squash': return frame.reformat(width=size, height=size, format='rgb24').to_ndarray()
     if resize != 'crop': raise ValueError(f"resize must be 'crop' or 'squash', got {resize!r}")
     s = size / min(w, h)
     nw, nh = max(size, round(w * s)), max(size, round(h * s))
@@ -611,8 +610,7 @@ def words_for(media_path, transcripts=None, asr: bool = True, asr_model=None, in
         t = Path(transcripts)
         tp = t if t.is_file() else find_transcript(media_path, t)
     if tp is None: tp = find_transcript(media_path, media_path.parent, recursive=False)
-    if tp is not None:
-        return clip_words(read_transcript(tp), info.duration_s), f'transcript:{tp}'
+    if tp is not None: return clip_words(read_transcript(tp), info.duration_s), f'transcript:{tp}'
     if not (asr and info.has_audio): return [], 'none'
     m = load_asr(asr_model)
     words = []

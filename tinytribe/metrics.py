@@ -21,8 +21,7 @@ __all__ = ['ROI_LABELS', 'MIN_CEILING_TRS', 'valid_rows', 'CorrStats', 'pearson_
 def valid_rows(target, valid=None) -> np.ndarray:
     "Rows of `target` (n, C) that may be scored: marked valid, finite, and not all zero (masked TRs)."
     target = np.asarray(target)
-    if target.ndim != 2:
-        raise ValueError(f"target must be (time, column), got shape {target.shape}")
+    if target.ndim != 2: raise ValueError(f"target must be (time, column), got shape {target.shape}")
     ok = np.isfinite(target).all(1) & (np.abs(target).sum(1) > 0)
     if valid is not None:
         valid = np.asarray(valid, bool)
@@ -47,8 +46,7 @@ class CorrStats:
         C = target.shape[1]
         if self.sxy is None:
             self.sxy, self.sxx, self.syy = np.zeros(C), np.zeros(C), np.zeros(C)
-        if len(self.sxy) != C:
-            raise ValueError(f"run has {C} columns, earlier runs {len(self.sxy)}")
+        if len(self.sxy) != C: raise ValueError(f"run has {C} columns, earlier runs {len(self.sxy)}")
         xy, xx, yy = np.zeros(C), np.zeros(C), np.zeros(C)
         rows = np.flatnonzero(ok)
         for a in range(0, C, self.chunk):
@@ -70,16 +68,13 @@ class CorrStats:
 
     def r(self) -> np.ndarray:
         "Pooled r per column (NaN where a side is constant or no rows were scored)."
-        if self.sxy is None:
-            raise ValueError("no runs added")
+        if self.sxy is None: raise ValueError("no runs added")
         return _r(self.sxy, self.sxx, self.syy)
-
 
 def _r(xy, xx, yy) -> np.ndarray:
     den = np.sqrt(xx * yy)
     ok = den > 1e-12 * np.maximum(np.maximum(xx, yy), 1e-300)
     return np.where(ok, xy / np.where(ok, den, 1), np.nan)
-
 
 def pearson_r(pred, target, valid=None) -> np.ndarray:
     "Pearson r per column of `pred` and `target` (n, C) over the valid rows (see `valid_rows`); NaN for constant columns."
@@ -103,11 +98,9 @@ class BlockCorr:
         C = target.shape[1]
         if self.T is None:
             self.T = np.zeros((3, C))
-        if self.T.shape[1] != C:
-            raise ValueError(f"run has {C} columns, earlier runs {self.T.shape[1]}")
+        if self.T.shape[1] != C: raise ValueError(f"run has {C} columns, earlier runs {self.T.shape[1]}")
         S = np.zeros((3, C))
-        if len(rows) < 2:
-            return np.full(C, np.nan)
+        if len(rows) < 2: return np.full(C, np.nan)
         mx = pred[rows].mean(0, dtype=np.float64)
         my = target[rows].mean(0, dtype=np.float64)
         n, parts = len(rows), []
@@ -125,8 +118,7 @@ class BlockCorr:
         return _r(*S)
 
     def r(self) -> np.ndarray:
-        if self.T is None:
-            raise ValueError("no runs added")
+        if self.T is None: raise ValueError("no runs added")
         return _r(*self.T)
 
     def r_loo(self, keys=None) -> np.ndarray:
@@ -139,8 +131,7 @@ def summarise(values) -> dict:
     "Mean, median, quartiles, 5/95% and a 20-bin histogram on [-1, 1] of the finite `values`."
     v = np.asarray(values, np.float64).ravel()
     f = v[np.isfinite(v)]
-    if f.size == 0:
-        return {'n': 0, 'n_nan': int(v.size), 'mean': None, 'median': None}
+    if f.size == 0: return {'n': 0, 'n_nan': int(v.size), 'mean': None, 'median': None}
     q = np.percentile(f, [5, 25, 50, 75, 95])
     h, _ = np.histogram(np.clip(f, -1, 1), bins=20, range=(-1, 1))
     return {
@@ -166,7 +157,6 @@ ROI_LABELS = {
     'dmn_schaefer7_default': 'default mode',
 }
 
-
 def roi_columns(space: str, names=None) -> dict:
     "Columns of output space `space` that make up each ROI: {roi: int array} (see above)."
     names = list(ROI_LABELS) if names is None else list(names)
@@ -185,7 +175,6 @@ def roi_columns(space: str, names=None) -> dict:
             out[n] = cols if len(cols) else np.array([int(share.argmax())])
     return out
 
-
 def roi_summary(values, space: str, names=None) -> dict:
     "Mean of the finite `values` (C,) over each ROI's columns: {roi: float or None}."
     values = np.asarray(values, np.float64)
@@ -200,7 +189,6 @@ def roi_summary(values, space: str, names=None) -> dict:
 
 # %% ../nbs/50_metrics.ipynb #cb160683
 MIN_CEILING_TRS = 40  # fewer repeated TRs than this: no ceiling is trusted (see the introduction)
-
 
 @dataclass
 class Ceiling:
@@ -217,8 +205,7 @@ class Ceiling:
     def reliable(self) -> np.ndarray:
         """(C,) columns whose ceiling can be divided by: at least `MIN_CEILING_TRS` TRs and ρ of one repeat more than
         two standard errors above zero (a negative or noise-level ρ is reported as unreliable, never divided by)."""
-        if self.se1 is None or self.n_trs < MIN_CEILING_TRS:
-            return np.zeros(len(self.rho1), bool)
+        if self.se1 is None or self.n_trs < MIN_CEILING_TRS: return np.zeros(len(self.rho1), bool)
         return np.isfinite(self.rho1) & (self.rho1 > 2 * self.se1)
 
     @property
@@ -230,7 +217,6 @@ class Ceiling:
     def ceiling(self) -> np.ndarray:
         "Noise ceiling per column in r units for the scored target: √max(ρ, 0)."
         return np.sqrt(np.clip(self.rho, 0, None))
-
 
 def spearman_brown(rho1, k: float) -> np.ndarray:
     "Reliability of the mean of `k` repeats from that of one: kρ/(1+(k-1)ρ) (negatives pass through as ρ·k/(1+…))."
@@ -258,17 +244,14 @@ class RepeatStats:
         vr = np.ones((R, n), bool) if valid is None else np.broadcast_to(np.asarray(valid, bool), (R, n))
         ok = np.logical_and.reduce([valid_rows(x[i], vr[i]) for i in range(R)])
         rows = np.flatnonzero(ok)
-        if len(rows) < 2:
-            return self
+        if len(rows) < 2: return self
         bt = self.block_trs or max(2, int(math.ceil(n / max(1, self.n_blocks // 2))))
         key = len(self.clips) if key is None else key
         blocks, keys = [], []
         for k in np.unique(rows // bt):
             xb = x[:, rows[rows // bt == k]].astype(np.float64)
             tot = xb.sum(0)
-            blocks.append(
-                {'n': xb.shape[1], 's': xb.sum(1), 'q': (xb * xb).sum((0, 1)), 'p': (tot * tot).sum(0)}
-            )
+            blocks.append({'n': xb.shape[1], 's': xb.sum(1), 'q': (xb * xb).sum((0, 1)), 'p': (tot * tot).sum(0)})
             keys.append((key, int(k)))
         self.clips.append({'R': R, 'blocks': blocks, 'keys': keys})
         self.R.add(R)
@@ -290,12 +273,10 @@ class RepeatStats:
         less block `drop`'s part of those same centred sums (the rest is *not* re-centred: see the introduction)."""
         bl, R = c['blocks'], c['R']
         n = sum(b['n'] for b in bl)
-        if n < 2:
-            return 0.0, 0.0
+        if n < 2: return 0.0, 0.0
         s = sum(b['s'] for b in bl)
         sig, tot = self._parts(R, n, s, sum(b['q'] for b in bl), sum(b['p'] for b in bl))
-        if drop is None:
-            return sig, tot
+        if drop is None: return sig, tot
         b, m = bl[drop], s / n  # m (R, C): each repeat's mean over the clip
         M = m.sum(0)
         qb = b['q'] - 2 * (m * b['s']).sum(0) + b['n'] * (m * m).sum(0)  # Σ_block Σ_r (x_r - m_r)²
@@ -304,8 +285,7 @@ class RepeatStats:
 
     def reliability(self) -> tuple[np.ndarray, np.ndarray, int]:
         "(ρ of one repeat per column, the leave-one-block-out ρ (B, C), B)."
-        if not self.clips:
-            raise ValueError("no clip with two repeats and two valid TRs")
+        if not self.clips: raise ValueError("no clip with two repeats and two valid TRs")
         parts = [self._clip_sums(c) for c in self.clips]
         S, T = sum(p[0] for p in parts), sum(p[1] for p in parts)
         loo = []
@@ -319,7 +299,6 @@ class RepeatStats:
     def n_trs(self) -> int:
         return int(sum(b['n'] for c in self.clips for b in c['blocks']))
 
-
 def _ratio(s, t):
     t = np.asarray(t, np.float64)
     return np.where(t > 1e-12, np.asarray(s) / np.where(t > 1e-12, t, 1), np.nan)
@@ -332,7 +311,6 @@ def _jack(full, loo):
         warnings.simplefilter('ignore', RuntimeWarning)  # all-NaN columns (no signal anywhere) stay NaN
         m = np.nanmean(loo, 0)
     return B * full - (B - 1) * m, np.sqrt((B - 1) / B * np.nansum((loo - m) ** 2, 0))
-
 
 def noise_ceiling(
     runs_by_clip, n_repeats: int | None = None, where=None, n_blocks: int = 20, valid_by_clip=None
@@ -352,13 +330,7 @@ def noise_ceiling(
     if where is not None:
         sel[np.asarray(where)] = True
     sel &= np.isfinite(rho)
-    summ = {
-        'n_columns': int(sel.sum()),
-        'n_trs': st.n_trs,
-        'n_clips': len(st.clips),
-        'n_blocks': B,
-        'n_repeats': k,
-    }
+    summ = {'n_columns': int(sel.sum()), 'n_trs': st.n_trs, 'n_clips': len(st.clips), 'n_blocks': B, 'n_repeats': k}
     if sel.any():
         stat = lambda r: math.sqrt(max(float(np.nanmean(spearman_brown(r[sel], k))), 0.0))
         full = stat(rho)
@@ -407,13 +379,11 @@ def ceiling_from_analytic(c1, n_repeats: int = 1) -> np.ndarray:
     "Ceiling (r units) of a target averaging `n_repeats` repeats from a one-repeat analytic ceiling `c1`."
     return np.sqrt(np.clip(spearman_brown(np.asarray(c1, np.float64) ** 2, n_repeats), 0, None))
 
-
 def find_analytic_ceiling(root, subject: str, space: str) -> np.ndarray | None:
     "simbrain's analytic one-repeat ceiling of `subject` in `space` under `root` (fmri/sub-XX/func/...), or None."
     root = Path(root)
     hits = sorted(root.glob(f"**/{subject}/func/{subject}_*_desc-analytic_noiseceiling_{space}.npy"))
-    if not hits:
-        return None
+    if not hits: return None
     return np.mean([np.load(h).astype(np.float64) for h in hits], 0)
 
 # %% ../nbs/50_metrics.ipynb #d338f26b
@@ -427,7 +397,6 @@ def fraction_of_ceiling(r, ceiling, where=None) -> float:
         ok &= w
     den = float(np.mean(c[ok] ** 2)) if ok.any() else 0.0
     return float(np.mean(r[ok] * np.abs(r[ok])) / den) if den > 0 else float('nan')
-
 
 def normalised_r(r, ceiling, min_ceiling: float = 0.1) -> np.ndarray:
     "Per-column r·|r| / ceiling² (Algonauts), NaN where the ceiling is below `min_ceiling` (too noisy to divide by)."
@@ -446,7 +415,6 @@ def agreement(a_runs, b_runs, valid_runs=None) -> dict:
         cs.add(a, b, ok)
     r = cs.r()
     return {'r': r, 'mean': float(np.nanmean(r)), 'median': float(np.nanmedian(r))}
-
 
 def map_similarity(r_a, r_b) -> float:
     "Correlation across columns of two r maps (finite in both)."
@@ -469,7 +437,6 @@ def tr_features(clip, grid: TRGrid) -> dict:
         out[m] = (acc / np.maximum(cnt, 1)[:, None]).astype(np.float32)
     return out
 
-
 def fir(x, delays=range(7)) -> np.ndarray:
     "Delayed copies of `x` (n, D) side by side (n, D·len(delays)): block j is x shifted down by delays[j] rows, zeros above."
     x = np.asarray(x)
@@ -490,7 +457,6 @@ class RidgeConfig:
     n_folds: int = 5  # CV folds over training clips (contiguous blocks if one clip)
     targets_batch: int = 2048
     seed: int = 0
-
 
 class RidgeBaseline:
     """Banded ridge with FIR delays over the three modalities (himalaya), fitted on training clips only.
@@ -524,10 +490,8 @@ class RidgeBaseline:
 
         ids = [it[0].clip_id for it in items]
         leak = sorted(set(ids) & set(exclude))
-        if leak:
-            raise ValueError(f"ridge baseline asked to train on scored clips {leak[:5]}: the split leaks")
-        if not items:
-            raise ValueError("ridge baseline: no training clips")
+        if leak: raise ValueError(f"ridge baseline asked to train on scored clips {leak[:5]}: the split leaks")
+        if not items: raise ValueError("ridge baseline: no training clips")
         t0 = time.perf_counter()
         Xs, Ys, gs = [], [], []
         for k, (clip, grid, Y, valid) in enumerate(items):
@@ -539,8 +503,7 @@ class RidgeBaseline:
             Ys.append(y.astype(np.float32))
             gs.append(np.full(len(X), k))
         X, Y, groups = np.concatenate(Xs), np.concatenate(Ys), np.concatenate(gs)
-        if len(X) < 2 * self.cfg.n_folds:
-            raise ValueError(f"ridge baseline: only {len(X)} training TRs")
+        if len(X) < 2 * self.cfg.n_folds: raise ValueError(f"ridge baseline: only {len(X)} training TRs")
         set_backend('numpy', on_error='raise')
         widths = [clip_dims * len(self.cfg.delays) for clip_dims in self._dims(items[0][0])]
         edges = np.cumsum([0] + widths)
@@ -588,10 +551,8 @@ class RidgeBaseline:
 
     def predict(self, clip, grid: TRGrid) -> np.ndarray:
         "Predicted responses (grid.n, C) of `clip` on `grid`; refuses a training clip (that would not be a test)."
-        if self.model is None:
-            raise ValueError("ridge baseline not fitted")
-        if clip.clip_id in self.train_clips:
-            raise ValueError(f"ridge baseline: {clip.clip_id!r} was a training clip")
+        if self.model is None: raise ValueError("ridge baseline not fitted")
+        if clip.clip_id in self.train_clips: raise ValueError(f"ridge baseline: {clip.clip_id!r} was a training clip")
         return np.asarray(self.model.predict(self.design(clip, grid).astype(np.float32)), np.float32)
 
 # %% ../nbs/50_metrics.ipynb #6ab7f96d
@@ -599,13 +560,11 @@ def on_grid(pred, grid: TRGrid, valid, target_grid: TRGrid) -> tuple[np.ndarray,
     "A prediction `(pred, grid, valid)` on `target_grid`: (values, valid)."
     pred = np.asarray(pred)
     valid = np.ones(grid.n, bool) if valid is None else np.asarray(valid, bool)
-    if grid == target_grid:
-        return pred, valid
+    if grid == target_grid: return pred, valid
     out, ok = resample_grid(pred, grid, target_grid)
     vv, _ = resample_grid(valid.astype(np.float32)[:, None], grid, target_grid)
     ok &= np.nan_to_num(vv[:, 0]) > 0.999
     return np.nan_to_num(out), ok
-
 
 def mean_repeats(runs) -> dict:
     "Runs (FmriRun-like) grouped by clip -> {clip_id: (mean data (n, C), valid (n,), grid, stacked repeats (R, n, C))}."
@@ -620,19 +579,16 @@ def mean_repeats(runs) -> dict:
         out[cid] = (X.mean(0), ok, TRGrid(rs[0].grid.tr_s, n, rs[0].grid.offset_s), X)
     return out
 
-
 def repeats_stats(runs, block_trs: int | None = None, n_blocks: int = 20) -> RepeatStats | None:
     """`RepeatStats` of the clips of `runs` (FmriRun-like, one subject and space) shown at least twice, or None when
     no clip was: the repeats the ceiling of *other* clips, shown once, can borrow (see `score_runs`)."""
     rep = {c: g for c, g in mean_repeats(runs).items() if len(g[3]) >= 2}
-    if not rep:
-        return None
+    if not rep: return None
     bt = block_trs or max(5, int(math.ceil(sum(g[2].n for g in rep.values()) / n_blocks)))
     st = RepeatStats(block_trs=bt)
     for cid, (_, ok, _, X) in rep.items():
         st.add(X, ok, key=('repeats', cid))
     return st if st.clips else None
-
 
 def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int = 20,
                repeats: RepeatStats | None = None) -> dict:
@@ -643,8 +599,7 @@ def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int
     if known. Clips without a prediction are an error."""
     grouped = mean_repeats(runs)
     missing = sorted(set(grouped) - set(predictions))
-    if missing:
-        raise ValueError(f"no prediction for clips {missing[:5]}")
+    if missing: raise ValueError(f"no prediction for clips {missing[:5]}")
     bt = max(5, int(math.ceil(sum(g[2].n for g in grouped.values()) / n_blocks)))
     bc, per_clip, st = BlockCorr(bt), {}, RepeatStats(block_trs=bt)
     for cid, (_, ok, grid, X) in grouped.items():
@@ -690,7 +645,6 @@ def score_runs(runs, predictions: dict, space: str, analytic=None, n_blocks: int
             out['jack'] |= {'rho_raw': a**2, 'rho_loo': np.broadcast_to(a**2, (len(keys), len(a)))}
     return out
 
-
 def _pooled(r, rho) -> tuple:
     "(mean r, mean ρ, mean r·|r|) over the columns with finite r and ρ, per row of (.., C) arrays; NaN where none."
     r, rho = np.atleast_2d(r), np.atleast_2d(rho)
@@ -699,10 +653,8 @@ def _pooled(r, rho) -> tuple:
     mean = lambda x: np.where(n > 0, np.where(ok, x, 0).sum(1) / np.maximum(n, 1), np.nan)
     return mean(r), mean(rho), mean(r * np.abs(r))
 
-
 def _finite(x) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
-
 
 def _scores(r, rho, r_loo=None, rho_loo=None, n_trs: int | None = None, gate: bool = True) -> dict:
     """r_mean, noise_ceiling_mean and fraction_of_ceiling of one set of columns (see `headline`). With the
@@ -714,8 +666,7 @@ def _scores(r, rho, r_loo=None, rho_loo=None, n_trs: int | None = None, gate: bo
                 'fraction_of_ceiling': None}
     rm, den, num = (x[0] for x in _pooled(r, rho))
     out = {'r_mean': _finite(rm)}
-    if out['r_mean'] is None:
-        return out | {'noise_ceiling_mean': None, 'fraction_of_ceiling': None}
+    if out['r_mean'] is None: return out | {'noise_ceiling_mean': None, 'fraction_of_ceiling': None}
     se = {}
     if r_loo is not None and len(r_loo) >= 3:
         lr, lden, lnum = _pooled(r_loo, rho_loo)
@@ -741,7 +692,6 @@ def _scores(r, rho, r_loo=None, rho_loo=None, n_trs: int | None = None, gate: bo
         out.pop('fraction_of_ceiling_se', None)
     return out
 
-
 def headline(r, rho, space: str, jack: dict | None = None) -> dict:
     """r_mean, r_median, noise_ceiling_mean (√ mean ρ) and fraction_of_ceiling (mean r·|r| / mean ρ), overall and per
     ROI, each set of columns by the same definition (`_scores`). With `jack` (from `score_runs`) the ceiling and the
@@ -755,8 +705,7 @@ def headline(r, rho, space: str, jack: dict | None = None) -> dict:
     n_trs = (jack or {}).get('n_trs_ceiling')
 
     def scores(cols, gate):
-        if use_jack:
-            return _scores(r[cols], rr[cols], jack['r_loo'][:, cols], jack['rho_loo'][:, cols], n_trs, gate)
+        if use_jack: return _scores(r[cols], rr[cols], jack['r_loo'][:, cols], jack['rho_loo'][:, cols], n_trs, gate)
         return _scores(r[cols], None if rr is None else rr[cols], n_trs=n_trs, gate=gate)
 
     out = scores(np.arange(len(r)), gate=False)

@@ -271,8 +271,7 @@ def _segments(pairs, hp, seg, dims, extra, stride=None):
 
 def _part(pairs, hp, dims, extra, layout, subject, weight, tspace, curriculum=True):
     "A `Tagged` part: a curriculum of short then long segments (long segments start where short ones do)."
-    if not curriculum:
-        return Tagged(_segments(pairs, hp, hp.seg_trs, dims, extra), layout, subject, weight, tspace)
+    if not curriculum: return Tagged(_segments(pairs, hp, hp.seg_trs, dims, extra), layout, subject, weight, tspace)
     short = _segments(pairs, hp, hp.seg_trs_short, dims, extra)
     long = _segments(pairs, hp, hp.seg_trs, dims, extra, stride=hp.seg_trs_short)
     return Tagged(Curriculum(short, long, hp.switch_epoch), layout, subject, weight, tspace)

@@ -69,7 +69,6 @@ def model_internals(model, clip, grid: TRGrid) -> dict:
         'present': enc.present[0].cpu().numpy(),
     }
 
-
 def roi_gates(gates_tr, pred, space: str) -> dict:
     "Per ROI: the modality gates averaged over TRs weighted by |ROI response - its mean| (see above): {roi: (3,)}."
     out = {}
@@ -83,7 +82,6 @@ def roi_gates(gates_tr, pred, space: str) -> dict:
 # %% ../nbs/51_report.ipynb #7d21e8ab
 R_THRESHOLD = 0.05
 
-
 MAP_KINDS = {
     # kind: (what the colours mean, colour map, symmetric, (vmin, vmax) or None: ±vmax from the data, threshold)
     'r': (f"Pearson r (|r| < {R_THRESHOLD} hidden)", 'cold_hot', True, None, R_THRESHOLD),
@@ -94,14 +92,12 @@ MAP_KINDS = {
     'response': ('response (z-score over the clip)', 'cold_hot', True, (-3, 3), None),
 }
 
-
 def fig_map(values, space: str, title: str, kind: str = 'r', vmax: float | None = None):
     """A brain map of `values` (one per column of `space`) drawn as `kind` (`MAP_KINDS`): 'r' (thresholded at
     |r| < `R_THRESHOLD`, symmetric scale ±`vmax`, by default the 99th percentile of |r| and at least 0.1),
     'fraction' (of the noise ceiling, `normalised_r`: clipped to [-1, 1]), 'ceiling' (the noise ceiling, 0 to 1)
     or 'response' (one TR in per-column z-scores: clipped at ±3)."""
-    if kind not in MAP_KINDS:
-        raise ValueError(f"map kind {kind!r}: choose from {list(MAP_KINDS)}")
+    if kind not in MAP_KINDS: raise ValueError(f"map kind {kind!r}: choose from {list(MAP_KINDS)}")
     label, cmap, symmetric, limits, threshold = MAP_KINDS[kind]
     if limits is None:
         values = np.asarray(values, np.float64)
@@ -111,7 +107,6 @@ def fig_map(values, space: str, title: str, kind: str = 'r', vmax: float | None 
         values = np.clip(values, *limits)
     return spaces.plot_surface(values, space, title=f"{title}\n{label}", cmap=cmap, vmin=limits[0], vmax=limits[1],
                                symmetric=symmetric, threshold=threshold)
-
 
 def _z(x, ok):
     "z-scores over the rows `ok`; constant columns (the medial wall) become NaN, shown as background."
@@ -126,12 +121,10 @@ def _figure(**kw):
 
     return Figure(**kw)
 
-
 def _colour(i: int):
     import matplotlib
 
     return matplotlib.colormaps['tab10'](i % 10)
-
 
 def _laid_out(fig, suptitle: str | None = None):
     "`fig` with its `suptitle` (if any) and a tight layout."
@@ -139,7 +132,6 @@ def _laid_out(fig, suptitle: str | None = None):
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
-
 
 def fig_roi_bars(rows: dict, ceilings: dict, title: str):
     """Grouped bars of mean r per ROI for each model in `rows` ({name: {roi: r}}), the noise ceiling of each ROI
@@ -163,18 +155,15 @@ def fig_roi_bars(rows: dict, ceilings: dict, title: str):
     ax.legend(fontsize=8, ncols=min(len(names) + 1, 4), loc='upper left')
     return _laid_out(fig)
 
-
 def _parcel_means(r, c, space: str):
     "(r, ceiling, unit): vertex spaces averaged into Schaefer-400 parcels (r as a mean, the ceiling as an RMS)."
-    if space != 'fsaverage5':
-        return r, c, f"{space} column"
+    if space != 'fsaverage5': return r, c, f"{space} column"
     ok = np.isfinite(r) & np.isfinite(c)
     Bm = (spaces.parcel_matrix('schaefer400', dtype=np.float64) > 0).astype(np.float64)  # parcel membership
     cnt = Bm @ ok.astype(np.float64)
     rp = (Bm @ np.where(ok, r, 0)) / np.maximum(cnt, 1)
     cp = np.sqrt((Bm @ np.where(ok, c * c, 0)) / np.maximum(cnt, 1))
     return rp[cnt > 0], cp[cnt > 0], 'Schaefer-400 parcel'
-
 
 def fig_r_vs_ceiling(r, ceiling, space: str, title: str):
     """Scatter of r against the noise ceiling per Schaefer-400 parcel (vertex spaces are averaged into parcels),
@@ -197,7 +186,6 @@ def fig_r_vs_ceiling(r, ceiling, space: str, title: str):
     ax.set_title(f"{title}\none dot per {unit} and model")
     ax.legend(loc='upper left', fontsize=8, markerscale=2)
     return _laid_out(fig)
-
 
 def fig_timecourses(measured, preds: dict, ok, grid: TRGrid, space: str, title: str, measured_label: str = 'measured'):
     "Measured and predicted ROI-mean time courses (z-scored) of one clip, one panel per ROI; r of each in the legend."
@@ -224,8 +212,7 @@ def fig_learning_curves(rows: list, title: str):
     "Every numeric metric of `engine.read_metrics` rows against the step."
     skip = {'step', 'epoch', 'time', 'elapsed_s', 'rank'}
     keys = sorted({k for r in rows for k, v in r.items() if k not in skip and isinstance(v, (int, float))})
-    if not keys:
-        raise ValueError("no numeric metrics to plot")
+    if not keys: raise ValueError("no numeric metrics to plot")
     n = len(keys)
     cols = min(3, n)
     fig = _figure(figsize=(4 * cols, 2.6 * math.ceil(n / cols)))
@@ -240,7 +227,6 @@ def fig_learning_curves(rows: list, title: str):
     for ax in axes.ravel()[n:]:
         ax.axis('off')
     return _laid_out(fig, f"{title}\nlearning curves (metric values as logged)")
-
 
 def fig_gates(gates: dict, title: str):
     "Stacked bars of the modality-gate weights per ROI ({roi: (3,)} summing to 1)."
@@ -259,7 +245,6 @@ def fig_gates(gates: dict, title: str):
     ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return _laid_out(fig)
 
-
 def fig_experts(shares, title: str):
     "Heat map of the share of each modality's tokens routed to each expert, per MoE layer."
     L, M, E = shares.shape
@@ -274,7 +259,6 @@ def fig_experts(shares, title: str):
     fig.colorbar(im, ax=axes[0].tolist(), label='share of tokens')
     fig.suptitle(f"{title}\nexpert token shares per layer (top-k assignments / tokens)")
     return fig
-
 
 def fig_hrf(kern, step_s: float, title: str):
     "The learned HRF kernels (one per channel): median and 5-95% band, beside the canonical initialisation."
@@ -333,25 +317,20 @@ def summarise_prediction(
 # %% ../nbs/51_report.ipynb #a7c3e1f2
 CHANCE_FRACTION = 0.05
 
-
 def above_chance(m: dict) -> bool:
     """A scored model (headline numbers) is above chance: mean r more than two standard errors above zero (when
     the error is known) and at least `CHANCE_FRACTION` of the noise ceiling (with no ceiling: r >= `R_THRESHOLD`)."""
     r, se, f = m.get('r_mean'), m.get('r_mean_se'), m.get('fraction_of_ceiling')
-    if r is None or (se is not None and r <= 2 * se):
-        return False
+    if r is None or (se is not None and r <= 2 * se): return False
     return f >= CHANCE_FRACTION if f is not None else r >= R_THRESHOLD
-
 
 def _score(m: dict) -> str:
     f = m.get('fraction_of_ceiling')
     return f"r {m['r_mean']:.3f}" + (f", {f:.1%} of the ceiling" if f is not None else '')
 
-
 def _key(m: dict) -> float:
     f = m.get('fraction_of_ceiling')
     return f if f is not None else m['r_mean']
-
 
 def compare_text(name: str, m: dict, others: dict) -> str:
     """One sentence: how model `name` (headline numbers `m`) compares with the noise ceiling and with `others`
@@ -366,14 +345,12 @@ def compare_text(name: str, m: dict, others: dict) -> str:
     cmp = [f"{k} {', '.join(v[:-1]) + ' and ' + v[-1] if len(v) > 1 else v[0]}" for k, v in side.items() if v]
     if cmp:
         s += ', ' + '; '.join(cmp)
-    if above_chance(m):
-        return s + '.'
+    if above_chance(m): return s + '.'
     return (s + f"; it is at chance (mean r within two standard errors of zero or under {CHANCE_FRACTION:.0%} of the "
             "ceiling), so its predictions, gates and experts describe an untrained model, not the brain.")
 
 # %% ../nbs/51_report.ipynb #3d5302a8
 HEAD_KEYS = ('r_mean', 'r_median', 'noise_ceiling_mean', 'fraction_of_ceiling')
-
 
 def _head(d: dict) -> dict:
     return (
@@ -383,7 +360,6 @@ def _head(d: dict) -> dict:
         | {'rois': d['rois'], 'subjects': d['subjects'], 'clips': d.get('clips', {}),
            'r_distribution': d.get('r_distribution')}
     )
-
 
 def _save(fig, path: Path) -> str:
     "`fig` as a PNG at `path` (written whole); a pyplot-managed figure (nilearn's brain maps) is closed."
@@ -397,18 +373,15 @@ def _save(fig, path: Path) -> str:
         f.write(buf.getvalue())
     return path.name
 
-
 def _others(res: dict, name: str | None = None) -> dict:
     "The scores a model is compared with: the other models, the ridge baseline and the teacher."
     out = {n: m for n, m in res['models'].items() if name is not None and n != name}
     return out | {'the ridge baseline': res['ridge'], 'the teacher': res['teacher']}
 
-
 def _ceiling_map(res: dict):
     "The ceiling map where some column's ceiling held, else None (no column to divide by: no ceiling pictures)."
     cm = res['ceiling_map']
     return cm if cm is not None and np.isfinite(cm).any() else None
-
 
 def _map_figures(res: dict, add) -> None:
     space, cm = res['space'], _ceiling_map(res)
@@ -428,7 +401,6 @@ def _map_figures(res: dict, add) -> None:
         add(fig_map(cm, space, 'measured noise ceiling, RMS over subjects', 'ceiling'), 'ceiling_map.png',
             'the noise ceiling')
 
-
 def _scored(res: dict) -> dict:
     "Every scored thing by name: the models, then the ridge and the teacher when they were scored."
     out = dict(res['models'])
@@ -436,7 +408,6 @@ def _scored(res: dict) -> dict:
         if res[n] is not None:
             out[n] = res[n]
     return out
-
 
 def _summary_figures(res: dict, add) -> None:
     first = next(iter(res['models']))
@@ -448,7 +419,6 @@ def _summary_figures(res: dict, add) -> None:
         maps = {n: m['r_map'] for n, m in _scored(res).items()}
         add(fig_r_vs_ceiling(maps, _ceiling_map(res), res['space'], 'r against the noise ceiling'),
             'r_vs_ceiling.png', 'r against the ceiling, every model')
-
 
 def _example_figures(res: dict, add) -> None:
     "Time courses and maps of the longest scored clip, every model's internals, and the summaries in words."
@@ -492,7 +462,6 @@ def _example_figures(res: dict, add) -> None:
                                     clip_id=cid)
         m['summary_text'] = compare_text(n, m, _others(res, n)) + ' ' + said
 
-
 def draw_figures(res: dict, out: Path, curves: dict | None = None) -> list[tuple[str, str]]:
     """Every picture of the report into `out`: [(file name, caption)]. `curves`: {model name: metrics rows of its
     training run} (`tinytribe.evaluate.learning_curves`). Figures are drawn without pyplot (see the top)."""
@@ -518,12 +487,10 @@ def _json_model(m: dict) -> dict:
             out[k] = m[k]
     return out
 
-
 def report_title(res: dict) -> str:
     "The page's title: every model scored, and the references beside them."
     refs = [n for n in ('ridge', 'teacher') if res.get(n) is not None]
     return 'tinytribe evaluation: ' + ', '.join(res['models']) + (f" (beside {' and '.join(refs)})" if refs else '')
-
 
 def memorised_text(res: dict) -> list:
     "A loud first sentence per model that was trained on some of the scored clips (its scores there measure memory)."
@@ -570,10 +537,8 @@ def report_dict(res: dict, figs: list) -> dict:
     }
     return rep
 
-
 def _fmt(v) -> str:
     return '–' if v is None else f"{v:.3f}"
-
 
 def ranking_note(rep: dict) -> str:
     "Everything scored, ranked by its fraction of the ceiling (by r where no ceiling is known): computed, not fixed."
@@ -583,7 +548,6 @@ def ranking_note(rep: dict) -> str:
     order = sorted(rows, key=lambda n: -_key(rows[n]))
     return 'Ranked by ' + ('fraction of the ceiling' if rep.get('fraction_of_ceiling') is not None else 'mean r') + ': ' + \
         ', '.join(f"{n} ({_score(rows[n])})" for n in order) + '.'
-
 
 def _ceiling_note(rep: dict) -> str:
     def one(s, v):
@@ -604,7 +568,6 @@ def _ceiling_note(rep: dict) -> str:
                 f"repeated TRs, {v['n_trs_scored']} scored; ±0.02 "
                 + (f"needs ~{n} repeated TRs)" if n else f"is out of reach on {v['n_trs_scored']} scored TRs)"))
     return '; '.join(one(s, v) for s, v in rep['noise_ceiling'].items())
-
 
 def report_html(rep: dict, figs: list, out: Path) -> str:
     "A self-contained HTML page: the numbers, the summary and every picture embedded as base64 PNG."
@@ -664,7 +627,6 @@ td:first-child{{text-align:left}} img{{max-width:100%}} figure{{margin:1em 0}} .
 <h2>Pictures</h2>{''.join(imgs)}
 <h2>Provenance</h2><pre>{e(json.dumps(rep['provenance'], indent=1, default=str))}</pre></body></html>"""
 
-
 def write_report(res: dict, out, curves: dict | None = None) -> dict:
     """Pictures, `maps.npz`, `report.json` and `report.html` into folder `out`; returns the JSON report. `curves`:
     {model name: metrics rows} for learning curves (`tinytribe.evaluate.learning_curves`)."""
@@ -691,8 +653,7 @@ def describe_report(path) -> dict:
     p = Path(path)
     if p.is_dir():
         p = p / 'report.json'
-    if not p.is_file():
-        raise ArtifactError(f"{p}: no report.json (not an evaluation report)")
+    if not p.is_file(): raise ArtifactError(f"{p}: no report.json (not an evaluation report)")
     try:
         rep = json.loads(p.read_text())
     except json.JSONDecodeError as e:

@@ -83,8 +83,7 @@ class TeacherSegment:
             if p.shape != (n, _space_width(s, w)):
                 raise ArtifactError(f"{w}: pred_{s} has shape {p.shape}, expected ({n}, {_space_width(s, w)})")
         for k, a in self.arrays().items():
-            if not np.isfinite(a).all():
-                raise ArtifactError(f"{w}: {k} holds NaN or inf (or overflows float16)")
+            if not np.isfinite(a).all(): raise ArtifactError(f"{w}: {k} holds NaN or inf (or overflows float16)")
         return self
 
 def _space_width(space: str, where: str) -> int:
@@ -173,8 +172,7 @@ def split_segments(pred: np.ndarray, hiddens: dict | None, tr_s: float, offset_s
         if v.shape[0] != N: raise ValueError(f"hidden {k!r} has {v.shape[0]} rows, pred has {N}")
     if seg_len < 1: raise ValueError(f"seg_len must be >= 1, got {seg_len}")
     extra = [s for s in extra_spaces if s != space]
-    if extra and space != 'fsaverage5':
-        raise ValueError(f"projections need fsaverage5 predictions, got {space!r}")
+    if extra and space != 'fsaverage5': raise ValueError(f"projections need fsaverage5 predictions, got {space!r}")
     proj = {s: project(pred, s) for s in extra}
     out = []
     for a in range(0, N, seg_len):

@@ -231,8 +231,7 @@ def _maps(self: SimBrain, centres, amps, u) -> np.ndarray:
 def _subject_params(self: SimBrain, subject: int | None) -> dict:
     "Rotation, region gains and HRF peaks of `subject` (None = the population / average subject)."
     c = self.cfg
-    if subject is None:
-        return {'rot': np.eye(3), 'gain': np.ones(len(REGIONS)), 'peaks': self.hrf_peak_pop}
+    if subject is None: return {'rot': np.eye(3), 'gain': np.ones(len(REGIONS)), 'peaks': self.hrf_peak_pop}
     rng = _rng(c.seed, 'subject', subject)
     axis = rng.standard_normal(3)
     axis /= np.linalg.norm(axis)
@@ -380,8 +379,7 @@ def split_half_ceiling(runs, n_repeats: int = 1) -> np.ndarray:
     """Measured noise ceiling from repeats `runs` (R >= 2, T, V): correlate the means of the even and odd repeats,
     Spearman-Brown that reliability to one repeat, then to `n_repeats`, and take √ (negative reliability -> 0)."""
     runs = np.asarray(runs, np.float64)
-    if runs.ndim != 3 or runs.shape[0] < 2:
-        raise ValueError(f"need (repeats >= 2, T, V) runs, got shape {runs.shape}")
+    if runs.ndim != 3 or runs.shape[0] < 2: raise ValueError(f"need (repeats >= 2, T, V) runs, got shape {runs.shape}")
     return _sb_ceiling(_colcorr(runs[0::2].mean(0), runs[1::2].mean(0)), runs.shape[0] / 2, n_repeats)
 
 def _sb_ceiling(r, k: float, n_repeats: int = 1) -> np.ndarray:
@@ -400,8 +398,7 @@ def simulate_clip(brain: SimBrain, feats: dict, masks: dict, duration_s: float, 
     c = brain.cfg
     noise = noise or RestNoise()
     grid = fmri_grid(duration_s, c.tr_s)
-    if grid.n < 2:
-        raise ValueError(f"clip {clip_id!r} is too short ({duration_s:.1f}s) for a TR of {c.tr_s}s")
+    if grid.n < 2: raise ValueError(f"clip {clip_id!r} is too short ({duration_s:.1f}s) for a TR of {c.tr_s}s")
     Z = brain.latents(feats, masks)
     out = {}
     for s in (range(c.n_subjects) if subjects is None else subjects):

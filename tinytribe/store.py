@@ -174,8 +174,7 @@ class Manifest:
         if self._p('done', key, 'json').exists(): return 'done'
         if self._p('failed', key, 'json').exists(): return 'failed'
         c = self._claim_info(key)
-        if c is not None and c.get('until', 0) > time.time() and not _worker_dead(c.get('worker')):
-            return 'claimed'
+        if c is not None and c.get('until', 0) > time.time() and not _worker_dead(c.get('worker')): return 'claimed'
         return 'pending'
 
     def is_done(self, key) -> bool: return self._p('done', key, 'json').exists()

@@ -60,8 +60,7 @@ def capture_fusion(model, block_ids: Iterable[int] = (3, 5), low_rank: bool = Tr
         return hook
 
     for k in block_ids:
-        if not 0 <= k < n_blocks:
-            raise ValueError(f"fusion block {k} out of range: the encoder has {n_blocks} blocks")
+        if not 0 <= k < n_blocks: raise ValueError(f"fusion block {k} out of range: the encoder has {n_blocks} blocks")
         if types and (types[2 * k] != 'a' or types[2 * k + 1] != 'f'):
             raise ValueError(f"encoder layer types {types[2*k:2*k+2]} at block {k} are not ('a', 'f')")
         cap[fusion_name(k)] = []
@@ -123,8 +122,7 @@ def assemble_rows(values: dict, starts: np.ndarray, tr_s: float, n: int, t0: flo
     out = {}
     for name, v in values.items():
         v = np.asarray(v, np.float64)
-        if v.shape[0] != len(starts):
-            raise ValueError(f"{name} has {v.shape[0]} rows, {len(starts)} start times")
+        if v.shape[0] != len(starts): raise ValueError(f"{name} has {v.shape[0]} rows, {len(starts)} start times")
         acc = np.zeros((n, v.shape[1]))
         np.add.at(acc, idx[inside], v[inside])
         acc[have] /= cnt[have, None]
@@ -202,8 +200,7 @@ def events(self: TribeV2Teacher, media_path):
 
 @patch
 def predict_clip(self: TribeV2Teacher, features=None, media_path=None) -> TeacherOutput:
-    if media_path is None:
-        raise ValueError("TRIBE v2 needs the clip's media file (it runs its own backbones)")
+    if media_path is None: raise ValueError("TRIBE v2 needs the clip's media file (it runs its own backbones)")
     xp = self.load()
     df = self.events(media_path)
     with capture_fusion(xp._model, self.config.blocks, low_rank=self.config.low_rank, pool=True) as cap:

@@ -43,8 +43,7 @@ def candidate_windows(features_dir, seg_len_s: float = 100.0, min_len_s: float |
         f = load_features(p)
         for s in np.arange(0.0, f.duration_s, seg_len_s):
             e = min(s + seg_len_s, f.duration_s)
-            if e - s < min_len_s and not (s == 0 and e - s > 0):
-                continue   # a clip shorter than min_len is one window
+            if e - s < min_len_s and not (s == 0 and e - s > 0): continue   # a clip shorter than min_len is one window
             a, b = int(round(s / f.step_s)), int(math.ceil(e / f.step_s - 1e-6))
             keys.append((f.clip_id, float(s), float(e)))
             rows.append(_window_descriptor(f, a, b))

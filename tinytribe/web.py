@@ -216,8 +216,7 @@ def int8_embeddings(src, dst) -> Path:
     done = 0
     for name, init in list(inits.items()):
         users = [n for n in m.graph.node if name in n.input]
-        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != 2 or init.dims[1] < 2 or not users:
-            continue
+        if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != 2 or init.dims[1] < 2 or not users: continue
         if not all(n.op_type == 'Gather' and n.input[0] == name for n in users): continue
         t = numpy_helper.to_array(init)
         scale = (np.abs(t).max(1, keepdims=True) / 127.0).astype(np.float32)          # (rows, 1): one per token
