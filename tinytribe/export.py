@@ -20,7 +20,7 @@ from .store import require_path, atomic_write, write_json, ArtifactError
 
 # %% auto #0
 __all__ = ['MoEDispatch', 'OnnxStudent', 'pool_matrix', 'onnx_inputs', 'export_onnx', 'onnx_session', 'run_onnx', 'vertex_r',
-           'parity', 'export_features', 'export_mesh', 'export', 'add_grid_options', 'ExportOptions', 'export_job']
+           'parity', 'export_features', 'export_mesh', 'export', 'ExportOptions', 'export_job']
 
 # %% ../nbs/61_export.ipynb #2dc0e1e3
 class MoEDispatch(torch.autograd.Function):
@@ -309,13 +309,6 @@ def export(model_dir, out, int8: bool = False, features=(), features_out=None, m
     return res
 
 # %% ../nbs/61_export.ipynb #46ce7d38
-def add_grid_options(ap, note: str = ''):
-    "The options of the TR grid `tinytribe web` writes predictions on: `--tr/--offset/--subject` (as `ExportOptions` has them)."
-    ap.add_argument('--tr', type=float, default=1.49, help=f'TR in seconds of the predicted grid{note}')
-    ap.add_argument('--offset', type=float, default=0.0, help=f'grid offset in seconds{note}')
-    ap.add_argument('--subject', type=int, default=0, help=f'FiLM row (0 = average subject){note}')
-    return ap
-
 @dataclass
 class ExportOptions:
     "What the export job (`export`, `tinytribe export`) reads and writes."
